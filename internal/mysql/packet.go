@@ -1,0 +1,284 @@
+package mysql
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"time"
+)
+
+// ErrPacketSequence is returned when a peer sends a packet with an unexpected
+// sequence id.
+var ErrPacketSequence = errors.New("mysql: packets out of order")
+
+const (
+	readBufSize  = 16 * 1024
+	writeBufSize = 16 * 1024
+	// smallPacket is the largest packet payload a relay reads whole into
+	// its buffer; larger ones are streamed through in chunks.
+	smallPacket = 64 * 1024
+)
+
+// Conn is one end of a MySQL protocol connection: buffered packet I/O with
+// sequence-id tracking. It is not safe for concurrent use, except Close.
+type Conn struct {
+	raw  net.Conn // the socket (possibly TLS-wrapped)
+	tcp  net.Conn // the original socket, for liveness checks
+	comp *compressor
+	br   *bufio.Reader
+	bw   *bufio.Writer
+
+	seq  uint8
+	buf  []byte // reusable payload buffer
+	head [4]byte
+
+	// MaxPacketSize bounds the size of a logical packet that ReadPacket will
+	// assemble (0 = no limit beyond 1 GiB).
+	MaxPacketSize int
+}
+
+// NewConn wraps a network connection.
+func NewConn(c net.Conn) *Conn {
+	return &Conn{
+		raw: c,
+		tcp: c,
+		br:  bufio.NewReaderSize(c, readBufSize),
+		bw:  bufio.NewWriterSize(c, writeBufSize),
+	}
+}
+
+// NetConn returns the current underlying connection (TLS after an upgrade).
+func (c *Conn) NetConn() net.Conn { return c.raw }
+
+// TCPConn returns the original socket.
+func (c *Conn) TCPConn() net.Conn { return c.tcp }
+
+// Close closes the underlying connection.
+func (c *Conn) Close() error { return c.raw.Close() }
+
+// SetDeadline sets read and write deadlines on the underlying connection.
+func (c *Conn) SetDeadline(t time.Time) error { return c.raw.SetDeadline(t) }
+
+// Seq returns the next expected sequence id.
+func (c *Conn) Seq() uint8 { return c.seq }
+
+// SetSeq sets the next sequence id (used when relaying between two peers).
+func (c *Conn) SetSeq(s uint8) { c.seq = s }
+
+// ResetSeq starts a new command: sequence ids restart at 0.
+func (c *Conn) ResetSeq() {
+	c.seq = 0
+	if c.comp != nil {
+		c.comp.resetSeq()
+	}
+}
+
+// replaceTransport swaps the socket under the buffers (TLS upgrade). The
+// read buffer must be empty.
+func (c *Conn) replaceTransport(nc net.Conn) {
+	c.raw = nc
+	c.br.Reset(nc)
+	c.bw.Reset(nc)
+}
+
+// EnableCompression switches to the compressed protocol (after the handshake).
+func (c *Conn) EnableCompression() {
+	c.comp = newCompressor(c.raw)
+	c.br.Reset(c.comp)
+	c.bw.Reset(c.comp)
+}
+
+// Compressed reports whether the compression protocol is on.
+func (c *Conn) Compressed() bool { return c.comp != nil }
+
+// Buffered reports how many bytes are waiting in the read buffer.
+func (c *Conn) Buffered() int { return c.br.Buffered() }
+
+func (c *Conn) readHeader() (int, error) {
+	if _, err := io.ReadFull(c.br, c.head[:]); err != nil {
+		return 0, err
+	}
+	n := int(uint32(c.head[0]) | uint32(c.head[1])<<8 | uint32(c.head[2])<<16)
+	if c.head[3] != c.seq {
+		return 0, fmt.Errorf("%w: got sequence %d, want %d", ErrPacketSequence, c.head[3], c.seq)
+	}
+	c.seq++
+	return n, nil
+}
+
+// ReadPacket reads one logical packet, joining payloads split over several
+// physical packets. The returned slice is valid until the next read.
+func (c *Conn) ReadPacket() ([]byte, error) {
+	limit := c.MaxPacketSize
+	if limit <= 0 {
+		limit = 1 << 30
+	}
+	total := 0
+	for {
+		n, err := c.readHeader()
+		if err != nil {
+			return nil, err
+		}
+		if total+n > limit {
+			return nil, fmt.Errorf("mysql: packet of more than %d bytes", limit)
+		}
+		if cap(c.buf) < total+n {
+			nb := make([]byte, total, growCap(cap(c.buf), total+n))
+			copy(nb, c.buf[:total])
+			c.buf = nb
+		}
+		c.buf = c.buf[:total+n]
+		if _, err := io.ReadFull(c.br, c.buf[total:]); err != nil {
+			return nil, err
+		}
+		total += n
+		if n < MaxPayload {
+			return c.buf[:total], nil
+		}
+	}
+}
+
+func growCap(have, need int) int {
+	if have == 0 {
+		have = 4096
+	}
+	for have < need {
+		have *= 2
+	}
+	return have
+}
+
+// WritePacket writes one logical packet (split when larger than MaxPayload)
+// into the write buffer. Call Flush to send it.
+func (c *Conn) WritePacket(payload []byte) error {
+	for {
+		n := len(payload)
+		if n > MaxPayload {
+			n = MaxPayload
+		}
+		c.head[0] = byte(n)
+		c.head[1] = byte(n >> 8)
+		c.head[2] = byte(n >> 16)
+		c.head[3] = c.seq
+		c.seq++
+		if _, err := c.bw.Write(c.head[:]); err != nil {
+			return err
+		}
+		if _, err := c.bw.Write(payload[:n]); err != nil {
+			return err
+		}
+		payload = payload[n:]
+		if n < MaxPayload {
+			return nil
+		}
+	}
+}
+
+// Flush sends buffered packets.
+func (c *Conn) Flush() error {
+	if err := c.bw.Flush(); err != nil {
+		return err
+	}
+	if c.comp != nil {
+		return c.comp.flush()
+	}
+	return nil
+}
+
+// WritePacketFlush writes one packet and flushes.
+func (c *Conn) WritePacketFlush(payload []byte) error {
+	if err := c.WritePacket(payload); err != nil {
+		return err
+	}
+	return c.Flush()
+}
+
+// Packet is one physical packet read by ReadRelay.
+type Packet struct {
+	// Len is the physical payload length.
+	Len int
+	// Data holds the payload when it was read whole (Len <= 64 KiB);
+	// otherwise only its first byte and Streamed is true.
+	Data []byte
+	// Streamed is true when the payload was copied through without being
+	// buffered whole.
+	Streamed bool
+	// Continued is true when this physical packet is a full 16 MiB packet
+	// and the logical packet goes on in the next one.
+	Continued bool
+}
+
+// First returns the first payload byte, or 0 for an empty packet.
+func (p *Packet) First() byte {
+	if len(p.Data) == 0 {
+		return 0
+	}
+	return p.Data[0]
+}
+
+// RelayPacket reads one physical packet from c and writes it to dst with
+// dst's sequence id. Small payloads are read whole (returned in Data, valid
+// until the next call); large ones are streamed through a bounded buffer
+// and only their first byte is returned. dst may be nil to discard.
+func (c *Conn) RelayPacket(dst *Conn) (Packet, error) {
+	n, err := c.readHeader()
+	if err != nil {
+		return Packet{}, err
+	}
+	p := Packet{Len: n, Continued: n == MaxPayload}
+	if n <= smallPacket {
+		if cap(c.buf) < n {
+			c.buf = make([]byte, growCap(cap(c.buf), n))
+		}
+		c.buf = c.buf[:n]
+		if _, err := io.ReadFull(c.br, c.buf); err != nil {
+			return p, err
+		}
+		p.Data = c.buf
+		if dst != nil {
+			if err := dst.WritePacket(c.buf); err != nil {
+				return p, err
+			}
+		}
+		return p, nil
+	}
+	// Large: stream through.
+	first, err := c.br.Peek(1)
+	if err != nil {
+		return p, err
+	}
+	if cap(c.buf) < 1 {
+		c.buf = make([]byte, 4096)
+	}
+	c.buf = append(c.buf[:0], first[0])
+	p.Data = c.buf[:1]
+	p.Streamed = true
+	if dst == nil {
+		_, err = c.br.Discard(n)
+		return p, err
+	}
+	if err := dst.writeHeader(n); err != nil {
+		return p, err
+	}
+	_, err = io.CopyN(dst.bw, c.br, int64(n))
+	return p, err
+}
+
+func (c *Conn) writeHeader(n int) error {
+	c.head[0] = byte(n)
+	c.head[1] = byte(n >> 8)
+	c.head[2] = byte(n >> 16)
+	c.head[3] = c.seq
+	c.seq++
+	_, err := c.bw.Write(c.head[:])
+	return err
+}
+
+// WriteRaw appends bytes to the write buffer as they are (used to relay
+// packet payloads that were read in pieces). The caller writes the header.
+func (c *Conn) writeRaw(b []byte) error {
+	_, err := c.bw.Write(b)
+	return err
+}

@@ -1,0 +1,357 @@
+package mysql
+
+import (
+	"bytes"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+)
+
+// DefaultServerCapabilities are the capabilities the proxy announces to
+// clients (CLIENT_SSL is added when TLS is configured, CLIENT_COMPRESS when
+// compression is allowed).
+const DefaultServerCapabilities = ClientLongPassword | ClientFoundRows | ClientLongFlag |
+	ClientConnectWithDB | ClientProtocol41 | ClientTransactions | ClientSecureConnection |
+	ClientMultiStatements | ClientMultiResults | ClientPSMultiResults | ClientLocalFiles |
+	ClientConnectAttrs | ClientPluginAuth | ClientInteractive | ClientPluginAuthLenencClientData |
+	ClientSessionTrack | ClientDeprecateEOF | ClientIgnoreSpace | ClientODBC | ClientNoSchema |
+	ClientCanHandleExpiredPasswords | ClientIgnoreSIGPIPE | ClientCompress
+
+// Credentials looks up the password of a user; ok is false for an unknown
+// user.
+type Credentials func(user string) (password string, ok bool)
+
+// ServerConfig configures the server side of the handshake.
+type ServerConfig struct {
+	ServerVersion string
+	ConnectionID  uint32
+	// Capabilities announced; DefaultServerCapabilities when zero.
+	Capabilities uint32
+	// ExtendedCapabilities are MariaDB extended capabilities; when non-zero
+	// the server announces itself as MariaDB (CLIENT_MYSQL cleared).
+	ExtendedCapabilities uint32
+	// TLS, when set, lets clients upgrade with an SSLRequest.
+	TLS *tls.Config
+	// RequireTLS refuses clients that do not upgrade.
+	RequireTLS bool
+	// AuthPlugin is announced in the handshake (mysql_native_password
+	// when empty).
+	AuthPlugin string
+	// RSAKey serves caching_sha2_password full authentication without TLS.
+	RSAKey *rsa.PrivateKey
+	// Users returns a user's password.
+	Users Credentials
+	// Sha2Cache remembers users that passed full caching_sha2 auth, so
+	// that later logins take the fast path (as MySQL does).
+	Sha2Cache *sync.Map
+}
+
+// HandshakeInfo is what the client sent in its handshake response.
+type HandshakeInfo struct {
+	User         string
+	DB           string
+	Capabilities uint32 // client capabilities intersected with the server's
+	ExtCaps      uint32 // MariaDB extended capabilities (intersected)
+	Collation    uint8
+	MaxPacket    uint32
+	AuthPlugin   string
+	Attrs        []byte // raw lenenc key/value block
+	TLS          bool
+	Salt         []byte
+
+	authData []byte
+}
+
+// AccessDenied builds MySQL's 1045 error for a user and client host.
+func AccessDenied(user string, addr net.Addr, usedPassword bool) *Error {
+	host := "unknown"
+	if addr != nil {
+		if h, _, err := net.SplitHostPort(addr.String()); err == nil {
+			host = h
+		}
+	}
+	yes := "NO"
+	if usedPassword {
+		yes = "YES"
+	}
+	return NewError(ErrCodeAccessDenied, "28000", "Access denied for user '%s'@'%s' (using password: %s)", user, host, yes)
+}
+
+// ErrAuthFailed is wrapped by errors returned after an ERR packet was sent
+// to the client for a failed login.
+var ErrAuthFailed = errors.New("authentication failed")
+
+// ServerHandshake runs the server side of the connection phase: greeting,
+// optional TLS upgrade, handshake response, authentication. On failure the
+// appropriate ERR packet has already been sent when possible; the caller
+// closes the connection.
+func ServerHandshake(c *Conn, cfg *ServerConfig) (*HandshakeInfo, error) {
+	caps := cfg.Capabilities
+	if caps == 0 {
+		caps = DefaultServerCapabilities
+	}
+	if cfg.TLS != nil {
+		caps |= ClientSSL
+	} else {
+		caps &^= ClientSSL
+	}
+	if cfg.ExtendedCapabilities != 0 {
+		caps &^= ClientLongPassword
+	}
+	plugin := cfg.AuthPlugin
+	if plugin == "" {
+		plugin = AuthNativePassword
+	}
+	version := cfg.ServerVersion
+	if version == "" {
+		version = DefaultServerVersion
+	}
+	salt := NewSalt()
+
+	c.ResetSeq()
+	g := make([]byte, 0, 128)
+	g = append(g, 10)
+	g = append(g, version...)
+	g = append(g, 0)
+	g = appendUint32(g, cfg.ConnectionID)
+	g = append(g, salt[:8]...)
+	g = append(g, 0)
+	g = appendUint16(g, uint16(caps))
+	g = append(g, DefaultCollationID)
+	g = appendUint16(g, StatusAutocommit)
+	g = appendUint16(g, uint16(caps>>16))
+	g = append(g, 21)
+	g = append(g, 0, 0, 0, 0, 0, 0)
+	g = appendUint32(g, cfg.ExtendedCapabilities)
+	g = append(g, salt[8:]...)
+	g = append(g, 0)
+	g = append(g, plugin...)
+	g = append(g, 0)
+	if err := c.WritePacketFlush(g); err != nil {
+		return nil, fmt.Errorf("send handshake: %w", err)
+	}
+
+	p, err := c.ReadPacket()
+	if err != nil {
+		return nil, fmt.Errorf("read handshake response: %w", err)
+	}
+	info := &HandshakeInfo{Salt: salt}
+	if len(p) < 32 {
+		return nil, sendErr(c, NewError(ErrCodeHandshake, "08S01", "Bad handshake"), ErrMalformed)
+	}
+	clientCaps := binary.LittleEndian.Uint32(p)
+	if clientCaps&ClientProtocol41 == 0 {
+		return nil, sendErr(c, NewError(ErrCodeHandshake, "08S01", "Bad handshake: protocol 4.1 required"), ErrMalformed)
+	}
+	if clientCaps&ClientSSL != 0 && caps&ClientSSL != 0 {
+		if len(p) != 32 {
+			// A handshake response claiming SSL without upgrading.
+			return nil, sendErr(c, NewError(ErrCodeHandshake, "08S01", "Bad handshake"), ErrMalformed)
+		}
+		tc := tls.Server(c.raw, cfg.TLS)
+		if err := tc.Handshake(); err != nil {
+			return nil, fmt.Errorf("tls handshake: %w", err)
+		}
+		c.replaceTransport(tc)
+		info.TLS = true
+		if p, err = c.ReadPacket(); err != nil {
+			return nil, fmt.Errorf("read handshake response after tls: %w", err)
+		}
+		if len(p) < 32 {
+			return nil, sendErr(c, NewError(ErrCodeHandshake, "08S01", "Bad handshake"), ErrMalformed)
+		}
+		clientCaps = binary.LittleEndian.Uint32(p)
+	} else if cfg.RequireTLS {
+		return nil, sendErr(c, NewError(ErrCodeAccessDenied, "28000", "Connections using insecure transport are prohibited"), ErrAuthFailed)
+	}
+	if err := parseHandshakeResponse(p, clientCaps, info); err != nil {
+		return nil, sendErr(c, NewError(ErrCodeHandshake, "08S01", "Bad handshake"), err)
+	}
+	info.Capabilities = clientCaps & caps
+	if caps&ClientLongPassword == 0 { // we announced MariaDB extended caps
+		info.ExtCaps &= cfg.ExtendedCapabilities
+	} else {
+		info.ExtCaps = 0
+	}
+	authData := info.authData
+	info.authData = nil
+	if err := Authenticate(c, cfg, info, plugin, authData); err != nil {
+		return nil, err
+	}
+	return info, nil
+}
+
+func parseHandshakeResponse(p []byte, caps uint32, info *HandshakeInfo) error {
+	info.MaxPacket = binary.LittleEndian.Uint32(p[4:])
+	info.Collation = p[8]
+	info.ExtCaps = binary.LittleEndian.Uint32(p[28:])
+	rest := p[32:]
+	user, n, err := readNulString(rest)
+	if err != nil {
+		return err
+	}
+	info.User = user
+	rest = rest[n:]
+	switch {
+	case caps&ClientPluginAuthLenencClientData != 0:
+		d, _, n, err := ReadLenEncBytes(rest)
+		if err != nil {
+			return err
+		}
+		info.authData = d
+		rest = rest[n:]
+	case caps&ClientSecureConnection != 0:
+		if len(rest) < 1 || len(rest) < 1+int(rest[0]) {
+			return ErrMalformed
+		}
+		info.authData = rest[1 : 1+int(rest[0])]
+		rest = rest[1+int(rest[0]):]
+	default:
+		s, n, err := readNulString(rest)
+		if err != nil {
+			return err
+		}
+		info.authData = []byte(s)
+		rest = rest[n:]
+	}
+	if caps&ClientConnectWithDB != 0 && len(rest) > 0 {
+		db, n, err := readNulString(rest)
+		if err != nil {
+			return err
+		}
+		info.DB = db
+		rest = rest[n:]
+	}
+	if caps&ClientPluginAuth != 0 && len(rest) > 0 {
+		pl, n, err := readNulString(rest)
+		if err != nil {
+			// Some clients omit the terminating NUL at the end.
+			pl, n = string(rest), len(rest)
+		}
+		info.AuthPlugin = pl
+		rest = rest[n:]
+	}
+	if caps&ClientConnectAttrs != 0 && len(rest) > 0 {
+		a, _, _, err := ReadLenEncBytes(rest)
+		if err != nil {
+			return err
+		}
+		info.Attrs = bytes.Clone(a)
+	}
+	info.authData = bytes.Clone(info.authData)
+	return nil
+}
+
+func sendErr(c *Conn, e *Error, cause error) error {
+	_ = c.WritePacketFlush(AppendErr(nil, e))
+	if cause == nil {
+		return e
+	}
+	return fmt.Errorf("%w: %w", cause, e)
+}
+
+// Authenticate verifies a user's auth response (from a handshake response or
+// COM_CHANGE_USER), running auth switch and caching_sha2 exchanges as
+// needed, and sends OK on success or ERR 1045 on failure.
+func Authenticate(c *Conn, cfg *ServerConfig, info *HandshakeInfo, announced string, authData []byte) error {
+	password, known := cfg.Users(info.User)
+	plugin := info.AuthPlugin
+	if plugin == "" {
+		plugin = AuthNativePassword
+		if info.Capabilities&ClientPluginAuth != 0 {
+			plugin = announced
+		}
+	}
+	if plugin != AuthNativePassword && plugin != AuthCachingSha2 {
+		// Ask the client to switch to the plugin we announced.
+		sw := []byte{AuthSwitchRequest}
+		sw = append(sw, announced...)
+		sw = append(sw, 0)
+		sw = append(sw, info.Salt...)
+		sw = append(sw, 0)
+		if err := c.WritePacketFlush(sw); err != nil {
+			return err
+		}
+		p, err := c.ReadPacket()
+		if err != nil {
+			return fmt.Errorf("read auth switch response: %w", err)
+		}
+		authData = bytes.Clone(p)
+		plugin = announced
+	}
+	info.AuthPlugin = plugin
+	denied := func() error {
+		return sendErr(c, AccessDenied(info.User, c.tcp.RemoteAddr(), len(authData) > 0), ErrAuthFailed)
+	}
+	if plugin == AuthNativePassword {
+		if !known || !CheckScramble(plugin, info.Salt, authData, password) {
+			return denied()
+		}
+		return c.WritePacketFlush(AppendOK(nil, OKHeader, &OK{Status: StatusAutocommit}, info.Capabilities))
+	}
+
+	// caching_sha2_password.
+	if known && password == "" && (len(authData) == 0 || (len(authData) == 1 && authData[0] == 0)) {
+		return c.WritePacketFlush(AppendOK(nil, OKHeader, &OK{Status: StatusAutocommit}, info.Capabilities))
+	}
+	key := ""
+	if known {
+		h := sha256.Sum256([]byte(info.User + "\x00" + password))
+		key = string(h[:])
+	}
+	if known && cfg.Sha2Cache != nil && CheckScramble(plugin, info.Salt, authData, password) {
+		if _, cached := cfg.Sha2Cache.Load(key); cached {
+			if err := c.WritePacket([]byte{AuthMoreData, cachingSha2FastOK}); err != nil {
+				return err
+			}
+			return c.WritePacketFlush(AppendOK(nil, OKHeader, &OK{Status: StatusAutocommit}, info.Capabilities))
+		}
+	}
+	// Full authentication.
+	if err := c.WritePacketFlush([]byte{AuthMoreData, cachingSha2FullAuth}); err != nil {
+		return err
+	}
+	p, err := c.ReadPacket()
+	if err != nil {
+		return fmt.Errorf("read full auth: %w", err)
+	}
+	var clear string
+	switch {
+	case info.TLS:
+		clear = string(bytes.TrimRight(p, "\x00"))
+	case len(p) == 1 && p[0] == cachingSha2RequestKey:
+		if cfg.RSAKey == nil {
+			return denied()
+		}
+		if err := c.WritePacketFlush(append([]byte{AuthMoreData}, PublicKeyPEM(&cfg.RSAKey.PublicKey)...)); err != nil {
+			return err
+		}
+		enc, err := c.ReadPacket()
+		if err != nil {
+			return fmt.Errorf("read encrypted password: %w", err)
+		}
+		if clear, err = DecryptPassword(enc, info.Salt, cfg.RSAKey); err != nil {
+			return denied()
+		}
+	default:
+		if cfg.RSAKey != nil && len(p) == cfg.RSAKey.Size() {
+			if clear, err = DecryptPassword(p, info.Salt, cfg.RSAKey); err != nil {
+				return denied()
+			}
+		} else {
+			return denied()
+		}
+	}
+	if !known || clear != password {
+		return denied()
+	}
+	if cfg.Sha2Cache != nil {
+		cfg.Sha2Cache.Store(key, struct{}{})
+	}
+	return c.WritePacketFlush(AppendOK(nil, OKHeader, &OK{Status: StatusAutocommit}, info.Capabilities))
+}
