@@ -20,11 +20,11 @@ type compressor struct {
 	seq uint8
 
 	// read side
-	rbuf   []byte // decompressed bytes not yet consumed
-	rpos   int
-	head   [7]byte
-	zr     io.ReadCloser
-	cbuf   []byte
+	rbuf []byte // decompressed bytes not yet consumed
+	rpos int
+	head [7]byte
+	zr   io.ReadCloser
+	cbuf []byte
 
 	// write side
 	wbuf []byte

@@ -195,75 +195,58 @@ func (c *Conn) WritePacketFlush(payload []byte) error {
 	return c.Flush()
 }
 
-// Packet is one physical packet read by ReadRelay.
-type Packet struct {
-	// Len is the physical payload length.
-	Len int
-	// Data holds the payload when it was read whole (Len <= 64 KiB);
-	// otherwise only its first byte and Streamed is true.
-	Data []byte
-	// Streamed is true when the payload was copied through without being
-	// buffered whole.
-	Streamed bool
-	// Continued is true when this physical packet is a full 16 MiB packet
-	// and the logical packet goes on in the next one.
-	Continued bool
+// NextPacket reads the header of the next physical packet and peeks at its
+// first payload byte (0 for an empty payload) without consuming the payload.
+// Follow it with ReadBody, CopyBody or DiscardBody.
+func (c *Conn) NextPacket() (n int, first byte, err error) {
+	if n, err = c.readHeader(); err != nil {
+		return 0, 0, err
+	}
+	if n == 0 {
+		return 0, 0, nil
+	}
+	b, err := c.br.Peek(1)
+	if err != nil {
+		return 0, 0, err
+	}
+	return n, b[0], nil
 }
 
-// First returns the first payload byte, or 0 for an empty packet.
-func (p *Packet) First() byte {
-	if len(p.Data) == 0 {
-		return 0
+// ReadBody reads a payload of n bytes announced by NextPacket. The slice is
+// valid until the next read.
+func (c *Conn) ReadBody(n int) ([]byte, error) {
+	if cap(c.buf) < n {
+		c.buf = make([]byte, growCap(cap(c.buf), n))
 	}
-	return p.Data[0]
+	c.buf = c.buf[:n]
+	if _, err := io.ReadFull(c.br, c.buf); err != nil {
+		return nil, err
+	}
+	return c.buf, nil
 }
 
-// RelayPacket reads one physical packet from c and writes it to dst with
-// dst's sequence id. Small payloads are read whole (returned in Data, valid
-// until the next call); large ones are streamed through a bounded buffer
-// and only their first byte is returned. dst may be nil to discard.
-func (c *Conn) RelayPacket(dst *Conn) (Packet, error) {
-	n, err := c.readHeader()
-	if err != nil {
-		return Packet{}, err
-	}
-	p := Packet{Len: n, Continued: n == MaxPayload}
-	if n <= smallPacket {
-		if cap(c.buf) < n {
-			c.buf = make([]byte, growCap(cap(c.buf), n))
-		}
-		c.buf = c.buf[:n]
-		if _, err := io.ReadFull(c.br, c.buf); err != nil {
-			return p, err
-		}
-		p.Data = c.buf
-		if dst != nil {
-			if err := dst.WritePacket(c.buf); err != nil {
-				return p, err
-			}
-		}
-		return p, nil
-	}
-	// Large: stream through.
-	first, err := c.br.Peek(1)
-	if err != nil {
-		return p, err
-	}
-	if cap(c.buf) < 1 {
-		c.buf = make([]byte, 4096)
-	}
-	c.buf = append(c.buf[:0], first[0])
-	p.Data = c.buf[:1]
-	p.Streamed = true
-	if dst == nil {
-		_, err = c.br.Discard(n)
-		return p, err
-	}
+// CopyBody copies a payload of n bytes announced by NextPacket to dst as
+// one packet with dst's next sequence id, without buffering it whole.
+func (c *Conn) CopyBody(dst *Conn, n int) error {
 	if err := dst.writeHeader(n); err != nil {
-		return p, err
+		return err
 	}
-	_, err = io.CopyN(dst.bw, c.br, int64(n))
-	return p, err
+	if n <= c.br.Buffered() {
+		b, _ := c.br.Peek(n)
+		if _, err := dst.bw.Write(b); err != nil {
+			return err
+		}
+		_, err := c.br.Discard(n)
+		return err
+	}
+	_, err := io.CopyN(dst.bw, c.br, int64(n))
+	return err
+}
+
+// DiscardBody skips a payload of n bytes announced by NextPacket.
+func (c *Conn) DiscardBody(n int) error {
+	_, err := c.br.Discard(n)
+	return err
 }
 
 func (c *Conn) writeHeader(n int) error {
@@ -273,12 +256,5 @@ func (c *Conn) writeHeader(n int) error {
 	c.head[3] = c.seq
 	c.seq++
 	_, err := c.bw.Write(c.head[:])
-	return err
-}
-
-// WriteRaw appends bytes to the write buffer as they are (used to relay
-// packet payloads that were read in pieces). The caller writes the header.
-func (c *Conn) writeRaw(b []byte) error {
-	_, err := c.bw.Write(b)
 	return err
 }

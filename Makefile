@@ -1,0 +1,71 @@
+# pisanix-go. `make help` lists the targets.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := build
+
+GO        ?= go
+BIN       ?= bin
+FUZZTIME  ?= 10s
+FUZZ_PKGS ?= ./...
+PKG       := github.com/database-mesh/pisanix-go
+VERSION_PKG := $(PKG)/internal/version
+
+GIT_COMMIT := $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+GIT_BRANCH := $(shell git rev-parse --abbrev-ref HEAD 2>/dev/null || echo unknown)
+VERSION    ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo 0.0.0-dev)
+BUILD_DATE := $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
+
+LDFLAGS := -s -w \
+	-X $(VERSION_PKG).Version=$(VERSION) \
+	-X $(VERSION_PKG).GitCommit=$(GIT_COMMIT) \
+	-X $(VERSION_PKG).GitBranch=$(GIT_BRANCH) \
+	-X $(VERSION_PKG).BuildDate=$(BUILD_DATE)
+
+# Every cmd/<name> directory that holds Go files becomes bin/<name>.
+CMDS := $(notdir $(patsubst %/,%,$(dir $(wildcard cmd/*/*.go))))
+CMDS := $(sort $(CMDS))
+
+.PHONY: build test vet lint fmt bench demo fuzz clean help $(addprefix $(BIN)/,$(CMDS))
+
+build: $(addprefix $(BIN)/,$(CMDS)) ## build bin/pisa-proxy (and every other cmd/*)
+	@[ -n "$(CMDS)" ] || echo "no cmd/* with Go files to build yet"
+
+$(addprefix $(BIN)/,$(CMDS)): $(BIN)/%:
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $@ ./cmd/$*
+
+test: ## start/verify MariaDB on 127.0.0.1:3306, go vet, then all tests with -race
+	@echo "== MariaDB on 127.0.0.1:3306"; time hack/ensure-mariadb.sh
+	@echo "== go vet"; time $(GO) vet ./...
+	@echo "== go test -race"; time $(GO) test -race -count=1 -timeout 30m ./...
+
+vet:
+	$(GO) vet ./...
+
+lint: ## gofmt must list nothing; go vet
+	@out=$$(gofmt -l $$(git ls-files --cached --others --exclude-standard '*.go' 2>/dev/null || find . -name '*.go' -not -path './vendor/*')); \
+	if [ -n "$$out" ]; then echo "gofmt -l reports (run: make fmt):"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+fmt:
+	gofmt -w $$(git ls-files --cached --others --exclude-standard '*.go')
+
+bench: ## sysbench: direct MariaDB vs HAProxy vs pisa-proxy (BENCH_TIME, BENCH_THREADS)
+	hack/bench.sh
+
+demo: ## MariaDB + pisa-proxy on 127.0.0.1:3307, a few queries through it, its metrics
+	hack/demo.sh
+
+fuzz: ## every Fuzz* target for FUZZTIME (default 10s) each
+	@set -euo pipefail; \
+	list=$$($(GO) test -list '^Fuzz' $(FUZZ_PKGS) | awk '/^Fuzz/ {f[n++]=$$1; next} /^ok / {for (i=0;i<n;i++) print $$2, f[i]; n=0}'); \
+	if [ -z "$$list" ]; then echo "no fuzz targets"; exit 0; fi; \
+	while read -r pkg fn; do \
+		echo "== $$pkg $$fn ($(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) "$$pkg"; \
+	done <<< "$$list"
+
+clean:
+	rm -rf $(BIN) dist
+
+help:
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'

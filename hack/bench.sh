@@ -1,0 +1,368 @@
+#!/usr/bin/env bash
+# sysbench: MariaDB directly vs through HAProxy (TCP mode, the L4 floor) vs through
+# pisa-proxy, alternating targets over rounds in one run (see ARCHITECTURE.md,
+# "Performance bars"). Prints QPS, p95 latency and, for each proxy, its CPU time per
+# query (from /proc/PID/stat); then each target's QPS as a ratio of direct and of HAProxy.
+#
+# Environment (defaults):
+#   BENCH_TIME=20            seconds per run ("20s" works too)
+#   BENCH_THREADS="1 8 32"   sysbench thread counts
+#   BENCH_TESTS="oltp_point_select oltp_read_only oltp_read_write"
+#   BENCH_TARGETS="direct haproxy proxy"
+#   BENCH_ROUNDS=2
+#   BENCH_PS_MODE=auto       sysbench --db-ps-mode (auto = prepared statements on)
+#   BENCH_TABLES=4 BENCH_TABLE_SIZE=10000   the sbtest data set (prepared once, kept)
+#   BENCH_WARMUP=5           seconds of warm-up against MariaDB before round 1 (0: none)
+#   BENCH_PROXY_BIN          use this pisa-proxy binary instead of building bin/pisa-proxy
+#   BENCH_KEEP=1             keep the work directory (configs, logs, raw results)
+# Results go to stdout and to /tmp/pisa-bench-<date>.txt (raw rows: .tsv next to it).
+set -euo pipefail
+shopt -s inherit_errexit
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BENCH_TIME=${BENCH_TIME:-20}
+BENCH_TIME=${BENCH_TIME%s}
+BENCH_THREADS=${BENCH_THREADS:-"1 8 32"}
+BENCH_TESTS=${BENCH_TESTS:-"oltp_point_select oltp_read_only oltp_read_write"}
+BENCH_TARGETS=${BENCH_TARGETS:-"direct haproxy proxy"}
+BENCH_ROUNDS=${BENCH_ROUNDS:-2}
+BENCH_PS_MODE=${BENCH_PS_MODE:-auto}
+BENCH_TABLES=${BENCH_TABLES:-4}
+BENCH_TABLE_SIZE=${BENCH_TABLE_SIZE:-10000}
+BENCH_WARMUP=${BENCH_WARMUP:-5}
+DB_HOST=127.0.0.1
+DB_PORT=3306
+
+STAMP=$(date +%Y%m%d-%H%M%S)
+RESULTS=/tmp/pisa-bench-$STAMP.txt
+RAW=/tmp/pisa-bench-$STAMP.tsv
+WORK=$(mktemp -d /tmp/pisa-bench-work.XXXXXX)
+CLK_TCK=$(getconf CLK_TCK)
+
+HA_PID="" PROXY_PID=""
+declare -A PORT=() PID=() BROKEN=()
+
+exec > >(tee -a "$RESULTS") 2>&1
+
+log() { echo "[$(date +%H:%M:%S)] $*"; }
+
+# alive <pid>: exists and is not a zombie.
+alive() {
+	local st
+	st=$(awk '{sub(/.*\) /, ""); print $1}' "/proc/$1/stat" 2>/dev/null) || return 1
+	[ -n "$st" ] && [ "$st" != Z ] && [ "$st" != X ]
+}
+
+stop_pid() {
+	local pid=$1 i
+	[ -n "$pid" ] || return 0
+	kill -TERM "$pid" 2>/dev/null || return 0
+	for i in $(seq 1 50); do
+		alive "$pid" || break
+		sleep 0.1
+	done
+	alive "$pid" && kill -KILL "$pid" 2>/dev/null
+	wait "$pid" 2>/dev/null || true
+}
+
+cleanup() {
+	local rc=$?
+	trap - EXIT INT TERM
+	stop_pid "$PROXY_PID"
+	stop_pid "$HA_PID"
+	if [ "${BENCH_KEEP:-}" = 1 ]; then
+		echo "work directory kept: $WORK"
+	else
+		rm -rf "$WORK"
+	fi
+	echo "results: $RESULTS (raw rows: $RAW)"
+	exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+client() { mariadb --no-defaults --connect-timeout=3 -h"$DB_HOST" -P"$DB_PORT" -uroot "$@"; }
+
+port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+free_port() {
+	local p=$1
+	while port_in_use "$p"; do p=$((p + 1)); done
+	echo "$p"
+}
+
+# cpu_ticks <pid>: utime+stime of the whole process (all threads), in clock ticks.
+cpu_ticks() {
+	local stat rest
+	stat=$(cat "/proc/$1/stat" 2>/dev/null) || {
+		echo -1
+		return
+	}
+	rest=${stat##*) } # fields from 3 (state) on; comm may contain spaces
+	# shellcheck disable=SC2086
+	set -- $rest
+	echo $((${12} + ${13}))
+}
+
+sb_common() {
+	echo --db-driver=mysql --mysql-host=127.0.0.1 --mysql-user=root --mysql-password= \
+		--mysql-db=sbtest --tables="$BENCH_TABLES" --table-size="$BENCH_TABLE_SIZE"
+}
+
+# ---------------------------------------------------------------- requirements
+need_apt=()
+command -v sysbench >/dev/null || need_apt+=(sysbench)
+[ -x /usr/sbin/haproxy ] || command -v haproxy >/dev/null || need_apt+=(haproxy)
+command -v curl >/dev/null || need_apt+=(curl)
+if [ ${#need_apt[@]} -gt 0 ]; then
+	[ "$(id -u)" = 0 ] || {
+		echo "missing: ${need_apt[*]} (apt-get install them)"
+		exit 1
+	}
+	log "installing ${need_apt[*]}"
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_apt[@]}"
+fi
+HAPROXY=$(command -v haproxy || echo /usr/sbin/haproxy)
+"$ROOT/hack/ensure-mariadb.sh"
+
+log "pisa bench: time=${BENCH_TIME}s threads=[$BENCH_THREADS] tests=[$BENCH_TESTS] targets=[$BENCH_TARGETS] rounds=$BENCH_ROUNDS ps-mode=$BENCH_PS_MODE"
+log "machine: $(nproc) cpus, $(uname -r), $(client -N -e 'SELECT @@version'), $(sysbench --version), $("$HAPROXY" -v | head -1 | cut -d' ' -f1-3)"
+
+# ---------------------------------------------------------------- data set
+tables=$(client -N -e "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema='sbtest' AND table_name LIKE 'sbtest%'")
+rows=0
+if [ "$tables" = "$BENCH_TABLES" ]; then
+	rows=$(client -N -e "SELECT COUNT(*) FROM sbtest.sbtest$BENCH_TABLES" 2>/dev/null || echo 0)
+fi
+if [ "$tables" != "$BENCH_TABLES" ] || [ "$rows" != "$BENCH_TABLE_SIZE" ]; then
+	log "preparing sbtest: $BENCH_TABLES tables x $BENCH_TABLE_SIZE rows"
+	client -e "DROP DATABASE IF EXISTS sbtest; CREATE DATABASE sbtest"
+	# shellcheck disable=SC2046
+	sysbench oltp_read_write $(sb_common) --mysql-port="$DB_PORT" --threads="$BENCH_TABLES" prepare >"$WORK/prepare.log" 2>&1 || {
+		tail -20 "$WORK/prepare.log"
+		exit 1
+	}
+else
+	log "sbtest already prepared ($BENCH_TABLES tables x $BENCH_TABLE_SIZE rows)"
+fi
+
+# ---------------------------------------------------------------- targets
+PORT[direct]=$DB_PORT
+PID[direct]=""
+DB_PID=$(ss -Htlnp "sport = :$DB_PORT" 2>/dev/null | grep -o 'pid=[0-9]*' | head -1 | cut -d= -f2 || true)
+
+wait_sql() { # port seconds
+	local deadline=$((SECONDS + $2))
+	until mariadb --no-defaults --connect-timeout=2 -h127.0.0.1 -P"$1" -uroot -e 'SELECT 1' sbtest >/dev/null 2>&1; do
+		[ "$SECONDS" -lt "$deadline" ] || return 1
+		sleep 0.2
+	done
+}
+
+start_haproxy() {
+	local port
+	port=$(free_port 13306)
+	cat >"$WORK/haproxy.cfg" <<-EOF
+		global
+		    maxconn 4000
+		defaults
+		    mode tcp
+		    option tcpka
+		    timeout connect 5s
+		    timeout client 1h
+		    timeout server 1h
+		    maxconn 4000
+		listen mariadb
+		    bind 127.0.0.1:$port
+		    server db1 $DB_HOST:$DB_PORT
+	EOF
+	"$HAPROXY" -c -q -f "$WORK/haproxy.cfg" || return 1
+	"$HAPROXY" -db -f "$WORK/haproxy.cfg" </dev/null >"$WORK/haproxy.log" 2>&1 &
+	HA_PID=$!
+	if ! wait_sql "$port" 10; then
+		tail -20 "$WORK/haproxy.log"
+		return 1
+	fi
+	PORT[haproxy]=$port
+	PID[haproxy]=$HA_PID
+	log "haproxy: 127.0.0.1:$port pid $HA_PID"
+}
+
+start_proxy() {
+	local bin=${BENCH_PROXY_BIN:-$ROOT/bin/pisa-proxy}
+	if [ -z "${BENCH_PROXY_BIN:-}" ]; then
+		log "building bin/pisa-proxy"
+		if ! (cd "$ROOT" && go build -trimpath -o bin/pisa-proxy ./cmd/pisa-proxy) >"$WORK/build.log" 2>&1; then
+			echo "pisa-proxy: build failed:"
+			tail -20 "$WORK/build.log"
+			return 1
+		fi
+	fi
+	local port admin
+	port=$(free_port 13307)
+	admin=$(free_port 15591)
+	[ "$admin" != "$port" ] || admin=$(free_port $((port + 1)))
+	cat >"$WORK/proxy.toml" <<-EOF
+		[admin]
+		host = "127.0.0.1"
+		port = $admin
+
+		[[proxy.config]]
+		name = "bench"
+		listen_addr = "127.0.0.1:$port"
+		user = "root"
+		password = ""
+		db = "sbtest"
+		backend_type = "mysql"
+		pool_size = 64
+
+		[proxy.config.simple_loadbalance]
+		balance_type = "random"
+		nodes = ["ds001"]
+
+		[[mysql.node]]
+		name = "ds001"
+		host = "$DB_HOST"
+		port = $DB_PORT
+		user = "root"
+		password = ""
+		db = "sbtest"
+		role = "readwrite"
+	EOF
+	"$bin" daemon -c "$WORK/proxy.toml" </dev/null >"$WORK/proxy.log" 2>&1 &
+	PROXY_PID=$!
+	local deadline=$((SECONDS + 20))
+	until curl -fsS -o /dev/null "http://127.0.0.1:$admin/healthz" 2>/dev/null; do
+		if ! alive "$PROXY_PID" || [ "$SECONDS" -ge "$deadline" ]; then
+			echo "pisa-proxy: not healthy (admin 127.0.0.1:$admin); log tail:"
+			tail -20 "$WORK/proxy.log"
+			cp "$WORK/proxy.log" "/tmp/pisa-bench-$STAMP.proxy.log" 2>/dev/null || true
+			stop_pid "$PROXY_PID"
+			PROXY_PID=""
+			return 1
+		fi
+		sleep 0.2
+	done
+	if ! wait_sql "$port" 10; then
+		echo "pisa-proxy: healthy but SELECT 1 through 127.0.0.1:$port fails; log tail:"
+		tail -20 "$WORK/proxy.log"
+		cp "$WORK/proxy.log" "/tmp/pisa-bench-$STAMP.proxy.log" 2>/dev/null || true
+		stop_pid "$PROXY_PID"
+		PROXY_PID=""
+		return 1
+	fi
+	PORT[proxy]=$port
+	PID[proxy]=$PROXY_PID
+	log "pisa-proxy: 127.0.0.1:$port (admin $admin) pid $PROXY_PID"
+}
+
+targets=()
+for t in $BENCH_TARGETS; do
+	case $t in
+	direct) targets+=(direct) ;;
+	haproxy) if start_haproxy; then targets+=(haproxy); else log "haproxy failed to start: skipped"; fi ;;
+	proxy) if start_proxy; then targets+=(proxy); else log "pisa-proxy failed to start: skipped (the others still run)"; fi ;;
+	*) log "unknown target $t: skipped" ;;
+	esac
+done
+[ ${#targets[@]} -gt 0 ] || {
+	log "no target to run"
+	exit 1
+}
+
+# ---------------------------------------------------------------- runs
+if [ "$BENCH_WARMUP" -gt 0 ]; then
+	log "warm-up: oltp_read_only ${BENCH_WARMUP}s against MariaDB"
+	# shellcheck disable=SC2046
+	sysbench oltp_read_only $(sb_common) --mysql-port="$DB_PORT" --threads=4 --time="$BENCH_WARMUP" run >/dev/null 2>&1 || true
+fi
+
+printf 'round\ttest\tthreads\ttarget\tqps\tp95_ms\tqueries\tproxy_cpu_us_per_q\tdb_cpu_us_per_q\tstatus\n' >"$RAW"
+
+# run_one <round> <test> <threads> <target>
+run_one() {
+	local round=$1 test=$2 threads=$3 target=$4
+	local port=${PORT[$target]} pid=${PID[$target]:-}
+	if [ -n "${BROKEN[$target]:-}" ] || { [ -n "$pid" ] && ! alive "$pid"; }; then
+		BROKEN[$target]=1
+		printf '%s\t%s\t%s\t%s\t-\t-\t-\t-\t-\tdead\n' "$round" "$test" "$threads" "$target" >>"$RAW"
+		printf '  %-8s %-18s %3s thr  %s\n' "$target" "$test" "$threads" "SKIPPED: process is gone"
+		return
+	fi
+	local c0=-1 c1=-1 d0=-1 d1=-1 out rc=0
+	[ -n "$pid" ] && c0=$(cpu_ticks "$pid")
+	[ -n "$DB_PID" ] && d0=$(cpu_ticks "$DB_PID")
+	# shellcheck disable=SC2046
+	out=$(sysbench "$test" $(sb_common) --mysql-port="$port" --threads="$threads" --time="$BENCH_TIME" \
+		--db-ps-mode="$BENCH_PS_MODE" --percentile=95 --report-interval=0 --histogram=off run 2>&1) || rc=$?
+	[ -n "$pid" ] && c1=$(cpu_ticks "$pid")
+	[ -n "$DB_PID" ] && d1=$(cpu_ticks "$DB_PID")
+	local queries qps p95 errors
+	queries=$(awk '/^ +queries:/ {print $2; exit}' <<<"$out")
+	qps=$(awk '/^ +queries:/ {gsub(/\(/, "", $3); print $3; exit}' <<<"$out")
+	p95=$(awk '/95th percentile:/ {print $3; exit}' <<<"$out")
+	errors=$(awk '/^ +ignored errors:/ {print $3; exit}' <<<"$out")
+	if [ "$rc" != 0 ] || [ -z "$queries" ] || [ "$queries" = 0 ]; then
+		printf '%s\t%s\t%s\t%s\t-\t-\t-\t-\t-\tfail\n' "$round" "$test" "$threads" "$target" >>"$RAW"
+		printf '  %-8s %-18s %3s thr  FAILED (sysbench rc=%s):\n' "$target" "$test" "$threads" "$rc"
+		tail -8 <<<"$out" | sed 's/^/      /'
+		if [ -n "$pid" ] && ! alive "$pid"; then BROKEN[$target]=1; fi
+		return
+	fi
+	local cpu="-" dbcpu="-"
+	if [ "$c0" -ge 0 ] && [ "$c1" -ge 0 ]; then
+		cpu=$(awk -v d=$((c1 - c0)) -v hz="$CLK_TCK" -v q="$queries" 'BEGIN {printf "%.1f", d / hz * 1e6 / q}')
+	fi
+	if [ "$d0" -ge 0 ] && [ "$d1" -ge 0 ]; then
+		dbcpu=$(awk -v d=$((d1 - d0)) -v hz="$CLK_TCK" -v q="$queries" 'BEGIN {printf "%.1f", d / hz * 1e6 / q}')
+	fi
+	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\tok\n' "$round" "$test" "$threads" "$target" "$qps" "$p95" "$queries" "$cpu" "$dbcpu" >>"$RAW"
+	printf '  %-8s %-18s %3s thr  %10s qps  p95 %7s ms  proxy cpu %7s us/q  mariadbd cpu %6s us/q  errors %s\n' \
+		"$target" "$test" "$threads" "$qps" "$p95" "$cpu" "$dbcpu" "${errors:-0}"
+}
+
+for round in $(seq 1 "$BENCH_ROUNDS"); do
+	log "round $round/$BENCH_ROUNDS"
+	for test in $BENCH_TESTS; do
+		for threads in $BENCH_THREADS; do
+			for target in "${targets[@]}"; do
+				run_one "$round" "$test" "$threads" "$target"
+			done
+		done
+	done
+done
+
+# ---------------------------------------------------------------- summary
+echo
+echo "Summary (averaged over rounds; ratios are per-round QPS ratios, averaged; cpu = proxy process CPU per query)"
+awk -F'\t' -v tests="$BENCH_TESTS" -v threads="$BENCH_THREADS" -v targets="${targets[*]}" '
+NR == 1 { next }
+$10 == "ok" {
+	k = $2 SUBSEP $3 SUBSEP $4
+	qps[k, $1] = $5; n[k]++; sq[k] += $5; sp[k] += $6
+	if ($8 != "-") { sc[k] += $8; nc[k]++ }
+	rounds[$1] = 1
+}
+END {
+	nt = split(tests, T, " "); nh = split(threads, H, " "); ng = split(targets, G, " ")
+	printf "%-18s %4s  %-8s %10s %8s %9s %9s %10s %9s\n", "test", "thr", "target", "QPS", "p95 ms", "x direct", "x haproxy", "cpu us/q", "cpu x ha"
+	for (i = 1; i <= nt; i++) for (j = 1; j <= nh; j++) {
+		for (g = 1; g <= ng; g++) {
+			k = T[i] SUBSEP H[j] SUBSEP G[g]
+			if (!n[k]) { printf "%-18s %4s  %-8s %10s\n", T[i], H[j], G[g], "no data"; continue }
+			rd = ratio(T[i], H[j], G[g], "direct"); rh = ratio(T[i], H[j], G[g], "haproxy")
+			cpu = nc[k] ? sprintf("%.1f", sc[k] / nc[k]) : "-"
+			kh = T[i] SUBSEP H[j] SUBSEP "haproxy"
+			cx = (nc[k] && nc[kh] && sc[kh] > 0) ? sprintf("%.2f", (sc[k] / nc[k]) / (sc[kh] / nc[kh])) : "-"
+			printf "%-18s %4s  %-8s %10.0f %8.2f %9s %9s %10s %9s\n", T[i], H[j], G[g], sq[k] / n[k], sp[k] / n[k], rd, rh, cpu, cx
+		}
+	}
+}
+function ratio(t, h, g, base,   r, s, c, kb, kg) {
+	kg = t SUBSEP h SUBSEP g; kb = t SUBSEP h SUBSEP base
+	for (r in rounds) if (((kg, r) in qps) && ((kb, r) in qps) && qps[kb, r] > 0) { s += qps[kg, r] / qps[kb, r]; c++ }
+	return c ? sprintf("%.3f", s / c) : "-"
+}' "$RAW"
+echo
+echo "Aim (ARCHITECTURE.md): at 8 and 32 threads, proxy QPS >= 0.9 x haproxy and proxy cpu <= 1.2 x haproxy."

@@ -1,0 +1,323 @@
+// Package metrics defines pisa-proxy's Prometheus metrics.
+//
+// All metric names start with "pisa_proxy_". The three SQL metrics keep the
+// names Pisanix used (sql_processed_total, sql_under_processing; the
+// histogram gains the "_seconds" unit suffix); docs/metrics.md lists every
+// metric with its labels and example queries.
+//
+// The session hot path must not pay for label hashing on every statement:
+// it calls [Proxy.Command] once per (domain, type, server) and gets cached
+// collectors, so recording a statement is one map load plus atomic updates.
+package metrics
+
+import (
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Namespace is the prefix of every metric name.
+const Namespace = "pisa_proxy"
+
+// Label names.
+const (
+	LabelDomain = "domain" // proxy (listener) name from the config
+	LabelType   = "type"   // command type, e.g. COM_QUERY
+	LabelServer = "server" // backend endpoint host:port
+	LabelReason = "reason" // why a backend connection was pinned
+	LabelCode   = "code"   // MySQL error code sent to the client
+)
+
+// Command types used as the "type" label. They are the MySQL protocol
+// command names (Pisanix used COM_PREPARE and COM_EXECUTE for the two
+// prepared-statement commands).
+const (
+	TypeQuery       = "COM_QUERY"
+	TypeInitDB      = "COM_INIT_DB"
+	TypeFieldList   = "COM_FIELD_LIST"
+	TypeStmtPrepare = "COM_STMT_PREPARE"
+	TypeStmtExecute = "COM_STMT_EXECUTE"
+	TypeStmtFetch   = "COM_STMT_FETCH"
+	TypeChangeUser  = "COM_CHANGE_USER"
+	TypeResetConn   = "COM_RESET_CONNECTION"
+)
+
+// Pin reasons used as the "reason" label of pisa_proxy_backend_pins_total.
+// The label is a free string; these are the values the proxy uses.
+const (
+	PinTransaction       = "transaction"        // the server reports an open transaction
+	PinUserVariable      = "user_variable"      // SET @v / SELECT ... INTO @v
+	PinTemporaryTable    = "temporary_table"    // CREATE TEMPORARY TABLE
+	PinLock              = "lock"               // LOCK TABLES, GET_LOCK()
+	PinPreparedStatement = "prepared_statement" // COM_STMT_PREPARE or PREPARE
+	PinSessionVariable   = "session_variable"   // SET of a variable that cannot be replayed
+)
+
+// DurationBuckets are the buckets of pisa_proxy_sql_processed_duration_seconds:
+// 100µs to 10s, roughly ×2.5 per step, suited to a proxy in front of MySQL.
+var DurationBuckets = []float64{
+	0.0001, 0.00025, 0.0005,
+	0.001, 0.0025, 0.005,
+	0.01, 0.025, 0.05,
+	0.1, 0.25, 0.5,
+	1, 2.5, 5, 10,
+}
+
+// Proxy holds the proxy's collectors. Its methods are safe for concurrent
+// use.
+type Proxy struct {
+	sqlProcessed       *prometheus.CounterVec
+	sqlDuration        *prometheus.HistogramVec
+	sqlUnderProcessing *prometheus.GaugeVec
+
+	clientConnections      *prometheus.GaugeVec
+	clientConnectionsTotal *prometheus.CounterVec
+	clientAuthFailures     *prometheus.CounterVec
+
+	backendPins          *prometheus.CounterVec
+	errors               *prometheus.CounterVec
+	backendConnectErrors *prometheus.CounterVec
+	backendEndpointUp    *prometheus.GaugeVec
+
+	commands sync.Map // commandKey -> *CommandMetrics
+	pins     sync.Map // pairKey -> prometheus.Counter
+	errCodes sync.Map // errKey -> prometheus.Counter
+}
+
+// CommandMetrics are the collectors of one (domain, type, server) tuple.
+// Get it with [Proxy.Command]; keep it as long as the tuple is in use.
+type CommandMetrics struct {
+	Processed prometheus.Counter  // pisa_proxy_sql_processed_total
+	Duration  prometheus.Observer // pisa_proxy_sql_processed_duration_seconds
+	InFlight  prometheus.Gauge    // pisa_proxy_sql_under_processing
+}
+
+// Begin marks a command as in flight and returns its start time, to be
+// passed to [CommandMetrics.End].
+func (c *CommandMetrics) Begin() time.Time {
+	c.InFlight.Inc()
+	return time.Now()
+}
+
+// End records a command started by [CommandMetrics.Begin]: it is no longer
+// in flight, it is counted, and its duration is observed.
+func (c *CommandMetrics) End(start time.Time) {
+	c.Duration.Observe(time.Since(start).Seconds())
+	c.Processed.Inc()
+	c.InFlight.Dec()
+}
+
+type commandKey struct {
+	domain, typ, server string
+}
+
+type pairKey struct {
+	a, b string
+}
+
+type errKey struct {
+	domain string
+	code   uint16
+}
+
+// NewProxy creates the proxy's collectors and registers them with reg.
+// reg may be nil (nothing is registered, useful in tests). Registering
+// twice with the same registry panics, like [prometheus.Registerer.MustRegister].
+func NewProxy(reg prometheus.Registerer) *Proxy {
+	cmdLabels := []string{LabelDomain, LabelType, LabelServer}
+	p := &Proxy{
+		sqlProcessed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace,
+			Name:      "sql_processed_total",
+			Help:      "Commands forwarded to a backend and answered, by domain, command type and backend server.",
+		}, cmdLabels),
+		sqlDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: Namespace,
+			Name:      "sql_processed_duration_seconds",
+			Help:      "Time from receiving a command to having sent its whole response to the client, in seconds.",
+			Buckets:   DurationBuckets,
+		}, cmdLabels),
+		sqlUnderProcessing: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: Namespace,
+			Name:      "sql_under_processing",
+			Help:      "Commands being processed right now.",
+		}, cmdLabels),
+		clientConnections: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: Namespace,
+			Name:      "client_connections",
+			Help:      "Client connections currently open.",
+		}, []string{LabelDomain}),
+		clientConnectionsTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace,
+			Name:      "client_connections_total",
+			Help:      "Client connections accepted.",
+		}, []string{LabelDomain}),
+		clientAuthFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace,
+			Name:      "client_auth_failures_total",
+			Help:      "Client handshakes rejected because authentication failed.",
+		}, []string{LabelDomain}),
+		backendPins: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace,
+			Name:      "backend_pins_total",
+			Help:      "Times a session pinned its backend connection instead of returning it to the pool, by reason.",
+		}, []string{LabelDomain, LabelReason}),
+		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace,
+			Name:      "errors_total",
+			Help:      "MySQL errors sent to clients, by error code (errors from backends and from the proxy itself).",
+		}, []string{LabelDomain, LabelCode}),
+		backendConnectErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace,
+			Name:      "backend_connect_errors_total",
+			Help:      "Failed attempts to open a connection to a backend (dial, handshake or authentication).",
+		}, []string{LabelServer}),
+		backendEndpointUp: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: Namespace,
+			Name:      "backend_endpoint_up",
+			Help:      "1 if the backend endpoint is healthy and used for routing, 0 if it is ejected.",
+		}, []string{LabelDomain, LabelServer}),
+	}
+	if reg != nil {
+		reg.MustRegister(p.Collectors()...)
+	}
+	return p
+}
+
+// Collectors returns every collector of p (not the pool collector, which is
+// registered separately).
+func (p *Proxy) Collectors() []prometheus.Collector {
+	return []prometheus.Collector{
+		p.sqlProcessed, p.sqlDuration, p.sqlUnderProcessing,
+		p.clientConnections, p.clientConnectionsTotal, p.clientAuthFailures,
+		p.backendPins, p.errors, p.backendConnectErrors, p.backendEndpointUp,
+	}
+}
+
+// Command returns the collectors for one (domain, type, server) tuple.
+// After the first call for a tuple it costs one map load and does not
+// allocate, so it may be called per statement.
+func (p *Proxy) Command(domain, typ, server string) *CommandMetrics {
+	k := commandKey{domain, typ, server}
+	if v, ok := p.commands.Load(k); ok {
+		return v.(*CommandMetrics)
+	}
+	return p.newCommand(k)
+}
+
+func (p *Proxy) newCommand(k commandKey) *CommandMetrics {
+	c := &CommandMetrics{
+		Processed: p.sqlProcessed.WithLabelValues(k.domain, k.typ, k.server),
+		Duration:  p.sqlDuration.WithLabelValues(k.domain, k.typ, k.server),
+		InFlight:  p.sqlUnderProcessing.WithLabelValues(k.domain, k.typ, k.server),
+	}
+	v, _ := p.commands.LoadOrStore(k, c)
+	return v.(*CommandMetrics)
+}
+
+// ClientConnected records an accepted client connection.
+func (p *Proxy) ClientConnected(domain string) {
+	p.clientConnections.WithLabelValues(domain).Inc()
+	p.clientConnectionsTotal.WithLabelValues(domain).Inc()
+}
+
+// ClientDisconnected records the end of a client connection counted by
+// [Proxy.ClientConnected].
+func (p *Proxy) ClientDisconnected(domain string) {
+	p.clientConnections.WithLabelValues(domain).Dec()
+}
+
+// ClientAuthFailed records a client whose authentication failed.
+func (p *Proxy) ClientAuthFailed(domain string) {
+	p.clientAuthFailures.WithLabelValues(domain).Inc()
+}
+
+// BackendPinned records that a session pinned its backend connection for
+// reason (one of the Pin* constants). Cached like [Proxy.Command].
+func (p *Proxy) BackendPinned(domain, reason string) {
+	k := pairKey{domain, reason}
+	v, ok := p.pins.Load(k)
+	if !ok {
+		v, _ = p.pins.LoadOrStore(k, p.backendPins.WithLabelValues(domain, reason))
+	}
+	v.(prometheus.Counter).Inc()
+}
+
+// Error records a MySQL error with the given code sent to a client.
+// Cached like [Proxy.Command].
+func (p *Proxy) Error(domain string, code uint16) {
+	k := errKey{domain, code}
+	v, ok := p.errCodes.Load(k)
+	if !ok {
+		v, _ = p.errCodes.LoadOrStore(k, p.errors.WithLabelValues(domain, strconv.Itoa(int(code))))
+	}
+	v.(prometheus.Counter).Inc()
+}
+
+// BackendConnectError records a failed attempt to connect to server.
+func (p *Proxy) BackendConnectError(server string) {
+	p.backendConnectErrors.WithLabelValues(server).Inc()
+}
+
+// SetEndpointUp sets pisa_proxy_backend_endpoint_up for server in domain.
+func (p *Proxy) SetEndpointUp(domain, server string, up bool) {
+	v := 0.0
+	if up {
+		v = 1
+	}
+	p.backendEndpointUp.WithLabelValues(domain, server).Set(v)
+}
+
+// ForgetEndpoint deletes the series of server in domain (command metrics
+// and endpoint_up), for when a config reload removes the endpoint.
+// CommandMetrics already handed out keep working but are no longer
+// exported.
+func (p *Proxy) ForgetEndpoint(domain, server string) {
+	p.commands.Range(func(key, _ any) bool {
+		if k := key.(commandKey); k.domain == domain && k.server == server {
+			p.commands.Delete(k)
+		}
+		return true
+	})
+	match := prometheus.Labels{LabelDomain: domain, LabelServer: server}
+	p.sqlProcessed.DeletePartialMatch(match)
+	p.sqlDuration.DeletePartialMatch(match)
+	p.sqlUnderProcessing.DeletePartialMatch(match)
+	p.backendEndpointUp.DeletePartialMatch(match)
+}
+
+// ForgetDomain deletes every series of domain, for when a config reload
+// removes a proxy (listener). pisa_proxy_client_connections is kept: sessions
+// of the removed proxy may still be open and will count it down to 0.
+func (p *Proxy) ForgetDomain(domain string) {
+	p.commands.Range(func(key, _ any) bool {
+		if k := key.(commandKey); k.domain == domain {
+			p.commands.Delete(k)
+		}
+		return true
+	})
+	p.pins.Range(func(key, _ any) bool {
+		if key.(pairKey).a == domain {
+			p.pins.Delete(key)
+		}
+		return true
+	})
+	p.errCodes.Range(func(key, _ any) bool {
+		if key.(errKey).domain == domain {
+			p.errCodes.Delete(key)
+		}
+		return true
+	})
+	match := prometheus.Labels{LabelDomain: domain}
+	for _, v := range []interface {
+		DeletePartialMatch(prometheus.Labels) int
+	}{
+		p.sqlProcessed, p.sqlDuration, p.sqlUnderProcessing,
+		p.clientConnectionsTotal, p.clientAuthFailures,
+		p.backendPins, p.errors, p.backendEndpointUp,
+	} {
+		v.DeletePartialMatch(match)
+	}
+}

@@ -1,0 +1,549 @@
+// Package proxy is pisa-proxy's MySQL front end: listeners, client sessions
+// and command dispatch, on top of the backend pools and balancers.
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/database-mesh/pisanix-go/internal/metrics"
+	"github.com/database-mesh/pisanix-go/internal/mysql"
+	"github.com/database-mesh/pisanix-go/internal/proxy/backend"
+	"github.com/database-mesh/pisanix-go/internal/proxy/route"
+	"github.com/database-mesh/pisanix-go/internal/proxyconfig"
+)
+
+// Proxy runs the MySQL listeners of one configuration and swaps in new
+// configurations atomically.
+type Proxy struct {
+	logger  *slog.Logger
+	metrics *metrics.Proxy
+
+	mu        sync.Mutex
+	listeners map[string]*Listener
+	pools     map[string]*backend.Pool // by pool key, shared across reloads
+
+	sessions registry
+	nextID   atomic.Uint32
+	closed   atomic.Bool
+}
+
+// New creates a proxy with no listeners; call Apply.
+func New(logger *slog.Logger, m *metrics.Proxy) *Proxy {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	if m == nil {
+		m = metrics.NewProxy(nil)
+	}
+	return &Proxy{
+		logger:    logger,
+		metrics:   m,
+		listeners: map[string]*Listener{},
+		pools:     map[string]*backend.Pool{},
+		sessions:  registry{m: map[uint32]*session{}},
+	}
+}
+
+// registry maps proxy connection ids to sessions, for KILL.
+type registry struct {
+	mu sync.RWMutex
+	m  map[uint32]*session
+}
+
+func (r *registry) add(s *session) {
+	r.mu.Lock()
+	r.m[s.id] = s
+	r.mu.Unlock()
+}
+
+func (r *registry) remove(id uint32) {
+	r.mu.Lock()
+	delete(r.m, id)
+	r.mu.Unlock()
+}
+
+func (r *registry) get(id uint32) *session {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.m[id]
+}
+
+// Sessions returns the number of open client sessions.
+func (p *Proxy) Sessions() int {
+	p.sessions.mu.RLock()
+	defer p.sessions.mu.RUnlock()
+	return len(p.sessions.m)
+}
+
+// runtime is the compiled configuration of one listener. Sessions take the
+// current one when they start; a reload stores a new one.
+type runtime struct {
+	name          string
+	db            string
+	serverVersion string
+	authPlugin    string
+	users         map[string]string
+	tls           *tls.Config
+	requireTLS    bool
+	extCaps       uint32
+	idleTimeout   time.Duration
+	maxConns      int
+	pools         []*backend.Pool
+	balancer      route.Balancer
+}
+
+func (rt *runtime) authPluginName() string {
+	if rt.authPlugin == "" {
+		return mysql.AuthNativePassword
+	}
+	return rt.authPlugin
+}
+
+// pick returns a connection from a balanced, healthy endpoint, trying the
+// others when one cannot be reached.
+func (rt *runtime) pick(foundRows bool) (*backend.Conn, error) {
+	v := backend.Variant{FoundRows: foundRows}
+	if len(rt.pools) == 1 {
+		c, err := rt.pools[0].Get(context.Background(), v)
+		if err != nil && errors.Is(err, backend.ErrConnect) {
+			return nil, fmt.Errorf("%w: %w", errNoBackend, err)
+		}
+		return c, err
+	}
+	var tried uint64
+	var lastErr error
+	for pass := 0; pass < 2; pass++ {
+		for {
+			i, ok := rt.balancer.Next(func(i int) bool {
+				if i < 64 && tried&(1<<i) != 0 {
+					return false
+				}
+				return pass == 1 || rt.pools[i].Healthy()
+			})
+			if !ok {
+				break
+			}
+			tried |= 1 << i
+			c, err := rt.pools[i].Get(context.Background(), v)
+			if err == nil {
+				return c, nil
+			}
+			lastErr = err
+			if errors.Is(err, backend.ErrPoolTimeout) {
+				return nil, err
+			}
+		}
+	}
+	if lastErr == nil {
+		return nil, errNoBackend
+	}
+	return nil, fmt.Errorf("%w: %w", errNoBackend, lastErr)
+}
+
+// Listener accepts MySQL clients on one address.
+type Listener struct {
+	proxy     *Proxy
+	name      string
+	addr      string
+	ln        net.Listener
+	rt        atomic.Pointer[runtime]
+	sha2Cache sync.Map
+	metrics   *metrics.Proxy
+	logger    *slog.Logger
+	active    atomic.Int64
+	wg        sync.WaitGroup
+	ctx       context.Context
+	cancel    context.CancelFunc
+}
+
+// Addr is the bound address.
+func (l *Listener) Addr() net.Addr { return l.ln.Addr() }
+
+// Listener returns a running listener by name.
+func (p *Proxy) Listener(name string) *Listener {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.listeners[name]
+}
+
+// Apply compiles cfg and makes it current: new listeners start, changed ones
+// get the new runtime (existing sessions keep theirs until they end),
+// removed ones stop. Pools whose settings did not change are kept. Either
+// the whole config is applied or nothing is.
+func (p *Proxy) Apply(cfg *proxyconfig.Config) error {
+	if p.closed.Load() {
+		return errors.New("proxy is closed")
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+
+	newPools := map[string]*backend.Pool{}
+	created := []*backend.Pool{}
+	rts := map[string]*runtime{}
+	fail := func(err error) error {
+		for _, pl := range created {
+			pl.Close()
+		}
+		return err
+	}
+	for i := range cfg.Proxy.Config {
+		lc := &cfg.Proxy.Config[i]
+		rt, err := p.compile(cfg, lc, newPools, &created)
+		if err != nil {
+			return fail(fmt.Errorf("listener %q: %w", lc.Name, err))
+		}
+		rts[lc.Name] = rt
+	}
+	// Bind new listeners before touching running ones.
+	started := map[string]*Listener{}
+	for i := range cfg.Proxy.Config {
+		lc := &cfg.Proxy.Config[i]
+		if old, ok := p.listeners[lc.Name]; ok && old.addr == lc.ListenAddr {
+			continue
+		}
+		ln, err := net.Listen("tcp", lc.ListenAddr)
+		if err != nil {
+			for _, l := range started {
+				_ = l.ln.Close()
+			}
+			return fail(fmt.Errorf("listener %q: listen on %s: %w", lc.Name, lc.ListenAddr, err))
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		l := &Listener{proxy: p, name: lc.Name, addr: lc.ListenAddr, ln: ln, metrics: p.metrics,
+			logger: p.logger.With("listener", lc.Name), ctx: ctx, cancel: cancel}
+		started[lc.Name] = l
+	}
+	// Commit.
+	for name, l := range p.listeners {
+		if _, keep := rts[name]; !keep || started[name] != nil {
+			l.stop()
+			delete(p.listeners, name)
+			p.metrics.ForgetDomain(name)
+		}
+	}
+	for name, rt := range rts {
+		if l, ok := started[name]; ok {
+			l.rt.Store(rt)
+			p.listeners[name] = l
+			l.wg.Add(1)
+			go l.acceptLoop()
+			l.logger.Info("mysql listener started", "addr", l.ln.Addr().String(),
+				"server_version", rt.serverVersion, "backends", len(rt.pools))
+			continue
+		}
+		p.listeners[name].rt.Store(rt)
+	}
+	for key, pl := range p.pools {
+		if _, keep := newPools[key]; !keep {
+			pl.Close()
+		}
+	}
+	p.pools = newPools
+	return nil
+}
+
+func poolKey(listener string, n *proxyconfig.Node, po backend.PoolOptions) string {
+	return fmt.Sprintf("%s|%s|%s|%s|%s|%s|%d|%+v|%+v", listener, n.Name, n.Addr(), n.User, n.Password, n.DB, n.EffectiveWeight(), n.TLS, po)
+}
+
+func (p *Proxy) compile(cfg *proxyconfig.Config, lc *proxyconfig.Listener, pools map[string]*backend.Pool, created *[]*backend.Pool) (*runtime, error) {
+	if lc.BackendType != "" && lc.BackendType != "mysql" {
+		return nil, fmt.Errorf("backend_type %q is not supported", lc.BackendType)
+	}
+	rt := &runtime{
+		name:          lc.Name,
+		db:            lc.DB,
+		serverVersion: lc.ServerVersion,
+		users:         map[string]string{lc.User: lc.Password},
+		idleTimeout:   lc.IdleClientTimeout.Duration,
+		maxConns:      lc.MaxConnections,
+		requireTLS:    lc.TLS.Required,
+	}
+	if rt.serverVersion == "" {
+		rt.serverVersion = mysql.DefaultServerVersion
+	}
+	for _, u := range lc.Users {
+		rt.users[u.User] = u.Password
+	}
+	if strings.HasPrefix(rt.serverVersion, "8.") {
+		rt.authPlugin = mysql.AuthCachingSha2
+	}
+	if strings.Contains(rt.serverVersion, "MariaDB") {
+		rt.extCaps = mysql.MariaDBClientStmtBulkOps | mysql.MariaDBClientExtendedMetadata
+	}
+	tc, err := listenerTLS(&lc.TLS, p.logger.With("listener", lc.Name))
+	if err != nil {
+		return nil, err
+	}
+	rt.tls = tc
+	po := backend.PoolOptions{
+		MaxOpen:        lc.Pool.MaxOpen,
+		MaxIdle:        lc.Pool.MaxIdle,
+		IdleTimeout:    lc.Pool.IdleTimeout.Duration,
+		MaxLifetime:    lc.Pool.MaxLifetime.Duration,
+		WaitTimeout:    lc.Pool.WaitTimeout.Duration,
+		ConnectTimeout: lc.Pool.ConnectTimeout.Duration,
+		ExtCaps:        mysql.MariaDBClientStmtBulkOps | mysql.MariaDBClientExtendedMetadata,
+	}
+	var weights []int
+	for _, name := range lc.NodeNames(cfg) {
+		n := cfg.Node(name)
+		if n == nil {
+			return nil, fmt.Errorf("unknown node %q", name)
+		}
+		key := poolKey(lc.Name, n, po)
+		pl := pools[key]
+		if pl == nil {
+			pl = p.pools[key]
+		}
+		if pl == nil {
+			ntls, err := nodeTLS(n)
+			if err != nil {
+				return nil, fmt.Errorf("node %q: %w", n.Name, err)
+			}
+			ep := backend.Endpoint{Name: n.Name, Addr: n.Addr(), User: n.User, Password: n.Password,
+				DB: n.DB, TLS: ntls, Weight: n.EffectiveWeight(), Role: n.Role}
+			pl = backend.NewPool(lc.Name, ep, po, p.logger.With("listener", lc.Name))
+			*created = append(*created, pl)
+		}
+		pools[key] = pl
+		rt.pools = append(rt.pools, pl)
+		weights = append(weights, n.EffectiveWeight())
+	}
+	if len(rt.pools) == 0 {
+		return nil, errors.New("no backend nodes")
+	}
+	kind := "random"
+	if lc.SimpleLoadBalance != nil && lc.SimpleLoadBalance.BalanceType != "" {
+		kind = lc.SimpleLoadBalance.BalanceType
+	}
+	b, err := route.NewBalancer(kind, weights)
+	if err != nil {
+		return nil, err
+	}
+	rt.balancer = b
+	return rt, nil
+}
+
+func listenerTLS(c *proxyconfig.ListenerTLS, logger *slog.Logger) (*tls.Config, error) {
+	tc := &tls.Config{MinVersion: tls.VersionTLS12}
+	if c.MinVersion == "1.3" {
+		tc.MinVersion = tls.VersionTLS13
+	}
+	if c.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("load TLS certificate: %w", err)
+		}
+		tc.Certificates = []tls.Certificate{cert}
+		return tc, nil
+	}
+	cert, err := selfSignedCert()
+	if err != nil {
+		return nil, fmt.Errorf("generate self-signed certificate: %w", err)
+	}
+	logger.Warn("no TLS certificate configured: clients that ask for TLS get a generated self-signed certificate (set [proxy.config.tls] cert_file/key_file)")
+	tc.Certificates = []tls.Certificate{*cert}
+	return tc, nil
+}
+
+// selfSignedCert is generated once per process.
+var selfSignedCert = sync.OnceValues(selfSignedTLS)
+
+func nodeTLS(n *proxyconfig.Node) (*tls.Config, error) {
+	t := n.TLS
+	if !t.Enabled {
+		return nil, nil
+	}
+	host, _, _ := net.SplitHostPort(n.Addr())
+	tc := &tls.Config{ServerName: host, InsecureSkipVerify: t.InsecureSkipVerify, MinVersion: tls.VersionTLS12}
+	if t.ServerName != "" {
+		tc.ServerName = t.ServerName
+	}
+	if t.CAFile != "" {
+		pem, err := os.ReadFile(t.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("read ca_file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("ca_file %s: no certificates", t.CAFile)
+		}
+		tc.RootCAs = pool
+	}
+	if t.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("load client certificate: %w", err)
+		}
+		tc.Certificates = []tls.Certificate{cert}
+	}
+	return tc, nil
+}
+
+func (l *Listener) stop() {
+	l.cancel()
+	_ = l.ln.Close()
+}
+
+func (l *Listener) acceptLoop() {
+	defer l.wg.Done()
+	var backoff time.Duration
+	for {
+		nc, err := l.ln.Accept()
+		if err != nil {
+			if l.ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			if backoff == 0 {
+				backoff = 5 * time.Millisecond
+			} else if backoff < time.Second {
+				backoff *= 2
+			}
+			l.logger.Warn("accept failed", "error", err, "retry_in", backoff)
+			time.Sleep(backoff)
+			continue
+		}
+		backoff = 0
+		rt := l.rt.Load()
+		if tc, ok := nc.(*net.TCPConn); ok {
+			_ = tc.SetNoDelay(true)
+			_ = tc.SetKeepAlivePeriod(30 * time.Second)
+		}
+		if rt.maxConns > 0 && l.active.Load() >= int64(rt.maxConns) {
+			l.refuse(nc, rt)
+			continue
+		}
+		l.active.Add(1)
+		l.wg.Add(1)
+		go l.handle(nc, rt)
+	}
+}
+
+func (l *Listener) refuse(nc net.Conn, rt *runtime) {
+	c := mysql.NewConn(nc)
+	_ = nc.SetWriteDeadline(time.Now().Add(time.Second))
+	_ = c.WritePacketFlush(mysql.AppendErr(nil, mysql.NewError(mysql.ErrCodeTooManyConnections, "08004", "Too many connections")))
+	_ = nc.Close()
+	l.metrics.Error(rt.name, mysql.ErrCodeTooManyConnections)
+	l.logger.Warn("refused client: max_connections reached", "client", nc.RemoteAddr().String(), "max_connections", rt.maxConns)
+}
+
+func (l *Listener) handle(nc net.Conn, rt *runtime) {
+	defer l.wg.Done()
+	defer l.active.Add(-1)
+	id := l.proxy.nextID.Add(1)
+	if id == 0 {
+		id = l.proxy.nextID.Add(1)
+	}
+	s := &session{
+		l:      l,
+		rt:     rt,
+		id:     id,
+		client: mysql.NewConn(nc),
+		logger: l.logger.With("conn_id", id, "client", nc.RemoteAddr().String()),
+	}
+	s.client.MaxPacketSize = 1 << 30
+	l.proxy.sessions.add(s)
+	l.metrics.ClientConnected(rt.name)
+	start := time.Now()
+	s.serve(l.ctx)
+	l.proxy.sessions.remove(id)
+	l.metrics.ClientDisconnected(rt.name)
+	if s.user != "" {
+		s.logger.Info("client disconnected", "duration", time.Since(start).Round(time.Millisecond))
+	}
+}
+
+// Ready reports nil when every listener is accepting and has at least one
+// healthy backend.
+func (p *Proxy) Ready() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.listeners) == 0 {
+		return errors.New("no listeners configured")
+	}
+	for name, l := range p.listeners {
+		rt := l.rt.Load()
+		healthy := false
+		for _, pl := range rt.pools {
+			if pl.Healthy() {
+				healthy = true
+				break
+			}
+		}
+		if !healthy {
+			return fmt.Errorf("listener %q has no healthy backend", name)
+		}
+	}
+	return nil
+}
+
+// PoolStats reports every pool for the metrics collector.
+func (p *Proxy) PoolStats() []metrics.PoolStats {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]metrics.PoolStats, 0, len(p.pools))
+	for key, pl := range p.pools {
+		st := pl.Stats()
+		domain := key[:strings.IndexByte(key, '|')]
+		addr := pl.Endpoint().Addr
+		p.metrics.SetEndpointUp(domain, addr, pl.Healthy())
+		out = append(out, metrics.PoolStats{Domain: domain, Server: addr, MaxOpen: st.MaxOpen,
+			Open: st.Open, Idle: st.Idle, InUse: st.InUse, WaitCount: st.WaitCount,
+			WaitDuration: st.WaitDuration, Timeouts: st.Timeouts, Closed: st.Closed})
+	}
+	return out
+}
+
+// Close stops accepting, waits for sessions to finish until ctx ends, then
+// closes the remaining ones and all pools.
+func (p *Proxy) Close(ctx context.Context) error {
+	if !p.closed.CompareAndSwap(false, true) {
+		return nil
+	}
+	p.mu.Lock()
+	ls := make([]*Listener, 0, len(p.listeners))
+	for _, l := range p.listeners {
+		_ = l.ln.Close()
+		ls = append(ls, l)
+	}
+	p.mu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		for _, l := range ls {
+			l.wg.Wait()
+		}
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		for _, l := range ls {
+			l.cancel()
+		}
+		p.sessions.mu.RLock()
+		for _, s := range p.sessions.m {
+			_ = s.client.TCPConn().Close()
+		}
+		p.sessions.mu.RUnlock()
+		<-done
+	}
+	p.mu.Lock()
+	for _, pl := range p.pools {
+		pl.Close()
+	}
+	p.mu.Unlock()
+	return nil
+}

@@ -1,0 +1,786 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"runtime/debug"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/database-mesh/pisanix-go/internal/metrics"
+	"github.com/database-mesh/pisanix-go/internal/mysql"
+	"github.com/database-mesh/pisanix-go/internal/proxy/backend"
+)
+
+// Pin reasons: why a session keeps its backend connection between
+// statements. Each is counted in pisa_proxy_backend_pins_total.
+const (
+	pinTransaction uint8 = 1 << iota
+	pinSessionState
+	pinPrepared
+	pinLock
+)
+
+var pinNames = map[uint8]string{
+	pinTransaction:  "transaction",
+	pinSessionState: "session_state",
+	pinPrepared:     "prepared_statement",
+	pinLock:         "lock",
+}
+
+// stmt maps a client statement id to the backend's.
+type stmt struct {
+	backendID uint32
+}
+
+// session is one client connection. All its fields are owned by its
+// goroutine, except those read by KILL from other sessions (atomics).
+type session struct {
+	l       *Listener
+	rt      *runtime // the runtime this session started with
+	id      uint32
+	client  *mysql.Conn
+	logger  *slog.Logger
+	user    string
+	caps    uint32
+	extCaps uint32
+	foundRows bool
+	salt    []byte
+
+	state *backend.SessionState
+	be    *backend.Conn // current backend connection (pinned or in use)
+	pins  uint8
+	// pendingPins are applied after the current command succeeds.
+	pendingPins uint8
+
+	stmts      map[uint32]stmt
+	nextStmtID uint32
+
+	scratch []byte
+
+	// active is the backend connection running the current command, for
+	// KILL from another session and for the disconnect watcher.
+	active atomic.Pointer[backend.Conn]
+	killed atomic.Bool
+	watch  watcher
+}
+
+func (s *session) addr() string { return s.client.TCPConn().RemoteAddr().String() }
+
+// serve runs the session until the client quits or the connection fails.
+func (s *session) serve(ctx context.Context) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.logger.Error("session panic", "panic", r, "stack", string(debug.Stack()))
+		}
+		s.close()
+	}()
+	rt := s.rt
+	users := rt.users
+	info, err := mysql.ServerHandshake(s.client, &mysql.ServerConfig{
+		ServerVersion:        rt.serverVersion,
+		ConnectionID:         s.id,
+		ExtendedCapabilities: rt.extCaps,
+		TLS:                  rt.tls,
+		RequireTLS:           rt.requireTLS,
+		AuthPlugin:           rt.authPlugin,
+		RSAKey:               rsaKey(),
+		Users:                func(u string) (string, bool) { p, ok := users[u]; return p, ok },
+		Sha2Cache:            &s.l.sha2Cache,
+	})
+	if err != nil {
+		if errors.Is(err, mysql.ErrAuthFailed) {
+			s.l.metrics.ClientAuthFailed(rt.name)
+			s.l.metrics.Error(rt.name, mysql.ErrCodeAccessDenied)
+			s.logger.Info("client authentication failed", "error", err)
+		} else if !isEOF(err) {
+			s.logger.Info("client handshake failed", "error", err)
+		}
+		return
+	}
+	s.user = info.User
+	s.caps = info.Capabilities
+	s.extCaps = info.ExtCaps
+	s.foundRows = info.Capabilities&mysql.ClientFoundRows != 0
+	s.salt = info.Salt
+	db := rt.db
+	if info.DB != "" {
+		db = info.DB
+	}
+	s.state = backend.NewSessionState(db)
+	s.state.MultiStatements = info.Capabilities&mysql.ClientMultiStatements != 0
+	if coll := collationVars(info.Collation); coll != nil {
+		for k, v := range coll {
+			s.state.SetVar(k, v)
+		}
+	}
+	if info.Capabilities&mysql.ClientCompress != 0 {
+		s.client.EnableCompression()
+	}
+	s.logger = s.logger.With("user", s.user)
+	s.logger.Info("client connected", "db", db, "tls", info.TLS, "compress", s.client.Compressed())
+	if info.DB != "" && info.DB != rt.db {
+		// Check that the requested schema exists.
+		if err := s.checkDB(info.DB); err != nil {
+			return
+		}
+	}
+	s.loop(ctx)
+}
+
+func isEOF(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || errors.Is(err, io.ErrUnexpectedEOF)
+}
+
+func (s *session) checkDB(db string) error {
+	if err := s.acquire(); err != nil {
+		s.sendError(err)
+		return err
+	}
+	defer s.release()
+	if err := s.be.Sync(s.state); err != nil {
+		var me *mysql.Error
+		if errors.As(err, &me) {
+			if me.Code == mysql.ErrCodeBadDB {
+				s.sendError(mysql.NewError(mysql.ErrCodeBadDB, "42000", "Unknown database '%s'", db))
+				return err
+			}
+		}
+		s.sendError(err)
+		return err
+	}
+	return nil
+}
+
+func (s *session) loop(ctx context.Context) {
+	idle := s.rt.idleTimeout
+	for {
+		if ctx.Err() != nil {
+			return
+		}
+		s.client.ResetSeq()
+		if idle > 0 {
+			_ = s.client.NetConn().SetReadDeadline(time.Now().Add(idle))
+		}
+		p, err := s.client.ReadPacket()
+		if err != nil {
+			if !isEOF(err) {
+				var ne net.Error
+				if errors.As(err, &ne) && ne.Timeout() {
+					s.logger.Info("closing idle client connection", "idle_timeout", idle)
+				} else {
+					s.logger.Info("client read failed", "error", err)
+				}
+			}
+			return
+		}
+		if idle > 0 {
+			_ = s.client.NetConn().SetReadDeadline(time.Time{})
+		}
+		if len(p) == 0 {
+			s.sendError(mysql.NewError(mysql.ErrCodeNetReadError, "08S01", "Got an empty packet"))
+			continue
+		}
+		if p[0] == mysql.ComQuit {
+			return
+		}
+		if err := s.dispatch(p); err != nil {
+			if !isEOF(err) && !errors.Is(err, errClientWrite) {
+				s.logger.Info("session ended", "error", err)
+			}
+			return
+		}
+		if s.killed.Load() {
+			return
+		}
+	}
+}
+
+// dispatch handles one command; an error ends the session.
+func (s *session) dispatch(p []byte) error {
+	cmd := p[0]
+	switch cmd {
+	case mysql.ComPing:
+		return s.writeOK(0)
+	case mysql.ComQuery:
+		return s.handleQuery(p)
+	case mysql.ComInitDB:
+		return s.handleInitDB(p)
+	case mysql.ComFieldList:
+		return s.forward(p, cmd, (*session).relayFieldList)
+	case mysql.ComStatistics:
+		return s.forward(p, cmd, (*session).relaySimple)
+	case mysql.ComStmtPrepare:
+		return s.handlePrepare(p)
+	case mysql.ComStmtExecute, mysql.ComStmtBulkExecute:
+		return s.handleExecute(p)
+	case mysql.ComStmtFetch:
+		return s.handleStmt(p, func(s *session) (result, error) { return s.relayResults(true) })
+	case mysql.ComStmtReset:
+		return s.handleStmt(p, (*session).relaySimple)
+	case mysql.ComStmtSendLongData:
+		return s.handleStmt(p, nil)
+	case mysql.ComStmtClose:
+		return s.handleStmtClose(p)
+	case mysql.ComResetConnection:
+		s.resetSession(s.rt.db)
+		return s.writeOK(0)
+	case mysql.ComChangeUser:
+		return s.handleChangeUser(p)
+	case mysql.ComSetOption:
+		return s.handleSetOption(p)
+	case mysql.ComProcessKill:
+		if len(p) < 5 {
+			return s.sendError(mysql.NewError(mysql.ErrCodeUnknownCom, "08S01", "Malformed COM_PROCESS_KILL"))
+		}
+		id := uint32(p[1]) | uint32(p[2])<<8 | uint32(p[3])<<16 | uint32(p[4])<<24
+		return s.kill(id, false)
+	default:
+		return s.sendError(mysql.NewError(mysql.ErrCodeUnknownCom, "08S01",
+			"command %s not supported by pisa-proxy", mysql.CommandName(cmd)))
+	}
+}
+
+// writeOK sends a locally generated OK.
+func (s *session) writeOK(affected uint64) error {
+	status := mysql.StatusAutocommit
+	if s.be != nil && s.pins&pinTransaction != 0 {
+		status |= mysql.StatusInTrans
+	}
+	s.scratch = mysql.AppendOK(s.scratch[:0], mysql.OKHeader, &mysql.OK{AffectedRows: affected, Status: status}, s.caps)
+	if err := s.client.WritePacketFlush(s.scratch); err != nil {
+		return fmt.Errorf("%w: %w", errClientWrite, err)
+	}
+	return nil
+}
+
+// sendError sends err to the client as an ERR packet; a non-MySQL error
+// becomes ERR 2002 (no healthy backend) or 1105.
+func (s *session) sendError(err error) error {
+	me := toMySQLError(err)
+	s.l.metrics.Error(s.rt.name, me.Code)
+	s.scratch = mysql.AppendErr(s.scratch[:0], me)
+	if werr := s.client.WritePacketFlush(s.scratch); werr != nil {
+		return fmt.Errorf("%w: %w", errClientWrite, werr)
+	}
+	return nil
+}
+
+func toMySQLError(err error) *mysql.Error {
+	var me *mysql.Error
+	if errors.As(err, &me) {
+		return me
+	}
+	switch {
+	case errors.Is(err, backend.ErrPoolTimeout):
+		return mysql.NewError(mysql.ErrCodeConnectionError, "HY000", "%s", err.Error())
+	case errors.Is(err, errNoBackend), errors.Is(err, backend.ErrConnect), errors.Is(err, backend.ErrPoolClosed):
+		return mysql.ErrNoHealthyBackend()
+	}
+	var be *backendReadError
+	if errors.As(err, &be) {
+		return mysql.NewError(mysql.ErrCodeServerLost, "HY000", "Lost connection to backend server during query")
+	}
+	return mysql.NewError(mysql.ErrCodeUnknown, "HY000", "%s", err.Error())
+}
+
+var errNoBackend = errors.New("no healthy backend")
+
+// acquire makes s.be a backend connection synced to the session state.
+func (s *session) acquire() error {
+	if s.be != nil {
+		return nil
+	}
+	var lastErr error
+	for attempt := 0; attempt < 3; attempt++ {
+		c, err := s.rt.pick(s.foundRows)
+		if err != nil {
+			lastErr = err
+			if errors.Is(err, backend.ErrPoolTimeout) || errors.Is(err, errNoBackend) {
+				return err
+			}
+			continue
+		}
+		if err := c.Sync(s.state); err != nil {
+			var me *mysql.Error
+			if errors.As(err, &me) {
+				// The server refused our state (e.g. unknown db): report it.
+				c.Pool.Put(c)
+				return me
+			}
+			c.MarkBroken()
+			c.Pool.Put(c)
+			lastErr = err
+			continue
+		}
+		s.be = c
+		return nil
+	}
+	if lastErr == nil {
+		lastErr = errNoBackend
+	}
+	return lastErr
+}
+
+// release returns the backend connection unless the session is pinned.
+func (s *session) release() {
+	if s.be == nil || s.pins != 0 {
+		return
+	}
+	c := s.be
+	s.be = nil
+	c.Pool.Put(c)
+}
+
+// dropBackend discards the current backend connection after a failure.
+func (s *session) dropBackend(broken bool) {
+	if s.be == nil {
+		return
+	}
+	c := s.be
+	s.be = nil
+	if broken {
+		c.MarkBroken()
+	} else {
+		c.MarkDirty()
+	}
+	c.Pool.Put(c)
+	if s.pins != 0 {
+		s.pins = 0
+		s.stmts = nil
+	}
+}
+
+func (s *session) pin(reason uint8) {
+	if s.pins&reason == 0 {
+		s.pins |= reason
+		s.l.metrics.BackendPinned(s.rt.name, pinNames[reason])
+	}
+}
+
+// afterCommand updates pins from what the server said and releases the
+// connection when nothing pins it.
+func (s *session) afterCommand(r *result) {
+	if r.status&mysql.StatusInTrans != 0 {
+		s.pin(pinTransaction)
+	} else {
+		s.pins &^= pinTransaction
+	}
+	if r.stateChanged {
+		s.pin(pinSessionState)
+	}
+	if s.pendingPins != 0 {
+		for _, reason := range []uint8{pinSessionState, pinLock} {
+			if s.pendingPins&reason != 0 {
+				s.pin(reason)
+			}
+		}
+		s.pendingPins = 0
+	}
+	s.release()
+}
+
+type relayFunc func(*session) (result, error)
+
+// forward sends a command to a backend and relays the response with fn.
+func (s *session) forward(p []byte, cmd byte, fn relayFunc) error {
+	_, err := s.exec(p, cmd, fn, false)
+	return err
+}
+
+// exec runs one command on a backend: acquire, send, relay, account. It
+// returns a session-fatal error only when the client connection failed.
+// retryable says the command may run again on another backend when the
+// first attempt failed before anything reached the client.
+func (s *session) exec(p []byte, cmd byte, fn relayFunc, retryable bool) (result, error) {
+	for attempt := 0; ; attempt++ {
+		wasPinned := s.be != nil
+		if err := s.acquire(); err != nil {
+			return result{}, s.sendError(err)
+		}
+		c := s.be
+		cm := s.l.metrics.Command(s.rt.name, mysql.CommandName(cmd), c.Pool.Endpoint().Addr)
+		start := cm.Begin()
+		s.active.Store(c)
+		c.ResetSeq()
+		err := c.WritePacket(p)
+		if err == nil {
+			err = c.Flush()
+		}
+		var r result
+		if err != nil {
+			err = &backendReadError{err}
+		} else if fn != nil {
+			s.startWatch(c)
+			r, err = fn(s)
+			s.stopWatch()
+		}
+		s.active.Store(nil)
+		cm.End(start)
+		if err == nil {
+			err = s.client.Flush()
+			if err != nil {
+				err = fmt.Errorf("%w: %w", errClientWrite, err)
+			}
+		}
+		if err == nil {
+			if r.err != nil {
+				s.l.metrics.Error(s.rt.name, r.err.Code)
+				s.pendingPins = 0
+			}
+			s.afterCommand(&r)
+			return r, nil
+		}
+		s.pendingPins = 0
+		if errors.Is(err, errClientWrite) {
+			// The client is gone or stuck: stop the backend work.
+			s.killActive(c)
+			s.dropBackend(true)
+			return r, err
+		}
+		// The backend failed.
+		s.logger.Warn("backend failed during command", "command", mysql.CommandName(cmd),
+			"backend", c.Pool.Endpoint().Addr, "error", err)
+		s.dropBackend(true)
+		if !r.sent && !wasPinned && attempt == 0 && (retryable || fn == nil) {
+			continue
+		}
+		if r.sent {
+			// Part of a response went out: the client cannot resync.
+			return r, err
+		}
+		return r, s.sendError(err)
+	}
+}
+
+// killActive kills the query running on c (used when the client vanished).
+func (s *session) killActive(c *backend.Conn) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := c.Pool.Kill(ctx, c.Info.ConnectionID, true); err != nil {
+		s.logger.Debug("kill backend query", "error", err)
+	}
+}
+
+func (s *session) handleInitDB(p []byte) error {
+	db := string(p[1:])
+	r, err := s.exec(p, mysql.ComInitDB, (*session).relaySimple, true)
+	if err == nil && r.err == nil {
+		s.state.SetDB(db)
+	}
+	return err
+}
+
+func (s *session) handleQuery(p []byte) error {
+	q := p[1:]
+	if isKill(q) {
+		if id, queryOnly, ok := parseKill(q); ok {
+			return s.kill(id, queryOnly)
+		}
+	}
+	if i := indexFold(q, "CONNECTION_ID()"); i >= 0 {
+		p = replaceConnectionID(p, s.id)
+	}
+	if hasLock(q) {
+		s.pendingPins |= pinLock
+	}
+	if hasUserVarAssign(q) {
+		s.pendingPins |= pinSessionState
+	}
+	r, err := s.exec(p, mysql.ComQuery, func(s *session) (result, error) { return s.relayResults(false) }, isReadOnly(q))
+	if s.l.logger.Enabled(context.Background(), slog.LevelDebug) {
+		s.logger.Debug("statement", "sql", truncate(q, 256), "rows", r.rows, "affected", r.affected, "pins", s.pins)
+	}
+	return err
+}
+
+func truncate(b []byte, n int) string {
+	if len(b) > n {
+		return string(b[:n]) + "..."
+	}
+	return string(b)
+}
+
+// handlePrepare prepares on the session's (now pinned) connection.
+func (s *session) handlePrepare(p []byte) error {
+	if s.stmts == nil {
+		s.stmts = make(map[uint32]stmt)
+	}
+	s.nextStmtID++
+	if s.nextStmtID == 0 || s.nextStmtID == 0xffffffff {
+		s.nextStmtID = 1
+	}
+	id := s.nextStmtID
+	var backendID uint32
+	r, err := s.exec(p, mysql.ComStmtPrepare, func(s *session) (result, error) {
+		r, bid, err := s.relayPrepare(id)
+		backendID = bid
+		if err == nil && r.err == nil {
+			// Pin before afterCommand can release the connection.
+			s.pin(pinPrepared)
+			s.stmts[id] = stmt{backendID: bid}
+		}
+		return r, err
+	}, false)
+	_ = r
+	_ = backendID
+	return err
+}
+
+// stmtID rewrites the statement id in p (bytes 1..4) to the backend's.
+// 0xffffffff (MariaDB "last prepared statement") passes through.
+func (s *session) mapStmt(p []byte) (ok bool) {
+	if len(p) < 5 {
+		return false
+	}
+	id := uint32(p[1]) | uint32(p[2])<<8 | uint32(p[3])<<16 | uint32(p[4])<<24
+	if id == 0xffffffff {
+		return s.be != nil && s.pins&pinPrepared != 0
+	}
+	st, found := s.stmts[id]
+	if !found || s.be == nil {
+		return false
+	}
+	b := st.backendID
+	p[1], p[2], p[3], p[4] = byte(b), byte(b>>8), byte(b>>16), byte(b>>24)
+	return true
+}
+
+func (s *session) unknownStmt(p []byte) error {
+	id := uint32(0)
+	if len(p) >= 5 {
+		id = uint32(p[1]) | uint32(p[2])<<8 | uint32(p[3])<<16 | uint32(p[4])<<24
+	}
+	return s.sendError(mysql.NewError(mysql.ErrCodeUnknownStmtHandler, "HY000",
+		"Unknown prepared statement handler (%d) given to %s", id, mysql.CommandName(p[0])))
+}
+
+func (s *session) handleExecute(p []byte) error {
+	if !s.mapStmt(p) {
+		return s.unknownStmt(p)
+	}
+	_, err := s.exec(p, p[0], func(s *session) (result, error) { return s.relayResults(true) }, false)
+	return err
+}
+
+// handleStmt forwards a statement command (fn nil: no response expected).
+func (s *session) handleStmt(p []byte, fn relayFunc) error {
+	if !s.mapStmt(p) {
+		if fn == nil {
+			return nil // no response for SEND_LONG_DATA
+		}
+		return s.unknownStmt(p)
+	}
+	if fn == nil {
+		c := s.be
+		c.ResetSeq()
+		if err := c.WritePacketFlush(p); err != nil {
+			s.dropBackend(true)
+		}
+		return nil
+	}
+	_, err := s.exec(p, p[0], fn, false)
+	return err
+}
+
+func (s *session) handleStmtClose(p []byte) error {
+	if len(p) < 5 {
+		return nil
+	}
+	id := uint32(p[1]) | uint32(p[2])<<8 | uint32(p[3])<<16 | uint32(p[4])<<24
+	st, ok := s.stmts[id]
+	if !ok || s.be == nil {
+		return nil // COM_STMT_CLOSE has no response
+	}
+	delete(s.stmts, id)
+	b := st.backendID
+	p[1], p[2], p[3], p[4] = byte(b), byte(b>>8), byte(b>>16), byte(b>>24)
+	c := s.be
+	c.ResetSeq()
+	if err := c.WritePacketFlush(p); err != nil {
+		s.dropBackend(true)
+		return nil
+	}
+	if len(s.stmts) == 0 {
+		s.pins &^= pinPrepared
+		// The server may still hold the "last statement" for execute
+		// direct, and user state; nothing else pins, so release.
+		s.release()
+	}
+	return nil
+}
+
+func (s *session) handleSetOption(p []byte) error {
+	if len(p) < 3 {
+		return s.sendError(mysql.NewError(mysql.ErrCodeUnknownCom, "08S01", "Malformed COM_SET_OPTION"))
+	}
+	switch uint16(p[1]) | uint16(p[2])<<8 {
+	case 0:
+		s.state.MultiStatements = true
+	case 1:
+		s.state.MultiStatements = false
+	default:
+		return s.sendError(mysql.NewError(mysql.ErrCodeUnknownCom, "08S01", "Unknown COM_SET_OPTION value"))
+	}
+	s.state.Gen++
+	if s.be != nil {
+		// Apply now on the pinned connection.
+		if err := s.be.Sync(s.state); err != nil {
+			return s.sendError(err)
+		}
+	}
+	if s.clientDeprecateEOF() {
+		return s.writeOK(0)
+	}
+	s.scratch = mysql.AppendEOF(s.scratch[:0], 0, mysql.StatusAutocommit)
+	if err := s.client.WritePacketFlush(s.scratch); err != nil {
+		return fmt.Errorf("%w: %w", errClientWrite, err)
+	}
+	return nil
+}
+
+// resetSession implements COM_RESET_CONNECTION (and the reset part of
+// COM_CHANGE_USER): forget session state, statements and pins.
+func (s *session) resetSession(db string) {
+	if s.be != nil {
+		c := s.be
+		s.be = nil
+		c.MarkDirty()
+		c.Pool.Put(c)
+	}
+	s.pins = 0
+	s.stmts = nil
+	multi := s.state.MultiStatements
+	s.state.Reset(db)
+	s.state.MultiStatements = multi
+}
+
+func (s *session) handleChangeUser(p []byte) error {
+	info, authData, err := parseChangeUser(p, s.caps)
+	if err != nil {
+		return s.sendError(mysql.NewError(mysql.ErrCodeHandshake, "08S01", "Bad COM_CHANGE_USER packet"))
+	}
+	info.Capabilities = s.caps
+	info.Salt = s.salt
+	users := s.rt.users
+	cfg := &mysql.ServerConfig{
+		Users:     func(u string) (string, bool) { p, ok := users[u]; return p, ok },
+		RSAKey:    rsaKey(),
+		Sha2Cache: &s.l.sha2Cache,
+	}
+	info.TLS = s.client.NetConn() != s.client.TCPConn()
+	if err := mysql.Authenticate(s.client, cfg, info, s.rt.authPluginName(), authData); err != nil {
+		s.l.metrics.ClientAuthFailed(s.rt.name)
+		return err // ends the session, as MySQL does
+	}
+	db := info.DB
+	if db == "" {
+		db = s.rt.db
+	}
+	s.user = info.User
+	s.resetSession(db)
+	if coll := collationVars(info.Collation); coll != nil {
+		for k, v := range coll {
+			s.state.SetVar(k, v)
+		}
+	}
+	return nil
+}
+
+// close releases everything the session holds.
+func (s *session) close() {
+	if s.be != nil {
+		c := s.be
+		s.be = nil
+		if s.pins != 0 {
+			c.MarkDirty()
+		}
+		c.Pool.Put(c)
+	}
+	s.stopWatch()
+	_ = s.client.Close()
+}
+
+// kill implements KILL [QUERY|CONNECTION] id for proxy connection ids.
+func (s *session) kill(id uint32, queryOnly bool) error {
+	target := s.l.proxy.sessions.get(id)
+	if target == nil {
+		return s.sendError(mysql.NewError(mysql.ErrCodeNoSuchThread, "HY000", "Unknown thread id: %d", id))
+	}
+	if target.user != s.user || target.rt.name != s.rt.name {
+		return s.sendError(mysql.NewError(mysql.ErrCodeKillDenied, "HY000", "You are not owner of thread %d", id))
+	}
+	if target == s {
+		if queryOnly {
+			return s.writeOK(0)
+		}
+		s.killed.Store(true)
+		return s.writeOK(0)
+	}
+	if c := target.active.Load(); c != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err := c.Pool.Kill(ctx, c.Info.ConnectionID, true)
+		cancel()
+		if err != nil {
+			s.logger.Info("kill backend query failed", "target", id, "error", err)
+		}
+	}
+	if !queryOnly {
+		target.killed.Store(true)
+		_ = target.client.TCPConn().Close()
+	}
+	return s.writeOK(0)
+}
+
+func parseChangeUser(p []byte, caps uint32) (*mysql.HandshakeInfo, []byte, error) {
+	rest := p[1:]
+	i := bytes.IndexByte(rest, 0)
+	if i < 0 {
+		return nil, nil, mysql.ErrMalformed
+	}
+	info := &mysql.HandshakeInfo{User: string(rest[:i])}
+	rest = rest[i+1:]
+	var auth []byte
+	if caps&mysql.ClientSecureConnection != 0 {
+		if len(rest) < 1 || len(rest) < 1+int(rest[0]) {
+			return nil, nil, mysql.ErrMalformed
+		}
+		auth = bytes.Clone(rest[1 : 1+int(rest[0])])
+		rest = rest[1+int(rest[0]):]
+	} else {
+		j := bytes.IndexByte(rest, 0)
+		if j < 0 {
+			return nil, nil, mysql.ErrMalformed
+		}
+		auth = bytes.Clone(rest[:j])
+		rest = rest[j+1:]
+	}
+	j := bytes.IndexByte(rest, 0)
+	if j < 0 {
+		info.DB = string(rest)
+		return info, auth, nil
+	}
+	info.DB = string(rest[:j])
+	rest = rest[j+1:]
+	if len(rest) >= 2 {
+		info.Collation = rest[0]
+		rest = rest[2:]
+	}
+	if caps&mysql.ClientPluginAuth != 0 && len(rest) > 0 {
+		if k := bytes.IndexByte(rest, 0); k >= 0 {
+			info.AuthPlugin = string(rest[:k])
+		} else {
+			info.AuthPlugin = string(rest)
+		}
+	}
+	return info, auth, nil
+}
+
+var _ = strconv.Itoa
+var _ = metrics.NewProxy

@@ -1,0 +1,192 @@
+package proxy
+
+import (
+	"strconv"
+)
+
+// Cheap, allocation-free text checks on SQL used by the data path before the
+// full parser is involved. They err on the side of pinning (safe).
+
+func upper(c byte) byte {
+	if 'a' <= c && c <= 'z' {
+		return c - 32
+	}
+	return c
+}
+
+func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' }
+
+// skipSpaceAndComments returns the offset of the first token.
+func skipSpaceAndComments(q []byte) int {
+	i := 0
+	for i < len(q) {
+		switch {
+		case isSpace(q[i]):
+			i++
+		case q[i] == '(':
+			i++
+		case i+1 < len(q) && q[i] == '/' && q[i+1] == '*':
+			// MySQL executable comments /*! ... */ hold code: stop there.
+			if i+2 < len(q) && q[i+2] == '!' {
+				return i
+			}
+			end := indexFold(q[i+2:], "*/")
+			if end < 0 {
+				return len(q)
+			}
+			i += 2 + end + 2
+		case q[i] == '#' || (i+2 < len(q) && q[i] == '-' && q[i+1] == '-' && isSpace(q[i+2])):
+			for i < len(q) && q[i] != '\n' {
+				i++
+			}
+		default:
+			return i
+		}
+	}
+	return i
+}
+
+// hasPrefixFold reports whether q (after leading space and comments) starts
+// with the keyword kw followed by a non-identifier byte.
+func hasKeyword(q []byte, kw string) bool {
+	i := skipSpaceAndComments(q)
+	if len(q)-i < len(kw) {
+		return false
+	}
+	for j := 0; j < len(kw); j++ {
+		if upper(q[i+j]) != kw[j] {
+			return false
+		}
+	}
+	if i+len(kw) < len(q) {
+		c := q[i+len(kw)]
+		if c == '_' || ('0' <= c && c <= '9') || ('A' <= upper(c) && upper(c) <= 'Z') {
+			return false
+		}
+	}
+	return true
+}
+
+// indexFold finds an upper-case ASCII needle in s, case-insensitively.
+func indexFold(s []byte, needle string) int {
+	n := len(needle)
+	if n == 0 {
+		return 0
+	}
+	first := needle[0]
+	for i := 0; i+n <= len(s); i++ {
+		if upper(s[i]) != first {
+			continue
+		}
+		j := 1
+		for j < n && upper(s[i+j]) == needle[j] {
+			j++
+		}
+		if j == n {
+			return i
+		}
+	}
+	return -1
+}
+
+func isKill(q []byte) bool { return hasKeyword(q, "KILL") }
+
+// parseKill parses "KILL [CONNECTION|QUERY] <id>".
+func parseKill(q []byte) (id uint32, queryOnly bool, ok bool) {
+	i := skipSpaceAndComments(q) + len("KILL")
+	rest := q[i:]
+	if hasKeyword(rest, "QUERY") {
+		queryOnly = true
+		rest = rest[skipSpaceAndComments(rest)+len("QUERY"):]
+	} else if hasKeyword(rest, "CONNECTION") {
+		rest = rest[skipSpaceAndComments(rest)+len("CONNECTION"):]
+	}
+	// MariaDB's KILL HARD|SOFT and KILL USER are passed to the backend.
+	j := skipSpaceAndComments(rest)
+	k := j
+	for k < len(rest) && '0' <= rest[k] && rest[k] <= '9' {
+		k++
+	}
+	if k == j {
+		return 0, false, false
+	}
+	v, err := strconv.ParseUint(string(rest[j:k]), 10, 32)
+	if err != nil {
+		return 0, false, false
+	}
+	tail := rest[k:]
+	for _, c := range tail {
+		if !isSpace(c) && c != ';' {
+			return 0, false, false
+		}
+	}
+	return uint32(v), queryOnly, true
+}
+
+// replaceConnectionID rewrites CONNECTION_ID() to the proxy's id so that
+// the id a client sees is the one KILL accepts. It returns a new packet.
+func replaceConnectionID(p []byte, id uint32) []byte {
+	const fn = "CONNECTION_ID()"
+	out := make([]byte, 0, len(p)+8)
+	out = append(out, p[0])
+	q := p[1:]
+	lit := strconv.FormatUint(uint64(id), 10)
+	for {
+		i := indexFold(q, fn)
+		if i < 0 {
+			break
+		}
+		out = append(out, q[:i]...)
+		out = append(out, lit...)
+		q = q[i+len(fn):]
+	}
+	return append(out, q...)
+}
+
+// hasLock reports statements that take locks that live beyond the statement.
+func hasLock(q []byte) bool {
+	if hasKeyword(q, "LOCK") { // LOCK TABLES
+		return true
+	}
+	return indexFold(q, "GET_LOCK") >= 0
+}
+
+// hasUserVarAssign reports a user variable that may be assigned ("@x :=",
+// "SET @x", "INTO @x"). It over-approximates: any '@' not followed by '@'
+// outside quotes.
+func hasUserVarAssign(q []byte) bool {
+	var quote byte
+	for i := 0; i < len(q); i++ {
+		c := q[i]
+		if quote != 0 {
+			if c == '\\' {
+				i++
+			} else if c == quote {
+				quote = 0
+			}
+			continue
+		}
+		switch c {
+		case '\'', '"', '`':
+			quote = c
+		case '@':
+			if i+1 < len(q) && q[i+1] == '@' {
+				i++
+				// skip @@var
+				continue
+			}
+			return true
+		}
+	}
+	return false
+}
+
+// isReadOnly reports statements that are safe to run again elsewhere after a
+// failure before any byte reached the client.
+func isReadOnly(q []byte) bool {
+	if hasKeyword(q, "SELECT") {
+		return indexFold(q, "FOR UPDATE") < 0 && indexFold(q, "LOCK IN SHARE MODE") < 0 &&
+			indexFold(q, "INTO") < 0 && indexFold(q, "GET_LOCK") < 0
+	}
+	return hasKeyword(q, "SHOW") || hasKeyword(q, "DESC") || hasKeyword(q, "DESCRIBE") || hasKeyword(q, "EXPLAIN")
+}
