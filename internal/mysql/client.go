@@ -94,7 +94,7 @@ func ClientHandshake(c *Conn, cfg *ClientConfig) (*ServerInfo, error) {
 		if err := c.WritePacketFlush(head); err != nil {
 			return nil, err
 		}
-		tc := tls.Client(c.raw, cfg.TLS)
+		tc := tls.Client(c.transportForUpgrade(), cfg.TLS)
 		if err := tc.Handshake(); err != nil {
 			return nil, fmt.Errorf("backend tls handshake: %w", err)
 		}

@@ -2,6 +2,7 @@ package mysql
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -75,12 +76,38 @@ func (c *Conn) ResetSeq() {
 	}
 }
 
-// replaceTransport swaps the socket under the buffers (TLS upgrade). The
-// read buffer must be empty.
+// replaceTransport swaps the socket under the buffers (TLS upgrade).
 func (c *Conn) replaceTransport(nc net.Conn) {
 	c.raw = nc
 	c.br.Reset(nc)
 	c.bw.Reset(nc)
+}
+
+// transportForUpgrade returns the socket to run a TLS handshake on: bytes
+// the peer sent early (a ClientHello right behind the SSLRequest) and that
+// sit in the read buffer are read first.
+func (c *Conn) transportForUpgrade() net.Conn {
+	n := c.br.Buffered()
+	if n == 0 {
+		return c.raw
+	}
+	pre, _ := c.br.Peek(n)
+	return &prefixConn{Conn: c.raw, pre: bytes.Clone(pre)}
+}
+
+// prefixConn reads pre before the connection.
+type prefixConn struct {
+	net.Conn
+	pre []byte
+}
+
+func (p *prefixConn) Read(b []byte) (int, error) {
+	if len(p.pre) > 0 {
+		n := copy(b, p.pre)
+		p.pre = p.pre[n:]
+		return n, nil
+	}
+	return p.Conn.Read(b)
 }
 
 // EnableCompression switches to the compressed protocol (after the handshake).

@@ -153,7 +153,7 @@ func ServerHandshake(c *Conn, cfg *ServerConfig) (*HandshakeInfo, error) {
 			// A handshake response claiming SSL without upgrading.
 			return nil, sendErr(c, NewError(ErrCodeHandshake, "08S01", "Bad handshake"), ErrMalformed)
 		}
-		tc := tls.Server(c.raw, cfg.TLS)
+		tc := tls.Server(c.transportForUpgrade(), cfg.TLS)
 		if err := tc.Handshake(); err != nil {
 			return nil, fmt.Errorf("tls handshake: %w", err)
 		}

@@ -2,11 +2,11 @@ package proxy
 
 import (
 	"bytes"
-	"io"
 	"context"
 	"crypto/tls"
 	"database/sql"
 	"fmt"
+	"io"
 	"strings"
 	"sync"
 	"testing"
@@ -274,14 +274,15 @@ func TestLargeResultStreams(t *testing.T) {
 	if n != 200000 {
 		t.Fatalf("rows = %d", n)
 	}
-	// A value larger than 16 MiB crosses the packet split.
-	var big []byte
+	// A row larger than 16 MiB crosses the packet split (each value stays
+	// under the server's max_allowed_packet).
+	var big1, big2 []byte
 	db2 := openDB(t, tp.dsn("maxAllowedPacket=0"))
-	if err := db2.QueryRow("SELECT REPEAT('y', 17*1024*1024)").Scan(&big); err != nil {
-		t.Fatalf("17 MiB value: %v", err)
+	if err := db2.QueryRow("SELECT REPEAT('y', 9*1024*1024), REPEAT('z', 9*1024*1024)").Scan(&big1, &big2); err != nil {
+		t.Fatalf("18 MiB row: %v", err)
 	}
-	if len(big) != 17*1024*1024 || !bytes.Equal(big[:3], []byte("yyy")) {
-		t.Fatalf("17 MiB value has %d bytes", len(big))
+	if len(big1) != 9*1024*1024 || len(big2) != 9*1024*1024 || !bytes.Equal(big2[:3], []byte("zzz")) {
+		t.Fatalf("18 MiB row has %d+%d bytes", len(big1), len(big2))
 	}
 }
 

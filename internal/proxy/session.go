@@ -42,16 +42,16 @@ type stmt struct {
 // session is one client connection. All its fields are owned by its
 // goroutine, except those read by KILL from other sessions (atomics).
 type session struct {
-	l       *Listener
-	rt      *runtime // the runtime this session started with
-	id      uint32
-	client  *mysql.Conn
-	logger  *slog.Logger
-	user    string
-	caps    uint32
-	extCaps uint32
+	l         *Listener
+	rt        *runtime // the runtime this session started with
+	id        uint32
+	client    *mysql.Conn
+	logger    *slog.Logger
+	user      string
+	caps      uint32
+	extCaps   uint32
 	foundRows bool
-	salt    []byte
+	salt      []byte
 
 	state *backend.SessionState
 	be    *backend.Conn // current backend connection (pinned or in use)
