@@ -253,21 +253,31 @@ func (c *Conn) ReadBody(n int) ([]byte, error) {
 }
 
 // CopyBody copies a payload of n bytes announced by NextPacket to dst as
-// one packet with dst's next sequence id, without buffering it whole.
+// one packet with dst's next sequence id, through the read buffer, without
+// buffering it whole and without allocating.
 func (c *Conn) CopyBody(dst *Conn, n int) error {
 	if err := dst.writeHeader(n); err != nil {
 		return err
 	}
-	if n <= c.br.Buffered() {
-		b, _ := c.br.Peek(n)
+	for n > 0 {
+		k := c.br.Buffered()
+		if k == 0 {
+			if _, err := c.br.Peek(1); err != nil {
+				return err
+			}
+			k = c.br.Buffered()
+		}
+		if k > n {
+			k = n
+		}
+		b, _ := c.br.Peek(k)
 		if _, err := dst.bw.Write(b); err != nil {
 			return err
 		}
-		_, err := c.br.Discard(n)
-		return err
+		_, _ = c.br.Discard(k)
+		n -= k
 	}
-	_, err := io.CopyN(dst.bw, c.br, int64(n))
-	return err
+	return nil
 }
 
 // DiscardBody skips a payload of n bytes announced by NextPacket.

@@ -42,8 +42,9 @@ type ServerConfig struct {
 	// AuthPlugin is announced in the handshake (mysql_native_password
 	// when empty).
 	AuthPlugin string
-	// RSAKey serves caching_sha2_password full authentication without TLS.
-	RSAKey *rsa.PrivateKey
+	// RSAKey returns the key that serves caching_sha2_password full
+	// authentication without TLS; called only when a client needs it.
+	RSAKey func() *rsa.PrivateKey
 	// Users returns a user's password.
 	Users Credentials
 	// Sha2Cache remembers users that passed full caching_sha2 auth, so
@@ -325,25 +326,26 @@ func Authenticate(c *Conn, cfg *ServerConfig, info *HandshakeInfo, announced str
 	case info.TLS:
 		clear = string(bytes.TrimRight(p, "\x00"))
 	case len(p) == 1 && p[0] == cachingSha2RequestKey:
-		if cfg.RSAKey == nil {
+		key := rsaKeyOf(cfg)
+		if key == nil {
 			return denied()
 		}
-		if err := c.WritePacketFlush(append([]byte{AuthMoreData}, PublicKeyPEM(&cfg.RSAKey.PublicKey)...)); err != nil {
+		if err := c.WritePacketFlush(append([]byte{AuthMoreData}, PublicKeyPEM(&key.PublicKey)...)); err != nil {
 			return err
 		}
 		enc, err := c.ReadPacket()
 		if err != nil {
 			return fmt.Errorf("read encrypted password: %w", err)
 		}
-		if clear, err = DecryptPassword(enc, info.Salt, cfg.RSAKey); err != nil {
+		if clear, err = DecryptPassword(enc, info.Salt, key); err != nil {
 			return denied()
 		}
 	default:
-		if cfg.RSAKey != nil && len(p) == cfg.RSAKey.Size() {
-			if clear, err = DecryptPassword(p, info.Salt, cfg.RSAKey); err != nil {
-				return denied()
-			}
-		} else {
+		key := rsaKeyOf(cfg)
+		if key == nil || len(p) != key.Size() {
+			return denied()
+		}
+		if clear, err = DecryptPassword(p, info.Salt, key); err != nil {
 			return denied()
 		}
 	}
@@ -354,4 +356,11 @@ func Authenticate(c *Conn, cfg *ServerConfig, info *HandshakeInfo, announced str
 		cfg.Sha2Cache.Store(key, struct{}{})
 	}
 	return c.WritePacketFlush(AppendOK(nil, OKHeader, &OK{Status: StatusAutocommit}, info.Capabilities))
+}
+
+func rsaKeyOf(cfg *ServerConfig) *rsa.PrivateKey {
+	if cfg.RSAKey == nil {
+		return nil
+	}
+	return cfg.RSAKey()
 }

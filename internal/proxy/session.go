@@ -90,7 +90,7 @@ func (s *session) serve(ctx context.Context) {
 		TLS:                  rt.tls,
 		RequireTLS:           rt.requireTLS,
 		AuthPlugin:           rt.authPlugin,
-		RSAKey:               rsaKey(),
+		RSAKey:               rsaKey,
 		Users:                func(u string) (string, bool) { p, ok := users[u]; return p, ok },
 		Sha2Cache:            &s.l.sha2Cache,
 	})
@@ -671,7 +671,7 @@ func (s *session) handleChangeUser(p []byte) error {
 	users := s.rt.users
 	cfg := &mysql.ServerConfig{
 		Users:     func(u string) (string, bool) { p, ok := users[u]; return p, ok },
-		RSAKey:    rsaKey(),
+		RSAKey:    rsaKey,
 		Sha2Cache: &s.l.sha2Cache,
 	}
 	info.TLS = s.client.NetConn() != s.client.TCPConn()
