@@ -13,6 +13,8 @@ import (
 	"time"
 
 	gomysql "github.com/go-sql-driver/mysql"
+
+	"github.com/database-mesh/pisanix-go/internal/testutil"
 )
 
 func TestPreparedStatements(t *testing.T) {
@@ -512,3 +514,43 @@ func TestLoadDataLocalInfile(t *testing.T) {
 }
 
 var _ = time.Second
+
+func TestConnectAttributesForwarded(t *testing.T) {
+	srv := testutil.StartMariaDB(t, "--performance-schema=ON")
+	cfg := baseConfig(srv.Addr)
+	tp := startProxy(t, cfg)
+	db := openDB(t, tp.dsn("connectionAttributes=program_name:pisa_attr_test"))
+	db.SetMaxOpenConns(1)
+	var backendID string
+	if err := db.QueryRow("SELECT @@pseudo_thread_id").Scan(&backendID); err != nil {
+		t.Fatal(err)
+	}
+	root := openDB(t, srv.DSN("test"))
+	var n int
+	err := root.QueryRow(`SELECT COUNT(*) FROM performance_schema.session_connect_attrs
+		WHERE PROCESSLIST_ID = ? AND ATTR_NAME = 'program_name' AND ATTR_VALUE = 'pisa_attr_test'`, backendID).Scan(&n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 1 {
+		t.Fatalf("client attribute not forwarded to backend thread %s", backendID)
+	}
+}
+
+func TestSetNamesCollateFollowsClient(t *testing.T) {
+	tp := defaultProxy(t)
+	db := openDB(t, tp.dsn(""))
+	db.SetMaxOpenConns(1)
+	conn, _ := db.Conn(context.Background())
+	defer conn.Close()
+	if _, err := conn.ExecContext(context.Background(), "SET NAMES utf8mb4 COLLATE utf8mb4_unicode_ci"); err != nil {
+		t.Fatal(err)
+	}
+	others := openDB(t, tp.dsn(""))
+	for i := 0; i < 5; i++ {
+		others.Exec("SELECT 1")
+	}
+	if got := queryString(t, conn, "SELECT @@collation_connection"); got != "utf8mb4_unicode_ci" {
+		t.Fatalf("collation_connection = %q", got)
+	}
+}

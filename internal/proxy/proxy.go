@@ -112,8 +112,8 @@ func (rt *runtime) authPluginName() string {
 
 // pick returns a connection from a balanced, healthy endpoint, trying the
 // others when one cannot be reached.
-func (rt *runtime) pick(foundRows bool) (*backend.Conn, error) {
-	v := backend.Variant{FoundRows: foundRows}
+func (rt *runtime) pick(foundRows bool, attrs []byte) (*backend.Conn, error) {
+	v := backend.Variant{FoundRows: foundRows, ClientAttrs: attrs}
 	if len(rt.pools) == 1 {
 		c, err := rt.pools[0].Get(context.Background(), v)
 		if err != nil && errors.Is(err, backend.ErrConnect) {

@@ -52,6 +52,7 @@ type session struct {
 	extCaps   uint32
 	foundRows bool
 	salt      []byte
+	attrs     []byte // client connect attributes, forwarded on new backend connections
 
 	state *backend.SessionState
 	be    *backend.Conn // current backend connection (pinned or in use)
@@ -109,6 +110,7 @@ func (s *session) serve(ctx context.Context) {
 	s.extCaps = info.ExtCaps
 	s.foundRows = info.Capabilities&mysql.ClientFoundRows != 0
 	s.salt = info.Salt
+	s.attrs = info.Attrs
 	db := rt.db
 	if info.DB != "" {
 		db = info.DB
@@ -299,7 +301,9 @@ func (s *session) acquire() error {
 	}
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ {
-		c, err := s.rt.pick(s.foundRows)
+		// The listener's current runtime, not s.rt: a reload may have
+		// closed the pools of the runtime the session started with.
+		c, err := s.l.rt.Load().pick(s.foundRows, s.attrs)
 		if err != nil {
 			lastErr = err
 			if errors.Is(err, backend.ErrPoolTimeout) || errors.Is(err, errNoBackend) {
@@ -494,6 +498,13 @@ func (s *session) handleQuery(p []byte) error {
 		s.pendingPins |= pinSessionState
 	}
 	r, err := s.exec(p, mysql.ComQuery, func(s *session) (result, error) { return s.relayResults(false) }, isReadOnly(q))
+	if err == nil && r.err == nil {
+		// MariaDB does not report collation_connection after
+		// SET NAMES x COLLATE y; record it so it is replayed.
+		if coll := setNamesCollation(q); coll != "" {
+			s.state.SetVar("collation_connection", coll)
+		}
+	}
 	if s.l.logger.Enabled(context.Background(), slog.LevelDebug) {
 		s.logger.Debug("statement", "sql", truncate(q, 256), "rows", r.rows, "affected", r.affected, "pins", s.pins)
 	}

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"strconv"
+	"strings"
 )
 
 // Cheap, allocation-free text checks on SQL used by the data path before the
@@ -189,4 +190,27 @@ func isReadOnly(q []byte) bool {
 			indexFold(q, "INTO") < 0 && indexFold(q, "GET_LOCK") < 0
 	}
 	return hasKeyword(q, "SHOW") || hasKeyword(q, "DESC") || hasKeyword(q, "DESCRIBE") || hasKeyword(q, "EXPLAIN")
+}
+
+// setNamesCollation returns y from "SET NAMES x COLLATE y", or "".
+func setNamesCollation(q []byte) string {
+	if !hasKeyword(q, "SET") {
+		return ""
+	}
+	rest := q[skipSpaceAndComments(q)+3:]
+	if !hasKeyword(rest, "NAMES") {
+		return ""
+	}
+	i := indexFold(rest, "COLLATE")
+	if i < 0 {
+		return ""
+	}
+	rest = rest[i+len("COLLATE"):]
+	j := skipSpaceAndComments(rest)
+	k := j
+	for k < len(rest) && (rest[k] == '_' || ('0' <= rest[k] && rest[k] <= '9') || ('A' <= upper(rest[k]) && upper(rest[k]) <= 'Z') || rest[k] == '\'' || rest[k] == '"' || rest[k] == '`') {
+		k++
+	}
+	name := strings.Trim(string(rest[j:k]), "'\"`")
+	return strings.ToLower(name)
 }

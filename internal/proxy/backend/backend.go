@@ -46,7 +46,14 @@ type PoolOptions struct {
 
 // Variant distinguishes connections that differ in handshake capabilities.
 // The pool keeps separate idle lists per variant under one shared MaxOpen.
-type Variant struct{ FoundRows bool }
+type Variant struct {
+	FoundRows bool
+	// ClientAttrs are the connect attributes (raw lenenc block) of the
+	// client on whose behalf a new connection is dialed; they are forwarded
+	// to the backend with "pisa_proxy" added. They do not select idle
+	// connections.
+	ClientAttrs []byte
+}
 
 func (v Variant) index() int {
 	if v.FoundRows {

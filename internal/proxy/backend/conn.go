@@ -31,6 +31,16 @@ var connectAttrs = func() []byte {
 	return b
 }()
 
+// attrsFor returns the attributes to send when dialing for v.
+func attrsFor(v Variant) []byte {
+	if len(v.ClientAttrs) == 0 {
+		return connectAttrs
+	}
+	b := append([]byte(nil), v.ClientAttrs...)
+	b = mysql.AppendLenEncString(b, "pisa_proxy")
+	return mysql.AppendLenEncString(b, "1")
+}
+
 var errBroken = errors.New("backend connection is broken")
 
 // Conn is one backend connection. It records the session state as applied on
@@ -623,7 +633,7 @@ func (p *Pool) dial(ctx context.Context, v Variant) (*Conn, error) {
 		TLS:          p.tls,
 		Capabilities: caps,
 		ExtCaps:      p.opts.ExtCaps,
-		Attrs:        connectAttrs,
+		Attrs:        attrsFor(v),
 	})
 	if err != nil {
 		stop()
