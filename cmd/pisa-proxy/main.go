@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
+	_ "net/http/pprof"
 	"os"
 	"os/signal"
 	"strconv"
@@ -157,6 +159,15 @@ func runDaemon(ctx context.Context, g *globalFlags, path string) error {
 	if err := p.Apply(cfg); err != nil {
 		_ = adm.Shutdown(context.Background())
 		return err
+	}
+	if addr := os.Getenv("PISA_PROXY_PPROF_ADDR"); addr != "" {
+		// Profiling endpoints for performance work, off by default.
+		go func() {
+			logger.Info("pprof listening", "addr", addr)
+			if err := http.ListenAndServe(addr, nil); err != nil {
+				logger.Warn("pprof server stopped", "error", err)
+			}
+		}()
 	}
 
 	sigs := make(chan os.Signal, 4)
