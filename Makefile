@@ -34,6 +34,7 @@ $(addprefix $(BIN)/,$(CMDS)): $(BIN)/%:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $@ ./cmd/$*
 
 test: ## start/verify MariaDB on 127.0.0.1:3306, go vet, then all tests with -race
+	@hack/ensure-packages.sh gcc:/usr/bin/gcc libc6-dev:/usr/include/stdio.h # -race needs cgo
 	@echo "== MariaDB on 127.0.0.1:3306"; time hack/ensure-mariadb.sh
 	@echo "== go vet"; time $(GO) vet ./...
 	@echo "== go test -race"; time $(GO) test -race -count=1 -timeout 30m ./...

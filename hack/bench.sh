@@ -110,19 +110,7 @@ sb_common() {
 }
 
 # ---------------------------------------------------------------- requirements
-need_apt=()
-command -v sysbench >/dev/null || need_apt+=(sysbench)
-[ -x /usr/sbin/haproxy ] || command -v haproxy >/dev/null || need_apt+=(haproxy)
-command -v curl >/dev/null || need_apt+=(curl)
-if [ ${#need_apt[@]} -gt 0 ]; then
-	[ "$(id -u)" = 0 ] || {
-		echo "missing: ${need_apt[*]} (apt-get install them)"
-		exit 1
-	}
-	log "installing ${need_apt[*]}"
-	apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_apt[@]}"
-fi
+"$ROOT/hack/ensure-packages.sh" sysbench:/usr/bin/sysbench haproxy:/usr/sbin/haproxy curl:/usr/bin/curl
 HAPROXY=$(command -v haproxy || echo /usr/sbin/haproxy)
 "$ROOT/hack/ensure-mariadb.sh"
 

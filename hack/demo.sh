@@ -50,10 +50,7 @@ through() {
 
 step "MariaDB on 127.0.0.1:3306 (installed and started if missing)"
 "$ROOT/hack/ensure-mariadb.sh"
-if ! command -v curl >/dev/null; then
-	echo "installing curl"
-	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends curl
-fi
+"$ROOT/hack/ensure-packages.sh" curl:/usr/bin/curl
 
 step "build bin/pisa-proxy"
 show "make bin/pisa-proxy"

@@ -11,8 +11,9 @@
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
-PORT=3306
-DIR=${PISA_MARIADB_3306_DIR:-/var/tmp/pisa-mariadb-3306}
+PORT=${PISA_ENSURE_PORT:-3306}             # overridable for testing this script
+SOCKET=${PISA_ENSURE_SOCKET:-}              # local socket of that server (default: the client's)
+DIR=${PISA_MARIADB_3306_DIR:-/var/tmp/pisa-mariadb-$PORT}
 
 say() { echo "ensure-mariadb: $*" >&2; }
 die() {
@@ -27,13 +28,9 @@ as_root() {
 }
 
 install_packages() {
-	local missing=()
-	[ -x /usr/sbin/mariadbd ] && [ -x /usr/bin/mariadb-install-db ] || missing+=(mariadb-server)
-	command -v mariadb >/dev/null && command -v mariadb-admin >/dev/null || missing+=(mariadb-client)
-	[ ${#missing[@]} -eq 0 ] && return 0
-	say "installing ${missing[*]} with apt-get"
-	as_root apt-get update -qq
-	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+	"$HERE/ensure-packages.sh" mariadb-server:/usr/sbin/mariadbd mariadb-client:/usr/bin/mariadb
+	[ -x /usr/bin/mariadb-install-db ] && command -v mariadb-admin >/dev/null ||
+		die "mariadb-install-db or mariadb-admin missing although the packages are installed"
 }
 
 client() {
@@ -58,7 +55,7 @@ if listening; then
 	else
 		# ...or root over TCP is refused: fix it through the local socket, as OS root.
 		say "a server listens on $PORT but refuses root with an empty password; allowing it via the unix socket"
-		as_root mariadb -uroot <<-'SQL' || die "could not log in as root through the unix socket; give root@127.0.0.1 an empty password yourself, or stop that server"
+		as_root mariadb -uroot ${SOCKET:+-S "$SOCKET"} <<-'SQL' || die "could not log in as root through the unix socket; give root@127.0.0.1 an empty password yourself, or stop that server"
 			ALTER USER 'root'@'localhost' IDENTIFIED VIA unix_socket OR mysql_native_password USING PASSWORD('');
 			CREATE USER IF NOT EXISTS 'root'@'127.0.0.1' IDENTIFIED BY '';
 			GRANT ALL PRIVILEGES ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION;

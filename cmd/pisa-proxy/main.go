@@ -57,6 +57,12 @@ func newRootCmd() *cobra.Command {
 		Version:       version.String(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Args:          cobra.NoArgs,
+		// A subcommand is required, as in Pisanix.
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			_ = cmd.Usage()
+			return errors.New("a subcommand is required: daemon")
+		},
 	}
 	pf := root.PersistentFlags()
 	// -h is --host (Pisanix's CLI); help is --help only.

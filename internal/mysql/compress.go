@@ -56,11 +56,8 @@ func (z *compressor) readPacket() error {
 	clen := int(z.head[0]) | int(z.head[1])<<8 | int(z.head[2])<<16
 	z.seq = z.head[3] + 1
 	ulen := int(z.head[4]) | int(z.head[5])<<8 | int(z.head[6])<<16
-	if cap(z.cbuf) < clen {
-		z.cbuf = make([]byte, clen)
-	}
-	z.cbuf = z.cbuf[:clen]
-	if _, err := io.ReadFull(z.rw, z.cbuf); err != nil {
+	var err error
+	if z.cbuf, err = readAppend(z.rw, z.cbuf[:0], clen); err != nil {
 		return err
 	}
 	if ulen == 0 {
@@ -68,7 +65,6 @@ func (z *compressor) readPacket() error {
 		z.rpos = 0
 		return nil
 	}
-	var err error
 	if z.zr == nil {
 		z.zr, err = zlib.NewReader(bytes.NewReader(z.cbuf))
 	} else {
@@ -77,11 +73,10 @@ func (z *compressor) readPacket() error {
 	if err != nil {
 		return fmt.Errorf("mysql: compressed packet: %w", err)
 	}
-	if cap(z.rbuf) < ulen {
-		z.rbuf = make([]byte, ulen)
-	}
-	z.rbuf = z.rbuf[:ulen]
-	if _, err := io.ReadFull(z.zr, z.rbuf); err != nil {
+	// Grow with the inflated output: a small packet claiming a large
+	// uncompressed length costs only what it really inflates to.
+	if z.rbuf, err = readAppend(z.zr, z.rbuf[:0], ulen); err != nil {
+		z.rbuf, z.rpos = z.rbuf[:0], 0
 		return fmt.Errorf("mysql: compressed packet: %w", err)
 	}
 	z.rpos = 0

@@ -151,13 +151,7 @@ func (c *Conn) ReadPacket() ([]byte, error) {
 		if total+n > limit {
 			return nil, fmt.Errorf("mysql: packet of more than %d bytes", limit)
 		}
-		if cap(c.buf) < total+n {
-			nb := make([]byte, total, growCap(cap(c.buf), total+n))
-			copy(nb, c.buf[:total])
-			c.buf = nb
-		}
-		c.buf = c.buf[:total+n]
-		if _, err := io.ReadFull(c.br, c.buf[total:]); err != nil {
+		if c.buf, err = readAppend(c.br, c.buf[:total], n); err != nil {
 			return nil, err
 		}
 		total += n
@@ -165,6 +159,31 @@ func (c *Conn) ReadPacket() ([]byte, error) {
 			return c.buf[:total], nil
 		}
 	}
+}
+
+// readChunk bounds how far ahead of the bytes that actually arrived a read
+// allocates: a length header alone (4 bytes claiming 16 MiB) cannot make a
+// peer, authenticated or not, cost more than this.
+const readChunk = 256 * 1024
+
+// readAppend reads n bytes from r and appends them to buf, growing buf as
+// the bytes arrive rather than trusting n up front.
+func readAppend(r io.Reader, buf []byte, n int) ([]byte, error) {
+	for n > 0 {
+		k := min(n, readChunk)
+		have := len(buf)
+		if cap(buf)-have < k {
+			nb := make([]byte, have, growCap(cap(buf), have+k))
+			copy(nb, buf)
+			buf = nb
+		}
+		buf = buf[:have+k]
+		if _, err := io.ReadFull(r, buf[have:]); err != nil {
+			return buf[:have], err
+		}
+		n -= k
+	}
+	return buf, nil
 }
 
 func growCap(have, need int) int {

@@ -50,6 +50,26 @@ type ServerConfig struct {
 	// Sha2Cache remembers users that passed full caching_sha2 auth, so
 	// that later logins take the fast path (as MySQL does).
 	Sha2Cache *sync.Map
+	// AfterAuth, when set, runs once the credentials are verified and
+	// before the OK is sent; an error is sent instead of the OK (e.g. an
+	// unknown default schema) and the handshake fails.
+	AfterAuth func(info *HandshakeInfo) error
+}
+
+// ErrRejected is wrapped by handshake errors after AfterAuth refused.
+var ErrRejected = errors.New("connection rejected")
+
+func authOK(c *Conn, cfg *ServerConfig, info *HandshakeInfo) error {
+	if cfg.AfterAuth != nil {
+		if err := cfg.AfterAuth(info); err != nil {
+			var me *Error
+			if !errors.As(err, &me) {
+				me = NewError(ErrCodeUnknown, "HY000", "%s", err.Error())
+			}
+			return sendErr(c, me, ErrRejected)
+		}
+	}
+	return c.WritePacketFlush(AppendOK(nil, OKHeader, &OK{Status: StatusAutocommit}, info.Capabilities))
 }
 
 // HandshakeInfo is what the client sent in its handshake response.
@@ -293,12 +313,12 @@ func Authenticate(c *Conn, cfg *ServerConfig, info *HandshakeInfo, announced str
 		if !known || !CheckScramble(plugin, info.Salt, authData, password) {
 			return denied()
 		}
-		return c.WritePacketFlush(AppendOK(nil, OKHeader, &OK{Status: StatusAutocommit}, info.Capabilities))
+		return authOK(c, cfg, info)
 	}
 
 	// caching_sha2_password.
 	if known && password == "" && (len(authData) == 0 || (len(authData) == 1 && authData[0] == 0)) {
-		return c.WritePacketFlush(AppendOK(nil, OKHeader, &OK{Status: StatusAutocommit}, info.Capabilities))
+		return authOK(c, cfg, info)
 	}
 	key := ""
 	if known {
@@ -310,7 +330,7 @@ func Authenticate(c *Conn, cfg *ServerConfig, info *HandshakeInfo, announced str
 			if err := c.WritePacket([]byte{AuthMoreData, cachingSha2FastOK}); err != nil {
 				return err
 			}
-			return c.WritePacketFlush(AppendOK(nil, OKHeader, &OK{Status: StatusAutocommit}, info.Capabilities))
+			return authOK(c, cfg, info)
 		}
 	}
 	// Full authentication.
@@ -355,7 +375,7 @@ func Authenticate(c *Conn, cfg *ServerConfig, info *HandshakeInfo, announced str
 	if cfg.Sha2Cache != nil {
 		cfg.Sha2Cache.Store(key, struct{}{})
 	}
-	return c.WritePacketFlush(AppendOK(nil, OKHeader, &OK{Status: StatusAutocommit}, info.Capabilities))
+	return authOK(c, cfg, info)
 }
 
 func rsaKeyOf(cfg *ServerConfig) *rsa.PrivateKey {

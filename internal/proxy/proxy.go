@@ -36,6 +36,8 @@ type Proxy struct {
 	sessions registry
 	nextID   atomic.Uint32
 	closed   atomic.Bool
+	draining atomic.Bool
+	warming  atomic.Int32 // endpoints being connected to for the first time
 }
 
 // New creates a proxy with no listeners; call Apply.
@@ -250,6 +252,19 @@ func (p *Proxy) Apply(cfg *proxyconfig.Config) error {
 		}
 	}
 	p.pools = newPools
+	// Open one connection to every new endpoint now, so that an unreachable
+	// one is known (and /readyz says so) before the first client needs it.
+	for _, pl := range created {
+		p.warming.Add(1)
+		go func() {
+			defer p.warming.Add(-1)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if c, err := pl.Get(ctx, backend.Variant{}); err == nil {
+				pl.Put(c)
+			}
+		}()
+	}
 	return nil
 }
 
@@ -474,6 +489,9 @@ func (p *Proxy) Ready() error {
 	if len(p.listeners) == 0 {
 		return errors.New("no listeners configured")
 	}
+	if n := p.warming.Load(); n > 0 {
+		return fmt.Errorf("connecting to %d backend endpoint(s)", n)
+	}
 	for name, l := range p.listeners {
 		rt := l.rt.Load()
 		healthy := false
@@ -520,6 +538,16 @@ func (p *Proxy) Close(ctx context.Context) error {
 		ls = append(ls, l)
 	}
 	p.mu.Unlock()
+	// Sessions waiting for a command with nothing pinned end now; the
+	// others end after their transaction or statement (or at ctx's end).
+	p.draining.Store(true)
+	p.sessions.mu.RLock()
+	for _, s := range p.sessions.m {
+		if s.idle.Load() {
+			_ = s.client.TCPConn().SetReadDeadline(time.Now())
+		}
+	}
+	p.sessions.mu.RUnlock()
 	done := make(chan struct{})
 	go func() {
 		for _, l := range ls {

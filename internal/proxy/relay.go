@@ -245,11 +245,27 @@ func (s *session) relayResults(binary bool) (result, error) {
 // answers OK or ERR.
 func (s *session) relayLocalInfile(p []byte, r *result) error {
 	if s.caps&mysql.ClientLocalFiles == 0 {
-		// The client cannot send files: send an empty file.
-		s.be.SetSeq(s.be.Seq())
+		// The client did not enable LOCAL INFILE: end the backend's request
+		// with an empty file and refuse the statement, as MariaDB does for
+		// such a client (unless more results follow, which the client must
+		// still receive).
 		if err := s.be.WritePacketFlush(nil); err != nil {
 			return &backendReadError{err}
 		}
+		q, err := s.readBackend()
+		if err != nil {
+			return err
+		}
+		if q[0] == mysql.ERRHeader {
+			return s.relayErr(q, r)
+		}
+		if ok, err := mysql.ParseOK(q, s.be.Info.Capabilities); err == nil && ok.Status&mysql.StatusMoreResultsExists == 0 {
+			s.observeOK(&ok, r)
+			r.sent = true
+			return s.relayErr(mysql.AppendErr(nil, mysql.NewError(4166, "HY000",
+				"The used command is not allowed because the MariaDB server or client has disabled the local infile capability")), r)
+		}
+		return s.relayOK(q, r)
 	} else {
 		if err := s.writeClient(p); err != nil {
 			return err
@@ -317,6 +333,17 @@ func (s *session) relayPrepare(proxyID uint32) (result, uint32, error) {
 		}
 	}
 	return r, backendID, nil
+}
+
+// relayFetch forwards a COM_STMT_FETCH response: binary rows, then EOF (or
+// ERR). There is no column count, and a binary row starts with 0x00, so the
+// response must not go through relayResults, which would take the first
+// row for an OK packet.
+func (s *session) relayFetch() (result, error) {
+	var r result
+	err := s.relayRows(&r)
+	r.sent = true
+	return r, err
 }
 
 // relayFieldList forwards a COM_FIELD_LIST response: column definitions

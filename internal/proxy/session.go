@@ -69,7 +69,10 @@ type session struct {
 	// KILL from another session and for the disconnect watcher.
 	active atomic.Pointer[backend.Conn]
 	killed atomic.Bool
-	watch  watcher
+	// idle is set while the session waits for a command with nothing
+	// pinned, so that shutdown can end it without cutting a transaction.
+	idle  atomic.Bool
+	watch watcher
 }
 
 func (s *session) addr() string { return s.client.TCPConn().RemoteAddr().String() }
@@ -94,45 +97,26 @@ func (s *session) serve(ctx context.Context) {
 		RSAKey:               rsaKey,
 		Users:                func(u string) (string, bool) { p, ok := users[u]; return p, ok },
 		Sha2Cache:            &s.l.sha2Cache,
+		AfterAuth:            s.start,
 	})
 	if err != nil {
-		if errors.Is(err, mysql.ErrAuthFailed) {
+		switch {
+		case errors.Is(err, mysql.ErrAuthFailed):
 			s.l.metrics.ClientAuthFailed(rt.name)
 			s.l.metrics.Error(rt.name, mysql.ErrCodeAccessDenied)
 			s.logger.Info("client authentication failed", "error", err)
-		} else if !isEOF(err) {
+		case errors.Is(err, mysql.ErrRejected):
+			s.l.metrics.Error(rt.name, toMySQLError(err).Code)
+			s.logger.Info("client connection rejected", "error", err)
+		case !isEOF(err):
 			s.logger.Info("client handshake failed", "error", err)
 		}
 		return
 	}
-	s.user = info.User
-	s.caps = info.Capabilities
-	s.extCaps = info.ExtCaps
-	s.foundRows = info.Capabilities&mysql.ClientFoundRows != 0
-	s.salt = info.Salt
-	s.attrs = info.Attrs
-	db := rt.db
-	if info.DB != "" {
-		db = info.DB
-	}
-	s.state = backend.NewSessionState(db)
-	s.state.MultiStatements = info.Capabilities&mysql.ClientMultiStatements != 0
-	if coll := collationVars(info.Collation); coll != nil {
-		for k, v := range coll {
-			s.state.SetVar(k, v)
-		}
-	}
 	if info.Capabilities&mysql.ClientCompress != 0 {
 		s.client.EnableCompression()
 	}
-	s.logger = s.logger.With("user", s.user)
-	s.logger.Info("client connected", "db", db, "tls", info.TLS, "compress", s.client.Compressed())
-	if info.DB != "" && info.DB != rt.db {
-		// Check that the requested schema exists.
-		if err := s.checkDB(info.DB); err != nil {
-			return
-		}
-	}
+	s.logger.Info("client connected", "db", s.state.DB, "tls", info.TLS, "compress", s.client.Compressed())
 	s.loop(ctx)
 }
 
@@ -140,23 +124,35 @@ func isEOF(err error) bool {
 	return errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || errors.Is(err, io.ErrUnexpectedEOF)
 }
 
-func (s *session) checkDB(db string) error {
+// start sets the session up once the client's credentials are verified,
+// before the handshake's OK: an unknown default schema is refused in the
+// handshake, as MySQL does.
+func (s *session) start(info *mysql.HandshakeInfo) error {
+	s.user = info.User
+	s.caps = info.Capabilities
+	s.extCaps = info.ExtCaps
+	s.foundRows = info.Capabilities&mysql.ClientFoundRows != 0
+	s.salt = info.Salt
+	s.attrs = info.Attrs
+	s.logger = s.logger.With("user", s.user)
+	db := s.rt.db
+	if info.DB != "" {
+		db = info.DB
+	}
+	s.state = backend.NewSessionState(db)
+	s.state.MultiStatements = info.Capabilities&mysql.ClientMultiStatements != 0
+	for k, v := range collationVars(info.Collation) {
+		s.state.SetVar(k, v)
+	}
+	if info.DB == "" || info.DB == s.rt.db {
+		return nil
+	}
+	// Check that the requested schema exists: acquire syncs the backend
+	// connection to it and returns the server's 1049 if it does not.
 	if err := s.acquire(); err != nil {
-		s.sendError(err)
-		return err
+		return toMySQLError(err)
 	}
-	defer s.release()
-	if err := s.be.Sync(s.state); err != nil {
-		var me *mysql.Error
-		if errors.As(err, &me) {
-			if me.Code == mysql.ErrCodeBadDB {
-				s.sendError(mysql.NewError(mysql.ErrCodeBadDB, "42000", "Unknown database '%s'", db))
-				return err
-			}
-		}
-		s.sendError(err)
-		return err
-	}
+	s.release()
 	return nil
 }
 
@@ -167,11 +163,22 @@ func (s *session) loop(ctx context.Context) {
 			return
 		}
 		s.client.ResetSeq()
+		if s.pins == 0 {
+			// Between commands with nothing pinned: shutdown may end us.
+			s.idle.Store(true)
+			if s.l.proxy.draining.Load() {
+				return
+			}
+		}
 		if idle > 0 {
 			_ = s.client.NetConn().SetReadDeadline(time.Now().Add(idle))
 		}
 		p, err := s.client.ReadPacket()
+		s.idle.Store(false)
 		if err != nil {
+			if s.l.proxy.draining.Load() {
+				return
+			}
 			if !isEOF(err) {
 				var ne net.Error
 				if errors.As(err, &ne) && ne.Timeout() {
@@ -223,7 +230,7 @@ func (s *session) dispatch(p []byte) error {
 	case mysql.ComStmtExecute, mysql.ComStmtBulkExecute:
 		return s.handleExecute(p)
 	case mysql.ComStmtFetch:
-		return s.handleStmt(p, func(s *session) (result, error) { return s.relayResults(true) })
+		return s.handleStmt(p, (*session).relayFetch)
 	case mysql.ComStmtReset:
 		return s.handleStmt(p, (*session).relaySimple)
 	case mysql.ComStmtSendLongData:
@@ -484,9 +491,15 @@ func (s *session) handleInitDB(p []byte) error {
 func (s *session) handleQuery(p []byte) error {
 	q := p[1:]
 	if isKill(q) {
-		if id, queryOnly, ok := parseKill(q); ok {
-			return s.kill(id, queryOnly)
+		id, queryOnly, ok := parseKill(q)
+		if !ok {
+			// Never forward KILL: the backend would take the id (or an
+			// expression, or KILL USER) as its own threads, which belong
+			// to other clients and to the pool.
+			return s.sendError(mysql.NewError(1235, "42000",
+				"pisa-proxy supports only KILL [HARD|SOFT] [CONNECTION|QUERY] <connection id>"))
 		}
+		return s.kill(id, queryOnly)
 	}
 	if i := indexFold(q, "CONNECTION_ID()"); i >= 0 {
 		p = replaceConnectionID(p, s.id)

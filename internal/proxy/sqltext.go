@@ -27,9 +27,18 @@ func skipSpaceAndComments(q []byte) int {
 		case q[i] == '(':
 			i++
 		case i+1 < len(q) && q[i] == '/' && q[i+1] == '*':
-			// MySQL executable comments /*! ... */ hold code: stop there.
-			if i+2 < len(q) && q[i+2] == '!' {
-				return i
+			// Executable comments (/*! ... */, /*!50001 ... */, MariaDB's
+			// /*M! ... */) hold code: their content is the next token.
+			if j := i + 2; j < len(q) && (q[j] == '!' || (q[j] == 'M' && j+1 < len(q) && q[j+1] == '!')) {
+				if q[j] == 'M' {
+					j++
+				}
+				j++
+				for j < len(q) && '0' <= q[j] && q[j] <= '9' {
+					j++
+				}
+				i = j
+				continue
 			}
 			end := indexFold(q[i+2:], "*/")
 			if end < 0 {
@@ -92,17 +101,20 @@ func indexFold(s []byte, needle string) int {
 
 func isKill(q []byte) bool { return hasKeyword(q, "KILL") }
 
-// parseKill parses "KILL [CONNECTION|QUERY] <id>".
+// parseKill parses "KILL [HARD|SOFT] [CONNECTION|QUERY] <id>".
 func parseKill(q []byte) (id uint32, queryOnly bool, ok bool) {
 	i := skipSpaceAndComments(q) + len("KILL")
 	rest := q[i:]
+	// MariaDB's KILL HARD|SOFT: the modifier does not matter to the proxy.
+	if hasKeyword(rest, "HARD") || hasKeyword(rest, "SOFT") {
+		rest = rest[skipSpaceAndComments(rest)+len("HARD"):]
+	}
 	if hasKeyword(rest, "QUERY") {
 		queryOnly = true
 		rest = rest[skipSpaceAndComments(rest)+len("QUERY"):]
 	} else if hasKeyword(rest, "CONNECTION") {
 		rest = rest[skipSpaceAndComments(rest)+len("CONNECTION"):]
 	}
-	// MariaDB's KILL HARD|SOFT and KILL USER are passed to the backend.
 	j := skipSpaceAndComments(rest)
 	k := j
 	for k < len(rest) && '0' <= rest[k] && rest[k] <= '9' {
@@ -125,10 +137,12 @@ func parseKill(q []byte) (id uint32, queryOnly bool, ok bool) {
 }
 
 // replaceConnectionID rewrites CONNECTION_ID() to the proxy's id so that
-// the id a client sees is the one KILL accepts. It returns a new packet.
+// the id a client sees is the one KILL accepts. A bare select-list item keeps
+// its column name ("SELECT CONNECTION_ID()" still returns a column named
+// CONNECTION_ID()). It returns a new packet.
 func replaceConnectionID(p []byte, id uint32) []byte {
 	const fn = "CONNECTION_ID()"
-	out := make([]byte, 0, len(p)+8)
+	out := make([]byte, 0, len(p)+32)
 	out = append(out, p[0])
 	q := p[1:]
 	lit := strconv.FormatUint(uint64(id), 10)
@@ -139,9 +153,49 @@ func replaceConnectionID(p []byte, id uint32) []byte {
 		}
 		out = append(out, q[:i]...)
 		out = append(out, lit...)
+		if selectItemBefore(out[1:]) && selectItemEnds(q[i+len(fn):]) {
+			out = append(out, " AS `"...)
+			out = append(out, q[i:i+len(fn)]...)
+			out = append(out, '`')
+		}
 		q = q[i+len(fn):]
 	}
 	return append(out, q...)
+}
+
+// selectItemBefore reports whether the text before a select-list item
+// (written so far, ending with the literal) ends with SELECT, DISTINCT or a
+// comma before the literal.
+func selectItemBefore(b []byte) bool {
+	i := len(b) - 1
+	for i >= 0 && '0' <= b[i] && b[i] <= '9' {
+		i--
+	}
+	for i >= 0 && isSpace(b[i]) {
+		i--
+	}
+	if i >= 0 && b[i] == ',' {
+		return true
+	}
+	for _, kw := range []string{"SELECT", "DISTINCT"} {
+		if i+1 >= len(kw) && indexFold(b[i+1-len(kw):i+1], kw) == 0 {
+			j := i - len(kw)
+			return j < 0 || isSpace(b[j]) || b[j] == '('
+		}
+	}
+	return false
+}
+
+// selectItemEnds reports whether a select-list item ends here (no alias).
+func selectItemEnds(b []byte) bool {
+	i := 0
+	for i < len(b) && isSpace(b[i]) {
+		i++
+	}
+	if i == len(b) || b[i] == ',' || b[i] == ';' {
+		return true
+	}
+	return hasKeyword(b[i:], "FROM")
 }
 
 // hasLock reports statements that take locks that live beyond the statement.

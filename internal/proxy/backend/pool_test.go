@@ -232,7 +232,7 @@ func TestMaxLifetime(t *testing.T) {
 func TestVariants(t *testing.T) {
 	p := newTestPool(t, PoolOptions{MaxOpen: 1, WaitTimeout: 5 * time.Second})
 	c := mustGet(t, p, Variant{FoundRows: true})
-	if c.Info.Capabilities&mysql.ClientFoundRows == 0 || c.Variant() != (Variant{FoundRows: true}) {
+	if c.Info.Capabilities&mysql.ClientFoundRows == 0 || !c.Variant().FoundRows {
 		t.Fatal("FOUND_ROWS not negotiated")
 	}
 	mustExec(t, c, "CREATE TEMPORARY TABLE fr (id INT PRIMARY KEY, v INT)")
@@ -269,7 +269,7 @@ func TestVariants(t *testing.T) {
 	waitFor(t, "a waiter", func() bool { return p.Stats().WaitCount == 1 })
 	p.Put(c2)
 	c3 := <-got
-	if c3 == nil || c3.Variant() != (Variant{FoundRows: true}) || c3.Info.Capabilities&mysql.ClientFoundRows == 0 {
+	if c3 == nil || !c3.Variant().FoundRows || c3.Info.Capabilities&mysql.ClientFoundRows == 0 {
 		t.Fatalf("waiter got %+v", c3)
 	}
 	p.Put(c3)
