@@ -38,6 +38,7 @@ type Proxy struct {
 	closed   atomic.Bool
 	draining atomic.Bool
 	warming  atomic.Int32 // endpoints being connected to for the first time
+	stopc    chan struct{}
 }
 
 // New creates a proxy with no listeners; call Apply.
@@ -48,12 +49,33 @@ func New(logger *slog.Logger, m *metrics.Proxy) *Proxy {
 	if m == nil {
 		m = metrics.NewProxy(nil)
 	}
-	return &Proxy{
+	p := &Proxy{
 		logger:    logger,
 		metrics:   m,
 		listeners: map[string]*Listener{},
 		pools:     map[string]*backend.Pool{},
 		sessions:  registry{m: map[uint32]*session{}},
+		stopc:     make(chan struct{}),
+	}
+	go p.watchHealth()
+	return p
+}
+
+// watchHealth keeps pisa_proxy_backend_endpoint_up current.
+func (p *Proxy) watchHealth() {
+	t := time.NewTicker(500 * time.Millisecond)
+	defer t.Stop()
+	for {
+		p.mu.Lock()
+		for key, pl := range p.pools {
+			p.metrics.SetEndpointUp(key[:strings.IndexByte(key, '|')], pl.Endpoint().Addr, pl.Healthy())
+		}
+		p.mu.Unlock()
+		select {
+		case <-p.stopc:
+			return
+		case <-t.C:
+		}
 	}
 }
 
@@ -249,6 +271,7 @@ func (p *Proxy) Apply(cfg *proxyconfig.Config) error {
 	for key, pl := range p.pools {
 		if _, keep := newPools[key]; !keep {
 			pl.Close()
+			p.metrics.ForgetEndpoint(key[:strings.IndexByte(key, '|')], pl.Endpoint().Addr)
 		}
 	}
 	p.pools = newPools
@@ -517,7 +540,6 @@ func (p *Proxy) PoolStats() []metrics.PoolStats {
 		st := pl.Stats()
 		domain := key[:strings.IndexByte(key, '|')]
 		addr := pl.Endpoint().Addr
-		p.metrics.SetEndpointUp(domain, addr, pl.Healthy())
 		out = append(out, metrics.PoolStats{Domain: domain, Server: addr, MaxOpen: st.MaxOpen,
 			Open: st.Open, Idle: st.Idle, InUse: st.InUse, WaitCount: st.WaitCount,
 			WaitDuration: st.WaitDuration, Timeouts: st.Timeouts, Closed: st.Closed})
@@ -531,6 +553,7 @@ func (p *Proxy) Close(ctx context.Context) error {
 	if !p.closed.CompareAndSwap(false, true) {
 		return nil
 	}
+	close(p.stopc)
 	p.mu.Lock()
 	ls := make([]*Listener, 0, len(p.listeners))
 	for _, l := range p.listeners {
