@@ -27,6 +27,9 @@ const (
 	pinLock
 )
 
+// handshakeTimeout bounds the connection phase.
+const handshakeTimeout = 10 * time.Second
+
 var pinNames = map[uint8]string{
 	pinTransaction:  "transaction",
 	pinSessionState: "session_state",
@@ -87,6 +90,8 @@ func (s *session) serve(ctx context.Context) {
 	}()
 	rt := s.rt
 	users := rt.users
+	// A client gets handshakeTimeout to log in (MySQL's connect_timeout).
+	_ = s.client.TCPConn().SetDeadline(time.Now().Add(handshakeTimeout))
 	info, err := mysql.ServerHandshake(s.client, &mysql.ServerConfig{
 		ServerVersion:        rt.serverVersion,
 		ConnectionID:         s.id,
@@ -113,6 +118,7 @@ func (s *session) serve(ctx context.Context) {
 		}
 		return
 	}
+	_ = s.client.TCPConn().SetDeadline(time.Time{})
 	if info.Capabilities&mysql.ClientCompress != 0 {
 		s.client.EnableCompression()
 	}

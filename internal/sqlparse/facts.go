@@ -24,15 +24,50 @@ const (
 	KindUse
 	KindShow
 	KindExplain
-	KindDDL      // CREATE, ALTER, DROP, TRUNCATE, RENAME
-	KindAdmin    // GRANT, REVOKE, FLUSH, KILL, user management, ANALYZE...
-	KindPrepare  // SQL-level PREPARE
-	KindExecute  // SQL-level EXECUTE
+	KindDDL     // CREATE, ALTER, DROP, TRUNCATE, RENAME
+	KindAdmin   // GRANT, REVOKE, FLUSH, KILL, user management, ANALYZE...
+	KindPrepare // SQL-level PREPARE
+	KindExecute // SQL-level EXECUTE
 	KindDeallocate
 	KindLockTables
 	KindUnlockTables
 	KindDo
 )
+
+var kindNames = [...]string{
+	KindOther:        "other",
+	KindSelect:       "select",
+	KindInsert:       "insert",
+	KindUpdate:       "update",
+	KindDelete:       "delete",
+	KindReplace:      "replace",
+	KindLoadData:     "load_data",
+	KindCall:         "call",
+	KindBegin:        "begin",
+	KindCommit:       "commit",
+	KindRollback:     "rollback",
+	KindSavepoint:    "savepoint",
+	KindSet:          "set",
+	KindUse:          "use",
+	KindShow:         "show",
+	KindExplain:      "explain",
+	KindDDL:          "ddl",
+	KindAdmin:        "admin",
+	KindPrepare:      "prepare",
+	KindExecute:      "execute",
+	KindDeallocate:   "deallocate",
+	KindLockTables:   "lock_tables",
+	KindUnlockTables: "unlock_tables",
+	KindDo:           "do",
+}
+
+// String returns a lower-case name usable as a metric label.
+func (k Kind) String() string {
+	if int(k) < len(kindNames) {
+		return kindNames[k]
+	}
+	return "unknown"
+}
 
 // Class is the coarse class used by access control.
 type Class uint8
@@ -44,6 +79,39 @@ const (
 	ClassAdmin
 	ClassTransaction // BEGIN/COMMIT/ROLLBACK/SAVEPOINT, SET, USE: session control
 )
+
+var classNames = [...]string{
+	ClassRead:        "read",
+	ClassWrite:       "write",
+	ClassDDL:         "ddl",
+	ClassAdmin:       "admin",
+	ClassTransaction: "transaction",
+}
+
+// String returns a lower-case name usable as a metric label.
+func (c Class) String() string {
+	if int(c) < len(classNames) {
+		return classNames[c]
+	}
+	return "unknown"
+}
+
+// classRank orders classes by how much privilege they need; the class of a
+// multi-statement text is the highest ranked one among its statements.
+func classRank(c Class) int {
+	switch c {
+	case ClassRead:
+		return 0
+	case ClassTransaction:
+		return 1
+	case ClassWrite:
+		return 2
+	case ClassDDL:
+		return 3
+	default: // ClassAdmin and anything unknown
+		return 4
+	}
+}
 
 // Table is a table a statement refers to. Schema is empty when the
 // statement did not qualify it (the session's schema applies).
@@ -79,6 +147,12 @@ type Facts struct {
 	Locks bool
 	// Multi: the text holds more than one statement.
 	Multi bool
+	// PrevResult: reads what the previous statement left on its connection
+	// (LAST_INSERT_ID(), ROW_COUNT(), FOUND_ROWS(), @@warning_count,
+	// @@error_count, @@identity, @@last_insert_id, SHOW WARNINGS/ERRORS,
+	// SHOW PROFILE[S]). It must run on the backend connection that ran the
+	// previous statement; ReadOnly is false.
+	PrevResult bool
 	// ParseErr is the parser's error; the other fields then come from a
 	// conservative fallback (Kind from the first keyword, ReadOnly false).
 	ParseErr error
