@@ -20,6 +20,8 @@ import (
 	"github.com/database-mesh/pisanix-go/internal/mysql"
 	"github.com/database-mesh/pisanix-go/internal/proxy/backend"
 	"github.com/database-mesh/pisanix-go/internal/proxy/route"
+	"github.com/database-mesh/pisanix-go/internal/proxy/route/discovery"
+	"github.com/database-mesh/pisanix-go/internal/sqlparse"
 	"github.com/database-mesh/pisanix-go/internal/proxyconfig"
 )
 
@@ -39,6 +41,7 @@ type Proxy struct {
 	draining atomic.Bool
 	warming  atomic.Int32 // endpoints being connected to for the first time
 	stopc    chan struct{}
+	parser   *sqlparse.Parser // shared statement classifier (cached)
 }
 
 // New creates a proxy with no listeners; call Apply.
@@ -56,6 +59,7 @@ func New(logger *slog.Logger, m *metrics.Proxy) *Proxy {
 		pools:     map[string]*backend.Pool{},
 		sessions:  registry{m: map[uint32]*session{}},
 		stopc:     make(chan struct{}),
+		parser:    sqlparse.New(sqlparse.Options{}),
 	}
 	go p.watchHealth()
 	return p
@@ -125,6 +129,12 @@ type runtime struct {
 	maxConns      int
 	pools         []*backend.Pool
 	balancer      route.Balancer
+	// rw routes statements to readers or the writer when
+	// read_write_splitting is configured; nil otherwise.
+	rw *route.RWRouter
+	// monitor is the dynamic discovery (discovery.type = "mha"), if any.
+	monitor *discovery.Monitor
+	parser  *sqlparse.Parser
 }
 
 func (rt *runtime) authPluginName() string {
@@ -136,8 +146,11 @@ func (rt *runtime) authPluginName() string {
 
 // pick returns a connection from a balanced, healthy endpoint, trying the
 // others when one cannot be reached.
-func (rt *runtime) pick(foundRows bool, attrs []byte) (*backend.Conn, error) {
+func (rt *runtime) pick(d *route.Decision, foundRows bool, attrs []byte) (*backend.Conn, error) {
 	v := backend.Variant{FoundRows: foundRows, ClientAttrs: attrs}
+	if d != nil {
+		return rt.pickRW(*d, v)
+	}
 	if len(rt.pools) == 1 {
 		c, err := rt.pools[0].Get(context.Background(), v)
 		if err != nil && errors.Is(err, backend.ErrConnect) {
@@ -167,6 +180,46 @@ func (rt *runtime) pick(foundRows bool, attrs []byte) (*backend.Conn, error) {
 			if errors.Is(err, backend.ErrPoolTimeout) {
 				return nil, err
 			}
+		}
+	}
+	if lastErr == nil {
+		return nil, errNoBackend
+	}
+	return nil, fmt.Errorf("%w: %w", errNoBackend, lastErr)
+}
+
+// pickRW picks an endpoint of the target a read/write splitting decision
+// names, preferring healthy ones, trying the others of that target when one
+// cannot be reached. A read target with no reachable reader falls back to
+// the writer.
+func (rt *runtime) pickRW(d route.Decision, v backend.Variant) (*backend.Conn, error) {
+	var tried uint64
+	var lastErr error
+	for _, dec := range []route.Decision{d, d.ToWriter()} {
+		for pass := 0; pass < 2; pass++ {
+			for {
+				ep, ok := dec.Pick(func(i int) bool {
+					if i < 64 && tried&(1<<i) != 0 {
+						return false
+					}
+					return pass == 1 || rt.pools[i].Healthy()
+				})
+				if !ok {
+					break
+				}
+				tried |= 1 << ep.Index
+				c, err := rt.pools[ep.Index].Get(context.Background(), v)
+				if err == nil {
+					return c, nil
+				}
+				lastErr = err
+				if errors.Is(err, backend.ErrPoolTimeout) {
+					return nil, err
+				}
+			}
+		}
+		if d.Target == route.TargetReadWrite {
+			break
 		}
 	}
 	if lastErr == nil {
@@ -251,12 +304,23 @@ func (p *Proxy) Apply(cfg *proxyconfig.Config) error {
 	// Commit.
 	for name, l := range p.listeners {
 		if _, keep := rts[name]; !keep || started[name] != nil {
+			if prev := l.rt.Load(); prev != nil && prev.monitor != nil {
+				prev.monitor.Stop()
+			}
 			l.stop()
 			delete(p.listeners, name)
 			p.metrics.ForgetDomain(name)
 		}
 	}
 	for name, rt := range rts {
+		if rt.monitor != nil {
+			rt.monitor.Start(context.Background())
+		}
+		if old, ok := p.listeners[name]; ok && started[name] == nil {
+			if prev := old.rt.Load(); prev != nil && prev.monitor != nil {
+				prev.monitor.Stop()
+			}
+		}
 		if l, ok := started[name]; ok {
 			l.rt.Store(rt)
 			p.listeners[name] = l
@@ -361,6 +425,33 @@ func (p *Proxy) compile(cfg *proxyconfig.Config, lc *proxyconfig.Listener, pools
 	}
 	if len(rt.pools) == 0 {
 		return nil, errors.New("no backend nodes")
+	}
+	if lc.ReadWriteSplitting != nil {
+		var nodes []proxyconfig.Node
+		for _, name := range lc.NodeNames(cfg) {
+			nodes = append(nodes, *cfg.Node(name))
+		}
+		rwcfg, disc := route.RWConfigFrom(lc.ReadWriteSplitting)
+		router, err := route.NewRWRouter(rwcfg, route.NodeInfos(nodes))
+		if err != nil {
+			return nil, fmt.Errorf("read_write_splitting: %w", err)
+		}
+		rt.rw = router
+		rt.parser = p.parser
+		if disc != nil {
+			dc, err := discovery.ConfigFrom(disc)
+			if err != nil {
+				return nil, fmt.Errorf("read_write_splitting.dynamic.discovery: %w", err)
+			}
+			mon, err := discovery.New(dc, route.DiscoveryNodes(nodes), discovery.Options{
+				OnChange: router.ApplyTopology,
+				Logger:   p.logger.With("listener", lc.Name, "component", "discovery"),
+			})
+			if err != nil {
+				return nil, fmt.Errorf("read_write_splitting.dynamic.discovery: %w", err)
+			}
+			rt.monitor = mon
+		}
 	}
 	kind := "random"
 	if lc.SimpleLoadBalance != nil && lc.SimpleLoadBalance.BalanceType != "" {
@@ -592,6 +683,11 @@ func (p *Proxy) Close(ctx context.Context) error {
 		<-done
 	}
 	p.mu.Lock()
+	for _, l := range p.listeners {
+		if rt := l.rt.Load(); rt != nil && rt.monitor != nil {
+			rt.monitor.Stop()
+		}
+	}
 	for _, pl := range p.pools {
 		pl.Close()
 	}

@@ -11,11 +11,13 @@ import (
 	"runtime/debug"
 	"strconv"
 	"sync/atomic"
+	"unsafe"
 	"time"
 
 	"github.com/database-mesh/pisanix-go/internal/metrics"
 	"github.com/database-mesh/pisanix-go/internal/mysql"
 	"github.com/database-mesh/pisanix-go/internal/proxy/backend"
+	"github.com/database-mesh/pisanix-go/internal/proxy/route"
 )
 
 // Pin reasons: why a session keeps its backend connection between
@@ -62,6 +64,11 @@ type session struct {
 	pins  uint8
 	// pendingPins are applied after the current command succeeds.
 	pendingPins uint8
+	// decision is the read/write splitting decision for the next acquire
+	// (nil: plain balancing).
+	decision *route.Decision
+	decBuf   route.Decision
+	decRT    *runtime
 
 	stmts      map[uint32]stmt
 	nextStmtID uint32
@@ -316,7 +323,11 @@ func (s *session) acquire() error {
 	for attempt := 0; attempt < 3; attempt++ {
 		// The listener's current runtime, not s.rt: a reload may have
 		// closed the pools of the runtime the session started with.
-		c, err := s.l.rt.Load().pick(s.foundRows, s.attrs)
+		rt := s.l.rt.Load()
+		if s.decision != nil {
+			rt = s.decRT
+		}
+		c, err := rt.pick(s.decision, s.foundRows, s.attrs)
 		if err != nil {
 			lastErr = err
 			if errors.Is(err, backend.ErrPoolTimeout) || errors.Is(err, errNoBackend) {
@@ -337,8 +348,10 @@ func (s *session) acquire() error {
 			continue
 		}
 		s.be = c
+		s.decision = nil
 		return nil
 	}
+	s.decision = nil
 	if lastErr == nil {
 		lastErr = errNoBackend
 	}
@@ -416,7 +429,9 @@ func (s *session) forward(p []byte, cmd byte, fn relayFunc) error {
 // retryable says the command may run again on another backend when the
 // first attempt failed before anything reached the client.
 func (s *session) exec(p []byte, cmd byte, fn relayFunc, retryable bool) (result, error) {
+	dec := s.decision
 	for attempt := 0; ; attempt++ {
+		s.decision = dec // a retry is routed like the first attempt
 		wasPinned := s.be != nil
 		if err := s.acquire(); err != nil {
 			return result{}, s.sendError(err)
@@ -516,6 +531,7 @@ func (s *session) handleQuery(p []byte) error {
 	if hasUserVarAssign(q) {
 		s.pendingPins |= pinSessionState
 	}
+	s.routeFor(p[1:])
 	r, err := s.exec(p, mysql.ComQuery, func(s *session) (result, error) { return s.relayResults(false) }, isReadOnly(q))
 	if err == nil && r.err == nil {
 		// MariaDB does not report collation_connection after
@@ -537,6 +553,44 @@ func truncate(b []byte, n int) string {
 	return string(b)
 }
 
+// routeFor decides, for read/write splitting, where the statement sql runs
+// if the session is not pinned. sql may alias the packet buffer.
+func (s *session) routeFor(sql []byte) {
+	s.decision = nil
+	if s.be != nil {
+		return
+	}
+	rt := s.l.rt.Load()
+	if rt.rw == nil {
+		return
+	}
+	var text string
+	if len(sql) > 0 {
+		text = unsafe.String(&sql[0], len(sql))
+	}
+	f := rt.parser.Parse(text)
+	inTx := s.pins&pinTransaction != 0 || s.state.Vars["autocommit"] == "OFF"
+	s.decBuf = rt.rw.Route(text, f, inTx)
+	s.decision = &s.decBuf
+	s.decRT = rt
+}
+
+// routeToWriter sends the next command to the writer when read/write
+// splitting is on.
+func (s *session) routeToWriter() {
+	s.decision = nil
+	if s.be != nil {
+		return
+	}
+	rt := s.l.rt.Load()
+	if rt.rw == nil {
+		return
+	}
+	s.decBuf = rt.rw.Writer()
+	s.decision = &s.decBuf
+	s.decRT = rt
+}
+
 // handlePrepare prepares on the session's (now pinned) connection.
 func (s *session) handlePrepare(p []byte) error {
 	if s.stmts == nil {
@@ -547,6 +601,7 @@ func (s *session) handlePrepare(p []byte) error {
 		s.nextStmtID = 1
 	}
 	id := s.nextStmtID
+	s.routeFor(p[1:])
 	var backendID uint32
 	r, err := s.exec(p, mysql.ComStmtPrepare, func(s *session) (result, error) {
 		r, bid, err := s.relayPrepare(id)
