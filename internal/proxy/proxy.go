@@ -21,8 +21,8 @@ import (
 	"github.com/database-mesh/pisanix-go/internal/proxy/backend"
 	"github.com/database-mesh/pisanix-go/internal/proxy/route"
 	"github.com/database-mesh/pisanix-go/internal/proxy/route/discovery"
-	"github.com/database-mesh/pisanix-go/internal/sqlparse"
 	"github.com/database-mesh/pisanix-go/internal/proxyconfig"
+	"github.com/database-mesh/pisanix-go/internal/sqlparse"
 )
 
 // Proxy runs the MySQL listeners of one configuration and swaps in new
