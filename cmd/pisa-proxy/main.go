@@ -1,6 +1,7 @@
 // Command pisa-proxy is the Database Mesh's MySQL proxy.
 //
 //	pisa-proxy daemon -c proxy.toml     standalone, configured from a file
+//	pisa-proxy sidecar                  configured by pisa-controller
 package main
 
 import (
@@ -23,6 +24,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/database-mesh/pisanix-go/internal/admin"
+	"github.com/database-mesh/pisanix-go/internal/configclient"
 	"github.com/database-mesh/pisanix-go/internal/metrics"
 	"github.com/database-mesh/pisanix-go/internal/proxy"
 	"github.com/database-mesh/pisanix-go/internal/proxyconfig"
@@ -61,7 +63,7 @@ func newRootCmd() *cobra.Command {
 		// A subcommand is required, as in Pisanix.
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			_ = cmd.Usage()
-			return errors.New("a subcommand is required: daemon")
+			return errors.New("a subcommand is required: daemon or sidecar")
 		},
 	}
 	pf := root.PersistentFlags()
@@ -84,6 +86,23 @@ func newRootCmd() *cobra.Command {
 	}
 	daemon.Flags().StringVarP(&configPath, "config", "c", "etc/config.toml", "configuration file (.toml or .json)")
 	root.AddCommand(daemon)
+
+	sf := &sidecarFlags{}
+	sidecar := &cobra.Command{
+		Use:   "sidecar",
+		Short: "run as a sidecar with the configuration served by pisa-controller",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runSidecar(cmd.Context(), g, sf)
+		},
+	}
+	fl := sidecar.Flags()
+	fl.StringVar(&sf.service, "pisa-controller-service", envOr("PISA_CONTROLLER_SERVICE", "pisa-controller"), "controller Service name (env PISA_CONTROLLER_SERVICE)")
+	fl.StringVar(&sf.namespace, "pisa-controller-namespace", envOr("PISA_CONTROLLER_NAMESPACE", "pisa-system"), "controller namespace (env PISA_CONTROLLER_NAMESPACE)")
+	fl.StringVar(&sf.host, "pisa-controller-host", envOr("PISA_CONTROLLER_HOST", ""), "controller host:port or URL; default <service>.<namespace>:8080 (env PISA_CONTROLLER_HOST)")
+	fl.StringVar(&sf.deployedNamespace, "pisa-deployed-namespace", envOr("PISA_DEPLOYED_NAMESPACE", "default"), "namespace of the application (env PISA_DEPLOYED_NAMESPACE)")
+	fl.StringVar(&sf.deployedName, "pisa-deployed-name", envOr("PISA_DEPLOYED_NAME", "default"), "application (VirtualDatabase) name (env PISA_DEPLOYED_NAME)")
+	root.AddCommand(sidecar)
 	return root
 }
 
@@ -129,6 +148,84 @@ func loadConfig(path string, g *globalFlags) (*proxyconfig.Config, error) {
 	return cfg, nil
 }
 
+// app is what both modes run: logging, metrics, the proxy and the admin
+// server, plus the config currently applied.
+type app struct {
+	logger  *slog.Logger
+	level   *slog.LevelVar
+	p       *proxy.Proxy
+	adm     *admin.Server
+	current atomicConfig
+}
+
+func newApp(adminAddr, logLevel string) (*app, error) {
+	a := &app{level: new(slog.LevelVar)}
+	a.level.Set(parseLevel(logLevel))
+	a.logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: a.level}))
+	slog.SetDefault(a.logger)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m := metrics.NewProxy(reg)
+	a.p = proxy.New(a.logger, m)
+	reg.MustRegister(metrics.NewPoolCollector(a.p.PoolStats))
+	a.adm = admin.New(admin.Options{
+		Addr:     adminAddr,
+		Gatherer: reg,
+		Ready:    a.p.Ready,
+		Logger:   a.logger,
+		Config: func() any {
+			if c := a.current.load(); c != nil {
+				return c.Redacted()
+			}
+			return nil
+		},
+	})
+	if err := a.adm.Start(); err != nil {
+		return nil, fmt.Errorf("admin server: %w", err)
+	}
+	a.logger.Info("admin server listening", "addr", a.adm.Addr().String())
+	if addr := os.Getenv("PISA_PROXY_PPROF_ADDR"); addr != "" {
+		// Profiling endpoints for performance work, off by default.
+		go func() {
+			a.logger.Info("pprof listening", "addr", addr)
+			if err := http.ListenAndServe(addr, nil); err != nil {
+				a.logger.Warn("pprof server stopped", "error", err)
+			}
+		}()
+	}
+	return a, nil
+}
+
+// apply makes cfg current, all or nothing.
+func (a *app) apply(cfg *proxyconfig.Config) error {
+	if err := a.p.Apply(cfg); err != nil {
+		return err
+	}
+	a.level.Set(parseLevel(cfg.Admin.LogLevel))
+	a.current.store(cfg)
+	return nil
+}
+
+func (a *app) shutdown() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := a.p.Close(ctx)
+	if aerr := a.adm.Shutdown(ctx); aerr != nil && !errors.Is(aerr, context.DeadlineExceeded) {
+		err = errors.Join(err, aerr)
+	}
+	a.logger.Info("stopped")
+	return err
+}
+
+// fileStamp identifies a version of the config file.
+func fileStamp(path string) string {
+	st, err := os.Stat(path)
+	if err != nil {
+		return ""
+	}
+	return fmt.Sprintf("%d/%d", st.ModTime().UnixNano(), st.Size())
+}
+
 func runDaemon(ctx context.Context, g *globalFlags, path string) error {
 	if ctx == nil {
 		ctx = context.Background()
@@ -137,79 +234,113 @@ func runDaemon(ctx context.Context, g *globalFlags, path string) error {
 	if err != nil {
 		return err
 	}
-	level := new(slog.LevelVar)
-	level.Set(parseLevel(cfg.Admin.LogLevel))
-	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	slog.SetDefault(logger)
-	logger.Info("starting pisa-proxy", "version", version.Version, "commit", version.GitCommit, "config", path)
-
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	m := metrics.NewProxy(reg)
-	p := proxy.New(logger, m)
-	reg.MustRegister(metrics.NewPoolCollector(p.PoolStats))
-
-	var current atomicConfig
-	current.store(cfg)
-	adm := admin.New(admin.Options{
-		Addr:     net.JoinHostPort(cfg.Admin.Host, strconv.Itoa(cfg.Admin.Port)),
-		Gatherer: reg,
-		Ready:    p.Ready,
-		Logger:   logger,
-		Config:   func() any { return current.load().Redacted() },
-	})
-	if err := adm.Start(); err != nil {
-		return fmt.Errorf("admin server: %w", err)
-	}
-	logger.Info("admin server listening", "addr", adm.Addr().String())
-	if err := p.Apply(cfg); err != nil {
-		_ = adm.Shutdown(context.Background())
+	a, err := newApp(net.JoinHostPort(cfg.Admin.Host, strconv.Itoa(cfg.Admin.Port)), cfg.Admin.LogLevel)
+	if err != nil {
 		return err
 	}
-	if addr := os.Getenv("PISA_PROXY_PPROF_ADDR"); addr != "" {
-		// Profiling endpoints for performance work, off by default.
-		go func() {
-			logger.Info("pprof listening", "addr", addr)
-			if err := http.ListenAndServe(addr, nil); err != nil {
-				logger.Warn("pprof server stopped", "error", err)
-			}
-		}()
+	a.logger.Info("starting pisa-proxy", "mode", "daemon", "version", version.Version, "commit", version.GitCommit, "config", path)
+	stamp := fileStamp(path)
+	if err := a.apply(cfg); err != nil {
+		_ = a.adm.Shutdown(context.Background())
+		return err
 	}
-
+	reload := func(why string) {
+		stamp = fileStamp(path)
+		next, err := loadConfig(path, g)
+		if err == nil {
+			err = a.apply(next)
+		}
+		if err != nil {
+			a.logger.Error("config reload rejected; the previous config keeps serving", "trigger", why, "error", err)
+			return
+		}
+		a.logger.Info("config reloaded", "config", path, "trigger", why)
+	}
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(sigs)
+	// The file is also watched: a change (mtime or size) reloads it.
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			return shutdown(logger, p, adm)
+			return a.shutdown()
+		case <-tick.C:
+			if st := fileStamp(path); st != "" && st != stamp {
+				reload("file changed")
+			}
 		case sig := <-sigs:
 			if sig != syscall.SIGHUP {
-				logger.Info("shutting down", "signal", sig.String())
-				return shutdown(logger, p, adm)
+				a.logger.Info("shutting down", "signal", sig.String())
+				return a.shutdown()
 			}
-			next, err := loadConfig(path, g)
-			if err == nil {
-				err = p.Apply(next)
-			}
-			if err != nil {
-				logger.Error("config reload rejected; the previous config keeps serving", "error", err)
-				continue
-			}
-			level.Set(parseLevel(next.Admin.LogLevel))
-			current.store(next)
-			logger.Info("config reloaded", "config", path)
+			reload("SIGHUP")
 		}
 	}
 }
 
-func shutdown(logger *slog.Logger, p *proxy.Proxy, adm *admin.Server) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	err := p.Close(ctx)
-	if aerr := adm.Shutdown(ctx); aerr != nil && !errors.Is(aerr, context.DeadlineExceeded) {
-		err = errors.Join(err, aerr)
+type sidecarFlags struct {
+	service, namespace, host, deployedNamespace, deployedName string
+}
+
+// runSidecar serves the config the controller builds for this application:
+// it starts with no listener (and /readyz false), retries until a valid
+// config is applied, then follows changes with long polls.
+func runSidecar(ctx context.Context, g *globalFlags, f *sidecarFlags) error {
+	if ctx == nil {
+		ctx = context.Background()
 	}
-	logger.Info("stopped")
-	return err
+	host, port := g.host, g.port
+	if host == "" {
+		host = "0.0.0.0"
+	}
+	if port == "" {
+		port = "5591"
+	}
+	if _, err := strconv.Atoi(port); err != nil {
+		return fmt.Errorf("invalid admin port %q", port)
+	}
+	a, err := newApp(net.JoinHostPort(host, port), g.logLevel)
+	if err != nil {
+		return err
+	}
+	base := f.host
+	if base == "" {
+		base = f.service + "." + f.namespace + ":8080"
+	}
+	if !strings.Contains(base, "://") {
+		base = "http://" + base
+	}
+	pod := os.Getenv("POD_NAME")
+	if pod == "" {
+		pod, _ = os.Hostname()
+	}
+	a.logger.Info("starting pisa-proxy", "mode", "sidecar", "version", version.Version, "controller", base,
+		"namespace", f.deployedNamespace, "app", f.deployedName)
+	c := &configclient.Client{Base: base, Namespace: f.deployedNamespace, App: f.deployedName, Pod: pod,
+		HTTP: &http.Client{Timeout: 90 * time.Second}}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c.Run(ctx, func(cfg *proxyconfig.Config) error {
+			if g.logLevel != "" {
+				cfg.Admin.LogLevel = strings.ToUpper(g.logLevel)
+			}
+			return a.apply(cfg)
+		}, configclient.RunOptions{Logger: a.logger})
+	}()
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	select {
+	case <-ctx.Done():
+	case sig := <-sigs:
+		a.logger.Info("shutting down", "signal", sig.String())
+	}
+	cancel()
+	<-done
+	return a.shutdown()
 }
