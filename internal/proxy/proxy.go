@@ -4,10 +4,12 @@ package proxy
 
 import (
 	"context"
+
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus"
 	"log/slog"
 	"net"
 	"os"
@@ -19,6 +21,9 @@ import (
 	"github.com/database-mesh/pisanix-go/internal/metrics"
 	"github.com/database-mesh/pisanix-go/internal/mysql"
 	"github.com/database-mesh/pisanix-go/internal/proxy/backend"
+	"github.com/database-mesh/pisanix-go/internal/proxy/govern"
+	"github.com/database-mesh/pisanix-go/internal/proxy/govern/breaker"
+	"github.com/database-mesh/pisanix-go/internal/proxy/govern/govmetrics"
 	"github.com/database-mesh/pisanix-go/internal/proxy/route"
 	"github.com/database-mesh/pisanix-go/internal/proxy/route/discovery"
 	"github.com/database-mesh/pisanix-go/internal/proxyconfig"
@@ -42,6 +47,18 @@ type Proxy struct {
 	warming  atomic.Int32 // endpoints being connected to for the first time
 	stopc    chan struct{}
 	parser   *sqlparse.Parser // shared statement classifier (cached)
+
+	// Governance state that survives reloads, per listener name.
+	govMetrics *govmetrics.Metrics
+	govStates  map[string]*govern.State
+	breakers   map[string]*breaker.Breaker
+}
+
+// EnableGovernanceMetrics registers the governance metrics (rule
+// rejections, concurrency, breakers, top fingerprints, audit) with reg.
+// Call it before the first Apply.
+func (p *Proxy) EnableGovernanceMetrics(reg prometheus.Registerer) {
+	p.govMetrics = govmetrics.New(reg)
 }
 
 // New creates a proxy with no listeners; call Apply.
@@ -60,6 +77,8 @@ func New(logger *slog.Logger, m *metrics.Proxy) *Proxy {
 		sessions:  registry{m: map[uint32]*session{}},
 		stopc:     make(chan struct{}),
 		parser:    sqlparse.New(sqlparse.Options{}),
+		govStates: map[string]*govern.State{},
+		breakers:  map[string]*breaker.Breaker{},
 	}
 	go p.watchHealth()
 	return p
@@ -135,6 +154,22 @@ type runtime struct {
 	// monitor is the dynamic discovery (discovery.type = "mha"), if any.
 	monitor *discovery.Monitor
 	parser  *sqlparse.Parser
+	// chain is the governance chain (access, circuit break, concurrency,
+	// audit); nil when the listener configures none.
+	chain *govern.Chain
+	// breaker is the per-endpoint error breaker; nil when not configured.
+	breaker *breaker.Breaker
+	// names are the endpoint names, by pool index.
+	names []string
+}
+
+// usable reports whether endpoint i may be picked: healthy (unless any
+// endpoint will do) and not cut off by the endpoint breaker.
+func (rt *runtime) usable(i int, anyHealth bool) bool {
+	if rt.breaker != nil && rt.breaker.State(rt.names[i]) == breaker.Open {
+		return false
+	}
+	return anyHealth || rt.pools[i].Healthy()
 }
 
 func (rt *runtime) authPluginName() string {
@@ -166,7 +201,7 @@ func (rt *runtime) pick(d *route.Decision, foundRows bool, attrs []byte) (*backe
 				if i < 64 && tried&(1<<i) != 0 {
 					return false
 				}
-				return pass == 1 || rt.pools[i].Healthy()
+				return rt.usable(i, pass == 1)
 			})
 			if !ok {
 				break
@@ -202,7 +237,7 @@ func (rt *runtime) pickRW(d route.Decision, v backend.Variant) (*backend.Conn, e
 					if i < 64 && tried&(1<<i) != 0 {
 						return false
 					}
-					return pass == 1 || rt.pools[i].Healthy()
+					return rt.usable(i, pass == 1)
 				})
 				if !ok {
 					break
@@ -330,7 +365,12 @@ func (p *Proxy) Apply(cfg *proxyconfig.Config) error {
 				"server_version", rt.serverVersion, "backends", len(rt.pools))
 			continue
 		}
-		p.listeners[name].rt.Store(rt)
+		prev := p.listeners[name].rt.Swap(rt)
+		if prev != nil && prev.chain != nil && prev.chain != rt.chain {
+			// Statements already checked by the old chain finish on it.
+			old := prev.chain
+			time.AfterFunc(30*time.Second, func() { _ = old.Close() })
+		}
 	}
 	for key, pl := range p.pools {
 		if _, keep := newPools[key]; !keep {
@@ -421,6 +461,7 @@ func (p *Proxy) compile(cfg *proxyconfig.Config, lc *proxyconfig.Listener, pools
 		}
 		pools[key] = pl
 		rt.pools = append(rt.pools, pl)
+		rt.names = append(rt.names, n.Name)
 		weights = append(weights, n.EffectiveWeight())
 	}
 	if len(rt.pools) == 0 {
@@ -453,6 +494,9 @@ func (p *Proxy) compile(cfg *proxyconfig.Config, lc *proxyconfig.Listener, pools
 			rt.monitor = mon
 		}
 	}
+	if err := p.compileGovernance(lc, rt); err != nil {
+		return nil, err
+	}
 	kind := "random"
 	if lc.SimpleLoadBalance != nil && lc.SimpleLoadBalance.BalanceType != "" {
 		kind = lc.SimpleLoadBalance.BalanceType
@@ -463,6 +507,55 @@ func (p *Proxy) compile(cfg *proxyconfig.Config, lc *proxyconfig.Listener, pools
 	}
 	rt.balancer = b
 	return rt, nil
+}
+
+// governed reports whether a listener configures any governance.
+func governed(lc *proxyconfig.Listener) bool {
+	return lc.Plugin != nil || lc.Access != nil || lc.Audit != nil || lc.TopFingerprints > 0
+}
+
+// compileGovernance builds the listener's governance chain and endpoint
+// breaker. Their state (concurrency permits, breaker states) lives in the
+// proxy per listener name, so a reload keeps it.
+func (p *Proxy) compileGovernance(lc *proxyconfig.Listener, rt *runtime) error {
+	if governed(lc) {
+		st := p.govStates[lc.Name]
+		if st == nil {
+			st = govern.NewState(lc.Name, p.govMetrics, govern.StateOptions{Logger: p.logger.With("listener", lc.Name)})
+			p.govStates[lc.Name] = st
+		}
+		chain, err := govern.Compile(lc.Governance(), st, govern.Options{
+			Normalize: func(s string) string { return p.parser.Parse(s).Fingerprint },
+		})
+		if err != nil {
+			return fmt.Errorf("governance: %w", err)
+		}
+		rt.chain = chain
+		rt.parser = p.parser
+		if lc.Access != nil {
+			// Access-controlled accounts log in with their own passwords.
+			for _, u := range lc.Access.Users {
+				rt.users[u.User] = u.Password
+			}
+		}
+	}
+	if lc.EndpointBreaker != nil {
+		b := p.breakers[lc.Name]
+		if b == nil {
+			nb, err := breaker.New(lc.Name, *lc.EndpointBreaker, nil, p.logger.With("listener", lc.Name))
+			if err != nil {
+				return fmt.Errorf("endpoint_breaker: %w", err)
+			}
+			b = nb
+			p.breakers[lc.Name] = b
+			p.govMetrics.AddSource(b)
+		} else if err := b.Configure(*lc.EndpointBreaker); err != nil {
+			return fmt.Errorf("endpoint_breaker: %w", err)
+		}
+		b.Retain(rt.names)
+		rt.breaker = b
+	}
+	return nil
 }
 
 func listenerTLS(c *proxyconfig.ListenerTLS, logger *slog.Logger) (*tls.Config, error) {

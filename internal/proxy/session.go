@@ -17,7 +17,9 @@ import (
 	"github.com/database-mesh/pisanix-go/internal/metrics"
 	"github.com/database-mesh/pisanix-go/internal/mysql"
 	"github.com/database-mesh/pisanix-go/internal/proxy/backend"
+	"github.com/database-mesh/pisanix-go/internal/proxy/govern"
 	"github.com/database-mesh/pisanix-go/internal/proxy/route"
+	"github.com/database-mesh/pisanix-go/internal/sqlparse"
 )
 
 // Pin reasons: why a session keeps its backend connection between
@@ -42,6 +44,7 @@ var pinNames = map[uint8]string{
 // stmt maps a client statement id to the backend's.
 type stmt struct {
 	backendID uint32
+	sql       string // the prepared text, kept when governance needs it
 }
 
 // session is one client connection. All its fields are owned by its
@@ -69,6 +72,12 @@ type session struct {
 	decision *route.Decision
 	decBuf   route.Decision
 	decRT    *runtime
+
+	// Governance: the request of the running statement, and where it ran.
+	req         govern.Request
+	clientAddr  string
+	lastBackend string
+	lastRoute   string
 
 	stmts      map[uint32]stmt
 	nextStmtID uint32
@@ -151,6 +160,12 @@ func (s *session) start(info *mysql.HandshakeInfo) error {
 	db := s.rt.db
 	if info.DB != "" {
 		db = info.DB
+	}
+	s.clientAddr = s.client.TCPConn().RemoteAddr().String()
+	if ch := s.l.rt.Load().chain; ch != nil && db != "" {
+		if rej := ch.CheckSchema(s.user, s.clientAddr, db); rej != nil {
+			return rej.Err
+		}
 	}
 	s.state = backend.NewSessionState(db)
 	s.state.MultiStatements = info.Capabilities&mysql.ClientMultiStatements != 0
@@ -455,6 +470,17 @@ func (s *session) exec(p []byte, cmd byte, fn relayFunc, retryable bool) (result
 		}
 		s.active.Store(nil)
 		cm.End(start)
+		s.lastBackend = c.Pool.Endpoint().Addr
+		if b := s.l.rt.Load().breaker; b != nil {
+			var berr error
+			switch {
+			case err != nil && !errors.Is(err, errClientWrite):
+				berr = err
+			case r.err != nil:
+				berr = r.err
+			}
+			b.Report(c.Pool.Endpoint().Name, berr, time.Since(start))
+		}
 		if err == nil {
 			err = s.client.Flush()
 			if err != nil {
@@ -502,6 +528,11 @@ func (s *session) killActive(c *backend.Conn) {
 
 func (s *session) handleInitDB(p []byte) error {
 	db := string(p[1:])
+	if ch := s.l.rt.Load().chain; ch != nil {
+		if rej := ch.CheckSchema(s.user, s.clientAddr, db); rej != nil {
+			return s.sendError(rej.Err)
+		}
+	}
 	r, err := s.exec(p, mysql.ComInitDB, (*session).relaySimple, true)
 	if err == nil && r.err == nil {
 		s.state.SetDB(db)
@@ -522,27 +553,70 @@ func (s *session) handleQuery(p []byte) error {
 		}
 		return s.kill(id, queryOnly)
 	}
-	if i := indexFold(q, "CONNECTION_ID()"); i >= 0 {
-		p = replaceConnectionID(p, s.id)
-	}
-	if hasLock(q) {
-		s.pendingPins |= pinLock
-	}
-	if hasUserVarAssign(q) {
-		s.pendingPins |= pinSessionState
-	}
-	s.routeFor(p[1:])
-	r, err := s.exec(p, mysql.ComQuery, func(s *session) (result, error) { return s.relayResults(false) }, isReadOnly(q))
-	if err == nil && r.err == nil {
-		// MariaDB does not report collation_connection after
-		// SET NAMES x COLLATE y; record it so it is replayed.
-		if coll := setNamesCollation(q); coll != "" {
-			s.state.SetVar("collation_connection", coll)
+	return s.governed(mysql.ComQuery, q, func(facts *sqlparse.Facts, maxRows uint64) (result, error) {
+		if i := indexFold(q, "CONNECTION_ID()"); i >= 0 {
+			p = replaceConnectionID(p, s.id)
 		}
+		if maxRows > 0 && facts != nil && facts.Kind == sqlparse.KindSelect && !facts.Multi {
+			// Access control's row limit, with MariaDB's per-statement
+			// variable syntax.
+			p = append(append([]byte{mysql.ComQuery}, "SET STATEMENT sql_select_limit="+strconv.FormatUint(maxRows, 10)+" FOR "...), p[1:]...)
+		}
+		if hasLock(q) {
+			s.pendingPins |= pinLock
+		}
+		if hasUserVarAssign(q) {
+			s.pendingPins |= pinSessionState
+		}
+		s.routeFor(q, facts)
+		r, err := s.exec(p, mysql.ComQuery, func(s *session) (result, error) { return s.relayResults(false) }, isReadOnly(q))
+		if err == nil && r.err == nil {
+			// MariaDB does not report collation_connection after
+			// SET NAMES x COLLATE y; record it so it is replayed.
+			if coll := setNamesCollation(q); coll != "" {
+				s.state.SetVar("collation_connection", coll)
+			}
+		}
+		if s.l.logger.Enabled(context.Background(), slog.LevelDebug) {
+			s.logger.Debug("statement", "sql", truncate(q, 256), "rows", r.rows, "affected", r.affected, "pins", s.pins)
+		}
+		return r, err
+	})
+}
+
+// governed runs a statement through the listener's governance chain
+// (access control, circuit break, concurrency control, audit), then run.
+// Without governance configured it only runs it. sql may alias the packet.
+func (s *session) governed(cmd byte, sql []byte, run func(facts *sqlparse.Facts, maxRows uint64) (result, error)) error {
+	rt := s.l.rt.Load()
+	if rt.chain == nil {
+		var facts *sqlparse.Facts
+		if rt.rw != nil && len(sql) > 0 {
+			facts = rt.parser.Parse(unsafe.String(&sql[0], len(sql)))
+		}
+		_, err := run(facts, 0)
+		return err
 	}
-	if s.l.logger.Enabled(context.Background(), slog.LevelDebug) {
-		s.logger.Debug("statement", "sql", truncate(q, 256), "rows", r.rows, "affected", r.affected, "pins", s.pins)
+	text := string(sql) // the audit log may keep it
+	facts := rt.parser.Parse(text)
+	s.req = govern.Request{User: s.user, Schema: s.state.DB, SQL: text, Facts: facts, Command: cmd, ClientAddr: s.clientAddr}
+	v, rej := rt.chain.Check(context.Background(), &s.req)
+	if rej != nil {
+		return s.sendError(rej.Err)
 	}
+	start := time.Now()
+	s.lastBackend, s.lastRoute = "", ""
+	r, err := run(facts, v.MaxRows)
+	out := govern.Outcome{Start: start, Duration: time.Since(start), Rows: uint64(r.rows) + r.affected,
+		Backend: s.lastBackend, Route: s.lastRoute}
+	switch {
+	case r.err != nil:
+		out.Err = r.err
+	case err != nil:
+		out.Err = err
+	}
+	rt.chain.Finish(&s.req, &v, &out)
+	v.Release()
 	return err
 }
 
@@ -555,7 +629,7 @@ func truncate(b []byte, n int) string {
 
 // routeFor decides, for read/write splitting, where the statement sql runs
 // if the session is not pinned. sql may alias the packet buffer.
-func (s *session) routeFor(sql []byte) {
+func (s *session) routeFor(sql []byte, f *sqlparse.Facts) {
 	s.decision = nil
 	if s.be != nil {
 		return
@@ -568,11 +642,14 @@ func (s *session) routeFor(sql []byte) {
 	if len(sql) > 0 {
 		text = unsafe.String(&sql[0], len(sql))
 	}
-	f := rt.parser.Parse(text)
+	if f == nil {
+		f = rt.parser.Parse(text)
+	}
 	inTx := s.pins&pinTransaction != 0 || s.state.Vars["autocommit"] == "OFF"
 	s.decBuf = rt.rw.Route(text, f, inTx)
 	s.decision = &s.decBuf
 	s.decRT = rt
+	s.lastRoute = s.decBuf.Target.String()
 }
 
 // routeToWriter sends the next command to the writer when read/write
@@ -596,26 +673,27 @@ func (s *session) handlePrepare(p []byte) error {
 	if s.stmts == nil {
 		s.stmts = make(map[uint32]stmt)
 	}
-	s.nextStmtID++
-	if s.nextStmtID == 0 || s.nextStmtID == 0xffffffff {
-		s.nextStmtID = 1
-	}
-	id := s.nextStmtID
-	s.routeFor(p[1:])
-	var backendID uint32
-	r, err := s.exec(p, mysql.ComStmtPrepare, func(s *session) (result, error) {
-		r, bid, err := s.relayPrepare(id)
-		backendID = bid
-		if err == nil && r.err == nil {
-			// Pin before afterCommand can release the connection.
-			s.pin(pinPrepared)
-			s.stmts[id] = stmt{backendID: bid}
+	return s.governed(mysql.ComStmtPrepare, p[1:], func(facts *sqlparse.Facts, _ uint64) (result, error) {
+		s.nextStmtID++
+		if s.nextStmtID == 0 || s.nextStmtID == 0xffffffff {
+			s.nextStmtID = 1
 		}
-		return r, err
-	}, false)
-	_ = r
-	_ = backendID
-	return err
+		id := s.nextStmtID
+		s.routeFor(p[1:], facts)
+		var sqlText string
+		if rt := s.l.rt.Load(); rt.chain != nil {
+			sqlText = string(p[1:]) // governs each execution
+		}
+		return s.exec(p, mysql.ComStmtPrepare, func(s *session) (result, error) {
+			r, bid, err := s.relayPrepare(id)
+			if err == nil && r.err == nil {
+				// Pin before afterCommand can release the connection.
+				s.pin(pinPrepared)
+				s.stmts[id] = stmt{backendID: bid, sql: sqlText}
+			}
+			return r, err
+		}, false)
+	})
 }
 
 // stmtID rewrites the statement id in p (bytes 1..4) to the backend's.
@@ -647,11 +725,21 @@ func (s *session) unknownStmt(p []byte) error {
 }
 
 func (s *session) handleExecute(p []byte) error {
+	var sqlText []byte
+	if len(p) >= 5 {
+		id := uint32(p[1]) | uint32(p[2])<<8 | uint32(p[3])<<16 | uint32(p[4])<<24
+		sqlText = []byte(s.stmts[id].sql)
+	}
 	if !s.mapStmt(p) {
 		return s.unknownStmt(p)
 	}
-	_, err := s.exec(p, p[0], func(s *session) (result, error) { return s.relayResults(true) }, false)
-	return err
+	if len(sqlText) == 0 || s.l.rt.Load().chain == nil {
+		_, err := s.exec(p, p[0], func(s *session) (result, error) { return s.relayResults(true) }, false)
+		return err
+	}
+	return s.governed(p[0], sqlText, func(*sqlparse.Facts, uint64) (result, error) {
+		return s.exec(p, p[0], func(s *session) (result, error) { return s.relayResults(true) }, false)
+	})
 }
 
 // handleStmt forwards a statement command (fn nil: no response expected).

@@ -38,6 +38,11 @@ func (c *Config) Redacted() *Config {
 		for j := range l.Users {
 			l.Users[j].Password = RedactedPassword
 		}
+		if l.Access != nil {
+			for j := range l.Access.Users {
+				l.Access.Users[j].Password = RedactedPassword
+			}
+		}
 		if rw := l.ReadWriteSplitting; rw != nil && rw.Dynamic != nil && rw.Dynamic.Discovery != nil {
 			rw.Dynamic.Discovery.Password = RedactedPassword
 		}

@@ -12,6 +12,13 @@ package proxyconfig
 import (
 	"net"
 	"strconv"
+
+	"github.com/database-mesh/pisanix-go/internal/proxy/govern"
+	"github.com/database-mesh/pisanix-go/internal/proxy/govern/access"
+	"github.com/database-mesh/pisanix-go/internal/proxy/govern/audit"
+	"github.com/database-mesh/pisanix-go/internal/proxy/govern/breaker"
+	"github.com/database-mesh/pisanix-go/internal/proxy/govern/circuit"
+	"github.com/database-mesh/pisanix-go/internal/proxy/govern/concurrency"
 )
 
 // Config is the whole proxy configuration (Pisanix PisaProxyConfig).
@@ -76,6 +83,20 @@ type Listener struct {
 	IdleClientTimeout Duration `toml:"idle_client_timeout,omitzero" json:"idle_client_timeout,omitzero"`
 	// Users are extra client accounts besides User/Password.
 	Users []ListenerUser `toml:"users,omitempty" json:"users,omitempty"`
+
+	// Governance beyond Pisanix (docs/governance.md).
+
+	// Access restricts users (accounts with their own passwords) to
+	// schemas, tables and statement kinds.
+	Access *access.Config `toml:"access,omitempty" json:"access,omitempty"`
+	// Audit logs statements as JSON lines.
+	Audit *audit.Config `toml:"audit,omitempty" json:"audit,omitempty"`
+	// EndpointBreaker stops routing to an endpoint whose error rate or
+	// latency is too high, before its health check notices.
+	EndpointBreaker *breaker.Config `toml:"endpoint_breaker,omitempty" json:"endpoint_breaker,omitempty"`
+	// TopFingerprints is how many statement digests get their own series in
+	// pisa_proxy_top_fingerprint_duration_seconds_total (0 = 20, < 0 none).
+	TopFingerprints int `toml:"top_fingerprints,omitempty" json:"top_fingerprints,omitempty"`
 }
 
 // ListenerTLS is [proxy.config.tls]. When no certificate is configured the
@@ -220,20 +241,16 @@ type Plugin struct {
 	ConcurrencyControl []ConcurrencyControl `toml:"concurrency_control,omitempty" json:"concurrency_control,omitempty"`
 }
 
-// CircuitBreak rejects statements matching any regex.
-type CircuitBreak struct {
-	Regex           []string `toml:"regex" json:"regex"`
-	CaseInsensitive bool     `toml:"case_insensitive,omitempty" json:"case_insensitive,omitempty"`
-}
+// CircuitBreak rejects statements matching any regex or fingerprint
+// (Pisanix keys regex, case_insensitive; beyond Pisanix: name, fingerprint,
+// dry_run). See docs/governance.md.
+type CircuitBreak = circuit.Rule
 
-// ConcurrencyControl limits concurrently executing matching statements.
-type ConcurrencyControl struct {
-	Regex          []string `toml:"regex" json:"regex"`
-	MaxConcurrency int      `toml:"max_concurrency" json:"max_concurrency"`
-	// Duration is the rule window in integer SECONDS (Pisanix compatible),
-	// not a duration string.
-	Duration int `toml:"duration" json:"duration"`
-}
+// ConcurrencyControl limits concurrently executing matching statements
+// (Pisanix keys regex, max_concurrency, duration in integer SECONDS; beyond
+// Pisanix: name, case_insensitive, fingerprint, dry_run, wait_timeout,
+// max_queue).
+type ConcurrencyControl = concurrency.Rule
 
 // Sharding is one [[proxy.config.sharding]] rule. At most one of the three
 // strategies may be set.
@@ -390,4 +407,15 @@ func (l *Listener) NodeNames(cfg *Config) []string {
 		out = append(out, n.Name)
 	}
 	return out
+}
+
+// Governance assembles the listener's governance rules (Pisanix's plugin
+// section plus access control and audit) for the governance chain.
+func (l *Listener) Governance() *govern.Config {
+	g := &govern.Config{Access: l.Access, Audit: l.Audit, TopFingerprints: l.TopFingerprints}
+	if l.Plugin != nil {
+		g.CircuitBreak = l.Plugin.CircuitBreak
+		g.ConcurrencyControl = l.Plugin.ConcurrencyControl
+	}
+	return g
 }

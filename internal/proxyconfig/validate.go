@@ -2,6 +2,8 @@ package proxyconfig
 
 import (
 	"fmt"
+	"github.com/database-mesh/pisanix-go/internal/proxy/govern"
+	"github.com/database-mesh/pisanix-go/internal/proxy/govern/circuit"
 	"net"
 	"os"
 	"regexp"
@@ -324,23 +326,34 @@ func (c *Config) validateListener(v *validator, p string, l *Listener) {
 	if pl := l.Plugin; pl != nil {
 		for i, cb := range pl.CircuitBreak {
 			cp := fmt.Sprintf("%s.plugin.circuit_break[%d]", p, i)
-			if len(cb.Regex) == 0 {
-				v.addf(cp+".regex", "must not be empty")
+			if len(cb.Regex) == 0 && len(cb.Fingerprint) == 0 {
+				v.addf(cp+".regex", "must not be empty (or give fingerprint)")
 			}
 			v.regexes(cp+".regex", cb.Regex, cb.CaseInsensitive)
 		}
+		if err := circuit.Validate(pl.CircuitBreak); err != nil {
+			v.addf(p+".plugin.circuit_break", "%v", err)
+		}
 		for i, cc := range pl.ConcurrencyControl {
 			cp := fmt.Sprintf("%s.plugin.concurrency_control[%d]", p, i)
-			if len(cc.Regex) == 0 {
-				v.addf(cp+".regex", "must not be empty")
+			if len(cc.Regex) == 0 && len(cc.Fingerprint) == 0 {
+				v.addf(cp+".regex", "must not be empty (or give fingerprint)")
 			}
-			v.regexes(cp+".regex", cc.Regex, false)
+			v.regexes(cp+".regex", cc.Regex, cc.CaseInsensitive)
 			if cc.MaxConcurrency < 0 {
 				v.addf(cp+".max_concurrency", "must be >= 0, got %d", cc.MaxConcurrency)
 			}
 			if cc.Duration < 0 {
 				v.addf(cp+".duration", "must be >= 0 seconds, got %d", cc.Duration)
 			}
+		}
+	}
+	if err := govern.Validate(l.Governance()); err != nil {
+		v.addf(p, "%v", err)
+	}
+	if b := l.EndpointBreaker; b != nil {
+		if err := b.WithDefaults().Validate(); err != nil {
+			v.addf(p+".endpoint_breaker", "%v", err)
 		}
 	}
 

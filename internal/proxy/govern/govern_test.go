@@ -22,7 +22,7 @@ import (
 	"github.com/database-mesh/pisanix-go/internal/proxy/govern/circuit"
 	"github.com/database-mesh/pisanix-go/internal/proxy/govern/concurrency"
 	"github.com/database-mesh/pisanix-go/internal/proxy/govern/govmetrics"
-	"github.com/database-mesh/pisanix-go/internal/proxyconfig"
+	"github.com/database-mesh/pisanix-go/internal/proxyconfig/duration"
 	"github.com/database-mesh/pisanix-go/internal/sqlparse"
 )
 
@@ -295,7 +295,7 @@ func TestValidate(t *testing.T) {
 
 func TestWaitQueueThroughChain(t *testing.T) {
 	cfg := &Config{ConcurrencyControl: []concurrency.Rule{{Name: "q", Regex: []string{"x"}, MaxConcurrency: 1,
-		WaitTimeout: proxyconfig.D(10 * time.Millisecond), MaxQueue: 1}}}
+		WaitTimeout: duration.D(10 * time.Millisecond), MaxQueue: 1}}}
 	c, _ := newChain(t, cfg, nil)
 	r := req("u", "x", nil)
 	v, _ := c.Check(context.Background(), r)

@@ -34,7 +34,7 @@ import (
 	"gopkg.in/natefinch/lumberjack.v2"
 
 	"github.com/database-mesh/pisanix-go/internal/proxy/govern/govmetrics"
-	"github.com/database-mesh/pisanix-go/internal/proxyconfig"
+	"github.com/database-mesh/pisanix-go/internal/proxyconfig/duration"
 )
 
 // Config is [proxy.config.audit].
@@ -52,7 +52,7 @@ type Config struct {
 	// unset = 1 (every statement).
 	SampleRate *float64 `toml:"sample_rate,omitempty" json:"sample_rate,omitempty"`
 	// SlowThreshold marks statements at least this long as slow; 0 = off.
-	SlowThreshold proxyconfig.Duration `toml:"slow_threshold,omitzero" json:"slow_threshold,omitzero"`
+	SlowThreshold duration.Duration `toml:"slow_threshold,omitzero" json:"slow_threshold,omitzero"`
 	// LogSQL logs the statement text with its literals; default: the
 	// fingerprint.
 	LogSQL bool `toml:"log_sql,omitempty" json:"log_sql,omitempty"`

@@ -14,7 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/database-mesh/pisanix-go/internal/proxy/govern/govmetrics"
-	"github.com/database-mesh/pisanix-go/internal/proxyconfig"
+	"github.com/database-mesh/pisanix-go/internal/proxyconfig/duration"
 )
 
 func readLines(t *testing.T, path string) []Record {
@@ -115,7 +115,7 @@ func TestRotation(t *testing.T) {
 }
 
 func TestWant(t *testing.T) {
-	slow := proxyconfig.D(100 * time.Millisecond)
+	slow := duration.D(100 * time.Millisecond)
 	tests := []struct {
 		name       string
 		cfg        Config
@@ -235,7 +235,7 @@ func TestConfigErrors(t *testing.T) {
 		{Config{Output: "x", Include: "some"}, "include"},
 		{Config{Output: "x", Include: IncludeSlow}, "needs slow_threshold"},
 		{Config{Output: "x", MaxSizeMB: -1}, "max_size_mb"},
-		{Config{Output: "x", SlowThreshold: proxyconfig.D(-1)}, "slow_threshold"},
+		{Config{Output: "x", SlowThreshold: duration.D(-1)}, "slow_threshold"},
 		{Config{Output: "/nonexistent-dir/x/audit.log"}, "audit output"},
 	}
 	for _, tt := range tests {

@@ -31,7 +31,7 @@ import (
 
 	"github.com/database-mesh/pisanix-go/internal/mysql"
 	"github.com/database-mesh/pisanix-go/internal/proxy/govern/govmetrics"
-	"github.com/database-mesh/pisanix-go/internal/proxyconfig"
+	"github.com/database-mesh/pisanix-go/internal/proxyconfig/duration"
 )
 
 // Config is the endpoint breaker config.
@@ -41,13 +41,13 @@ type Config struct {
 	// MinRequests in the window before the rate is considered; default 20.
 	MinRequests int `toml:"min_requests,omitempty" json:"min_requests,omitempty"`
 	// Window over which the rate is measured; default "10s".
-	Window proxyconfig.Duration `toml:"window,omitzero" json:"window,omitzero"`
+	Window duration.Duration `toml:"window,omitzero" json:"window,omitzero"`
 	// OpenFor is how long an open breaker refuses traffic; default "5s".
-	OpenFor proxyconfig.Duration `toml:"open_for,omitzero" json:"open_for,omitzero"`
+	OpenFor duration.Duration `toml:"open_for,omitzero" json:"open_for,omitzero"`
 	// HalfOpenMax trial requests at once when half-open; default 1.
 	HalfOpenMax int `toml:"half_open_max,omitempty" json:"half_open_max,omitempty"`
 	// Timeout: a request slower than this counts as a failure; 0 = off.
-	Timeout proxyconfig.Duration `toml:"timeout,omitzero" json:"timeout,omitzero"`
+	Timeout duration.Duration `toml:"timeout,omitzero" json:"timeout,omitzero"`
 }
 
 // Defaults.

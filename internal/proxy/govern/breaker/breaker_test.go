@@ -13,7 +13,7 @@ import (
 
 	"github.com/database-mesh/pisanix-go/internal/mysql"
 	"github.com/database-mesh/pisanix-go/internal/proxy/govern/govmetrics"
-	"github.com/database-mesh/pisanix-go/internal/proxyconfig"
+	"github.com/database-mesh/pisanix-go/internal/proxyconfig/duration"
 )
 
 type fakeClock struct {
@@ -45,8 +45,8 @@ var errNet = errors.New("read tcp: connection reset by peer")
 const ep = "10.0.0.1:3306"
 
 func TestStateMachine(t *testing.T) {
-	b, clk := newTest(t, Config{ErrorRate: 0.5, MinRequests: 4, Window: proxyconfig.D(10 * time.Second),
-		OpenFor: proxyconfig.D(5 * time.Second), HalfOpenMax: 2})
+	b, clk := newTest(t, Config{ErrorRate: 0.5, MinRequests: 4, Window: duration.D(10 * time.Second),
+		OpenFor: duration.D(5 * time.Second), HalfOpenMax: 2})
 	step := func(name string, want State) {
 		t.Helper()
 		if got := b.State(ep); got != want {
@@ -106,7 +106,7 @@ func TestStateMachine(t *testing.T) {
 }
 
 func TestWindowSlides(t *testing.T) {
-	b, clk := newTest(t, Config{ErrorRate: 0.5, MinRequests: 4, Window: proxyconfig.D(10 * time.Second)})
+	b, clk := newTest(t, Config{ErrorRate: 0.5, MinRequests: 4, Window: duration.D(10 * time.Second)})
 	// Two failures, then 11 s later two more: the first two have left
 	// the window, so only 2 requests count (< min_requests).
 	b.Report(ep, errNet, 0)
@@ -126,7 +126,7 @@ func TestWindowSlides(t *testing.T) {
 }
 
 func TestTimeoutAndClassification(t *testing.T) {
-	b, _ := newTest(t, Config{ErrorRate: 1, MinRequests: 2, Timeout: proxyconfig.D(time.Second)})
+	b, _ := newTest(t, Config{ErrorRate: 1, MinRequests: 2, Timeout: duration.D(time.Second)})
 	// Statement errors are not failures.
 	for range 10 {
 		b.Report(ep, mysql.NewError(1064, "42000", "syntax"), 0)
@@ -137,7 +137,7 @@ func TestTimeoutAndClassification(t *testing.T) {
 		t.Fatalf("statement errors tripped the breaker: %s", s)
 	}
 	// Slow requests are.
-	b2, _ := newTest(t, Config{ErrorRate: 1, MinRequests: 2, Timeout: proxyconfig.D(time.Second)})
+	b2, _ := newTest(t, Config{ErrorRate: 1, MinRequests: 2, Timeout: duration.D(time.Second)})
 	b2.Report(ep, nil, 2*time.Second)
 	b2.Report(ep, nil, 3*time.Second)
 	if s := b2.State(ep); s != Open {
@@ -167,7 +167,7 @@ func TestConfigureKeepsState(t *testing.T) {
 	if b.State(ep) != Open {
 		t.Fatal("not open")
 	}
-	if err := b.Configure(Config{MinRequests: 100, OpenFor: proxyconfig.D(time.Minute)}); err != nil {
+	if err := b.Configure(Config{MinRequests: 100, OpenFor: duration.D(time.Minute)}); err != nil {
 		t.Fatal(err)
 	}
 	if b.State(ep) != Open {
@@ -192,10 +192,10 @@ func TestValidate(t *testing.T) {
 		{Config{ErrorRate: 1.5}, "error_rate"},
 		{Config{ErrorRate: -0.1}, "error_rate"},
 		{Config{MinRequests: -1}, "min_requests"},
-		{Config{Window: proxyconfig.D(time.Microsecond)}, "window"},
-		{Config{OpenFor: proxyconfig.D(-time.Second)}, "open_for"},
+		{Config{Window: duration.D(time.Microsecond)}, "window"},
+		{Config{OpenFor: duration.D(-time.Second)}, "open_for"},
 		{Config{HalfOpenMax: -1}, "half_open_max"},
-		{Config{Timeout: proxyconfig.D(-1)}, "timeout"},
+		{Config{Timeout: duration.D(-1)}, "timeout"},
 	}
 	for _, tt := range tests {
 		if err := tt.c.Validate(); err == nil || !strings.Contains(err.Error(), tt.want) {

@@ -43,7 +43,7 @@ import (
 	"github.com/database-mesh/pisanix-go/internal/mysql"
 	"github.com/database-mesh/pisanix-go/internal/proxy/govern/govmetrics"
 	"github.com/database-mesh/pisanix-go/internal/proxy/govern/internal/rxmatch"
-	"github.com/database-mesh/pisanix-go/internal/proxyconfig"
+	"github.com/database-mesh/pisanix-go/internal/proxyconfig/duration"
 	"github.com/database-mesh/pisanix-go/internal/sqlparse"
 )
 
@@ -65,7 +65,7 @@ type Rule struct {
 	DryRun bool `toml:"dry_run,omitempty" json:"dry_run,omitempty"`
 	// WaitTimeout > 0 makes statements wait for a slot up to this long
 	// instead of being rejected at once.
-	WaitTimeout proxyconfig.Duration `toml:"wait_timeout,omitzero" json:"wait_timeout,omitzero"`
+	WaitTimeout duration.Duration `toml:"wait_timeout,omitzero" json:"wait_timeout,omitzero"`
 	// MaxQueue bounds the statements waiting (0 = unbounded; only with
 	// wait_timeout).
 	MaxQueue int `toml:"max_queue,omitempty" json:"max_queue,omitempty"`

@@ -13,7 +13,7 @@ import (
 
 	"github.com/database-mesh/pisanix-go/internal/mysql"
 	"github.com/database-mesh/pisanix-go/internal/proxy/govern/govmetrics"
-	"github.com/database-mesh/pisanix-go/internal/proxyconfig"
+	"github.com/database-mesh/pisanix-go/internal/proxyconfig/duration"
 	"github.com/database-mesh/pisanix-go/internal/sqlparse"
 )
 
@@ -161,7 +161,7 @@ pisa_proxy_rule_dry_run_hits_total{domain="d",reason="concurrency_limit",rule="x
 func TestWaitQueue(t *testing.T) {
 	reg := NewRegistry("d", nil)
 	s := mustCompile(t, []Rule{{Name: "q", Regex: []string{"x"}, MaxConcurrency: 1,
-		WaitTimeout: proxyconfig.D(5 * time.Second), MaxQueue: 2}}, reg)
+		WaitTimeout: duration.D(5 * time.Second), MaxQueue: 2}}, reg)
 	ctx := context.Background()
 	p0, _, _, _ := s.Acquire(ctx, "x", nil)
 
@@ -209,7 +209,7 @@ func waitFor(t *testing.T, cond func() bool) {
 
 func TestWaitTimeoutAndCancel(t *testing.T) {
 	reg := NewRegistry("d", nil)
-	s := mustCompile(t, []Rule{{Name: "q", Regex: []string{"x"}, MaxConcurrency: 1, WaitTimeout: proxyconfig.D(20 * time.Millisecond)}}, reg)
+	s := mustCompile(t, []Rule{{Name: "q", Regex: []string{"x"}, MaxConcurrency: 1, WaitTimeout: duration.D(20 * time.Millisecond)}}, reg)
 	p0, _, _, _ := s.Acquire(context.Background(), "x", nil)
 	start := time.Now()
 	_, _, _, rej := s.Acquire(context.Background(), "x", nil)
@@ -224,7 +224,7 @@ func TestWaitTimeoutAndCancel(t *testing.T) {
 		waitFor(t, func() bool { return reg.Waiting("q") == 1 })
 		cancel()
 	}()
-	s2 := mustCompile(t, []Rule{{Name: "q", Regex: []string{"x"}, MaxConcurrency: 1, WaitTimeout: proxyconfig.D(time.Minute)}}, reg)
+	s2 := mustCompile(t, []Rule{{Name: "q", Regex: []string{"x"}, MaxConcurrency: 1, WaitTimeout: duration.D(time.Minute)}}, reg)
 	_, _, _, rej = s2.Acquire(ctx, "x", nil)
 	if rej == nil || rej.Reason != ReasonCanceled {
 		t.Fatalf("rej = %+v", rej)
@@ -338,7 +338,7 @@ func TestReloadKeepsState(t *testing.T) {
 
 func TestReloadRaisesLimitWakesWaiters(t *testing.T) {
 	reg := NewRegistry("d", nil)
-	rule := Rule{Name: "q", Regex: []string{"x"}, MaxConcurrency: 1, WaitTimeout: proxyconfig.D(5 * time.Second)}
+	rule := Rule{Name: "q", Regex: []string{"x"}, MaxConcurrency: 1, WaitTimeout: duration.D(5 * time.Second)}
 	s := mustCompile(t, []Rule{rule}, reg)
 	p0, _, _, _ := s.Acquire(context.Background(), "x", nil)
 	done := make(chan *Rejected, 1)
@@ -369,7 +369,7 @@ func TestCompileErrors(t *testing.T) {
 		{Rule{}, "needs at least one regex or fingerprint"},
 		{Rule{Regex: []string{"x"}, MaxConcurrency: -1}, "max_concurrency: must be >= 0"},
 		{Rule{Regex: []string{"x"}, Duration: -1}, "duration: must be >= 0 seconds"},
-		{Rule{Regex: []string{"x"}, WaitTimeout: proxyconfig.D(-1)}, "wait_timeout"},
+		{Rule{Regex: []string{"x"}, WaitTimeout: duration.D(-1)}, "wait_timeout"},
 		{Rule{Regex: []string{"x"}, MaxQueue: -1}, "max_queue: must be >= 0"},
 		{Rule{Regex: []string{"x"}, MaxQueue: 3}, "max_queue: needs wait_timeout"},
 		{Rule{Regex: []string{"["}}, "concurrency_control[0].regex[0]: invalid regular expression"},
@@ -390,7 +390,7 @@ func TestCompileErrors(t *testing.T) {
 func TestConcurrentLimit(t *testing.T) {
 	for _, wait := range []time.Duration{0, time.Second} {
 		reg := NewRegistry("d", nil)
-		s := mustCompile(t, []Rule{{Name: "c", Regex: []string{"x"}, MaxConcurrency: 3, WaitTimeout: proxyconfig.D(wait)}}, reg)
+		s := mustCompile(t, []Rule{{Name: "c", Regex: []string{"x"}, MaxConcurrency: 3, WaitTimeout: duration.D(wait)}}, reg)
 		var running, peak, ok, rejected atomic.Int64
 		var wg sync.WaitGroup
 		for range 16 {

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/database-mesh/pisanix-go/internal/proxyconfig"
+	"github.com/database-mesh/pisanix-go/internal/proxyconfig/duration"
 )
 
 func FuzzAcquire(f *testing.F) {
@@ -19,7 +19,7 @@ func FuzzAcquire(f *testing.F) {
 		clk := newClock()
 		reg := NewRegistry("d", clk.Now)
 		s, err := Compile([]Rule{{Regex: []string{rx}, MaxConcurrency: max, Duration: dur,
-			WaitTimeout: proxyconfig.D(time.Duration(waitNS)), MaxQueue: maxQueue}}, reg, Options{})
+			WaitTimeout: duration.D(time.Duration(waitNS)), MaxQueue: maxQueue}}, reg, Options{})
 		if err != nil {
 			return
 		}
