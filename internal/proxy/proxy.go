@@ -163,6 +163,14 @@ type runtime struct {
 	names []string
 }
 
+// reportConnect tells the endpoint breaker about a failure to get a
+// connection (a pool wait timeout is not the endpoint's fault).
+func (rt *runtime) reportConnect(i int, err error) {
+	if rt.breaker != nil && errors.Is(err, backend.ErrConnect) {
+		rt.breaker.Report(rt.names[i], err, 0)
+	}
+}
+
 // usable reports whether endpoint i may be picked: healthy (unless any
 // endpoint will do) and not cut off by the endpoint breaker.
 func (rt *runtime) usable(i int, anyHealth bool) bool {
@@ -211,6 +219,7 @@ func (rt *runtime) pick(d *route.Decision, foundRows bool, attrs []byte) (*backe
 			if err == nil {
 				return c, nil
 			}
+			rt.reportConnect(i, err)
 			lastErr = err
 			if errors.Is(err, backend.ErrPoolTimeout) {
 				return nil, err
@@ -247,6 +256,7 @@ func (rt *runtime) pickRW(d route.Decision, v backend.Variant) (*backend.Conn, e
 				if err == nil {
 					return c, nil
 				}
+				rt.reportConnect(ep.Index, err)
 				lastErr = err
 				if errors.Is(err, backend.ErrPoolTimeout) {
 					return nil, err
