@@ -1,0 +1,310 @@
+// Command pisa-daemon is the Database Mesh node agent: per-service egress
+// bandwidth QoS (QoSClaim) with HTB classes and an eBPF classifier.
+//
+//	pisa-daemon                          config from the controller (DaemonSet)
+//	pisa-daemon --config daemon.toml     standalone, configured from a file
+//
+// See docs/daemon.md.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/database-mesh/pisanix-go/internal/admin"
+	"github.com/database-mesh/pisanix-go/internal/daemon"
+	"github.com/database-mesh/pisanix-go/internal/daemon/dataplane"
+	"github.com/database-mesh/pisanix-go/internal/version"
+)
+
+func main() {
+	if err := newRootCmd(nil).Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "pisa-daemon:", err)
+		os.Exit(1)
+	}
+}
+
+// options are the command line, after flags and environment.
+type options struct {
+	egressDevice        string
+	bridgeDevice        string
+	controllerService   string
+	controllerNamespace string
+	controllerHost      string
+	nodeName            string
+	configPath          string
+	adminAddr           string
+	cleanupOnExit       bool
+	logLevel            string
+	bpffs               string
+	attach              string
+	resync              time.Duration
+
+	// Set when the device came from a flag or the environment; otherwise
+	// a standalone file's [global] may set it.
+	egressExplicit, bridgeExplicit bool
+}
+
+// dataplaneCloser is what run needs of a dataplane beyond reconciling.
+type dataplaneCloser interface {
+	daemon.Dataplane
+	Cleanup() error
+	Close() error
+}
+
+// openDataplane is replaced in tests.
+type openFunc func(devices []string, o *options, log *slog.Logger) (dataplaneCloser, error)
+
+func openKernelDataplane(devices []string, o *options, log *slog.Logger) (dataplaneCloser, error) {
+	return dataplane.Open(dataplane.Options{
+		Devices: devices,
+		BPFFS:   o.bpffs,
+		Attach:  dataplane.AttachMode(o.attach),
+		Logger:  log,
+	})
+}
+
+func env(name, def string) string {
+	if v, ok := os.LookupEnv(name); ok {
+		return v
+	}
+	return def
+}
+
+func envBool(name string, def bool) bool {
+	if v, ok := os.LookupEnv(name); ok {
+		if b, err := strconv.ParseBool(v); err == nil {
+			return b
+		}
+	}
+	return def
+}
+
+func envDuration(name string, def time.Duration) time.Duration {
+	if v, ok := os.LookupEnv(name); ok {
+		if d, err := time.ParseDuration(v); err == nil {
+			return d
+		}
+	}
+	return def
+}
+
+func newRootCmd(open openFunc) *cobra.Command {
+	if open == nil {
+		open = openKernelDataplane
+	}
+	o := &options{}
+	cmd := &cobra.Command{
+		Use:   "pisa-daemon",
+		Short: "pisa-daemon: per-service database traffic QoS on a node (HTB + eBPF)",
+		Long: `pisa-daemon limits the egress bandwidth of database traffic per VirtualDatabase
+service (QoSClaim): one HTB class per service on the egress (and bridge) device,
+and an eBPF classifier that sends traffic to the service's endpoints into it.
+
+Without --config it reads and watches its configuration from pisa-controller:
+  GET http://<host>/apis/configs.database-mesh.io/v1alpha1/daemonconfigs?node=<node>`,
+		Version:       version.String(),
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Args:          cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			fs := cmd.Flags()
+			o.egressExplicit = fs.Changed("global-egress-device") || hasEnv("PISA_DAEMON_GLOBAL_EGRESS_DEVICE")
+			o.bridgeExplicit = fs.Changed("global-bridge-device") || hasEnv("PISA_DAEMON_GLOBAL_BRIDGE_DEVICE")
+			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM, syscall.SIGQUIT)
+			defer stop()
+			return run(ctx, o, open)
+		},
+	}
+	cmd.SetVersionTemplate("{{.Version}}\n")
+	addFlags(cmd.Flags(), o)
+	return cmd
+}
+
+func hasEnv(name string) bool {
+	_, ok := os.LookupEnv(name)
+	return ok
+}
+
+func addFlags(fs *pflag.FlagSet, o *options) {
+	fs.StringVar(&o.egressDevice, "global-egress-device", env("PISA_DAEMON_GLOBAL_EGRESS_DEVICE", "eth0"),
+		"egress device to shape (env PISA_DAEMON_GLOBAL_EGRESS_DEVICE)")
+	fs.StringVar(&o.bridgeDevice, "global-bridge-device", env("PISA_DAEMON_GLOBAL_BRIDGE_DEVICE", ""),
+		"bridge device to shape as well, e.g. cni0; empty: none (env PISA_DAEMON_GLOBAL_BRIDGE_DEVICE)")
+	fs.StringVar(&o.controllerService, "pisa-controller-service", env("PISA_CONTROLLER_SERVICE", "pisa-controller"),
+		"controller service name (env PISA_CONTROLLER_SERVICE)")
+	fs.StringVar(&o.controllerNamespace, "pisa-controller-namespace", env("PISA_CONTROLLER_NAMESPACE", "pisa-system"),
+		"controller namespace (env PISA_CONTROLLER_NAMESPACE)")
+	fs.StringVar(&o.controllerHost, "pisa-controller-host", env("PISA_CONTROLLER_HOST", ""),
+		"controller host:port; empty: <service>.<namespace>:8080 (env PISA_CONTROLLER_HOST)")
+	fs.StringVar(&o.nodeName, "node-name", env("NODE_NAME", ""), "this node's name, sent to the controller (env NODE_NAME)")
+	fs.StringVarP(&o.configPath, "config", "c", env("PISA_DAEMON_CONFIG", ""),
+		"standalone TOML configuration file; when set the controller is not used (env PISA_DAEMON_CONFIG)")
+	fs.StringVar(&o.adminAddr, "admin-addr", env("PISA_DAEMON_ADMIN_ADDR", ":5592"),
+		"admin HTTP address: /healthz /readyz /version /metrics /config (env PISA_DAEMON_ADMIN_ADDR)")
+	fs.BoolVar(&o.cleanupOnExit, "cleanup-on-exit", envBool("PISA_DAEMON_CLEANUP_ON_EXIT", true),
+		"remove all classes, classifiers and pinned objects on exit; false keeps them for the next start to adopt (env PISA_DAEMON_CLEANUP_ON_EXIT)")
+	fs.StringVarP(&o.logLevel, "log-level", "l", env("PISA_DAEMON_LOG_LEVEL", "INFO"),
+		"log level DEBUG|INFO|WARN|ERROR (env PISA_DAEMON_LOG_LEVEL)")
+	fs.StringVar(&o.bpffs, "bpffs", env("PISA_DAEMON_BPFFS", "/sys/fs/bpf"),
+		"BPF file system (mounted if needed); objects are pinned under <bpffs>/pisa-daemon (env PISA_DAEMON_BPFFS)")
+	fs.StringVar(&o.attach, "attach", env("PISA_DAEMON_ATTACH", "auto"),
+		"classifier attachment: auto (TCX if the kernel has it, else tc), tcx or tc (env PISA_DAEMON_ATTACH)")
+	fs.DurationVar(&o.resync, "resync-interval", envDuration("PISA_DAEMON_RESYNC_INTERVAL", 30*time.Second),
+		"reconcile again this often: re-resolve host names, repair drift (env PISA_DAEMON_RESYNC_INTERVAL)")
+	fs.BoolP("version", "V", false, "print the version and exit")
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	switch strings.ToUpper(strings.TrimSpace(s)) {
+	case "TRACE", "DEBUG":
+		return slog.LevelDebug, nil
+	case "", "INFO":
+		return slog.LevelInfo, nil
+	case "WARN", "WARNING":
+		return slog.LevelWarn, nil
+	case "ERROR":
+		return slog.LevelError, nil
+	}
+	return 0, fmt.Errorf("unknown log level %q (DEBUG, INFO, WARN or ERROR)", s)
+}
+
+// controllerHost is the controller's address: the host flag, else
+// <service>.<namespace>:8080 as in Pisanix.
+func (o *options) controllerAddr() string {
+	if o.controllerHost != "" {
+		return o.controllerHost
+	}
+	return o.controllerService + "." + o.controllerNamespace + ":8080"
+}
+
+// devices returns the devices to shape: flags and environment first, then a
+// standalone file's [global], then the defaults.
+func (o *options) devices(file *daemon.Config) []string {
+	egress, bridge := o.egressDevice, o.bridgeDevice
+	if file != nil && file.Global != nil {
+		if !o.egressExplicit && file.Global.EgressDevice != "" {
+			egress = file.Global.EgressDevice
+		}
+		if !o.bridgeExplicit && file.Global.BridgeDevice != "" {
+			bridge = file.Global.BridgeDevice
+		}
+	}
+	var out []string
+	for _, d := range []string{egress, bridge} {
+		if d = strings.TrimSpace(d); d != "" && !containsStr(out, d) {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+func containsStr(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func run(ctx context.Context, o *options, open openFunc) error {
+	level, err := parseLevel(o.logLevel)
+	if err != nil {
+		return err
+	}
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	slog.SetDefault(logger)
+
+	var fileCfg *daemon.Config
+	if o.configPath != "" {
+		if fileCfg, err = daemon.LoadFile(o.configPath); err != nil {
+			return err
+		}
+	}
+	devices := o.devices(fileCfg)
+	if len(devices) == 0 {
+		return errors.New("no device to shape: set --global-egress-device")
+	}
+	logger.Info("starting pisa-daemon", "version", version.Version, "commit", version.GitCommit,
+		"devices", devices, "standalone", o.configPath != "", "cleanup_on_exit", o.cleanupOnExit)
+
+	dp, err := open(devices, o, logger)
+	if err != nil {
+		return fmt.Errorf("dataplane: %w", err)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m := daemon.NewMetrics(reg, dp.Stats, logger)
+	rec := daemon.NewReconciler(dp, daemon.ReconcilerOptions{Logger: logger, Metrics: m})
+
+	adm := admin.New(admin.Options{
+		Addr:     o.adminAddr,
+		Gatherer: reg,
+		Ready:    rec.Ready,
+		Logger:   logger,
+		Config:   func() any { return rec.Status() },
+	})
+	if err := adm.Start(); err != nil {
+		_ = dp.Close()
+		return fmt.Errorf("admin server: %w", err)
+	}
+
+	var src daemon.Source
+	if o.configPath != "" {
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
+		src = &daemon.FileSource{Path: o.configPath, Initial: fileCfg, Reload: hup, Logger: logger,
+			OnError: func(error) { m.FetchError() }}
+	} else {
+		if o.nodeName == "" {
+			logger.Warn("no --node-name (NODE_NAME): the controller is asked for all daemon configs")
+		}
+		url := daemon.ControllerURL(o.controllerAddr())
+		logger.Info("watching the controller", "url", url, "node", o.nodeName)
+		src = &daemon.HTTPSource{URL: url, Node: o.nodeName, Logger: logger,
+			OnError: func(error) { m.FetchError() }}
+	}
+
+	runErr := daemon.Run(ctx, src, rec, o.resync)
+	if errors.Is(runErr, context.Canceled) && ctx.Err() != nil {
+		runErr = nil
+		logger.Info("shutting down")
+	}
+
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var errs []error
+	if runErr != nil {
+		errs = append(errs, runErr)
+	}
+	if o.cleanupOnExit {
+		if err := dp.Cleanup(); err != nil {
+			errs = append(errs, fmt.Errorf("cleanup: %w", err))
+		}
+	} else {
+		logger.Info("leaving classes and classifier in place for the next start (--cleanup-on-exit=false)")
+		if err := dp.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := adm.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		errs = append(errs, err)
+	}
+	logger.Info("stopped")
+	return errors.Join(errs...)
+}
