@@ -553,6 +553,10 @@ func (s *session) handleQuery(p []byte) error {
 		}
 		return s.kill(id, queryOnly)
 	}
+	if s.state.MultiStatements && killInBatch(q) {
+		return s.sendError(mysql.NewError(1235, "42000",
+			"pisa-proxy supports KILL only as a statement of its own"))
+	}
 	return s.governed(mysql.ComQuery, q, func(facts *sqlparse.Facts, maxRows uint64) (result, error) {
 		if i := indexFold(q, "CONNECTION_ID()"); i >= 0 {
 			p = replaceConnectionID(p, s.id)

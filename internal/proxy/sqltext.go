@@ -268,3 +268,42 @@ func setNamesCollation(q []byte) string {
 	name := strings.Trim(string(rest[j:k]), "'\"`")
 	return strings.ToLower(name)
 }
+
+// killInBatch reports a KILL statement after the first statement of a
+// multi-statement text (outside quotes and comments).
+func killInBatch(q []byte) bool {
+	if indexFold(q, "KILL") < 0 {
+		return false
+	}
+	var quote byte
+	for i := 0; i < len(q); i++ {
+		c := q[i]
+		if quote != 0 {
+			if c == '\\' && quote != '`' {
+				i++
+			} else if c == quote {
+				quote = 0
+			}
+			continue
+		}
+		switch {
+		case c == '\'' || c == '"' || c == '`':
+			quote = c
+		case c == '#' || (c == '-' && i+2 < len(q) && q[i+1] == '-' && isSpace(q[i+2])):
+			for i < len(q) && q[i] != '\n' {
+				i++
+			}
+		case c == '/' && i+1 < len(q) && q[i+1] == '*' && !(i+2 < len(q) && (q[i+2] == '!' || q[i+2] == 'M')):
+			end := indexFold(q[i+2:], "*/")
+			if end < 0 {
+				return false
+			}
+			i += 2 + end + 1
+		case c == ';':
+			if isKill(q[i+1:]) {
+				return true
+			}
+		}
+	}
+	return false
+}

@@ -65,3 +65,20 @@ func TestSQLTextChecks(t *testing.T) {
 		t.Errorf("collation %q", c)
 	}
 }
+
+func TestKillInBatch(t *testing.T) {
+	for q, want := range map[string]bool{
+		"SELECT 1; KILL 5":               true,
+		"SELECT 1;\n  kill query 5":      true,
+		"SELECT 'a;KILL 5'":              false,
+		"SELECT 1 /* ; KILL 5 */":        false,
+		"SELECT 1; SELECT 'kill'":        false,
+		"SELECT 1 -- ; KILL 5\n; SELECT": false,
+		"KILL 5":                         false,
+		"SELECT 1; /*!KILL 5*/":          true,
+	} {
+		if got := killInBatch([]byte(q)); got != want {
+			t.Errorf("killInBatch(%q) = %v, want %v", q, got, want)
+		}
+	}
+}
