@@ -77,6 +77,8 @@ type Proxy struct {
 	clientAuthFailures     *prometheus.CounterVec
 
 	backendPins          *prometheus.CounterVec
+	routing              *routing
+	routes               sync.Map // routeKey → prometheus.Counter
 	errors               *prometheus.CounterVec
 	backendConnectErrors *prometheus.CounterVec
 	backendEndpointUp    *prometheus.GaugeVec
@@ -179,6 +181,7 @@ func NewProxy(reg prometheus.Registerer) *Proxy {
 			Name:      "backend_endpoint_up",
 			Help:      "1 if the backend endpoint is healthy and used for routing, 0 if it is ejected.",
 		}, []string{LabelDomain, LabelServer}),
+		routing: newRouting(),
 	}
 	if reg != nil {
 		reg.MustRegister(p.Collectors()...)
@@ -189,11 +192,11 @@ func NewProxy(reg prometheus.Registerer) *Proxy {
 // Collectors returns every collector of p (not the pool collector, which is
 // registered separately).
 func (p *Proxy) Collectors() []prometheus.Collector {
-	return []prometheus.Collector{
+	return append([]prometheus.Collector{
 		p.sqlProcessed, p.sqlDuration, p.sqlUnderProcessing,
 		p.clientConnections, p.clientConnectionsTotal, p.clientAuthFailures,
 		p.backendPins, p.errors, p.backendConnectErrors, p.backendEndpointUp,
-	}
+	}, p.routing.collectors()...)
 }
 
 // Command returns the collectors for one (domain, type, server) tuple.

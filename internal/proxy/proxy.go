@@ -496,6 +496,7 @@ func (p *Proxy) compile(cfg *proxyconfig.Config, lc *proxyconfig.Listener, pools
 			}
 			mon, err := discovery.New(dc, route.DiscoveryNodes(nodes), discovery.Options{
 				OnChange: router.ApplyTopology,
+				Metrics:  p.metrics.Discovery(lc.Name),
 				Logger:   p.logger.With("listener", lc.Name, "component", "discovery"),
 			})
 			if err != nil {

@@ -654,6 +654,7 @@ func (s *session) routeFor(sql []byte, f *sqlparse.Facts) {
 	s.decision = &s.decBuf
 	s.decRT = rt
 	s.lastRoute = s.decBuf.Target.String()
+	s.l.metrics.RouteDecision(rt.name, s.lastRoute, s.decBuf.Rule)
 }
 
 // routeToWriter sends the next command to the writer when read/write
