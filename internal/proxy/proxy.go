@@ -154,6 +154,8 @@ type runtime struct {
 	// monitor is the dynamic discovery (discovery.type = "mha"), if any.
 	monitor *discovery.Monitor
 	parser  *sqlparse.Parser
+	// causal is the read-your-writes option of read/write splitting.
+	causal route.CausalOptions
 	// chain is the governance chain (access, circuit break, concurrency,
 	// audit); nil when the listener configures none.
 	chain *govern.Chain
@@ -489,6 +491,11 @@ func (p *Proxy) compile(cfg *proxyconfig.Config, lc *proxyconfig.Listener, pools
 		}
 		rt.rw = router
 		rt.parser = p.parser
+		rt.causal = route.CausalOptions{Mode: lc.ReadWriteSplitting.CausalReads,
+			Window: lc.ReadWriteSplitting.CausalReadsWindow.Duration, WaitTimeout: lc.ReadWriteSplitting.CausalReadsWaitTimeout.Duration}
+		if err := rt.causal.Normalize(); err != nil {
+			return nil, fmt.Errorf("read_write_splitting: %w", err)
+		}
 		if disc != nil {
 			dc, err := discovery.ConfigFrom(disc)
 			if err != nil {

@@ -3,6 +3,7 @@ package proxy
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/database-mesh/pisanix-go/internal/mysql"
 )
@@ -87,6 +88,9 @@ func (s *session) relayOK(p []byte, r *result) error {
 
 func (s *session) observeOK(ok *mysql.OK, r *result) {
 	r.status = ok.Status
+	if s.causal != nil && s.curWrite {
+		s.causal.ObserveOK(ok, true, time.Now())
+	}
 	if ok.Status&mysql.StatusSessionStateChange != 0 && len(ok.SessionState) > 0 {
 		s.be.ObserveOK(ok)
 		if s.state.ApplyOK(ok) {

@@ -186,3 +186,48 @@ func TestReadWriteSplittingDynamic(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 }
+
+// Read-your-writes (causal_reads = "gtid"): with one replica's SQL thread
+// stopped, a session's reads after its writes never return stale data: they
+// run on the replica that applied the write, or on the writer.
+func TestCausalReadsGTID(t *testing.T) {
+	r := testutil.StartReplication(t, 2)
+	primary, _ := serverIDs(r)
+	cfg := rwConfig(r)
+	rw := cfg.Proxy.Config[0].ReadWriteSplitting
+	rw.CausalReads = "gtid"
+	rw.CausalReadsWaitTimeout = proxyconfig.D(200 * time.Millisecond)
+	tp := startProxy(t, cfg)
+	db := openDB(t, tp.dsn(""))
+	db.SetMaxOpenConns(1)
+	if _, err := db.Exec("CREATE TABLE causal_t (id INT PRIMARY KEY, v INT)"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec("INSERT INTO causal_t VALUES (1, 0)"); err != nil {
+		t.Fatal(err)
+	}
+	r.WaitSynced()
+	r.StopSQLThread(0)
+	stalled := r.ServerID(r.Replicas[0])
+	ranOn := map[int]int{}
+	for i := 1; i <= 20; i++ {
+		if _, err := db.Exec("UPDATE causal_t SET v = ? WHERE id = 1", i); err != nil {
+			t.Fatal(err)
+		}
+		var v, sid int
+		if err := db.QueryRow("SELECT v, @@server_id FROM causal_t WHERE id = 1").Scan(&v, &sid); err != nil {
+			t.Fatal(err)
+		}
+		if v != i {
+			t.Fatalf("stale read after write %d: got %d from server %d", i, v, sid)
+		}
+		if sid == stalled {
+			t.Fatalf("read ran on the stalled replica %d", sid)
+		}
+		ranOn[sid]++
+	}
+	t.Logf("reads after writes ran on %v (primary %d, stalled %d)", ranOn, primary, stalled)
+	if len(ranOn) == 1 && ranOn[primary] == 20 {
+		t.Fatalf("every read went to the writer: the caught-up replica was never used")
+	}
+}

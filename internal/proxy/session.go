@@ -73,6 +73,13 @@ type session struct {
 	decBuf   route.Decision
 	decRT    *runtime
 
+	// Read-your-writes: the session's tracker (nil until needed), whether
+	// the running statement writes, and whether the next acquire must
+	// check that a replica caught up.
+	causal        *route.CausalTracker
+	curWrite      bool
+	causalPending bool
+
 	// Governance: the request of the running statement, and where it ran.
 	req         govern.Request
 	clientAddr  string
@@ -362,6 +369,15 @@ func (s *session) acquire() error {
 			lastErr = err
 			continue
 		}
+		if s.causalPending && s.decision != nil && !s.waitCaughtUp(rt, c) {
+			// The replica has not applied the session's last write in
+			// time (or failed): read from the writer.
+			s.causalPending = false
+			s.decBuf = s.decBuf.ToWriter()
+			s.decision = &s.decBuf
+			continue
+		}
+		s.causalPending = false
 		s.be = c
 		s.decision = nil
 		return nil
@@ -371,6 +387,36 @@ func (s *session) acquire() error {
 		lastErr = errNoBackend
 	}
 	return lastErr
+}
+
+// waitCaughtUp runs MASTER_GTID_WAIT for the session's last GTID on c (a
+// replica connection) when needed. On false, c went back to the pool.
+func (s *session) waitCaughtUp(rt *runtime, c *backend.Conn) bool {
+	idx := -1
+	for i, pl := range rt.pools {
+		if pl == c.Pool {
+			idx = i
+			break
+		}
+	}
+	if idx < 0 || !s.causal.NeedsWait(idx) {
+		return true
+	}
+	ok, err := route.WaitGTIDPackets(c, c.Info.Capabilities, s.causal.WaitQuery(), nil)
+	if err != nil {
+		var me *mysql.Error
+		if !errors.As(err, &me) {
+			c.MarkBroken()
+		}
+		c.Pool.Put(c)
+		return false
+	}
+	if !ok {
+		c.Pool.Put(c)
+		return false
+	}
+	s.causal.CaughtUp(idx)
+	return true
 }
 
 // release returns the backend connection unless the session is pinned.
@@ -636,6 +682,9 @@ func truncate(b []byte, n int) string {
 func (s *session) routeFor(sql []byte, f *sqlparse.Facts) {
 	s.decision = nil
 	if s.be != nil {
+		// Pinned (transaction...): it stays on its connection, and its
+		// OKs count as writes for read-your-writes.
+		s.curWrite = true
 		return
 	}
 	rt := s.l.rt.Load()
@@ -651,6 +700,21 @@ func (s *session) routeFor(sql []byte, f *sqlparse.Facts) {
 	}
 	inTx := s.pins&pinTransaction != 0 || s.state.Vars["autocommit"] == "OFF"
 	s.decBuf = rt.rw.Route(text, f, inTx)
+	s.curWrite = f == nil || !f.ReadOnly
+	s.causalPending = false
+	if rt.causal.Enabled() {
+		if s.causal == nil {
+			s.causal = route.NewCausalTracker(rt.causal)
+		}
+		if s.decBuf.Target == route.TargetRead {
+			switch s.causal.BeforeRead(time.Now()) {
+			case route.CausalWriter:
+				s.decBuf = s.decBuf.ToWriter()
+			case route.CausalWait:
+				s.causalPending = true
+			}
+		}
+	}
 	s.decision = &s.decBuf
 	s.decRT = rt
 	s.lastRoute = s.decBuf.Target.String()
@@ -834,6 +898,9 @@ func (s *session) resetSession(db string) {
 	}
 	s.pins = 0
 	s.stmts = nil
+	if s.causal != nil {
+		s.causal.Reset()
+	}
 	multi := s.state.MultiStatements
 	s.state.Reset(db)
 	s.state.MultiStatements = multi

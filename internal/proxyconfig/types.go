@@ -151,6 +151,15 @@ type SimpleLoadBalance struct {
 type ReadWriteSplitting struct {
 	Static  *RWSplittingStatic  `toml:"static,omitempty" json:"static,omitempty"`
 	Dynamic *RWSplittingDynamic `toml:"dynamic,omitempty" json:"dynamic,omitempty"`
+
+	// Beyond Pisanix: read-your-writes. CausalReads is "off" (default),
+	// "gtid" (after a write, a read waits on the replica with
+	// MASTER_GTID_WAIT for the session's last GTID, up to
+	// CausalReadsWaitTimeout, else goes to the writer) or "window" (after a
+	// write, reads stay on the writer for CausalReadsWindow).
+	CausalReads            string   `toml:"causal_reads,omitempty" json:"causal_reads,omitempty"`
+	CausalReadsWindow      Duration `toml:"causal_reads_window,omitzero" json:"causal_reads_window,omitzero"`
+	CausalReadsWaitTimeout Duration `toml:"causal_reads_wait_timeout,omitzero" json:"causal_reads_wait_timeout,omitzero"`
 }
 
 // RWSplittingStatic routes by rules over a fixed read/readwrite node split.

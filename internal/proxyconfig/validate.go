@@ -323,6 +323,16 @@ func (c *Config) validateListener(v *validator, p string, l *Listener) {
 		}
 	}
 
+	if rw := l.ReadWriteSplitting; rw != nil {
+		switch rw.CausalReads {
+		case "", "off", "gtid", "window":
+		default:
+			v.addf(p+".read_write_splitting.causal_reads", "must be off, gtid or window, got %q", rw.CausalReads)
+		}
+		if rw.CausalReadsWindow.Duration < 0 || rw.CausalReadsWaitTimeout.Duration < 0 {
+			v.addf(p+".read_write_splitting", "causal_reads_window and causal_reads_wait_timeout must not be negative")
+		}
+	}
 	if pl := l.Plugin; pl != nil {
 		for i, cb := range pl.CircuitBreak {
 			cp := fmt.Sprintf("%s.plugin.circuit_break[%d]", p, i)
