@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"database/sql"
 	"testing"
 	"time"
 
@@ -114,6 +115,33 @@ func TestReadWriteSplittingStatic(t *testing.T) {
 	}
 	if got := id("SELECT @@server_id"); !replicas[got] {
 		t.Fatalf("read after autocommit=1 ran on %d", got)
+	}
+	// A session pinned by state (prepared statements, user variables) is
+	// pinned to the writer: its writes never reach a replica.
+	st, err := conn.PrepareContext(ctx, "SELECT @@server_id + ?")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var psid int
+	if err := st.QueryRowContext(ctx, 0).Scan(&psid); err != nil || psid != primary {
+		t.Fatalf("prepared statement ran on %d (%v), want primary %d", psid, err, primary)
+	}
+	if _, err := conn.ExecContext(ctx, "INSERT INTO rw_t VALUES (2, @@server_id)"); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	if _, err := conn.ExecContext(ctx, "SET @marker = 1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.ExecContext(ctx, "INSERT INTO rw_t VALUES (3, @@server_id)"); err != nil {
+		t.Fatal(err)
+	}
+	r.WaitSynced()
+	for _, id := range []int{2, 3} {
+		var sid int
+		if err := root(r).QueryRow("SELECT sid FROM rw_t WHERE id = ?", id).Scan(&sid); err != nil || sid != primary {
+			t.Fatalf("write %d ran on %d (%v), want primary %d", id, sid, err, primary)
+		}
 	}
 }
 
@@ -230,4 +258,10 @@ func TestCausalReadsGTID(t *testing.T) {
 	if len(ranOn) == 1 && ranOn[primary] == 20 {
 		t.Fatalf("every read went to the writer: the caught-up replica was never used")
 	}
+}
+
+// root opens the primary directly.
+func root(r *testutil.Replication) *sql.DB {
+	db, _ := sql.Open("mysql", r.Primary.DSN("test"))
+	return db
 }

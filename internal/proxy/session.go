@@ -700,6 +700,11 @@ func (s *session) routeFor(sql []byte, f *sqlparse.Facts) {
 	}
 	inTx := s.pins&pinTransaction != 0 || s.state.Vars["autocommit"] == "OFF"
 	s.decBuf = rt.rw.Route(text, f, inTx)
+	if f != nil && (f.Kind == sqlparse.KindSet || f.UserVars || f.TempTable || f.Locks) {
+		// State that pins the session is created on the writer only, so
+		// that a pinned session never sends a write to a replica.
+		s.decBuf = s.decBuf.ToWriter()
+	}
 	s.curWrite = f == nil || !f.ReadOnly
 	s.causalPending = false
 	if rt.causal.Enabled() {
@@ -748,7 +753,9 @@ func (s *session) handlePrepare(p []byte) error {
 			s.nextStmtID = 1
 		}
 		id := s.nextStmtID
-		s.routeFor(p[1:], facts)
+		// Prepared statements pin the session: prepare on the writer (see
+		// routeFor), so that later writes never reach a replica.
+		s.routeToWriter()
 		var sqlText string
 		if rt := s.l.rt.Load(); rt.chain != nil {
 			sqlText = string(p[1:]) // governs each execution
