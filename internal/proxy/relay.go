@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/database-mesh/pisanix-go/internal/mysql"
+	"github.com/database-mesh/pisanix-go/internal/proxy/route"
 )
 
 // errClientWrite marks a failure to write to the client: the backend
@@ -88,8 +89,13 @@ func (s *session) relayOK(p []byte, r *result) error {
 
 func (s *session) observeOK(ok *mysql.OK, r *result) {
 	r.status = ok.Status
-	if s.causal != nil && s.curWrite {
-		s.causal.ObserveOK(ok, true, time.Now())
+	if s.causal != nil {
+		// A statement wrote if its facts say so, or if the server reports
+		// the GTID of a transaction it committed.
+		_, hasGTID := route.LastGTID(ok.SessionState)
+		if s.curWrite || hasGTID {
+			s.causal.ObserveOK(ok, true, time.Now())
+		}
 	}
 	if ok.Status&mysql.StatusSessionStateChange != 0 && len(ok.SessionState) > 0 {
 		s.be.ObserveOK(ok)

@@ -45,6 +45,7 @@ var pinNames = map[uint8]string{
 type stmt struct {
 	backendID uint32
 	sql       string // the prepared text, kept when governance needs it
+	readOnly  bool   // its facts say read-only (for read-your-writes)
 }
 
 // session is one client connection. All its fields are owned by its
@@ -765,7 +766,7 @@ func (s *session) handlePrepare(p []byte) error {
 			if err == nil && r.err == nil {
 				// Pin before afterCommand can release the connection.
 				s.pin(pinPrepared)
-				s.stmts[id] = stmt{backendID: bid, sql: sqlText}
+				s.stmts[id] = stmt{backendID: bid, sql: sqlText, readOnly: facts != nil && facts.ReadOnly}
 			}
 			return r, err
 		}, false)
@@ -802,9 +803,12 @@ func (s *session) unknownStmt(p []byte) error {
 
 func (s *session) handleExecute(p []byte) error {
 	var sqlText []byte
+	s.curWrite = true
 	if len(p) >= 5 {
 		id := uint32(p[1]) | uint32(p[2])<<8 | uint32(p[3])<<16 | uint32(p[4])<<24
-		sqlText = []byte(s.stmts[id].sql)
+		st := s.stmts[id]
+		sqlText = []byte(st.sql)
+		s.curWrite = !st.readOnly
 	}
 	if !s.mapStmt(p) {
 		return s.unknownStmt(p)
