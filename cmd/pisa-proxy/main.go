@@ -167,7 +167,8 @@ func newApp(adminAddr, logLevel string) (*app, error) {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m := metrics.NewProxy(reg)
 	a.p = proxy.New(a.logger, m)
-	reg.MustRegister(metrics.NewPoolCollector(a.p.PoolStats))
+	a.p.EnableGovernanceMetrics(reg)
+	reg.MustRegister(metrics.NewPoolCollector(a.p.PoolStats), a.p.ParserCollector())
 	a.adm = admin.New(admin.Options{
 		Addr:     adminAddr,
 		Gatherer: reg,

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/database-mesh/pisanix-go/internal/proxy/govern/access"
 	"github.com/database-mesh/pisanix-go/internal/proxy/govern/audit"
 	"github.com/database-mesh/pisanix-go/internal/proxy/govern/breaker"
@@ -245,4 +247,56 @@ func TestEndpointBreaker(t *testing.T) {
 	if seen[sick.Port] != 0 {
 		t.Fatalf("breaker did not keep the sick endpoint out: %v", seen)
 	}
+}
+
+// Governance reloads with the config: an open session sees a new rule at
+// its next statement, and the parser's counters are exported.
+func TestGovernanceReload(t *testing.T) {
+	cfg := baseConfig(testutil.MariaDBAddr(t))
+	tp := startProxy(t, cfg)
+	db := openDB(t, tp.dsn(""))
+	db.SetMaxOpenConns(1)
+	conn, err := db.Conn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if got := queryString(t, conn, "SELECT 'before'"); got != "before" {
+		t.Fatal(got)
+	}
+	next := baseConfig(testutil.MariaDBAddr(t))
+	next.Proxy.Config[0].Plugin = &proxyconfig.Plugin{CircuitBreak: []proxyconfig.CircuitBreak{{Name: "reloaded", Regex: []string{"'after'"}}}}
+	next.ApplyDefaults()
+	// Keep the listener: same address as the running one.
+	next.Proxy.Config[0].ListenAddr = tp.p.Listener("test").addr
+	if err := tp.p.Apply(next); err != nil {
+		t.Fatal(err)
+	}
+	_, err = conn.ExecContext(context.Background(), "SELECT 'after'")
+	if mysqlErrCode(err) != 1047 || !strings.Contains(errText(err), "reloaded") {
+		t.Fatalf("open session after reload: want 1047 naming the new rule, got %v", err)
+	}
+	if got := queryString(t, conn, "SELECT 'other'"); got != "other" {
+		t.Fatal(got)
+	}
+	reg := prometheusRegistry(t, tp.p)
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, mf := range mfs {
+		if mf.GetName() == "pisa_proxy_sqlparse_cache_misses_total" && mf.GetMetric()[0].GetCounter().GetValue() > 0 {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatal("pisa_proxy_sqlparse_cache_misses_total not exported")
+	}
+}
+
+func prometheusRegistry(t *testing.T, p *Proxy) *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(p.ParserCollector())
+	return reg
 }
