@@ -1,0 +1,250 @@
+package configserver
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+)
+
+// Path prefix of the config API (Pisanix).
+const APIPrefix = "/apis/configs.database-mesh.io/v1alpha1"
+
+// Watch timeouts.
+const (
+	DefaultWatchTimeout = 30 * time.Second
+	MaxWatchTimeout     = 5 * time.Minute
+)
+
+// maxStatusBytes bounds a status report's body.
+const maxStatusBytes = 64 << 10
+
+// Server is the HTTP side of the config API. Set the fields before calling Handler.
+type Server struct {
+	Store *Store
+	// DefaultWatchTimeout is how long a long poll is held when the request does not say
+	// (timeoutSeconds); default 30 s.
+	DefaultWatchTimeout time.Duration
+	// MaxWatchTimeout caps timeoutSeconds; default 5 min. The http.Server's WriteTimeout must
+	// be longer (or zero).
+	MaxWatchTimeout time.Duration
+	Logger          *slog.Logger
+}
+
+// Handler returns the config API's routes.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET "+APIPrefix+"/namespaces/{ns}/proxyconfigs/{app}", s.getProxyConfig)
+	mux.HandleFunc("POST "+APIPrefix+"/namespaces/{ns}/proxyconfigs/{app}/status", s.postStatus)
+	mux.HandleFunc("GET "+APIPrefix+"/daemonconfigs", s.getDaemonConfig)
+	return mux
+}
+
+func (s *Server) logger() *slog.Logger {
+	if s.Logger != nil {
+		return s.Logger
+	}
+	return slog.Default()
+}
+
+// status is a Kubernetes-style Status body for errors.
+type status struct {
+	Kind       string `json:"kind"`
+	APIVersion string `json:"apiVersion"`
+	Status     string `json:"status"`
+	Message    string `json:"message"`
+	Reason     string `json:"reason"`
+	Code       int    `json:"code"`
+}
+
+func writeError(w http.ResponseWriter, code int, reason, format string, args ...any) {
+	b, _ := json.Marshal(status{Kind: "Status", APIVersion: "v1", Status: "Failure",
+		Message: fmt.Sprintf(format, args...), Reason: reason, Code: code})
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	_, _ = w.Write(append(b, '\n'))
+}
+
+func writeConfig(w http.ResponseWriter, body []byte, version int64) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Config-Version", strconv.FormatInt(version, 10))
+	_, _ = w.Write(body)
+}
+
+// watchParams reads watch, version and timeoutSeconds. wait is false when the request is not a
+// watch or names no version (then it is answered at once).
+func (s *Server) watchParams(r *http.Request) (wait bool, version string, timeout time.Duration, err error) {
+	q := r.URL.Query()
+	switch q.Get("watch") {
+	case "", "false", "0":
+		return false, "", 0, nil
+	case "true", "1":
+	default:
+		return false, "", 0, fmt.Errorf("watch must be true or false, got %q", q.Get("watch"))
+	}
+	timeout = s.DefaultWatchTimeout
+	if timeout <= 0 {
+		timeout = DefaultWatchTimeout
+	}
+	limit := s.MaxWatchTimeout
+	if limit <= 0 {
+		limit = MaxWatchTimeout
+	}
+	if ts := q.Get("timeoutSeconds"); ts != "" {
+		n, err := strconv.Atoi(ts)
+		if err != nil || n < 0 {
+			return false, "", 0, fmt.Errorf("timeoutSeconds must be a non-negative integer, got %q", ts)
+		}
+		timeout = time.Duration(n) * time.Second
+	}
+	timeout = min(timeout, limit)
+	version = q.Get("version")
+	return version != "", version, timeout, nil
+}
+
+// hold waits until changed is closed (true), the timeout passes or the client goes away
+// (false).
+func hold(r *http.Request, changed <-chan struct{}, timer *time.Timer) (woke bool) {
+	select {
+	case <-changed:
+		return true
+	case <-timer.C:
+	case <-r.Context().Done():
+	}
+	return false
+}
+
+func (s *Server) getProxyConfig(w http.ResponseWriter, r *http.Request) {
+	ns, app := r.PathValue("ns"), r.PathValue("app")
+	wait, want, timeout, err := s.watchParams(r)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "BadRequest", "%v", err)
+		return
+	}
+	key := proxyKey(ns, app)
+	var timer *time.Timer
+	for {
+		body, version, changed, ok := s.Store.lookup(key)
+		if !ok {
+			writeError(w, http.StatusNotFound, "NotFound", "no proxy configuration for %s/%s: no VirtualDatabase %q in namespace %q (its name must be the application's)",
+				ns, app, app, ns)
+			return
+		}
+		if !wait || strconv.FormatInt(version, 10) != want {
+			writeConfig(w, body, version)
+			return
+		}
+		if timer == nil {
+			timer = time.NewTimer(timeout)
+			defer timer.Stop()
+		}
+		if !hold(r, changed, timer) {
+			if r.Context().Err() != nil {
+				return
+			}
+			// Timed out: answer with the current configuration (same version), which
+			// configclient treats as "unchanged".
+			wait = false
+		}
+	}
+}
+
+func (s *Server) getDaemonConfig(w http.ResponseWriter, r *http.Request) {
+	node := r.URL.Query().Get("node")
+	wait, want, timeout, err := s.watchParams(r)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "BadRequest", "%v", err)
+		return
+	}
+	var timer *time.Timer
+	for {
+		body, version, changed, ok := s.Store.lookupDaemon(node)
+		if !ok {
+			writeError(w, http.StatusNotFound, "NotFound", "no daemon configuration has been built yet")
+			return
+		}
+		if !wait || strconv.FormatInt(version, 10) != want {
+			writeConfig(w, body, version)
+			return
+		}
+		if timer == nil {
+			timer = time.NewTimer(timeout)
+			defer timer.Stop()
+		}
+		if !hold(r, changed, timer) {
+			if r.Context().Err() == nil {
+				// Timed out unchanged: pisa-daemon's HTTPSource expects 304.
+				w.Header().Set("X-Config-Version", strconv.FormatInt(version, 10))
+				w.WriteHeader(http.StatusNotModified)
+			}
+			return
+		}
+	}
+}
+
+// statusRequest is a sidecar's report; version may be a string or a number.
+type statusRequest struct {
+	Pod     string          `json:"pod"`
+	Version json.RawMessage `json:"version"`
+	Error   string          `json:"error"`
+}
+
+func (s *Server) postStatus(w http.ResponseWriter, r *http.Request) {
+	ns, app := r.PathValue("ns"), r.PathValue("app")
+	data, err := io.ReadAll(io.LimitReader(r.Body, maxStatusBytes+1))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "BadRequest", "read body: %v", err)
+		return
+	}
+	if len(data) > maxStatusBytes {
+		writeError(w, http.StatusRequestEntityTooLarge, "RequestEntityTooLarge", "status report larger than %d bytes", maxStatusBytes)
+		return
+	}
+	var req statusRequest
+	if err := json.Unmarshal(data, &req); err != nil {
+		writeError(w, http.StatusBadRequest, "BadRequest", "decode status report: %v", err)
+		return
+	}
+	if req.Pod == "" {
+		writeError(w, http.StatusBadRequest, "BadRequest", "status report without pod")
+		return
+	}
+	version, err := versionString(req.Version)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "BadRequest", "%v", err)
+		return
+	}
+	if !s.Store.report(ns, app, Report{Pod: req.Pod, Version: version, Error: req.Error}) {
+		writeError(w, http.StatusNotFound, "NotFound", "no proxy configuration for %s/%s", ns, app)
+		return
+	}
+	if req.Error != "" {
+		s.logger().Warn("sidecar rejected its configuration", "namespace", ns, "app", app, "pod", req.Pod,
+			"version", version, "error", req.Error)
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func versionString(raw json.RawMessage) (string, error) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
+		return "", nil
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err == nil {
+		return s, nil
+	}
+	var n json.Number
+	if err := json.Unmarshal(raw, &n); err == nil {
+		return n.String(), nil
+	}
+	return "", errors.New("version must be a string or a number")
+}

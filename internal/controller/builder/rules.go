@@ -1,0 +1,221 @@
+package builder
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/database-mesh/pisanix-go/api/v1alpha1"
+	"github.com/database-mesh/pisanix-go/internal/proxy/govern/access"
+	"github.com/database-mesh/pisanix-go/internal/proxy/govern/audit"
+	"github.com/database-mesh/pisanix-go/internal/proxy/govern/breaker"
+	"github.com/database-mesh/pisanix-go/internal/proxyconfig"
+)
+
+func dur(d *metav1.Duration) proxyconfig.Duration {
+	if d == nil {
+		return proxyconfig.Duration{}
+	}
+	return proxyconfig.D(d.Duration)
+}
+
+// governance copies the TrafficStrategy's plugin rules (circuit break, concurrency control) and
+// the governance beyond Pisanix (access control, audit, endpoint breaker) onto the listener.
+func (b *proxyBuilder) governance(ts *v1alpha1.TrafficStrategy, l *proxyconfig.Listener) (string, error) {
+	spec := &ts.Spec
+	if len(spec.CircuitBreaks) > 0 || len(spec.ConcurrencyControls) > 0 {
+		pl := &proxyconfig.Plugin{}
+		for _, cb := range spec.CircuitBreaks {
+			pl.CircuitBreak = append(pl.CircuitBreak, proxyconfig.CircuitBreak{Name: cb.Name, Regex: cb.Regex,
+				CaseInsensitive: cb.CaseInsensitive, Fingerprint: cb.Fingerprint, DryRun: cb.DryRun})
+		}
+		for _, cc := range spec.ConcurrencyControls {
+			pl.ConcurrencyControl = append(pl.ConcurrencyControl, proxyconfig.ConcurrencyControl{Name: cc.Name,
+				Regex: cc.Regex, CaseInsensitive: cc.CaseInsensitive, Fingerprint: cc.Fingerprint,
+				MaxConcurrency: int(cc.MaxConcurrency), Duration: int(cc.Duration), DryRun: cc.DryRun,
+				WaitTimeout: dur(cc.WaitTimeout), MaxQueue: int(cc.MaxQueue)})
+		}
+		l.Plugin = pl
+	}
+	if ac := spec.AccessControl; ac != nil {
+		cfg := &access.Config{Users: []access.User{}}
+		for i, u := range ac.Users {
+			password, p := b.n.password(u.Password, u.PasswordSecretRef)
+			if p != "" {
+				return v1alpha1.ReasonSecretNotFound, fmt.Errorf("spec.accessControl.users[%d] (%s).passwordSecretRef: %s", i, u.User, p)
+			}
+			kinds := make([]string, 0, len(u.Kinds))
+			for _, k := range u.Kinds {
+				kinds = append(kinds, string(k))
+			}
+			if len(kinds) == 0 {
+				kinds = nil
+			}
+			cfg.Users = append(cfg.Users, access.User{User: u.User, Password: password, Schemas: u.Schemas,
+				Tables: u.Tables, Kinds: kinds, MaxRows: uint64(max(u.MaxRows, 0))})
+		}
+		l.Access = cfg
+	}
+	if a := spec.Audit; a != nil {
+		cfg := &audit.Config{Output: a.Output, MaxSizeMB: int(a.MaxSizeMB), MaxBackups: int(a.MaxBackups),
+			MaxAgeDays: int(a.MaxAgeDays), Compress: a.Compress, SlowThreshold: dur(a.SlowThreshold),
+			LogSQL: a.LogSQL, Include: string(a.Include), BufferSize: int(a.BufferSize)}
+		if a.SampleRate != "" {
+			r, err := strconv.ParseFloat(a.SampleRate, 64)
+			if err != nil || r < 0 || r > 1 {
+				return v1alpha1.ReasonInvalidSpec, fmt.Errorf("spec.audit.sampleRate: %q is not a number from 0 to 1", a.SampleRate)
+			}
+			cfg.SampleRate = &r
+		}
+		l.Audit = cfg
+	}
+	if eb := spec.EndpointBreaker; eb != nil {
+		cfg := &breaker.Config{MinRequests: int(eb.MinRequests), Window: dur(eb.Window), OpenFor: dur(eb.OpenFor),
+			HalfOpenMax: int(eb.HalfOpenMax), Timeout: dur(eb.Timeout)}
+		if eb.ErrorRate != "" {
+			r, err := strconv.ParseFloat(eb.ErrorRate, 64)
+			if err != nil || r <= 0 || r > 1 {
+				return v1alpha1.ReasonInvalidSpec, fmt.Errorf("spec.endpointBreaker.errorRate: %q is not a number in (0, 1]", eb.ErrorRate)
+			}
+			cfg.ErrorRate = r
+		}
+		l.EndpointBreaker = cfg
+	}
+	return "", nil
+}
+
+// sharding converts a DataShard into the listener's sharding rules and node groups.
+//
+// actual_datanodes name DatabaseEndpoints (value) or readWriteSplittingGroups
+// (valueFromReadWriteSplitting); expression is ignored, as in Pisanix. Every group declared by
+// any rule becomes a node_group member: its readwrite node is the first (by name) of the
+// service's selected endpoints whose role is readwrite (annotated or not), its reads are the
+// selected endpoints whose role is read. A group's rules are appended to the listener's
+// read/write splitting rules with node_group_name set to the group.
+func (b *proxyBuilder) sharding(ds *v1alpha1.DataShard, sel []*endpoint, out *built) (string, error) {
+	l := out.listener
+	declared := map[string]*v1alpha1.ReadWriteSplittingGroup{}
+	var order []string
+	for i := range ds.Spec.Rules {
+		for j := range ds.Spec.Rules[i].ReadWriteSplittingGroup {
+			g := &ds.Spec.Rules[i].ReadWriteSplittingGroup[j]
+			if _, dup := declared[g.Name]; !dup {
+				declared[g.Name] = g
+				order = append(order, g.Name)
+			}
+		}
+	}
+	for i := range ds.Spec.Rules {
+		r := &ds.Spec.Rules[i]
+		p := fmt.Sprintf("spec.rules[%d] (%s)", i, r.TableName)
+		s := proxyconfig.Sharding{TableName: r.TableName, ActualDatanodes: []string{}}
+		if r.ActualDatanodes != nil && r.ActualDatanodes.ValueSource != nil {
+			for k, v := range r.ActualDatanodes.ValueSource.Nodes {
+				switch {
+				case v.Value != "":
+					ep := b.n.byName[v.Value]
+					if ep == nil {
+						return v1alpha1.ReasonDatabaseEndpointNotFound,
+							fmt.Errorf("%s.actualDatanodes.valueSource.nodes[%d]: DatabaseEndpoint %q not found", p, k, v.Value)
+					}
+					if ep.problem != nil {
+						b.ps.add(*ep.problem)
+						return ep.problem.Reason, fmt.Errorf("%s.actualDatanodes.valueSource.nodes[%d]: DatabaseEndpoint %q is unusable: %s",
+							p, k, v.Value, ep.problem.Message)
+					}
+					s.ActualDatanodes = append(s.ActualDatanodes, v.Value)
+					out.nodes = appendEndpoint(out.nodes, ep)
+				case v.ValueFromReadWriteSplitting != nil:
+					name := v.ValueFromReadWriteSplitting.Name
+					if declared[name] == nil {
+						return v1alpha1.ReasonInvalidRule,
+							fmt.Errorf("%s.actualDatanodes.valueSource.nodes[%d]: no readWriteSplittingGroup %q", p, k, name)
+					}
+					if l.ReadWriteSplitting == nil {
+						return v1alpha1.ReasonInvalidRule,
+							fmt.Errorf("%s.actualDatanodes.valueSource.nodes[%d]: node group %q needs the TrafficStrategy's readWriteSplitting", p, k, name)
+					}
+					s.ActualDatanodes = append(s.ActualDatanodes, name)
+				default:
+					return v1alpha1.ReasonInvalidRule, fmt.Errorf("%s.actualDatanodes.valueSource.nodes[%d] is empty", p, k)
+				}
+			}
+		}
+		if len(s.ActualDatanodes) == 0 {
+			return v1alpha1.ReasonInvalidRule, fmt.Errorf("%s: actualDatanodes.valueSource.nodes is empty", p)
+		}
+		switch {
+		case r.TableStrategy != nil:
+			t := r.TableStrategy
+			s.TableStrategy = &proxyconfig.TableStrategy{TableShardingAlgorithmName: string(t.TableShardingAlgorithmName),
+				TableShardingColumn: t.TableShardingColumn, ShardingCount: int(t.ShardingCount)}
+		case r.DatabaseStrategy != nil:
+			d := r.DatabaseStrategy
+			s.DatabaseStrategy = &proxyconfig.DatabaseStrategy{DatabaseShardingAlgorithmName: string(d.DatabaseShardingAlgorithmName),
+				DatabaseShardingColumn: d.DatabaseShardingColumn}
+		case r.DatabaseTableStrategy != nil:
+			d := r.DatabaseTableStrategy
+			s.DatabaseTableStrategy = &proxyconfig.DatabaseTableStrategy{
+				DatabaseShardingAlgorithmName: string(d.DatabaseShardingAlgorithmName), DatabaseShardingColumn: d.DatabaseShardingColumn,
+				TableShardingAlgorithmName: string(d.TableShardingAlgorithmName), TableShardingColumn: d.TableShardingColumn,
+				ShardingCount: int(d.ShardingCount)}
+		default:
+			return v1alpha1.ReasonInvalidRule, fmt.Errorf("%s: one of tableStrategy, databaseStrategy, databaseTableStrategy is required", p)
+		}
+		l.Sharding = append(l.Sharding, s)
+	}
+
+	if len(order) == 0 {
+		return "", nil
+	}
+	if l.ReadWriteSplitting == nil {
+		return v1alpha1.ReasonInvalidRule, errors.New("readWriteSplittingGroup needs the TrafficStrategy's readWriteSplitting")
+	}
+	member := proxyconfig.NodeGroupMember{Reads: []string{}}
+	for _, ep := range sel {
+		switch ep.node.Role {
+		case proxyconfig.RoleRead:
+			member.Reads = append(member.Reads, ep.obj.Name)
+		default:
+			if member.ReadWrite == "" {
+				member.ReadWrite = ep.obj.Name
+			}
+		}
+	}
+	for _, name := range order {
+		g := declared[name]
+		m := member
+		m.Name = name
+		m.Reads = append([]string{}, member.Reads...)
+		if m.ReadWrite == "" && len(m.Reads) == 0 {
+			return v1alpha1.ReasonInvalidRule, fmt.Errorf("node group %q has no endpoint", name)
+		}
+		for _, r := range g.Rules {
+			if r.Target == v1alpha1.TargetReadWrite && m.ReadWrite == "" {
+				return v1alpha1.ReasonInvalidRule, fmt.Errorf("node group %q: rule %q targets readwrite but no selected endpoint is readwrite", name, r.Name)
+			}
+		}
+		out.groups = append(out.groups, m)
+		gr := rules(g.Rules)
+		for k := range gr {
+			gr[k].NodeGroupName = []string{name}
+		}
+		if rw := l.ReadWriteSplitting; rw.Dynamic != nil {
+			rw.Dynamic.Rules = append(rw.Dynamic.Rules, gr...)
+		} else {
+			rw.Static.Rules = append(rw.Static.Rules, gr...)
+		}
+	}
+	return "", nil
+}
+
+func appendEndpoint(list []*endpoint, ep *endpoint) []*endpoint {
+	for _, e := range list {
+		if e == ep {
+			return list
+		}
+	}
+	return append(list, ep)
+}
