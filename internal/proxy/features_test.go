@@ -519,6 +519,23 @@ func TestConnectAttributesForwarded(t *testing.T) {
 	srv := testutil.StartMariaDB(t, "--performance-schema=ON")
 	cfg := baseConfig(srv.Addr)
 	tp := startProxy(t, cfg)
+	// Attributes go on connections opened for the client: keep the pool's
+	// warm-up connection busy in another session's transaction so that our
+	// client gets a new one.
+	for tp.p.Ready() != nil {
+		time.Sleep(10 * time.Millisecond)
+	}
+	busy, err := openDB(t, tp.dsn("")).Conn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	if _, err := busy.ExecContext(context.Background(), "BEGIN"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := busy.ExecContext(context.Background(), "SELECT 1"); err != nil {
+		t.Fatal(err)
+	}
 	db := openDB(t, tp.dsn("connectionAttributes=program_name:pisa_attr_test"))
 	db.SetMaxOpenConns(1)
 	var backendID string
@@ -527,7 +544,7 @@ func TestConnectAttributesForwarded(t *testing.T) {
 	}
 	root := openDB(t, srv.DSN("test"))
 	var n int
-	err := root.QueryRow(`SELECT COUNT(*) FROM performance_schema.session_connect_attrs
+	err = root.QueryRow(`SELECT COUNT(*) FROM performance_schema.session_connect_attrs
 		WHERE PROCESSLIST_ID = ? AND ATTR_NAME = 'program_name' AND ATTR_VALUE = 'pisa_attr_test'`, backendID).Scan(&n)
 	if err != nil {
 		t.Fatal(err)

@@ -12,6 +12,7 @@
 package govmetrics
 
 import (
+	"slices"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -212,9 +213,15 @@ func (c *liveCollector) Describe(ch chan<- *prometheus.Desc) {
 
 func (c *liveCollector) Collect(ch chan<- prometheus.Metric) {
 	c.mu.Lock()
-	srcs := make([]Source, 0, len(c.sources))
-	for _, s := range c.sources {
-		srcs = append(srcs, s)
+	ids := make([]uint64, 0, len(c.sources))
+	for id := range c.sources {
+		ids = append(ids, id)
+	}
+	// Oldest source first, so that "keep the first" is deterministic.
+	slices.Sort(ids)
+	srcs := make([]Source, 0, len(ids))
+	for _, id := range ids {
+		srcs = append(srcs, c.sources[id])
 	}
 	c.mu.Unlock()
 	var buf []Sample
