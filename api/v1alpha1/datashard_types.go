@@ -14,7 +14,7 @@ type DataShardSpec struct {
 // ShardingRule shards one logical table over the actual data nodes. Exactly one of
 // tableStrategy, databaseStrategy and databaseTableStrategy must be set (Pisanix silently used
 // the first one set).
-// +kubebuilder:validation:XValidation:rule="[has(self.tableStrategy), has(self.databaseStrategy), has(self.databaseTableStrategy)].filter(x, x).size() == 1",message="exactly one of tableStrategy, databaseStrategy and databaseTableStrategy must be set"
+// +kubebuilder:validation:XValidation:rule="(has(self.tableStrategy) ? 1 : 0) + (has(self.databaseStrategy) ? 1 : 0) + (has(self.databaseTableStrategy) ? 1 : 0) == 1",message="exactly one of tableStrategy, databaseStrategy and databaseTableStrategy must be set"
 type ShardingRule struct {
 	// TableName is the logical table.
 	// +kubebuilder:validation:MinLength=1

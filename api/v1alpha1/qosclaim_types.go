@@ -26,12 +26,12 @@ type TrafficQoS struct {
 // BYTES/s; kibit, mibps... use 1024 multipliers; a bare number is bits/s.
 type QoSGroup struct {
 	// Rate is the guaranteed rate, e.g. "1mbit".
-	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]*)?|\.[0-9]+)([kKmMgGtT][iI]?)?([bB][iI][tT]|[bB][pP][sS])?$`
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]*)?|\.[0-9]+)(([kKmMgGtT][iI]?)?([bB][iI][tT]|[bB][pP][sS]))?$`
 	// +optional
 	Rate string `json:"rate,omitempty"`
 
 	// Ceil is the most the class may use when bandwidth is free (default: rate), e.g. "2mbit".
-	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]*)?|\.[0-9]+)([kKmMgGtT][iI]?)?([bB][iI][tT]|[bB][pP][sS])?$`
+	// +kubebuilder:validation:Pattern=`^([0-9]+(\.[0-9]*)?|\.[0-9]+)(([kKmMgGtT][iI]?)?([bB][iI][tT]|[bB][pP][sS]))?$`
 	// +optional
 	Ceil string `json:"ceil,omitempty"`
 }
