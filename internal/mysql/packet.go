@@ -17,9 +17,6 @@ var ErrPacketSequence = errors.New("mysql: packets out of order")
 const (
 	readBufSize  = 16 * 1024
 	writeBufSize = 16 * 1024
-	// smallPacket is the largest packet payload a relay reads whole into
-	// its buffer; larger ones are streamed through in chunks.
-	smallPacket = 64 * 1024
 )
 
 // Conn is one end of a MySQL protocol connection: buffered packet I/O with

@@ -513,8 +513,6 @@ func TestLoadDataLocalInfile(t *testing.T) {
 	}
 }
 
-var _ = time.Second
-
 func TestConnectAttributesForwarded(t *testing.T) {
 	srv := testutil.StartMariaDB(t, "--performance-schema=ON")
 	cfg := baseConfig(srv.Addr)

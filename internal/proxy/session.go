@@ -14,7 +14,6 @@ import (
 	"time"
 	"unsafe"
 
-	"github.com/database-mesh/pisanix-go/internal/metrics"
 	"github.com/database-mesh/pisanix-go/internal/mysql"
 	"github.com/database-mesh/pisanix-go/internal/proxy/backend"
 	"github.com/database-mesh/pisanix-go/internal/proxy/govern"
@@ -613,14 +612,22 @@ func (s *session) handleQuery(p []byte) error {
 			// variable syntax.
 			p = append(append([]byte{mysql.ComQuery}, "SET STATEMENT sql_select_limit="+strconv.FormatUint(maxRows, 10)+" FOR "...), p[1:]...)
 		}
-		if hasLock(q) {
+		// With the parser's facts at hand, the text scans are not needed.
+		locks, userVars, readOnly := false, false, false
+		if facts != nil && facts.ParseErr == nil {
+			locks, userVars = facts.Locks, facts.UserVars
+			readOnly = facts.ReadOnly && !facts.LockingRead
+		} else {
+			locks, userVars, readOnly = hasLock(q), hasUserVarAssign(q), isReadOnly(q)
+		}
+		if locks {
 			s.pendingPins |= pinLock
 		}
-		if hasUserVarAssign(q) {
+		if userVars {
 			s.pendingPins |= pinSessionState
 		}
 		s.routeFor(q, facts)
-		r, err := s.exec(p, mysql.ComQuery, func(s *session) (result, error) { return s.relayResults(false) }, isReadOnly(q))
+		r, err := s.exec(p, mysql.ComQuery, func(s *session) (result, error) { return s.relayResults(false) }, readOnly)
 		if err == nil && r.err == nil {
 			// MariaDB does not report collation_connection after
 			// SET NAMES x COLLATE y; record it so it is replayed.
@@ -1037,6 +1044,3 @@ func parseChangeUser(p []byte, caps uint32) (*mysql.HandshakeInfo, []byte, error
 	}
 	return info, auth, nil
 }
-
-var _ = strconv.Itoa
-var _ = metrics.NewProxy
