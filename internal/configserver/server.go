@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"sync/atomic"
 	"time"
 )
 
@@ -34,6 +35,13 @@ type Server struct {
 	// be longer (or zero).
 	MaxWatchTimeout time.Duration
 	Logger          *slog.Logger
+
+	proxyWatchers, daemonWatchers atomic.Int64
+}
+
+// Watchers returns how many proxy and daemon long polls are being held.
+func (s *Server) Watchers() (proxy, daemon int64) {
+	return s.proxyWatchers.Load(), s.daemonWatchers.Load()
 }
 
 // Handler returns the config API's routes.
@@ -145,6 +153,8 @@ func (s *Server) getProxyConfig(w http.ResponseWriter, r *http.Request) {
 		if timer == nil {
 			timer = time.NewTimer(timeout)
 			defer timer.Stop()
+			s.proxyWatchers.Add(1)
+			defer s.proxyWatchers.Add(-1)
 		}
 		if !hold(r, changed, timer) {
 			if r.Context().Err() != nil {
@@ -178,6 +188,8 @@ func (s *Server) getDaemonConfig(w http.ResponseWriter, r *http.Request) {
 		if timer == nil {
 			timer = time.NewTimer(timeout)
 			defer timer.Stop()
+			s.daemonWatchers.Add(1)
+			defer s.daemonWatchers.Add(-1)
 		}
 		if !hold(r, changed, timer) {
 			if r.Context().Err() == nil {

@@ -276,7 +276,7 @@ func TestStatusReports(t *testing.T) {
 		t.Errorf("hook calls: %v", hooked)
 	}
 	mu.Unlock()
-	st.PruneReports("demo", "shop", func(pod string) bool { return pod == "p2" })
+	st.PruneReports("demo", "shop", func(r Report) bool { return r.Pod == "p2" })
 	if got := st.Reports("demo", "shop"); len(got) != 1 || got[0].Pod != "p2" {
 		t.Fatalf("after prune: %+v", got)
 	}

@@ -272,15 +272,31 @@ func (s *Store) Reports(ns, app string) []Report {
 	return out
 }
 
-// PruneReports forgets the reports of ns/app's pods for which keep returns false (pods that no
-// longer exist).
-func (s *Store) PruneReports(ns, app string, keep func(pod string) bool) {
+// PruneReports forgets the reports of ns/app for which keep returns false (pods that no longer
+// exist).
+func (s *Store) PruneReports(ns, app string, keep func(r Report) bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	m := s.reports[proxyKey(ns, app)]
-	for pod := range m {
-		if !keep(pod) {
+	for pod, r := range m {
+		if !keep(r) {
 			delete(m, pod)
 		}
 	}
+}
+
+// Apps returns the names of the applications of namespace ns that have a proxy configuration,
+// sorted.
+func (s *Store) Apps(ns string) []string {
+	prefix := proxyKey(ns, "")
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for key := range s.entries {
+		if app, ok := strings.CutPrefix(key, prefix); ok {
+			out = append(out, app)
+		}
+	}
+	slices.Sort(out)
+	return out
 }

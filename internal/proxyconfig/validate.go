@@ -333,6 +333,9 @@ func (c *Config) validateListener(v *validator, p string, l *Listener) {
 			v.addf(p+".read_write_splitting", "causal_reads_window and causal_reads_wait_timeout must not be negative")
 		}
 	}
+	// The governance validators below repeat the per-field checks; run them only when those
+	// found nothing, so that one bad regex is reported once.
+	before := len(v.problems)
 	if pl := l.Plugin; pl != nil {
 		for i, cb := range pl.CircuitBreak {
 			cp := fmt.Sprintf("%s.plugin.circuit_break[%d]", p, i)
@@ -340,9 +343,6 @@ func (c *Config) validateListener(v *validator, p string, l *Listener) {
 				v.addf(cp+".regex", "must not be empty (or give fingerprint)")
 			}
 			v.regexes(cp+".regex", cb.Regex, cb.CaseInsensitive)
-		}
-		if err := circuit.Validate(pl.CircuitBreak); err != nil {
-			v.addf(p+".plugin.circuit_break", "%v", err)
 		}
 		for i, cc := range pl.ConcurrencyControl {
 			cp := fmt.Sprintf("%s.plugin.concurrency_control[%d]", p, i)
@@ -358,8 +358,15 @@ func (c *Config) validateListener(v *validator, p string, l *Listener) {
 			}
 		}
 	}
-	if err := govern.Validate(l.Governance()); err != nil {
-		v.addf(p, "%v", err)
+	if pl := l.Plugin; pl != nil && len(v.problems) == before {
+		if err := circuit.Validate(pl.CircuitBreak); err != nil {
+			v.addf(p+".plugin.circuit_break", "%v", err)
+		}
+	}
+	if len(v.problems) == before {
+		if err := govern.Validate(l.Governance()); err != nil {
+			v.addf(p, "%v", err)
+		}
 	}
 	if b := l.EndpointBreaker; b != nil {
 		if err := b.WithDefaults().Validate(); err != nil {

@@ -426,6 +426,11 @@ func (b *proxyBuilder) service(svc *v1alpha1.VirtualDatabaseService) *built {
 	l.SimpleLoadBalance = &proxyconfig.SimpleLoadBalance{BalanceType: balance, Nodes: names(sel)}
 
 	if ts != nil {
+		// What the proxy would refuse is the fault of the object that brought it: check the
+		// listener before and after the strategy's rules are added.
+		if err := checkAlone(out); err != nil {
+			return fail(v1alpha1.ReasonInvalidSpec, "%s", err)
+		}
 		if ts.Spec.LoadBalance != nil && ts.Spec.LoadBalance.ReadWriteSplitting != nil {
 			rw, reason, err := b.readWriteSplitting(ts.Spec.LoadBalance.ReadWriteSplitting)
 			if err != nil {
@@ -435,6 +440,9 @@ func (b *proxyBuilder) service(svc *v1alpha1.VirtualDatabaseService) *built {
 		}
 		if reason, err := b.governance(ts, l); err != nil {
 			return tsFail(reason, "%v", err)
+		}
+		if err := checkAlone(out); err != nil {
+			return tsFail(v1alpha1.ReasonInvalidRule, "%s", err)
 		}
 	}
 
