@@ -24,7 +24,7 @@ func NewMetrics() *Metrics {
 		}, []string{"namespace", "app", "state"}),
 		builds: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "pisa_controller_config_builds_total",
-			Help: "Proxy configuration builds by result: changed, unchanged or error.",
+			Help: "Proxy configuration builds by result: changed, unchanged, held (a service could not be built, the last configuration keeps serving) or error.",
 		}, []string{"namespace", "app", "result"}),
 	}
 }

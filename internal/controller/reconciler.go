@@ -420,6 +420,7 @@ type appBuild struct {
 	version   int64
 	endpoints []string
 	problems  []builder.Problem
+	held      bool // the build had problems; the previous configuration is still served
 }
 
 type objKey struct{ kind, name string }
@@ -453,12 +454,31 @@ func (r *Reconciler) reconcileNamespace(ctx context.Context, ns string) (reconci
 			r.Metrics.builds.WithLabelValues(ns, vdb.Name, "error").Inc()
 			return reconcile.Result{}, fmt.Errorf("build %s/%s: %w", ns, vdb.Name, err)
 		}
-		version, changed, err := r.Store.Set(ns, vdb.Name, cfg)
-		if err != nil {
+		// A service left out because of a problem (a bad rule, a missing strategy...) would
+		// close its listener in every sidecar. Keep serving the last configuration built instead,
+		// and say so in the status; only a VirtualDatabase never built is served without it.
+		held := int64(0)
+		if len(cfg.Proxy.Config) < len(vdb.Spec.Services) {
+			if v, ok := r.Store.Version(ns, vdb.Name); ok {
+				held = v
+			}
+		}
+		var (
+			version int64
+			changed bool
+		)
+		if held != 0 {
+			version = held
+			log.Warn("proxy configuration not updated: a service cannot be built; the last configuration keeps serving",
+				"app", vdb.Name, "version", version, "problems", len(ps))
+		} else if version, changed, err = r.Store.Set(ns, vdb.Name, cfg); err != nil {
 			r.Metrics.builds.WithLabelValues(ns, vdb.Name, "error").Inc()
 			return reconcile.Result{}, fmt.Errorf("store %s/%s: %w", ns, vdb.Name, err)
 		}
 		result := "unchanged"
+		if held != 0 {
+			result = "held"
+		}
 		if changed {
 			result = "changed"
 			log.Info("proxy configuration changed", "app", vdb.Name, "version", version,
@@ -475,7 +495,10 @@ func (r *Reconciler) reconcileNamespace(ctx context.Context, ns string) (reconci
 		for _, n := range cfg.MySQL.Nodes {
 			eps = append(eps, n.Name)
 		}
-		b.configs[vdb.Name] = appBuild{version: version, endpoints: eps, problems: ps}
+		if held != 0 {
+			eps = append([]string(nil), vdb.Status.Endpoints...) // what the held configuration uses
+		}
+		b.configs[vdb.Name] = appBuild{version: version, endpoints: eps, problems: ps, held: held != 0}
 		addProblems(ps)
 		apps[vdb.Name] = true
 	}

@@ -152,6 +152,9 @@ func (r *Reconciler) vdbStatus(v *v1alpha1.VirtualDatabase, a appBuild) {
 	st.Rejected = rejected
 	ps := a.problems
 	cond := readyCondition(v.Generation, ps, fmt.Sprintf("configuration %d built", a.version))
+	if a.held {
+		cond.Message = truncate(fmt.Sprintf("still serving configuration %d: %s", a.version, cond.Message), maxMessage)
+	}
 	if len(ps) == 0 && len(rejected) > 0 {
 		cond.Status, cond.Reason = metav1.ConditionFalse, v1alpha1.ReasonConfigRejected
 		cond.Message = truncate(fmt.Sprintf("%d sidecar(s) rejected the configuration; first: pod %s: %s",
