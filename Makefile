@@ -38,7 +38,7 @@ $(addprefix $(BIN)/,$(CMDS)): $(BIN)/%:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $@ ./cmd/$*
 
 test: ## start/verify MariaDB on 127.0.0.1:3306, go vet, envtest binaries, then all tests with -race
-	@hack/ensure-packages.sh gcc:/usr/bin/gcc libc6-dev:/usr/include/stdio.h # -race needs cgo
+	@hack/ensure-packages.sh gcc:/usr/bin/gcc libc6-dev:/usr/include/stdio.h iproute2:/usr/sbin/tc # -race needs cgo; the QoS tests need ip and tc
 	@echo "== MariaDB on 127.0.0.1:3306"; time hack/ensure-mariadb.sh
 	@echo "== go vet"; time $(GO) vet ./...
 	@echo "== envtest: kube-apiserver + etcd (cached; cold build 15-45 min)"; time hack/envtest.sh
