@@ -31,33 +31,40 @@ var podResource = metav1.GroupVersionResource{Group: "", Version: "v1", Resource
 //     operations) and an already injected pod are allowed without a patch.
 //   - A pod that cannot be decoded, or whose application name cannot be derived, is refused:
 //     allowed=false with code 400 and the reason.
+//
+// Each request is counted in opts.Metrics when it is set.
 func Handler(opts Options) http.Handler {
 	logger := opts.Logger
 	if logger == nil {
 		logger = slog.Default()
 	}
+	m := opts.Metrics
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fail := func(msg string, code int) {
+			m.count(ResultError)
+			http.Error(w, msg, code)
+		}
 		if r.Method != http.MethodPost {
 			w.Header().Set("Allow", http.MethodPost)
-			http.Error(w, "admission reviews are POSTed", http.StatusMethodNotAllowed)
+			fail("admission reviews are POSTed", http.StatusMethodNotAllowed)
 			return
 		}
 		data, err := io.ReadAll(io.LimitReader(r.Body, maxReviewBytes+1))
 		if err != nil {
-			http.Error(w, "read body: "+err.Error(), http.StatusBadRequest)
+			fail("read body: "+err.Error(), http.StatusBadRequest)
 			return
 		}
 		if len(data) > maxReviewBytes {
-			http.Error(w, fmt.Sprintf("body larger than %d bytes", maxReviewBytes), http.StatusRequestEntityTooLarge)
+			fail(fmt.Sprintf("body larger than %d bytes", maxReviewBytes), http.StatusRequestEntityTooLarge)
 			return
 		}
 		var review admissionv1.AdmissionReview
 		if err := json.Unmarshal(data, &review); err != nil {
-			http.Error(w, "decode AdmissionReview: "+err.Error(), http.StatusBadRequest)
+			fail("decode AdmissionReview: "+err.Error(), http.StatusBadRequest)
 			return
 		}
 		if review.Request == nil {
-			http.Error(w, "AdmissionReview has no request", http.StatusBadRequest)
+			fail("AdmissionReview has no request", http.StatusBadRequest)
 			return
 		}
 		review.Response = Review(review.Request, opts, logger)
@@ -65,9 +72,10 @@ func Handler(opts Options) http.Handler {
 		review.APIVersion, review.Kind = admissionv1.SchemeGroupVersion.String(), "AdmissionReview"
 		out, err := json.Marshal(&review)
 		if err != nil {
-			http.Error(w, "marshal AdmissionReview: "+err.Error(), http.StatusInternalServerError)
+			fail("marshal AdmissionReview: "+err.Error(), http.StatusInternalServerError)
 			return
 		}
+		m.count(resultOf(review.Response))
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(out)
 	})
@@ -110,6 +118,18 @@ func Review(req *admissionv1.AdmissionRequest, opts Options, logger *slog.Logger
 	logger.Info("pisa-proxy injected", "namespace", pod.Namespace, "pod", podName(&pod),
 		"deployed_name", DeployedName(&pod), "dry_run", req.DryRun != nil && *req.DryRun)
 	return resp
+}
+
+// resultOf classifies an answered review for the requests counter.
+func resultOf(resp *admissionv1.AdmissionResponse) string {
+	switch {
+	case !resp.Allowed:
+		return ResultError
+	case len(resp.Patch) > 0:
+		return ResultInjected
+	default:
+		return ResultSkipped
+	}
 }
 
 func podName(p *corev1.Pod) string {

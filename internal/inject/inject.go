@@ -59,6 +59,8 @@ type Options struct {
 	Resources corev1.ResourceRequirements
 	// Logger is used by Handler (default slog.Default()).
 	Logger *slog.Logger
+	// Metrics, when set, counts Handler's requests by result (see NewMetrics).
+	Metrics *Metrics
 }
 
 func (o Options) withDefaults() Options {

@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	jsonpatch "github.com/evanphx/json-patch/v5"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -226,7 +228,8 @@ func podRequest(pod *corev1.Pod) *admissionv1.AdmissionRequest {
 }
 
 func TestHandler(t *testing.T) {
-	h := Handler(Options{Image: "img", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	m := NewMetrics()
+	h := Handler(Options{Image: "img", Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Metrics: m})
 	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{GenerateName: "shop-7d4b9c8f5-",
 		OwnerReferences: []metav1.OwnerReference{{Kind: "ReplicaSet", Name: "shop-7d4b9c8f5"}}},
 		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "app"}}}}
@@ -280,10 +283,52 @@ func TestHandler(t *testing.T) {
 	if resp, _ := review(t, h, named); !resp.Allowed || !bytes.Contains(resp.Patch, []byte(`"value":"solo"`)) {
 		t.Fatalf("named by request: %+v", resp)
 	}
+
+	// Two injected, four admitted unchanged (re-injection, deployment, update, subresource),
+	// two refused.
+	wantCounts(t, m, 2, 4, 2)
+}
+
+// wantCounts checks pisa_controller_webhook_requests_total by result.
+func wantCounts(t *testing.T, m *Metrics, injected, skipped, errors float64) {
+	t.Helper()
+	for r, want := range map[string]float64{ResultInjected: injected, ResultSkipped: skipped, ResultError: errors} {
+		if got := testutil.ToFloat64(m.Requests(r)); got != want {
+			t.Errorf("pisa_controller_webhook_requests_total{result=%q} = %v, want %v", r, got, want)
+		}
+	}
+}
+
+func TestMetrics(t *testing.T) {
+	m := NewMetrics()
+	reg := prometheus.NewPedanticRegistry()
+	if err := reg.Register(m); err != nil {
+		t.Fatal(err)
+	}
+	// Every result is exported from the start, at 0.
+	want := `
+# HELP pisa_controller_webhook_requests_total Admission requests answered by the sidecar injection webhook, by result: injected (patched), skipped (admitted unchanged) or error (refused or malformed).
+# TYPE pisa_controller_webhook_requests_total counter
+pisa_controller_webhook_requests_total{result="error"} 0
+pisa_controller_webhook_requests_total{result="injected"} 0
+pisa_controller_webhook_requests_total{result="skipped"} 0
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want)); err != nil {
+		t.Error(err)
+	}
+	if problems, err := testutil.CollectAndLint(m); err != nil || len(problems) != 0 {
+		t.Errorf("lint: %v %v", problems, err)
+	}
+	// Without Metrics nothing is counted and nothing panics.
+	h := Handler(Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if resp, _ := review(t, h, podRequest(&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p"}})); !resp.Allowed {
+		t.Fatalf("response: %+v", resp)
+	}
 }
 
 func TestHandlerBadRequests(t *testing.T) {
-	srv := httptest.NewServer(Handler(Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}))
+	m := NewMetrics()
+	srv := httptest.NewServer(Handler(Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Metrics: m}))
 	defer srv.Close()
 	for _, tc := range []struct {
 		method, body string
@@ -304,4 +349,5 @@ func TestHandlerBadRequests(t *testing.T) {
 			t.Errorf("%s %.20q: %d, want %d", tc.method, tc.body, resp.StatusCode, tc.want)
 		}
 	}
+	wantCounts(t, m, 0, 0, 4)
 }
