@@ -1,0 +1,441 @@
+// Command pisa-controller is the control plane of the mesh: it turns the
+// core.database-mesh.io custom resources into the configurations served to the pisa-proxy
+// sidecars and pisa-daemon agents (config API on -proxyConfigsPort), writes their status, and
+// injects the pisa-proxy sidecar into labelled pods (mutating webhook on -webhookPort).
+//
+// Flags and environment follow Pisanix (docs/controller.md); run with -help for the list.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	ctrlwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
+
+	"github.com/database-mesh/pisanix-go/api/v1alpha1"
+	"github.com/database-mesh/pisanix-go/internal/configserver"
+	"github.com/database-mesh/pisanix-go/internal/controller"
+	"github.com/database-mesh/pisanix-go/internal/inject"
+	"github.com/database-mesh/pisanix-go/internal/version"
+	"github.com/database-mesh/pisanix-go/internal/webhook"
+)
+
+// LeaderElectionID is Pisanix's lease name.
+const LeaderElectionID = "pisa-controller.database-mesh.io"
+
+type options struct {
+	kubeconfig string
+
+	corePort         int
+	webhookPort      int
+	proxyConfigsPort int
+	webhookCertFile  string
+	webhookKeyFile   string
+
+	metricsAddr string
+	probeAddr   string
+
+	leaderElect             bool
+	leaderElectionNamespace string
+
+	webhookCertMode      string
+	webhookCertSecret    string
+	webhookConfiguration string
+	webhookService       string
+	webhookIPs           string
+	nativeSidecar        bool
+
+	logLevel  string
+	logFormat string
+	version   bool
+}
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+func parseFlags(args []string, stderr io.Writer) (*options, error) {
+	o := &options{}
+	fs := flag.NewFlagSet("pisa-controller", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "path to a kubeconfig; empty: $KUBECONFIG, in-cluster, ~/.kube/config")
+	fs.IntVar(&o.corePort, "corePort", 80, "port of the core server (GET /healthz, Pisanix); 0 disables it")
+	fs.IntVar(&o.webhookPort, "webhookPort", 6443, "HTTPS port of the sidecar injection webhook; 0 disables it")
+	fs.IntVar(&o.proxyConfigsPort, "proxyConfigsPort", 8080, "port of the config API served to pisa-proxy sidecars and pisa-daemon")
+	fs.StringVar(&o.webhookCertFile, "webhookTLSCertFile", "/etc/webhook/certs/tls.crt", "webhook serving certificate (-webhook-cert-mode=file)")
+	fs.StringVar(&o.webhookKeyFile, "webhookTLSKeyFile", "/etc/webhook/certs/tls.key", "webhook serving key (-webhook-cert-mode=file)")
+	fs.StringVar(&o.metricsAddr, "metrics-bind-address", ":8082", "address of the Prometheus /metrics endpoint; 0 disables it")
+	fs.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "address of /healthz and /readyz; 0 disables it")
+	fs.BoolVar(&o.leaderElect, "leader-elect", false, "elect a leader among replicas (only the leader writes status)")
+	fs.StringVar(&o.leaderElectionNamespace, "leader-election-namespace", "", "namespace of the leader election Lease (default: the controller's namespace)")
+	fs.StringVar(&o.webhookCertMode, "webhook-cert-mode", "auto", "self: create and rotate a serving certificate in a Secret and patch the webhook's caBundle; file: read -webhookTLSCertFile/-webhookTLSKeyFile and reload them on change; auto: file when both files exist, else self")
+	fs.StringVar(&o.webhookCertSecret, "webhook-cert-secret", "pisa-controller-webhook-cert", "Secret holding the self-managed webhook certificate (-webhook-cert-mode=self)")
+	fs.StringVar(&o.webhookConfiguration, "webhook-configuration", "pisa-controller.database-mesh.io", "MutatingWebhookConfiguration whose caBundle the controller keeps (-webhook-cert-mode=self)")
+	fs.StringVar(&o.webhookService, "webhook-service", "", "Service name in the webhook certificate (default $PISA_CONTROLLER_SERVICE)")
+	fs.StringVar(&o.webhookIPs, "webhook-ip-sans", "", "comma-separated IP addresses added to the self-managed webhook certificate")
+	fs.BoolVar(&o.nativeSidecar, "native-sidecar", false, "inject pisa-proxy as a native sidecar (init container with restartPolicy Always; Kubernetes 1.29+)")
+	fs.StringVar(&o.logLevel, "log-level", envOr("PISA_CONTROLLER_LOG_LEVEL", "info"), "debug, info, warn or error")
+	fs.StringVar(&o.logFormat, "log-format", envOr("PISA_CONTROLLER_LOG_FORMAT", "text"), "text or json")
+	fs.BoolVar(&o.version, "version", false, "print the version and exit")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	for name, p := range map[string]int{"corePort": o.corePort, "webhookPort": o.webhookPort, "proxyConfigsPort": o.proxyConfigsPort} {
+		if p < 0 || p > 65535 || (p == 0 && name == "proxyConfigsPort") {
+			return nil, fmt.Errorf("-%s: invalid port %d", name, p)
+		}
+	}
+	switch o.webhookCertMode {
+	case "auto", "self", "file":
+	default:
+		return nil, fmt.Errorf("-webhook-cert-mode: want self, file or auto, got %q", o.webhookCertMode)
+	}
+	switch o.logFormat {
+	case "text", "json":
+	default:
+		return nil, fmt.Errorf("-log-format: want text or json, got %q", o.logFormat)
+	}
+	return o, nil
+}
+
+func newLogger(o *options, w io.Writer) (*slog.Logger, error) {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(o.logLevel)); err != nil {
+		return nil, fmt.Errorf("-log-level: %w", err)
+	}
+	hopts := &slog.HandlerOptions{Level: lvl}
+	if o.logFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, hopts)), nil
+	}
+	return slog.New(slog.NewTextHandler(w, hopts)), nil
+}
+
+// injectOptions reads Pisanix's environment variables (spec §3.1).
+func injectOptions(o *options, log *slog.Logger, m *inject.Metrics) inject.Options {
+	port := inject.DefaultAdminPort
+	if v := os.Getenv("PISA_PROXY_ADMIN_LISTEN_PORT"); v != "" {
+		if n, err := strconv.Atoi(v); err == nil && n > 0 && n <= 65535 {
+			port = n
+		} else {
+			log.Warn("ignoring invalid PISA_PROXY_ADMIN_LISTEN_PORT", "value", v, "using", port)
+		}
+	}
+	return inject.Options{
+		Image:               envOr("PISA_PROXY_IMAGE", inject.DefaultImage),
+		ImagePullPolicy:     corev1.PullPolicy(os.Getenv("PISA_PROXY_IMAGE_PULL_POLICY")),
+		ControllerService:   envOr("PISA_CONTROLLER_SERVICE", "default"),
+		ControllerNamespace: envOr("PISA_CONTROLLER_NAMESPACE", "default"),
+		ControllerHost:      os.Getenv("PISA_CONTROLLER_HOST"),
+		AdminHost:           envOr("PISA_PROXY_ADMIN_LISTEN_HOST", inject.DefaultAdminHost),
+		AdminPort:           port,
+		LogLevel:            envOr("PISA_PROXY_ADMIN_LOG_LEVEL", inject.DefaultLogLevel),
+		NativeSidecar:       o.nativeSidecar,
+		Logger:              log,
+		Metrics:             m,
+	}
+}
+
+func restConfig(o *options) (*rest.Config, error) {
+	if o.kubeconfig != "" {
+		c, err := clientcmd.BuildConfigFromFlags("", o.kubeconfig)
+		if err != nil {
+			return nil, fmt.Errorf("kubeconfig %s: %w", o.kubeconfig, err)
+		}
+		return c, nil
+	}
+	c, err := ctrl.GetConfig()
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes client config: %w", err)
+	}
+	return c, nil
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
+		fmt.Fprintln(os.Stderr, "pisa-controller:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	o, err := parseFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	if o.version {
+		fmt.Fprintln(stdout, strings.Replace(version.String(), "Pisa-Proxy", "Pisa-Controller", 1))
+		return nil
+	}
+	log, err := newLogger(o, stderr)
+	if err != nil {
+		return err
+	}
+	slog.SetDefault(log)
+	ctrllog.SetLogger(logr.FromSlogHandler(log.Handler()))
+	log.Info("starting pisa-controller", "version", version.Version, "commit", version.GitCommit,
+		"branch", version.GitBranch)
+
+	cfg, err := restConfig(o)
+	if err != nil {
+		return err
+	}
+	scheme := runtime.NewScheme()
+	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, v1alpha1.AddToScheme} {
+		if err := add(scheme); err != nil {
+			return fmt.Errorf("scheme: %w", err)
+		}
+	}
+	ns := envOr("PISA_CONTROLLER_NAMESPACE", "default")
+	leNS := o.leaderElectionNamespace
+	if leNS == "" {
+		leNS = ns
+	}
+	injected := labels.SelectorFromSet(labels.Set{controller.InjectLabel: controller.InjectLabelValue})
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                        scheme,
+		Logger:                        logr.FromSlogHandler(log.Handler()),
+		Metrics:                       metricsserver.Options{BindAddress: o.metricsAddr},
+		HealthProbeBindAddress:        o.probeAddr,
+		LeaderElection:                o.leaderElect,
+		LeaderElectionID:              LeaderElectionID,
+		LeaderElectionNamespace:       leNS,
+		LeaderElectionReleaseOnCancel: true,
+		// The manager's own webhook server is not used: ours serves Pisanix's paths.
+		WebhookServer: ctrlwebhook.NewServer(ctrlwebhook.Options{Port: 0}),
+		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
+			// Only the pods of injected applications matter (status.sidecars).
+			&corev1.Pod{}: {Label: injected},
+		}},
+	})
+	if err != nil {
+		return fmt.Errorf("manager: %w", err)
+	}
+
+	store := configserver.NewStore()
+	cs := &configserver.Server{Store: store, Logger: log.With("component", "configserver")}
+	metrics := controller.NewMetrics()
+	if err := metrics.Register(ctrlmetrics.Registry); err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
+	for _, kind := range []string{"proxy", "daemon"} {
+		kind := kind
+		if err := ctrlmetrics.Registry.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name:        "pisa_controller_config_watchers",
+			Help:        "Long polls of the config API being held, by kind (proxy or daemon).",
+			ConstLabels: prometheus.Labels{"kind": kind},
+		}, func() float64 {
+			p, d := cs.Watchers()
+			if kind == "proxy" {
+				return float64(p)
+			}
+			return float64(d)
+		})); err != nil {
+			return fmt.Errorf("metrics: %w", err)
+		}
+	}
+
+	isLeader := func() bool {
+		select {
+		case <-mgr.Elected():
+			return true
+		default:
+			return false
+		}
+	}
+	rec := &controller.Reconciler{
+		Client:       mgr.GetClient(),
+		SecretReader: mgr.GetAPIReader(),
+		Store:        store,
+		IsLeader:     isLeader,
+		Metrics:      metrics,
+		Logger:       log.With("component", "reconciler"),
+	}
+	if err := rec.SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("reconciler: %w", err)
+	}
+
+	// The config API: long polls are held up to configserver.MaxWatchTimeout, so no write
+	// timeout shorter than that.
+	if err := mgr.Add(&httpRunnable{name: "proxy-configs", log: log, srv: &http.Server{
+		Addr:              net.JoinHostPort("", strconv.Itoa(o.proxyConfigsPort)),
+		Handler:           cs.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      configserver.MaxWatchTimeout + time.Minute,
+		IdleTimeout:       2 * time.Minute,
+	}}); err != nil {
+		return err
+	}
+	if o.corePort > 0 {
+		mux := http.NewServeMux()
+		mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })
+		mux.HandleFunc("GET /version", func(w http.ResponseWriter, _ *http.Request) {
+			fmt.Fprintln(w, version.Version)
+		})
+		if err := mgr.Add(&httpRunnable{name: "core", log: log, srv: &http.Server{
+			Addr: net.JoinHostPort("", strconv.Itoa(o.corePort)), Handler: mux,
+			ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 5 * time.Second, WriteTimeout: 10 * time.Second,
+		}}); err != nil {
+			return err
+		}
+	}
+
+	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
+		return err
+	}
+	if err := mgr.AddReadyzCheck("configs-built", rec.Checker); err != nil {
+		return err
+	}
+	if o.webhookPort > 0 {
+		if err := setupWebhook(mgr, o, ns, log); err != nil {
+			return err
+		}
+	}
+	log.Info("serving", "proxyConfigsPort", o.proxyConfigsPort, "webhookPort", o.webhookPort,
+		"corePort", o.corePort, "metrics", o.metricsAddr, "probes", o.probeAddr, "leaderElect", o.leaderElect)
+	if err := mgr.Start(ctx); err != nil {
+		return fmt.Errorf("manager: %w", err)
+	}
+	log.Info("pisa-controller stopped")
+	return nil
+}
+
+func setupWebhook(mgr manager.Manager, o *options, ns string, log *slog.Logger) error {
+	wlog := log.With("component", "webhook")
+	mode := o.webhookCertMode
+	if mode == "auto" {
+		mode = "self"
+		if fileExists(o.webhookCertFile) && fileExists(o.webhookKeyFile) {
+			mode = "file"
+		}
+	}
+	var certs webhook.CertSource
+	switch mode {
+	case "file":
+		fc, err := webhook.NewFileCerts(o.webhookCertFile, o.webhookKeyFile)
+		if err != nil {
+			return fmt.Errorf("webhook certificate: %w", err)
+		}
+		if err := mgr.Add(fc); err != nil {
+			return err
+		}
+		certs = fc
+	default:
+		svc := o.webhookService
+		if svc == "" {
+			svc = envOr("PISA_CONTROLLER_SERVICE", "pisa-controller")
+		}
+		var ips []net.IP
+		for _, s := range strings.Split(o.webhookIPs, ",") {
+			if s = strings.TrimSpace(s); s == "" {
+				continue
+			}
+			ip := net.ParseIP(s)
+			if ip == nil {
+				return fmt.Errorf("-webhook-ip-sans: invalid IP %q", s)
+			}
+			ips = append(ips, ip)
+		}
+		// Uncached: the Secret and the MutatingWebhookConfiguration are read rarely, and a
+		// cache would watch every Secret of the cluster with its data.
+		c, err := client.New(mgr.GetConfig(), client.Options{Scheme: mgr.GetScheme()})
+		if err != nil {
+			return fmt.Errorf("webhook client: %w", err)
+		}
+		cm := &webhook.CertManager{Client: c, Namespace: ns, SecretName: o.webhookCertSecret,
+			DNSNames: webhook.ServiceDNSNames(svc, ns), IPAddresses: ips,
+			WebhookConfigName: o.webhookConfiguration, Logger: wlog,
+			// A helm upgrade may blank the caBundle: look again often (two GETs per check).
+			RefreshInterval: 30 * time.Second}
+		if err := mgr.Add(cm); err != nil {
+			return err
+		}
+		if err := mgr.AddReadyzCheck("webhook-cert", cm.Checker); err != nil {
+			return err
+		}
+		certs = cm
+	}
+	im := inject.NewMetrics()
+	if err := ctrlmetrics.Registry.Register(im); err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
+	srv := &webhook.Server{Addr: net.JoinHostPort("", strconv.Itoa(o.webhookPort)), Certs: certs,
+		Inject: injectOptions(o, wlog, im), Logger: wlog}
+	wlog.Info("sidecar injection webhook", "certMode", mode, "port", o.webhookPort)
+	return mgr.Add(srv)
+}
+
+func fileExists(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && !st.IsDir()
+}
+
+// httpRunnable runs an http.Server as a manager Runnable on every replica.
+type httpRunnable struct {
+	name string
+	srv  *http.Server
+	log  *slog.Logger
+}
+
+func (h *httpRunnable) NeedLeaderElection() bool { return false }
+
+func (h *httpRunnable) Start(ctx context.Context) error {
+	ln, err := net.Listen("tcp", h.srv.Addr)
+	if err != nil {
+		return fmt.Errorf("%s server: %w", h.name, err)
+	}
+	h.log.Info("listening", "server", h.name, "addr", ln.Addr().String())
+	errc := make(chan error, 1)
+	go func() { errc <- h.srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("%s server: %w", h.name, err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	// Held long polls end here; their sidecars reconnect to another replica.
+	if err := h.srv.Shutdown(sctx); err != nil {
+		_ = h.srv.Close()
+	}
+	return nil
+}
