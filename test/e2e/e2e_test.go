@@ -165,16 +165,24 @@ func httpStatus(url string) (int, string) {
 
 // startController runs pisa-controller against the test API server and waits until it is
 // ready; it returns the config API's address.
-func startController(t *testing.T) string {
+func startController(t *testing.T, extraArgs ...string) string {
+	t.Helper()
+	addr, _, _ := startControllerProc(t, extraArgs...)
+	return addr
+}
+
+// startControllerProc is startController that also returns the process and the address of
+// its metrics.
+func startControllerProc(t *testing.T, extraArgs ...string) (cfgAddr string, cmd *exec.Cmd, metricsAddr string) {
 	t.Helper()
 	cfgPort, probePort, metricsPort := freePort(t), freePort(t), freePort(t)
-	start(t, "pisa-controller", []string{"PISA_CONTROLLER_NAMESPACE=pisa-system"},
-		"-kubeconfig="+kubeconfig,
-		"-proxyConfigsPort="+strconv.Itoa(cfgPort),
-		"-corePort=0", "-webhookPort=0",
-		"-metrics-bind-address=127.0.0.1:"+strconv.Itoa(metricsPort),
-		"-health-probe-bind-address=127.0.0.1:"+strconv.Itoa(probePort),
-		"-log-level=debug")
+	cmd = start(t, "pisa-controller", []string{"PISA_CONTROLLER_NAMESPACE=pisa-system"},
+		append([]string{"-kubeconfig=" + kubeconfig,
+			"-proxyConfigsPort=" + strconv.Itoa(cfgPort),
+			"-corePort=0", "-webhookPort=0",
+			"-metrics-bind-address=127.0.0.1:" + strconv.Itoa(metricsPort),
+			"-health-probe-bind-address=127.0.0.1:" + strconv.Itoa(probePort),
+			"-log-level=debug"}, extraArgs...)...)
 	eventually(t, 60*time.Second, "pisa-controller ready", func() string {
 		code, body := httpStatus(fmt.Sprintf("http://127.0.0.1:%d/readyz", probePort))
 		if code != http.StatusOK {
@@ -182,7 +190,7 @@ func startController(t *testing.T) string {
 		}
 		return ""
 	})
-	return "127.0.0.1:" + strconv.Itoa(cfgPort)
+	return "127.0.0.1:" + strconv.Itoa(cfgPort), cmd, "127.0.0.1:" + strconv.Itoa(metricsPort)
 }
 
 func TestSidecarFollowsTrafficStrategy(t *testing.T) {
