@@ -196,12 +196,20 @@ save_env() {
 	} >"$dir/instance.env"
 }
 
-# alive <pid>: the process exists and is not a zombie (a killed server whose parent
-# exited is reaped by init, sometimes seconds later).
+# alive <pid>: some thread of the process exists and is not a zombie (a killed server whose
+# parent exited is reaped by init, sometimes seconds later). Every thread counts: the main
+# thread of a killed multi-threaded server turns zombie before the last thread has exited and
+# closed the process's sockets.
 alive() {
-	local st
-	st=$(awk '{sub(/.*\) /, ""); print $1}' "/proc/$1/stat" 2>/dev/null) || return 1
-	[ -n "$st" ] && [ "$st" != Z ] && [ "$st" != X ]
+	local f st
+	[ -d "/proc/$1" ] || return 1
+	for f in /proc/"$1"/task/*/stat; do
+		st=$(awk '{sub(/.*\) /, ""); print $1}' "$f" 2>/dev/null) || continue
+		if [ -n "$st" ] && [ "$st" != Z ] && [ "$st" != X ]; then
+			return 0
+		fi
+	done
+	return 1
 }
 
 server_pid() {
