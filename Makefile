@@ -41,8 +41,11 @@ test: ## start/verify MariaDB on 127.0.0.1:3306, go vet, envtest binaries, then 
 	@hack/ensure-packages.sh gcc:/usr/bin/gcc libc6-dev:/usr/include/stdio.h iproute2:/usr/sbin/tc # -race needs cgo; the QoS tests need ip and tc
 	@echo "== MariaDB on 127.0.0.1:3306"; time hack/ensure-mariadb.sh
 	@echo "== go vet"; time $(GO) vet ./...
-	@echo "== envtest: kube-apiserver + etcd (cached; cold build 15-45 min)"; time hack/envtest.sh
+	@echo "== packaging copies in step (CRDs, role, dashboard, daemon manifest)"; hack/sync-chart-crds.sh --check
+	@echo "== envtest: kube-apiserver + etcd (cached; cold build 10-45 min)"; time hack/envtest.sh
+	@echo "== helm, kustomize (cached; cold build a few minutes)"; time hack/tools.sh helm && time hack/tools.sh kustomize
 	@echo "== go test -race"; assets=$$(hack/envtest.sh) && export KUBEBUILDER_ASSETS=$$assets && \
+		export PISANIX_HELM=$$(hack/tools.sh helm) PISANIX_KUSTOMIZE=$$(hack/tools.sh kustomize) && \
 		time $(GO) test -race -count=1 -timeout 30m ./...
 
 envtest: ## build kube-apiserver + etcd for the controller tests (cached in ~/.cache/pisanix/envtest) and print the directory

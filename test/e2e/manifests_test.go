@@ -1,0 +1,179 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/database-mesh/pisanix-go/internal/testutil/kubetest"
+)
+
+// tool returns the path of a packaging tool from $PISANIX_<NAME> (make test sets them from
+// hack/tools.sh); it skips without it, or fails in CI.
+func tool(t *testing.T, name string) string {
+	t.Helper()
+	env := "PISANIX_" + strings.ToUpper(name)
+	p := os.Getenv(env)
+	if p == "" {
+		msg := env + " is not set: run `make test`, or " + env + "=$(hack/tools.sh " + name + ") go test ./test/e2e/"
+		if ci := os.Getenv("CI"); ci != "" && ci != "false" {
+			t.Fatal("CI: " + msg)
+		}
+		t.Skip(msg)
+	}
+	return p
+}
+
+func output(t *testing.T, argv ...string) []byte {
+	t.Helper()
+	cmd := exec.Command(argv[0], argv[1:]...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("%s: %v\n%s", strings.Join(argv, " "), err, stderr.String())
+	}
+	return out
+}
+
+// decode splits a multi-document YAML stream into objects.
+func decode(t *testing.T, manifests []byte) []*unstructured.Unstructured {
+	t.Helper()
+	var objs []*unstructured.Unstructured
+	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(manifests), 4096)
+	for {
+		u := &unstructured.Unstructured{}
+		err := dec.Decode(&u.Object)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("decode manifests: %v", err)
+		}
+		if len(u.Object) == 0 {
+			continue
+		}
+		objs = append(objs, u)
+	}
+	return objs
+}
+
+// applyDryRun sends every object to the API server as a server-side apply with dryRun=All, so
+// the API server validates it against its schema (built-in kinds and our CRDs) and runs its
+// admission, without creating anything that could affect other tests (a webhook
+// configuration pointing at a Service that does not exist, say). Namespaces are created for
+// real, since namespaced objects need theirs. It returns the kinds seen.
+func applyDryRun(ctx context.Context, t *testing.T, objs []*unstructured.Unstructured) map[string]int {
+	t.Helper()
+	kinds := map[string]int{}
+	defaultNS := ""
+	for _, u := range objs {
+		if u.GetNamespace() == "" && !clusterScoped[u.GetKind()] {
+			// Manifests meant for `kubectl apply -n <ns>`.
+			if defaultNS == "" {
+				ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "manifests-"}}
+				if err := k8s.Create(ctx, ns); err != nil {
+					t.Fatal(err)
+				}
+				defaultNS = ns.Name
+			}
+			u.SetNamespace(defaultNS)
+		}
+		kinds[u.GetKind()]++
+		if u.GetKind() == "Namespace" {
+			ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: u.GetName(), Labels: u.GetLabels()}}
+			if err := k8s.Create(ctx, ns); err != nil && !strings.Contains(err.Error(), "already exists") {
+				t.Fatalf("namespace %s: %v", u.GetName(), err)
+			}
+			continue
+		}
+		//nolint:staticcheck // server-side apply of unstructured objects
+		err := k8s.Patch(ctx, u, client.Apply, client.FieldOwner("pisanix-e2e"), client.ForceOwnership, client.DryRunAll)
+		if err != nil {
+			t.Errorf("%s %s/%s refused by the API server: %v", u.GetKind(), u.GetNamespace(), u.GetName(), err)
+		}
+	}
+	return kinds
+}
+
+var clusterScoped = map[string]bool{"Namespace": true, "ClusterRole": true, "ClusterRoleBinding": true,
+	"MutatingWebhookConfiguration": true, "ValidatingWebhookConfiguration": true, "CustomResourceDefinition": true,
+	"PriorityClass": true}
+
+func repoPath(parts ...string) string {
+	return filepath.Join(append([]string{"..", ".."}, parts...)...)
+}
+
+// TestHelmChartValidates renders charts/pisanix with helm and has the API server validate every
+// object, for the default values and with the daemon and the dashboard on.
+func TestHelmChartValidates(t *testing.T) {
+	kubetest.NeedAPIServer(t, startErr)
+	helm := tool(t, "helm")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	output(t, helm, "lint", "--strict", repoPath("charts", "pisanix"))
+	for _, tc := range []struct {
+		name string
+		set  []string
+		want []string
+	}{
+		{"defaults", nil, []string{"Deployment", "Service", "ServiceAccount", "ClusterRole", "ClusterRoleBinding",
+			"Role", "RoleBinding", "MutatingWebhookConfiguration"}},
+		{"daemon-and-dashboard", []string{"--set", "daemon.enabled=true", "--set", "grafana.dashboard.enabled=true",
+			"--set", "controller.replicaCount=2", "--set", "controller.podDisruptionBudget.enabled=true"}, []string{"DaemonSet", "ConfigMap", "PodDisruptionBudget"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "helm-"}}
+			if err := k8s.Create(ctx, ns); err != nil {
+				t.Fatal(err)
+			}
+			args := append([]string{helm, "template", "pisanix", repoPath("charts", "pisanix"),
+				"--namespace", ns.Name, "--kube-version", "1.37.0"}, tc.set...)
+			kinds := applyDryRun(ctx, t, decode(t, output(t, args...)))
+			for _, k := range tc.want {
+				if kinds[k] == 0 {
+					t.Errorf("no %s rendered (kinds: %v)", k, kinds)
+				}
+			}
+		})
+	}
+}
+
+// TestKustomizeManifestsValidate builds config/default, config/daemon and every example under
+// examples/k8s with kustomize and has the API server validate every object.
+func TestKustomizeManifestsValidate(t *testing.T) {
+	kubetest.NeedAPIServer(t, startErr)
+	kustomize := tool(t, "kustomize")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	dirs := []string{repoPath("config", "default"), repoPath("config", "daemon")}
+	examples, err := filepath.Glob(repoPath("examples", "k8s", "*", "kustomization.yaml"))
+	if err != nil || len(examples) < 3 {
+		t.Fatalf("examples/k8s: %v %v", examples, err)
+	}
+	for _, k := range examples {
+		dirs = append(dirs, filepath.Dir(k))
+	}
+	for _, dir := range dirs {
+		t.Run(strings.TrimPrefix(dir, repoPath()+"/"), func(t *testing.T) {
+			objs := decode(t, output(t, kustomize, "build", dir))
+			if len(objs) == 0 {
+				t.Fatal("no objects")
+			}
+			applyDryRun(ctx, t, objs)
+		})
+	}
+}
