@@ -103,38 +103,50 @@ func (l *logBuffer) String() string {
 	return l.b.String()
 }
 
+// proc is a program started by a test.
+type proc struct {
+	cmd  *exec.Cmd
+	done chan struct{} // closed when it has exited
+	err  error         // Wait's result, once done is closed
+	out  *logBuffer
+}
+
+// stop sends SIGTERM and returns Wait's result (SIGKILL after 10 s).
+func (p *proc) stop() error {
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(10 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.done
+	}
+	return p.err
+}
+
 // start runs a binary of binDir until the test ends; its output is shown when the test fails.
-func start(t *testing.T, name string, env []string, args ...string) *exec.Cmd {
+func start(t *testing.T, name string, env []string, args ...string) *proc {
 	t.Helper()
 	return startExec(t, name, env, append([]string{filepath.Join(binDir, name)}, args...)...)
 }
 
 // startExec runs argv until the test ends (SIGTERM, then SIGKILL after 10 s); its output is
 // shown under label when the test fails.
-func startExec(t *testing.T, name string, env []string, argv ...string) *exec.Cmd {
+func startExec(t *testing.T, name string, env []string, argv ...string) *proc {
 	t.Helper()
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Env = append(os.Environ(), env...)
-	out := &logBuffer{}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
+	p := &proc{cmd: exec.Command(argv[0], argv[1:]...), done: make(chan struct{}), out: &logBuffer{}}
+	p.cmd.Env = append(os.Environ(), env...)
+	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	if err := p.cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", name, err)
 	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
+	go func() { p.err = p.cmd.Wait(); close(p.done) }()
 	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
+		_ = p.stop()
 		if t.Failed() {
-			t.Logf("---- %s output ----\n%s", name, out.String())
+			t.Logf("---- %s output ----\n%s", name, p.out.String())
 		}
 	})
-	return cmd
+	return p
 }
 
 func freePort(t *testing.T) int { return testutil.FreePort(t) }
@@ -173,7 +185,7 @@ func startController(t *testing.T, extraArgs ...string) string {
 
 // startControllerProc is startController that also returns the process and the address of
 // its metrics.
-func startControllerProc(t *testing.T, extraArgs ...string) (cfgAddr string, cmd *exec.Cmd, metricsAddr string) {
+func startControllerProc(t *testing.T, extraArgs ...string) (cfgAddr string, cmd *proc, metricsAddr string) {
 	t.Helper()
 	cfgPort, probePort, metricsPort := freePort(t), freePort(t), freePort(t)
 	cmd = start(t, "pisa-controller", []string{"PISA_CONTROLLER_NAMESPACE=pisa-system"},

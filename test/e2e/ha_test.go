@@ -4,9 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"os/exec"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -78,7 +76,7 @@ func TestTwoReplicas(t *testing.T) {
 		}
 		return ""
 	})
-	var leader *exec.Cmd
+	var leader *proc
 	followerMetrics := ""
 	eventually(t, 30*time.Second, "one leader", func() string {
 		a, b := isLeader(metricsA), isLeader(metricsB)
@@ -107,8 +105,11 @@ func TestTwoReplicas(t *testing.T) {
 	eventually(t, 20*time.Second, "status written", ready(1))
 
 	// The leader stops (releasing its lease); the other replica takes over status writes.
-	if err := leader.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
+	if err := leader.stop(); err != nil {
+		t.Fatalf("the leader did not exit cleanly on SIGTERM: %v\n%s", err, leader.out.String())
+	}
+	if strings.Contains(leader.out.String(), "level=ERROR") {
+		t.Errorf("the leader logged errors while stopping:\n%s", leader.out.String())
 	}
 	eventually(t, 60*time.Second, "the other replica leads", func() string {
 		if !isLeader(followerMetrics) {
