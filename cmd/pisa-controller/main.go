@@ -210,7 +210,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	slog.SetDefault(log)
-	ctrllog.SetLogger(logr.FromSlogHandler(log.Handler()))
+	ctrllog.SetLogger(logr.FromSlogHandler(quietShutdown{log.Handler()}))
 	log.Info("starting pisa-controller", "version", version.Version, "commit", version.GitCommit,
 		"branch", version.GitBranch)
 
@@ -232,7 +232,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	injected := labels.SelectorFromSet(labels.Set{controller.InjectLabel: controller.InjectLabelValue})
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                        scheme,
-		Logger:                        logr.FromSlogHandler(log.Handler()),
+		Logger:                        logr.FromSlogHandler(quietShutdown{log.Handler()}),
 		Metrics:                       metricsserver.Options{BindAddress: o.metricsAddr},
 		HealthProbeBindAddress:        o.probeAddr,
 		LeaderElection:                o.leaderElect,
@@ -438,4 +438,37 @@ func (h *httpRunnable) Start(ctx context.Context) error {
 		_ = h.srv.Close()
 	}
 	return nil
+}
+
+// quietShutdown passes controller-runtime's logs through, except that the "leader election
+// lost" error it logs when a leader stops on purpose (SIGTERM, with the lease released) is
+// reported at info level: every rolling update would otherwise log an error.
+type quietShutdown struct{ slog.Handler }
+
+func (h quietShutdown) Handle(ctx context.Context, r slog.Record) error {
+	if r.Level >= slog.LevelError && r.Message == "error received after stop sequence was engaged" {
+		lost := false
+		r.Attrs(func(a slog.Attr) bool {
+			if a.Key == "err" && strings.Contains(a.Value.String(), "leader election lost") {
+				lost = true
+			}
+			return !lost
+		})
+		if lost {
+			q := slog.NewRecord(r.Time, slog.LevelInfo, "leader election ended with the shutdown", r.PC)
+			if !h.Handler.Enabled(ctx, slog.LevelInfo) {
+				return nil
+			}
+			return h.Handler.Handle(ctx, q)
+		}
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h quietShutdown) WithAttrs(as []slog.Attr) slog.Handler {
+	return quietShutdown{h.Handler.WithAttrs(as)}
+}
+
+func (h quietShutdown) WithGroup(name string) slog.Handler {
+	return quietShutdown{h.Handler.WithGroup(name)}
 }

@@ -24,6 +24,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/util/retry"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -325,8 +326,13 @@ func TestInvalidRuleAndNoEndpoints(t *testing.T) {
 		return ""
 	})
 	// Fixing the rule makes everything Ready and the service served.
-	ts.Spec.CircuitBreaks[0].Regex = []string{"^DROP"}
-	if err := k8s.Update(ctx, ts); err != nil {
+	if err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(ts), ts); err != nil {
+			return err
+		}
+		ts.Spec.CircuitBreaks[0].Regex = []string{"^DROP"}
+		return k8s.Update(ctx, ts)
+	}); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, "Ready after the fix", func() string {

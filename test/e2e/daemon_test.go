@@ -134,27 +134,17 @@ func TestDaemonFollowsQoSClaim(t *testing.T) {
 	before := classes()
 
 	// A changed claim changes the class in place (same class id).
-	if err := k8s.Get(ctx, client.ObjectKeyFromObject(qc), qc); err != nil {
-		t.Fatal(err)
-	}
-	qc.Spec.TrafficQoS.QoSGroup = &v1alpha1.QoSGroup{Rate: "20mbit", Ceil: "20mbit"}
-	if err := k8s.Update(ctx, qc); err != nil {
-		t.Fatal(err)
-	}
+	update(ctx, t, qc, func(qc *v1alpha1.QoSClaim) {
+		qc.Spec.TrafficQoS.QoSGroup = &v1alpha1.QoSGroup{Rate: "20mbit", Ceil: "20mbit"}
+	})
 	eventually(t, 30*time.Second, "the class at 20Mbit", hasClass("20Mbit"))
 	if id, id2 := classID(before, "10Mbit"), classID(classes(), "20Mbit"); id == "" || id != id2 {
 		t.Fatalf("class id changed from %q to %q: not updated in place\n%s", id, id2, classes())
 	}
 
 	// The claim removed from the service: its class goes.
-	vdb := &v1alpha1.VirtualDatabase{}
-	if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns.Name, Name: "catalogue"}, vdb); err != nil {
-		t.Fatal(err)
-	}
-	vdb.Spec.Services[0].QoSClaim = ""
-	if err := k8s.Update(ctx, vdb); err != nil {
-		t.Fatal(err)
-	}
+	vdb := &v1alpha1.VirtualDatabase{ObjectMeta: metav1.ObjectMeta{Namespace: ns.Name, Name: "catalogue"}}
+	update(ctx, t, vdb, func(vdb *v1alpha1.VirtualDatabase) { vdb.Spec.Services[0].QoSClaim = "" })
 	eventually(t, 30*time.Second, "the class removed", func() string {
 		if c := classes(); strings.Contains(c, "rate 20Mbit") {
 			return "tc classes:\n" + c

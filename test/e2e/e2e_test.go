@@ -29,6 +29,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/database-mesh/pisanix-go/api/v1alpha1"
@@ -150,6 +151,22 @@ func startExec(t *testing.T, name string, env []string, argv ...string) *proc {
 }
 
 func freePort(t *testing.T) int { return testutil.FreePort(t) }
+
+// update reads obj, applies mutate and writes it, again on a conflict (the controller writes
+// status, which changes the resourceVersion).
+func update[T client.Object](ctx context.Context, t *testing.T, obj T, mutate func(T)) {
+	t.Helper()
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(obj), obj); err != nil {
+			return err
+		}
+		mutate(obj)
+		return k8s.Update(ctx, obj)
+	})
+	if err != nil {
+		t.Fatalf("update %T %s: %v", obj, obj.GetName(), err)
+	}
+}
 
 // eventually polls cond every 20 ms until it returns "" or the timeout passes.
 func eventually(t *testing.T, timeout time.Duration, what string, cond func() string) {
@@ -331,15 +348,11 @@ func TestSidecarFollowsTrafficStrategy(t *testing.T) {
 
 	// Add a circuit-break rule to the TrafficStrategy.
 	blocked := "DELETE FROM " + table + " WHERE id = 2"
-	ts := &v1alpha1.TrafficStrategy{}
-	if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns.Name, Name: "catalogue"}, ts); err != nil {
-		t.Fatal(err)
-	}
-	ts.Spec.CircuitBreaks = []v1alpha1.CircuitBreak{{Name: "no-deletes", Regex: []string{`(?i)^\s*DELETE\b`}}}
+	ts := &v1alpha1.TrafficStrategy{ObjectMeta: metav1.ObjectMeta{Namespace: ns.Name, Name: "catalogue"}}
 	changed := time.Now()
-	if err := k8s.Update(ctx, ts); err != nil {
-		t.Fatal(err)
-	}
+	update(ctx, t, ts, func(ts *v1alpha1.TrafficStrategy) {
+		ts.Spec.CircuitBreaks = []v1alpha1.CircuitBreak{{Name: "no-deletes", Regex: []string{`(?i)^\s*DELETE\b`}}}
+	})
 	var took time.Duration
 	eventually(t, 2*time.Second, "the proxy rejects the matching SQL", func() string {
 		_, err := db.ExecContext(ctx, blocked)
@@ -380,13 +393,9 @@ func TestSidecarFollowsTrafficStrategy(t *testing.T) {
 
 	// A rule the proxy cannot compile is refused by the controller (status), and the sidecar
 	// keeps its running configuration.
-	if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns.Name, Name: "catalogue"}, ts); err != nil {
-		t.Fatal(err)
-	}
-	ts.Spec.CircuitBreaks = append(ts.Spec.CircuitBreaks, v1alpha1.CircuitBreak{Name: "broken", Regex: []string{"(unclosed"}})
-	if err := k8s.Update(ctx, ts); err != nil {
-		t.Fatal(err)
-	}
+	update(ctx, t, ts, func(ts *v1alpha1.TrafficStrategy) {
+		ts.Spec.CircuitBreaks = append(ts.Spec.CircuitBreaks, v1alpha1.CircuitBreak{Name: "broken", Regex: []string{"(unclosed"}})
+	})
 	eventually(t, 15*time.Second, "InvalidRule on the TrafficStrategy", func() string {
 		if err := k8s.Get(ctx, client.ObjectKeyFromObject(ts), ts); err != nil {
 			return err.Error()

@@ -117,9 +117,8 @@ func TestTwoReplicas(t *testing.T) {
 		}
 		return ""
 	})
-	ts.Spec.LoadBalance.SimpleLoadBalance.Kind = v1alpha1.LoadBalanceRandom
-	if err := k8s.Update(ctx, ts); err != nil {
-		t.Fatal(err)
-	}
+	update(ctx, t, ts, func(ts *v1alpha1.TrafficStrategy) {
+		ts.Spec.LoadBalance.SimpleLoadBalance.Kind = v1alpha1.LoadBalanceRandom
+	})
 	eventually(t, 20*time.Second, "the new leader writes status", ready(ts.Generation))
 }
