@@ -25,7 +25,7 @@ LDFLAGS := -s -w \
 CMDS := $(notdir $(patsubst %/,%,$(dir $(wildcard cmd/*/*.go))))
 CMDS := $(sort $(CMDS))
 
-.PHONY: build test vet lint fmt bench demo fuzz clean help envtest generate $(addprefix $(BIN)/,$(CMDS))
+.PHONY: build test vet lint fmt bench demo fuzz clean help envtest generate images $(addprefix $(BIN)/,$(CMDS))
 
 # controller-gen, pinned; installed into bin/ on first use.
 CONTROLLER_GEN_VERSION ?= v0.23.0
@@ -47,6 +47,16 @@ test: ## start/verify MariaDB on 127.0.0.1:3306, go vet, envtest binaries, then 
 	@echo "== go test -race"; assets=$$(hack/envtest.sh) && export KUBEBUILDER_ASSETS=$$assets && \
 		export PISANIX_HELM=$$(hack/tools.sh helm) PISANIX_KUSTOMIZE=$$(hack/tools.sh kustomize) && \
 		time $(GO) test -race -count=1 -timeout 30m ./...
+
+IMAGE_REPO ?= ghcr.io/database-mesh
+IMAGE_TAG  ?= $(VERSION)
+
+images: ## container images of the three programs (docker build; IMAGE_REPO, IMAGE_TAG)
+	@for c in pisa-proxy pisa-controller pisa-daemon; do \
+		echo "== $(IMAGE_REPO)/$$c:$(IMAGE_TAG)"; \
+		docker build --build-arg CMD=$$c --build-arg VERSION=$(VERSION) --build-arg GIT_COMMIT=$(GIT_COMMIT) \
+			-t $(IMAGE_REPO)/$$c:$(IMAGE_TAG) . || exit 1; \
+	done
 
 envtest: ## build kube-apiserver + etcd for the controller tests (cached in ~/.cache/pisanix/envtest) and print the directory
 	@hack/envtest.sh
