@@ -254,6 +254,9 @@ func TestConfigAndStatusFollowObjects(t *testing.T) {
 		if st, r, m := ready(ctx, t, ts, func() []metav1.Condition { return ts.Status.Conditions }); st != metav1.ConditionTrue {
 			return fmt.Sprintf("ts Ready=%s %s %q", st, r, m)
 		}
+		if got := ts.Status.Endpoints; len(got) != 1 || got[0] != "shop-db" {
+			return fmt.Sprintf("ts status.endpoints %v", got)
+		}
 		if st, r, m := ready(ctx, t, ep, func() []metav1.Condition { return ep.Status.Conditions }); st != metav1.ConditionTrue {
 			return fmt.Sprintf("endpoint Ready=%s %s %q", st, r, m)
 		}

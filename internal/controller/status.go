@@ -85,8 +85,17 @@ func (r *Reconciler) writeStatus(ctx context.Context, b *nsBuild) error {
 	for i := range objs.TrafficStrategies {
 		o := objs.TrafficStrategies[i].DeepCopy()
 		ps := b.problems[objKey{builder.KindTrafficStrategy, o.Name}]
+		selected, err := builder.SelectEndpoints(o, objs.DatabaseEndpoints)
+		if err != nil {
+			selected = nil // a bad selector is reported as a problem when a service uses it
+		}
+		if err != nil && len(ps) == 0 {
+			ps = []builder.Problem{{Kind: builder.KindTrafficStrategy, Name: o.Name,
+				Reason: v1alpha1.ReasonInvalidSpec, Message: "spec.selector: " + err.Error()}}
+		}
 		keep(patchStatus(ctx, r.Client, o, func(o *v1alpha1.TrafficStrategy) {
 			o.Status.ObservedGeneration = o.Generation
+			o.Status.Endpoints = selected
 			meta.SetStatusCondition(&o.Status.Conditions, readyCondition(o.Generation, ps, "the strategy is valid"))
 		}))
 	}
