@@ -22,8 +22,11 @@ const (
 // Conn is one end of a MySQL protocol connection: buffered packet I/O with
 // sequence-id tracking. It is not safe for concurrent use, except Close.
 type Conn struct {
-	raw  net.Conn // the socket (possibly TLS-wrapped)
-	tcp  net.Conn // the original socket, for liveness checks
+	raw net.Conn // the socket (possibly TLS-wrapped)
+	tcp net.Conn // the original socket, for liveness checks
+	// io is what the buffers (or the compressor) read and write: raw
+	// socket I/O for a plain TCP socket (see sockIO), else raw.
+	io   io.ReadWriter
 	comp *compressor
 	br   *bufio.Reader
 	bw   *bufio.Writer
@@ -39,11 +42,13 @@ type Conn struct {
 
 // NewConn wraps a network connection.
 func NewConn(c net.Conn) *Conn {
+	rw := newSockIO(c)
 	return &Conn{
 		raw: c,
 		tcp: c,
-		br:  bufio.NewReaderSize(c, readBufSize),
-		bw:  bufio.NewWriterSize(c, writeBufSize),
+		io:  rw,
+		br:  bufio.NewReaderSize(rw, readBufSize),
+		bw:  bufio.NewWriterSize(rw, writeBufSize),
 	}
 }
 
@@ -76,6 +81,7 @@ func (c *Conn) ResetSeq() {
 // replaceTransport swaps the socket under the buffers (TLS upgrade).
 func (c *Conn) replaceTransport(nc net.Conn) {
 	c.raw = nc
+	c.io = nc
 	c.br.Reset(nc)
 	c.bw.Reset(nc)
 }
@@ -109,7 +115,7 @@ func (p *prefixConn) Read(b []byte) (int, error) {
 
 // EnableCompression switches to the compressed protocol (after the handshake).
 func (c *Conn) EnableCompression() {
-	c.comp = newCompressor(c.raw)
+	c.comp = newCompressor(c.io)
 	c.br.Reset(c.comp)
 	c.bw.Reset(c.comp)
 }
