@@ -14,6 +14,11 @@
 #   BENCH_TABLES=4 BENCH_TABLE_SIZE=10000   the sbtest data set (prepared once, kept)
 #   BENCH_WARMUP=5           seconds of warm-up against MariaDB before round 1 (0: none)
 #   BENCH_PROXY_BIN          use this pisa-proxy binary instead of building bin/pisa-proxy
+#   BENCH_PROXY_ENV          extra environment for pisa-proxy, e.g. "GOMAXPROCS=1"
+#   BENCH_BASE_BIN           a second pisa-proxy binary (e.g. built from an older commit):
+#                            adds the target "base", run in the same rounds, for A/B runs
+#   BENCH_BASE_ENV           extra environment for "base" (BENCH_BASE_BIN defaults to the
+#                            proxy's binary when only this is set: A/B of settings)
 #   BENCH_KEEP=1             keep the work directory (configs, logs, raw results)
 # Results go to stdout and to /tmp/pisa-bench-<date>.txt (raw rows: .tsv next to it).
 set -euo pipefail
@@ -24,7 +29,10 @@ BENCH_TIME=${BENCH_TIME:-20}
 BENCH_TIME=${BENCH_TIME%s}
 BENCH_THREADS=${BENCH_THREADS:-"1 8 32"}
 BENCH_TESTS=${BENCH_TESTS:-"oltp_point_select oltp_read_only oltp_read_write"}
-BENCH_TARGETS=${BENCH_TARGETS:-"direct haproxy proxy"}
+if [ -z "${BENCH_TARGETS:-}" ]; then
+	BENCH_TARGETS="direct haproxy proxy"
+	if [ -n "${BENCH_BASE_BIN:-}${BENCH_BASE_ENV:-}" ]; then BENCH_TARGETS="direct haproxy base proxy"; fi
+fi
 BENCH_ROUNDS=${BENCH_ROUNDS:-2}
 BENCH_PS_MODE=${BENCH_PS_MODE:-auto}
 BENCH_TABLES=${BENCH_TABLES:-4}
@@ -39,7 +47,7 @@ RAW=/tmp/pisa-bench-$STAMP.tsv
 WORK=$(mktemp -d /tmp/pisa-bench-work.XXXXXX)
 CLK_TCK=$(getconf CLK_TCK)
 
-HA_PID="" PROXY_PID=""
+HA_PID="" PROXY_PID="" BASE_PID=""
 declare -A PORT=() PID=() BROKEN=()
 
 exec > >(tee -a "$RESULTS") 2>&1
@@ -69,6 +77,7 @@ cleanup() {
 	local rc=$?
 	trap - EXIT INT TERM
 	stop_pid "$PROXY_PID"
+	stop_pid "$BASE_PID"
 	stop_pid "$HA_PID"
 	if [ "${BENCH_KEEP:-}" = 1 ]; then
 		echo "work directory kept: $WORK"
@@ -177,21 +186,15 @@ start_haproxy() {
 	log "haproxy: 127.0.0.1:$port pid $HA_PID"
 }
 
+# start_proxy <target> <binary> <env>: starts a pisa-proxy as target
+# "proxy" or "base"; sets PORT, PID and PROXY_PID or BASE_PID.
 start_proxy() {
-	local bin=${BENCH_PROXY_BIN:-$ROOT/bin/pisa-proxy}
-	if [ -z "${BENCH_PROXY_BIN:-}" ]; then
-		log "building bin/pisa-proxy"
-		if ! (cd "$ROOT" && go build -trimpath -o bin/pisa-proxy ./cmd/pisa-proxy) >"$WORK/build.log" 2>&1; then
-			echo "pisa-proxy: build failed:"
-			tail -20 "$WORK/build.log"
-			return 1
-		fi
-	fi
+	local target=$1 bin=$2 env=$3 pid
 	local port admin
 	port=$(free_port 13307)
 	admin=$(free_port 15591)
 	[ "$admin" != "$port" ] || admin=$(free_port $((port + 1)))
-	cat >"$WORK/proxy.toml" <<-EOF
+	cat >"$WORK/$target.toml" <<-EOF
 		[admin]
 		host = "127.0.0.1"
 		port = $admin
@@ -218,31 +221,45 @@ start_proxy() {
 		db = "sbtest"
 		role = "readwrite"
 	EOF
-	"$bin" daemon -c "$WORK/proxy.toml" </dev/null >"$WORK/proxy.log" 2>&1 &
-	PROXY_PID=$!
+	# shellcheck disable=SC2086
+	env $env "$bin" daemon -c "$WORK/$target.toml" </dev/null >"$WORK/$target.log" 2>&1 &
+	pid=$!
+	if [ "$target" = base ]; then BASE_PID=$pid; else PROXY_PID=$pid; fi
 	local deadline=$((SECONDS + 20))
 	until curl -fsS -o /dev/null "http://127.0.0.1:$admin/healthz" 2>/dev/null; do
-		if ! alive "$PROXY_PID" || [ "$SECONDS" -ge "$deadline" ]; then
-			echo "pisa-proxy: not healthy (admin 127.0.0.1:$admin); log tail:"
-			tail -20 "$WORK/proxy.log"
-			cp "$WORK/proxy.log" "/tmp/pisa-bench-$STAMP.proxy.log" 2>/dev/null || true
-			stop_pid "$PROXY_PID"
-			PROXY_PID=""
+		if ! alive "$pid" || [ "$SECONDS" -ge "$deadline" ]; then
+			echo "pisa-proxy ($target): not healthy (admin 127.0.0.1:$admin); log tail:"
+			tail -20 "$WORK/$target.log"
+			cp "$WORK/$target.log" "/tmp/pisa-bench-$STAMP.$target.log" 2>/dev/null || true
+			stop_pid "$pid"
 			return 1
 		fi
 		sleep 0.2
 	done
 	if ! wait_sql "$port" 10; then
-		echo "pisa-proxy: healthy but SELECT 1 through 127.0.0.1:$port fails; log tail:"
-		tail -20 "$WORK/proxy.log"
-		cp "$WORK/proxy.log" "/tmp/pisa-bench-$STAMP.proxy.log" 2>/dev/null || true
-		stop_pid "$PROXY_PID"
-		PROXY_PID=""
+		echo "pisa-proxy ($target): healthy but SELECT 1 through 127.0.0.1:$port fails; log tail:"
+		tail -20 "$WORK/$target.log"
+		cp "$WORK/$target.log" "/tmp/pisa-bench-$STAMP.$target.log" 2>/dev/null || true
+		stop_pid "$pid"
 		return 1
 	fi
-	PORT[proxy]=$port
-	PID[proxy]=$PROXY_PID
-	log "pisa-proxy: 127.0.0.1:$port (admin $admin) pid $PROXY_PID"
+	PORT[$target]=$port
+	PID[$target]=$pid
+	log "pisa-proxy ($target): 127.0.0.1:$port (admin $admin) pid $pid, $bin${env:+, env $env}"
+}
+
+proxy_bin() {
+	if [ -n "${BENCH_PROXY_BIN:-}" ]; then
+		echo "$BENCH_PROXY_BIN"
+		return
+	fi
+	log "building bin/pisa-proxy" >&2
+	if ! (cd "$ROOT" && go build -trimpath -o bin/pisa-proxy ./cmd/pisa-proxy) >"$WORK/build.log" 2>&1; then
+		echo "pisa-proxy: build failed:" >&2
+		tail -20 "$WORK/build.log" >&2
+		return 1
+	fi
+	echo "$ROOT/bin/pisa-proxy"
 }
 
 targets=()
@@ -250,7 +267,20 @@ for t in $BENCH_TARGETS; do
 	case $t in
 	direct) targets+=(direct) ;;
 	haproxy) if start_haproxy; then targets+=(haproxy); else log "haproxy failed to start: skipped"; fi ;;
-	proxy) if start_proxy; then targets+=(proxy); else log "pisa-proxy failed to start: skipped (the others still run)"; fi ;;
+	proxy)
+		if bin=$(proxy_bin) && start_proxy proxy "$bin" "${BENCH_PROXY_ENV:-}"; then
+			targets+=(proxy)
+		else
+			log "pisa-proxy failed to start: skipped (the others still run)"
+		fi
+		;;
+	base)
+		if bin=${BENCH_BASE_BIN:-$(proxy_bin)} && start_proxy base "$bin" "${BENCH_BASE_ENV:-}"; then
+			targets+=(base)
+		else
+			log "pisa-proxy (base) failed to start: skipped (the others still run)"
+		fi
+		;;
 	*) log "unknown target $t: skipped" ;;
 	esac
 done
