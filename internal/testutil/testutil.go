@@ -273,3 +273,21 @@ func IsConnError(err error) bool {
 	return errors.As(err, &ne) || errors.Is(err, mysql.ErrInvalidConn) ||
 		strings.Contains(err.Error(), "connection refused") || errors.Is(err, sql.ErrConnDone)
 }
+
+// SyncBuffer is a bytes.Buffer safe for one writer (a process's output) and concurrent readers.
+type SyncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *SyncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *SyncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}

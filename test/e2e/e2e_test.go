@@ -5,7 +5,6 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
 	"errors"
@@ -18,7 +17,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -86,30 +84,12 @@ func run(m *testing.M) int {
 	return m.Run()
 }
 
-// logBuffer collects a process's output for the failure message, safely.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // proc is a program started by a test.
 type proc struct {
 	cmd  *exec.Cmd
 	done chan struct{} // closed when it has exited
 	err  error         // Wait's result, once done is closed
-	out  *logBuffer
+	out  *testutil.SyncBuffer
 }
 
 // stop sends SIGTERM and returns Wait's result (SIGKILL after 10 s).
@@ -134,7 +114,7 @@ func start(t *testing.T, name string, env []string, args ...string) *proc {
 // shown under label when the test fails.
 func startExec(t *testing.T, name string, env []string, argv ...string) *proc {
 	t.Helper()
-	p := &proc{cmd: exec.Command(argv[0], argv[1:]...), done: make(chan struct{}), out: &logBuffer{}}
+	p := &proc{cmd: exec.Command(argv[0], argv[1:]...), done: make(chan struct{}), out: &testutil.SyncBuffer{}}
 	p.cmd.Env = append(os.Environ(), env...)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	if err := p.cmd.Start(); err != nil {
