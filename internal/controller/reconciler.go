@@ -372,31 +372,17 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 }
 
 func (r *Reconciler) reconcileDaemon(ctx context.Context) error {
-	objs, err := r.list(ctx, "")
+	// Only namespaces with a VirtualDatabase can have an app in the daemon configuration.
+	var vdbs v1alpha1.VirtualDatabaseList
+	err := r.Client.List(ctx, &vdbs)
 	if err != nil {
-		return err
+		return fmt.Errorf("list virtualdatabases: %w", err)
 	}
 	all := builder.AllNamespaces{}
-	group := func(ns string) builder.Objects { return all[ns] }
-	for _, o := range objs.VirtualDatabases {
-		g := group(o.Namespace)
-		g.VirtualDatabases = append(g.VirtualDatabases, o)
-		all[o.Namespace] = g
-	}
-	for _, o := range objs.TrafficStrategies {
-		g := group(o.Namespace)
-		g.TrafficStrategies = append(g.TrafficStrategies, o)
-		all[o.Namespace] = g
-	}
-	for _, o := range objs.DatabaseEndpoints {
-		g := group(o.Namespace)
-		g.DatabaseEndpoints = append(g.DatabaseEndpoints, o)
-		all[o.Namespace] = g
-	}
-	for _, o := range objs.QoSClaims {
-		g := group(o.Namespace)
-		g.QoSClaims = append(g.QoSClaims, o)
-		all[o.Namespace] = g
+	for _, ns := range namespacesOf(&v1alpha1.VirtualDatabaseList{Items: vdbs.Items}) {
+		if all[ns], err = r.list(ctx, ns); err != nil {
+			return err
+		}
 	}
 	cfg, _ := builder.BuildDaemonConfig(all) // problems go to status in the namespace reconcile
 	version, changed, err := r.Store.SetDaemon("", cfg)
@@ -412,7 +398,7 @@ func (r *Reconciler) reconcileDaemon(ctx context.Context) error {
 // result of one namespace's build, per object.
 type nsBuild struct {
 	objs     builder.Objects
-	configs  map[string]appBuild // VirtualDatabase name →
+	configs  map[string]*appBuild // VirtualDatabase name →
 	problems map[objKey][]builder.Problem
 }
 
@@ -421,6 +407,10 @@ type appBuild struct {
 	endpoints []string
 	problems  []builder.Problem
 	held      bool // the build had problems; the previous configuration is still served
+
+	// From the sidecars' reports (Reconciler.sidecars).
+	sidecars v1alpha1.SidecarCounts
+	rejected []v1alpha1.SidecarRejection
 }
 
 type objKey struct{ kind, name string }
@@ -434,7 +424,7 @@ func (r *Reconciler) reconcileNamespace(ctx context.Context, ns string) (reconci
 	if err := r.secrets(ctx, ns, &objs); err != nil {
 		return reconcile.Result{}, err
 	}
-	b := nsBuild{objs: objs, configs: map[string]appBuild{}, problems: map[objKey][]builder.Problem{}}
+	b := nsBuild{objs: objs, configs: map[string]*appBuild{}, problems: map[objKey][]builder.Problem{}}
 	addProblems := func(ps []builder.Problem) {
 		for _, p := range ps {
 			k := objKey{p.Kind, p.Name}
@@ -457,48 +447,38 @@ func (r *Reconciler) reconcileNamespace(ctx context.Context, ns string) (reconci
 		// A service left out because of a problem (a bad rule, a missing strategy...) would
 		// close its listener in every sidecar. Keep serving the last configuration built instead,
 		// and say so in the status; only a VirtualDatabase never built is served without it.
-		held := int64(0)
-		if len(cfg.Proxy.Config) < len(vdb.Spec.Services) {
-			if v, ok := r.Store.Version(ns, vdb.Name); ok {
-				held = v
-			}
-		}
-		var (
-			version int64
-			changed bool
-		)
-		if held != 0 {
-			version = held
+		version, held := r.Store.Version(ns, vdb.Name)
+		held = held && len(cfg.Proxy.Config) < len(vdb.Spec.Services)
+		result := "held"
+		if held {
 			log.Warn("proxy configuration not updated: a service cannot be built; the last configuration keeps serving",
 				"app", vdb.Name, "version", version, "problems", len(ps))
-		} else if version, changed, err = r.Store.Set(ns, vdb.Name, cfg); err != nil {
-			r.Metrics.builds.WithLabelValues(ns, vdb.Name, "error").Inc()
-			return reconcile.Result{}, fmt.Errorf("store %s/%s: %w", ns, vdb.Name, err)
-		}
-		result := "unchanged"
-		if held != 0 {
-			result = "held"
-		}
-		if changed {
-			result = "changed"
-			log.Info("proxy configuration changed", "app", vdb.Name, "version", version,
-				"listeners", len(cfg.Proxy.Config), "problems", len(ps))
-		}
-		for _, p := range ps {
+		} else {
+			var changed bool
+			if version, changed, err = r.Store.Set(ns, vdb.Name, cfg); err != nil {
+				r.Metrics.builds.WithLabelValues(ns, vdb.Name, "error").Inc()
+				return reconcile.Result{}, fmt.Errorf("store %s/%s: %w", ns, vdb.Name, err)
+			}
+			result = "unchanged"
 			if changed {
-				log.Warn("proxy configuration problem", "app", vdb.Name, "problem", p.String())
+				result = "changed"
+				log.Info("proxy configuration changed", "app", vdb.Name, "version", version,
+					"listeners", len(cfg.Proxy.Config), "problems", len(ps))
+				for _, p := range ps {
+					log.Warn("proxy configuration problem", "app", vdb.Name, "problem", p.String())
+				}
 			}
 		}
 		r.Metrics.builds.WithLabelValues(ns, vdb.Name, result).Inc()
 		r.Metrics.version.WithLabelValues(ns, vdb.Name).Set(float64(version))
-		eps := make([]string, 0, len(cfg.MySQL.Nodes))
-		for _, n := range cfg.MySQL.Nodes {
-			eps = append(eps, n.Name)
+		eps := vdb.Status.Endpoints // what a held configuration uses
+		if !held {
+			eps = make([]string, 0, len(cfg.MySQL.Nodes))
+			for _, n := range cfg.MySQL.Nodes {
+				eps = append(eps, n.Name)
+			}
 		}
-		if held != 0 {
-			eps = append([]string(nil), vdb.Status.Endpoints...) // what the held configuration uses
-		}
-		b.configs[vdb.Name] = appBuild{version: version, endpoints: eps, problems: ps, held: held != 0}
+		b.configs[vdb.Name] = &appBuild{version: version, endpoints: eps, problems: ps, held: held}
 		addProblems(ps)
 		apps[vdb.Name] = true
 	}
@@ -509,7 +489,6 @@ func (r *Reconciler) reconcileNamespace(ctx context.Context, ns string) (reconci
 		if p.Kind == builder.KindVirtualDatabase {
 			if a, ok := b.configs[p.Name]; ok && !slices.Contains(a.problems, p) {
 				a.problems = append(a.problems, p)
-				b.configs[p.Name] = a
 			}
 		}
 	}
@@ -567,20 +546,21 @@ func (r *Reconciler) sidecars(ctx context.Context, ns string, b *nsBuild) (time.
 			}
 			return true
 		})
-		current, stale, rejected := 0, 0, 0
 		cur := strconv.FormatInt(a.version, 10)
 		for _, rep := range r.Store.Reports(ns, app) {
+			a.sidecars.Total++
 			switch {
 			case rep.Error != "":
-				rejected++
+				v, _ := strconv.ParseInt(rep.Version, 10, 64)
+				a.rejected = append(a.rejected, v1alpha1.SidecarRejection{Pod: rep.Pod, Version: v,
+					Error: truncate(rep.Error, 1024)})
 			case rep.Version == cur:
-				current++
-			default:
-				stale++
+				a.sidecars.Current++
 			}
 		}
+		current, rejected := a.sidecars.Current, int32(len(a.rejected))
 		r.Metrics.sidecars.WithLabelValues(ns, app, "current").Set(float64(current))
-		r.Metrics.sidecars.WithLabelValues(ns, app, "stale").Set(float64(stale))
+		r.Metrics.sidecars.WithLabelValues(ns, app, "stale").Set(float64(a.sidecars.Total - current - rejected))
 		r.Metrics.sidecars.WithLabelValues(ns, app, "rejected").Set(float64(rejected))
 	}
 	if requeue > 0 {

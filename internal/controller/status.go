@@ -3,7 +3,6 @@ package controller
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -79,7 +78,7 @@ func (r *Reconciler) writeStatus(ctx context.Context, b *nsBuild) error {
 			continue
 		}
 		keep(patchStatus(ctx, r.Client, vdb, func(v *v1alpha1.VirtualDatabase) {
-			r.vdbStatus(v, a)
+			vdbStatus(v, a)
 		}))
 	}
 	for i := range objs.TrafficStrategies {
@@ -133,8 +132,9 @@ func (r *Reconciler) writeStatus(ctx context.Context, b *nsBuild) error {
 	return firstErr
 }
 
-// vdbStatus fills a VirtualDatabase's status from its build and its sidecars' reports.
-func (r *Reconciler) vdbStatus(v *v1alpha1.VirtualDatabase, a appBuild) {
+// vdbStatus fills a VirtualDatabase's status from its build and its sidecars' reports (counted
+// by Reconciler.sidecars).
+func vdbStatus(v *v1alpha1.VirtualDatabase, a *appBuild) {
 	st := &v.Status
 	st.ObservedGeneration = v.Generation
 	st.ConfigVersion = a.version
@@ -142,24 +142,10 @@ func (r *Reconciler) vdbStatus(v *v1alpha1.VirtualDatabase, a appBuild) {
 	if len(st.Endpoints) == 0 {
 		st.Endpoints = nil
 	}
-	reports := r.Store.Reports(v.Namespace, v.Name)
-	cur := strconv.FormatInt(a.version, 10)
-	counts := &v1alpha1.SidecarCounts{}
-	var rejected []v1alpha1.SidecarRejection
-	for _, rep := range reports {
-		counts.Total++
-		if rep.Error != "" {
-			ver, _ := strconv.ParseInt(rep.Version, 10, 64)
-			rejected = append(rejected, v1alpha1.SidecarRejection{Pod: rep.Pod, Version: ver, Error: truncate(rep.Error, 1024)})
-			continue
-		}
-		if rep.Version == cur {
-			counts.Current++
-		}
-	}
-	st.Sidecars = counts
-	st.Rejected = rejected
-	ps := a.problems
+	counts := a.sidecars
+	st.Sidecars = &counts
+	st.Rejected = a.rejected
+	rejected, ps := a.rejected, a.problems
 	cond := readyCondition(v.Generation, ps, fmt.Sprintf("configuration %d built", a.version))
 	if a.held {
 		cond.Message = truncate(fmt.Sprintf("still serving configuration %d: %s", a.version, cond.Message), maxMessage)
