@@ -4,10 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"net"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 )
@@ -33,36 +31,12 @@ func StartReplication(t testing.TB, replicas int) *Replication {
 	t.Helper()
 	root := RepoRoot(t)
 	r := &Replication{t: t, script: filepath.Join(root, "hack", "replication.sh")}
-	mariadbSh := filepath.Join(root, "hack", "mariadb.sh")
-	start := func(args ...string) *MariaDB {
-		var lastErr error
-		for attempt := 0; attempt < 3; attempt++ { // the free port may be taken meanwhile
-			port := FreePort(t)
-			out, err := runScript(r.script, append([]string{args[0], strconv.Itoa(port)}, args[1:]...)...)
-			if err != nil {
-				lastErr = err
-				if strings.Contains(err.Error(), "already in use") {
-					continue
-				}
-				break
-			}
-			lines := strings.Split(strings.TrimSpace(out), "\n")
-			m := &MariaDB{
-				Port:    port,
-				Addr:    net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
-				DataDir: strings.TrimSpace(lines[len(lines)-1]),
-				t:       t,
-				script:  mariadbSh,
-			}
-			t.Cleanup(func() {
-				if _, err := runScript(mariadbSh, "stop", m.DataDir); err != nil {
-					t.Errorf("testutil: stopping MariaDB on port %d: %v", m.Port, err)
-				}
-			})
-			return m
+	start := func(cmd string, args ...string) *MariaDB {
+		m, err := launch(t, r.script, cmd, args...)
+		if err != nil {
+			t.Fatalf("testutil: StartReplication: %v", err)
 		}
-		t.Fatalf("testutil: StartReplication: %v", lastErr)
-		return nil
+		return m
 	}
 	r.Primary = start("start-primary")
 	for i := 0; i < replicas; i++ {

@@ -139,12 +139,23 @@ type MariaDB struct {
 // are appended to the mariadbd command line (e.g. "--log-bin", "--max-connections=20").
 func StartMariaDB(t testing.TB, extraArgs ...string) *MariaDB {
 	t.Helper()
-	script := filepath.Join(RepoRoot(t), "hack", "mariadb.sh")
+	m, err := launch(t, filepath.Join(RepoRoot(t), "hack", "mariadb.sh"), "start", withSep(extraArgs)...)
+	if err != nil {
+		t.Fatalf("testutil: StartMariaDB: %v", err)
+	}
+	return m
+}
+
+// launch runs `script cmd <free port> args...` (hack/mariadb.sh or hack/replication.sh), whose
+// last output line is the instance directory, retrying when the port was taken meanwhile. The
+// instance is stopped and removed by hack/mariadb.sh when the test ends.
+func launch(t testing.TB, script, cmd string, args ...string) (*MariaDB, error) {
+	t.Helper()
+	mariadbSh := filepath.Join(filepath.Dir(script), "mariadb.sh")
 	var lastErr error
-	for attempt := 0; attempt < 3; attempt++ { // the free port may be taken meanwhile
+	for attempt := 0; attempt < 3; attempt++ {
 		port := FreePort(t)
-		args := append([]string{"start", strconv.Itoa(port)}, withSep(extraArgs)...)
-		out, err := runScript(script, args...)
+		out, err := runScript(script, append([]string{cmd, strconv.Itoa(port)}, args...)...)
 		if err != nil {
 			lastErr = err
 			if strings.Contains(err.Error(), "already in use") {
@@ -158,17 +169,16 @@ func StartMariaDB(t testing.TB, extraArgs ...string) *MariaDB {
 			Addr:    net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
 			DataDir: strings.TrimSpace(lines[len(lines)-1]),
 			t:       t,
-			script:  script,
+			script:  mariadbSh,
 		}
 		t.Cleanup(func() {
-			if _, err := runScript(script, "stop", m.DataDir); err != nil {
+			if _, err := runScript(mariadbSh, "stop", m.DataDir); err != nil {
 				t.Errorf("testutil: stopping MariaDB on port %d: %v", port, err)
 			}
 		})
-		return m
+		return m, nil
 	}
-	t.Fatalf("testutil: StartMariaDB: %v", lastErr)
-	return nil
+	return nil, lastErr
 }
 
 func withSep(extra []string) []string {
