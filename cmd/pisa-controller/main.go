@@ -202,7 +202,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if o.version {
-		fmt.Fprintln(stdout, strings.Replace(version.String(), "Pisa-Proxy", "Pisa-Controller", 1))
+		fmt.Fprintln(stdout, version.For("Pisa-Controller"))
 		return nil
 	}
 	log, err := newLogger(o, stderr)
@@ -257,7 +257,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("metrics: %w", err)
 	}
 	for _, kind := range []string{"proxy", "daemon"} {
-		kind := kind
 		if err := ctrlmetrics.Registry.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name:        "pisa_controller_config_watchers",
 			Help:        "Long polls of the config API being held, by kind (proxy or daemon).",

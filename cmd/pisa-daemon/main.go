@@ -116,7 +116,7 @@ and an eBPF classifier that sends traffic to the service's endpoints into it.
 
 Without --config it reads and watches its configuration from pisa-controller:
   GET http://<host>/apis/configs.database-mesh.io/v1alpha1/daemonconfigs?node=<node>`,
-		Version:       version.String(),
+		Version:       version.For("Pisa-Daemon"),
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Args:          cobra.NoArgs,
@@ -257,6 +257,7 @@ func run(ctx context.Context, o *options, open openFunc) error {
 		Ready:    rec.Ready,
 		Logger:   logger,
 		Config:   func() any { return rec.Status() },
+		Version:  version.For("Pisa-Daemon"),
 	})
 	if err := adm.Start(); err != nil {
 		_ = dp.Close()

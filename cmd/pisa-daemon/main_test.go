@@ -194,6 +194,9 @@ func TestControllerMode(t *testing.T) {
 			t.Errorf("/metrics lacks %q", want)
 		}
 	}
+	if _, body := get(t, base+"/version"); !strings.HasPrefix(body, "Pisa-Daemon Release:") {
+		t.Errorf("/version %q", body)
+	}
 	if _, body := get(t, base+"/config"); !strings.Contains(body, `"rate": "20Mbit"`) {
 		t.Errorf("/config %s", body)
 	}

@@ -41,6 +41,8 @@ type Options struct {
 	// Config, if set, returns the running configuration, already redacted
 	// (no passwords), served as JSON on /config.
 	Config func() any
+	// Version is served on /version; empty means pisa-proxy's (version.String()).
+	Version string
 }
 
 // Timeouts of the HTTP server. A scrape of a large registry must fit in
@@ -172,7 +174,11 @@ func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
 }
 
 func (s *Server) version(w http.ResponseWriter, _ *http.Request) {
-	writeText(w, http.StatusOK, version.String())
+	v := s.opts.Version
+	if v == "" {
+		v = version.String()
+	}
+	writeText(w, http.StatusOK, v)
 }
 
 func (s *Server) config(w http.ResponseWriter, r *http.Request) {

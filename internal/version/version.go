@@ -14,8 +14,12 @@ var (
 	BuildDate = "unknown"
 )
 
-// String is the one-line version shown by --version and /version.
-func String() string {
-	return fmt.Sprintf("Pisa-Proxy Release: %s, Pisa Edition: Community, Go Version: %s, Git Commit: %s, Git Branch: %s, Build Date: %s",
-		Version, runtime.Version(), GitCommit, GitBranch, BuildDate)
+// String is pisa-proxy's one-line version, shown by --version and /version (Pisanix's
+// format).
+func String() string { return For("Pisa-Proxy") }
+
+// For is the one-line version of the named program ("Pisa-Controller", "Pisa-Daemon").
+func For(program string) string {
+	return fmt.Sprintf("%s Release: %s, Pisa Edition: Community, Go Version: %s, Git Commit: %s, Git Branch: %s, Build Date: %s",
+		program, Version, runtime.Version(), GitCommit, GitBranch, BuildDate)
 }
