@@ -286,7 +286,13 @@ func TestConfigAndStatusFollowObjects(t *testing.T) {
 	other := endpoint(ns, "other-db", "10.0.0.2", "pw", nil)
 	other.Labels = map[string]string{"source": "elsewhere"}
 	create(ctx, t, other)
-	time.Sleep(300 * time.Millisecond) // give the reconciler a chance to get it wrong
+	// Its status is written by the reconcile that saw it, after the configurations were built.
+	eventually(t, "the new endpoint reconciled", func() string {
+		if st, r, m := ready(ctx, t, other, func() []metav1.Condition { return other.Status.Conditions }); st != metav1.ConditionTrue {
+			return fmt.Sprintf("endpoint Ready=%s %s %q", st, r, m)
+		}
+		return ""
+	})
 	if s, _ := fetch(t, ns, "shop"); s == nil || len(s.MySQL.Node) != 1 || s.MySQL.Node[0].Name != "shop-db" {
 		t.Fatalf("unselected endpoint leaked into the config: %+v", s)
 	}
