@@ -296,12 +296,6 @@ func BuildProxyConfig(ns, app string, objs Objects) (*proxyconfig.Config, []Prob
 		if s == nil {
 			continue
 		}
-		// The listener must be accepted by the proxy on its own: a rule the proxy refuses
-		// would make the sidecar reject the whole configuration, every service included.
-		if err := checkAlone(s); err != nil {
-			b.ps.add(b.vdbProblem(svc, v1alpha1.ReasonInvalidRule, "%s", err))
-			continue
-		}
 		if err := b.mergeGroups(s.groups); err != nil {
 			b.ps.add(b.vdbProblem(svc, v1alpha1.ReasonInvalidRule, "%s", err))
 			continue
@@ -425,12 +419,13 @@ func (b *proxyBuilder) service(svc *v1alpha1.VirtualDatabaseService) *built {
 	}
 	l.SimpleLoadBalance = &proxyconfig.SimpleLoadBalance{BalanceType: balance, Nodes: names(sel)}
 
+	// The listener must be accepted by the proxy on its own (a rule the proxy refuses would make
+	// the sidecar reject the whole configuration, every service included), and what it would
+	// refuse is the fault of the object that brought it: check it as each object's part is added.
+	if err := checkAlone(out); err != nil {
+		return fail(v1alpha1.ReasonInvalidSpec, "%s", err)
+	}
 	if ts != nil {
-		// What the proxy would refuse is the fault of the object that brought it: check the
-		// listener before and after the strategy's rules are added.
-		if err := checkAlone(out); err != nil {
-			return fail(v1alpha1.ReasonInvalidSpec, "%s", err)
-		}
 		if ts.Spec.LoadBalance != nil && ts.Spec.LoadBalance.ReadWriteSplitting != nil {
 			rw, reason, err := b.readWriteSplitting(ts.Spec.LoadBalance.ReadWriteSplitting)
 			if err != nil {
@@ -454,6 +449,11 @@ func (b *proxyBuilder) service(svc *v1alpha1.VirtualDatabaseService) *built {
 		if reason, err := b.sharding(ds, sel, out); err != nil {
 			b.ps.add(Problem{Kind: KindDataShard, Namespace: n.name, Name: ds.Name, Service: svc.Name,
 				Reason: reason, Message: err.Error()})
+			return nil
+		}
+		if err := checkAlone(out); err != nil {
+			b.ps.add(Problem{Kind: KindDataShard, Namespace: n.name, Name: ds.Name, Service: svc.Name,
+				Reason: v1alpha1.ReasonInvalidRule, Message: err.Error()})
 			return nil
 		}
 	}
