@@ -450,7 +450,15 @@ func validateDiscovery(v *validator, p string, d *Discovery) {
 
 var shardingAlgorithms = []string{"mod", "crc32mod"}
 
+// shardingRouted is false while the data path cannot route statements by
+// their sharding key: a sharding rule is then refused instead of being
+// accepted and ignored (which put rows on random nodes).
+var shardingRouted = false
+
 func (c *Config) validateSharding(v *validator, p string, s *Sharding, withRW bool) {
+	if !shardingRouted {
+		v.addf(p, "sharding (table %q) is not supported by this pisa-proxy yet: statements on it would not be routed by the sharding key; remove the rule or use a release with sharding", s.TableName)
+	}
 	if s.TableName == "" {
 		v.addf(p+".table_name", "must not be empty")
 	}
