@@ -1,0 +1,155 @@
+// Package shard routes statements on sharded tables ([[proxy.config.sharding]],
+// the DataShard CRD): it finds the sharding key in the TiDB parser's AST,
+// picks the shards, rewrites the logical table into physical ones and says
+// how the shards' results merge. It never guesses: a statement it cannot
+// answer exactly is refused with ERR 1235 naming the reason.
+//
+// This file is the contract between the planner (this package), the
+// streaming merger (package merge) and the executor (package proxy).
+package shard
+
+// RouteKind says how many shards a statement touches (metrics label).
+type RouteKind uint8
+
+const (
+	// RouteUnsharded: the statement names no sharded table; the listener
+	// routes it as usual (balancing, read/write splitting).
+	RouteUnsharded RouteKind = iota
+	// RouteSingle: exactly one shard.
+	RouteSingle
+	// RouteMulti: more than one shard, not all (the key pruned some).
+	RouteMulti
+	// RouteAll: every shard (no usable key, DDL, a scatter).
+	RouteAll
+)
+
+func (k RouteKind) String() string {
+	switch k {
+	case RouteUnsharded:
+		return "unsharded"
+	case RouteSingle:
+		return "single"
+	case RouteMulti:
+		return "multi"
+	case RouteAll:
+		return "all"
+	}
+	return "unknown"
+}
+
+// Plan is how one client statement runs on the shards.
+type Plan struct {
+	Kind RouteKind
+	// Tables are the logical sharded tables the statement names.
+	Tables []string
+	// Targets are the physical statements, in shard order. Empty for
+	// RouteUnsharded.
+	Targets []Target
+	// Merge says how the targets' result sets combine into the one the
+	// client sees. Nil when there is one target (its response is relayed
+	// as it is) or when the targets answer with OK packets (DML, DDL: the
+	// executor sums affected rows and keeps the largest last insert id).
+	Merge *Merge
+}
+
+// Target is one physical statement on one datanode.
+type Target struct {
+	// Node is the datanode: a [[mysql.node]] name, or a [[node_group.member]]
+	// name when read/write splitting is configured too.
+	Node string
+	// Shard is the physical shard's index: database index × sharding_count
+	// + table index (0 for a single-table shard of the database strategy).
+	Shard int
+	// Table is the physical table ("t_order_00001", or "t_order" for the
+	// database strategy), Schema its database.
+	Schema, Table string
+	// SQL is the rewritten statement.
+	SQL string
+}
+
+// Merge describes how rows from several shards merge. Column indexes are
+// 0-based positions in the shards' rows, which have the same columns in
+// the same order on every shard.
+type Merge struct {
+	// Columns is how many leading columns the client sees; columns after
+	// them are derived (ORDER BY / GROUP BY keys not selected, AVG's SUM
+	// and COUNT) and never reach the client.
+	Columns int
+	// OrderBy is the order the shards return their rows in (the rewrite
+	// pushes it down) and the order of the merged stream.
+	OrderBy []SortKey
+	// GroupBy are the grouping columns. The shards return rows sorted by
+	// them (OrderBy starts with them, in some direction); rows of one group
+	// from all shards are adjacent after the k-way merge and combine into
+	// one row using Aggregates. When the client's ORDER BY is not a prefix
+	// of the grouping, Resort holds the final order.
+	GroupBy []int
+	// Aggregates are the aggregate columns (visible or derived). With no
+	// GroupBy and some Aggregates, the whole result is one row.
+	Aggregates []Aggregate
+	// Having filters merged groups (all conditions must hold).
+	Having []Cond
+	// Resort is applied after grouping when the client's ORDER BY cannot
+	// be pushed down (e.g. ORDER BY COUNT(*)): the merger buffers the groups,
+	// bounded by MemoryLimit.
+	Resort []SortKey
+	// Distinct drops a row equal over the visible columns to the previous
+	// one; the planner makes OrderBy cover every visible column so that
+	// duplicates are adjacent.
+	Distinct bool
+	// Offset rows are skipped, then at most Limit rows sent (when HasLimit).
+	// The shards were sent LIMIT Offset+Limit.
+	Offset, Limit uint64
+	HasLimit      bool
+	// MemoryLimit bounds what the merger may buffer (Resort); 0 = default.
+	MemoryLimit int64
+}
+
+// SortKey orders by one column.
+type SortKey struct {
+	Column int
+	Desc   bool
+}
+
+// AggKind is an aggregate function the merger can combine.
+type AggKind uint8
+
+const (
+	AggCount AggKind = iota + 1 // sum of the shards' counts
+	AggSum                      // sum (NULL when every shard says NULL)
+	AggMin
+	AggMax
+	// AggAvg: Column is the AVG(x) column the shards computed (kept for
+	// its metadata); the merged value is SUM(SumColumn)/SUM(CountColumn),
+	// formatted with the column's decimals (NULL when the count is 0).
+	AggAvg
+)
+
+// Aggregate merges one column.
+type Aggregate struct {
+	Column      int
+	Kind        AggKind
+	SumColumn   int // AggAvg only
+	CountColumn int // AggAvg only
+}
+
+// CmpOp is a HAVING comparison.
+type CmpOp uint8
+
+const (
+	OpEQ CmpOp = iota + 1
+	OpNE
+	OpLT
+	OpLE
+	OpGT
+	OpGE
+)
+
+// Cond is one HAVING condition: merged column Column compared with a
+// literal (Value is its text form, as in a text-protocol row; Null for
+// IS NULL checks is not supported: the planner refuses those).
+type Cond struct {
+	Column int
+	Op     CmpOp
+	Value  string
+}
