@@ -218,17 +218,15 @@ func divRound(z, num *big.Int, den uint64, shift int) *big.Int {
 // appendDouble appends v as MariaDB prints a DOUBLE (or FLOAT, when bits
 // is 32) column with the given decimals and display width: a fixed number
 // of decimals when decimals < 31, otherwise the shortest digits that read
-// back as v, in plain notation when that fits the width and the exponent
-// is moderate, else as d.ddde±N.
+// back as v, in plain notation when the exponent is moderate, else as
+// d.ddde±N. width (the column's display length) is not used: aggregate
+// results are printed without truncation.
 func appendDouble(b []byte, v float64, decimals int, width int, bitSize int) []byte {
 	if decimals < notFixedDecimals {
 		return strconv.AppendFloat(b, v, 'f', decimals, bitSize)
 	}
 	if v == 0 {
 		return append(b, '0') // also -0
-	}
-	if width <= 0 || width > 23 {
-		width = 23
 	}
 	var buf [32]byte
 	e := strconv.AppendFloat(buf[:0], v, 'e', -1, bitSize)
@@ -252,21 +250,12 @@ func appendDouble(b []byte, v float64, decimals int, width int, bitSize int) []b
 	exp, _ := strconv.Atoi(string(e[ei+1:]))
 	decpt := exp + 1 // digits before the point
 	digs := dig[:nd]
-	// Length of the plain form.
-	var flen int
-	switch {
-	case decpt <= 0:
-		flen = nd - decpt + 2
-	case decpt < nd:
-		flen = nd + 1
-	default:
-		flen = decpt
-	}
-	if neg {
-		flen++
-	}
-	const maxF = 15 // DBL_DIG: beyond this, plain notation is not used
-	plain := flen <= width && decpt > -maxF+1-1 && (decpt <= maxF || nd > decpt)
+	// MariaDB prints aggregate results into a buffer wide enough for any
+	// plain form, and chooses plain notation when the point is at most 15
+	// (DBL_DIG) places from the first digit on the left, or 14 zeros on the
+	// right, unless there are fraction digits.
+	const maxF = 15
+	plain := decpt >= 1-maxF && (decpt <= maxF || nd > decpt)
 	if plain {
 		if neg {
 			b = append(b, '-')
