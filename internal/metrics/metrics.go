@@ -75,6 +75,7 @@ type Proxy struct {
 	clientConnections      *prometheus.GaugeVec
 	clientConnectionsTotal *prometheus.CounterVec
 	clientAuthFailures     *prometheus.CounterVec
+	stmtReprepares         *prometheus.CounterVec
 
 	backendPins          *prometheus.CounterVec
 	routing              *routing
@@ -161,6 +162,11 @@ func NewProxy(reg prometheus.Registerer) *Proxy {
 			Name:      "client_auth_failures_total",
 			Help:      "Client handshakes rejected because authentication failed.",
 		}, []string{LabelDomain}),
+		stmtReprepares: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace,
+			Name:      "stmt_reprepares_total",
+			Help:      "Client prepared statements prepared again on a new backend connection after theirs was lost.",
+		}, []string{LabelDomain}),
 		backendPins: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: Namespace,
 			Name:      "backend_pins_total",
@@ -194,7 +200,7 @@ func NewProxy(reg prometheus.Registerer) *Proxy {
 func (p *Proxy) Collectors() []prometheus.Collector {
 	return append([]prometheus.Collector{
 		p.sqlProcessed, p.sqlDuration, p.sqlUnderProcessing,
-		p.clientConnections, p.clientConnectionsTotal, p.clientAuthFailures,
+		p.clientConnections, p.clientConnectionsTotal, p.clientAuthFailures, p.stmtReprepares,
 		p.backendPins, p.errors, p.backendConnectErrors, p.backendEndpointUp,
 	}, p.routing.collectors()...)
 }
@@ -235,6 +241,12 @@ func (p *Proxy) ClientDisconnected(domain string) {
 // ClientAuthFailed records a client whose authentication failed.
 func (p *Proxy) ClientAuthFailed(domain string) {
 	p.clientAuthFailures.WithLabelValues(domain).Inc()
+}
+
+// Reprepared records a client statement prepared again after its backend
+// connection was lost.
+func (p *Proxy) Reprepared(domain string) {
+	p.stmtReprepares.WithLabelValues(domain).Inc()
 }
 
 // BackendPinned records that a session pinned its backend connection for
@@ -318,7 +330,7 @@ func (p *Proxy) ForgetDomain(domain string) {
 		DeletePartialMatch(prometheus.Labels) int
 	}{
 		p.sqlProcessed, p.sqlDuration, p.sqlUnderProcessing,
-		p.clientConnectionsTotal, p.clientAuthFailures,
+		p.clientConnectionsTotal, p.clientAuthFailures, p.stmtReprepares,
 		p.backendPins, p.errors, p.backendEndpointUp,
 	} {
 		v.DeletePartialMatch(match)

@@ -311,38 +311,39 @@ func (s *session) relayLocalInfile(p []byte, r *result) error {
 }
 
 // relayPrepare forwards a COM_STMT_PREPARE response, replacing the backend
-// statement id with the session's own.
-func (s *session) relayPrepare(proxyID uint32) (result, uint32, error) {
+// statement id with the session's own. It returns the backend's id and the
+// parameter count.
+func (s *session) relayPrepare(proxyID uint32) (result, uint32, uint16, error) {
 	var r result
 	p, err := s.readBackend()
 	if err != nil {
-		return r, 0, err
+		return r, 0, 0, err
 	}
 	if p[0] == mysql.ERRHeader {
-		return r, 0, s.relayErr(p, &r)
+		return r, 0, 0, s.relayErr(p, &r)
 	}
 	if p[0] != mysql.OKHeader || len(p) < 12 {
-		return r, 0, &backendReadError{fmt.Errorf("bad prepare response")}
+		return r, 0, 0, &backendReadError{fmt.Errorf("bad prepare response")}
 	}
 	backendID := uint32(p[1]) | uint32(p[2])<<8 | uint32(p[3])<<16 | uint32(p[4])<<24
 	cols := uint64(p[5]) | uint64(p[6])<<8
 	params := uint64(p[7]) | uint64(p[8])<<8
 	p[1], p[2], p[3], p[4] = byte(proxyID), byte(proxyID>>8), byte(proxyID>>16), byte(proxyID>>24)
 	if err := s.writeClient(p); err != nil {
-		return r, backendID, err
+		return r, backendID, uint16(params), err
 	}
 	r.sent = true
 	if params > 0 {
 		if err := s.relayColumnDefs(params, &r, false); err != nil || r.err != nil {
-			return r, backendID, err
+			return r, backendID, uint16(params), err
 		}
 	}
 	if cols > 0 {
 		if err := s.relayColumnDefs(cols, &r, false); err != nil || r.err != nil {
-			return r, backendID, err
+			return r, backendID, uint16(params), err
 		}
 	}
-	return r, backendID, nil
+	return r, backendID, uint16(params), nil
 }
 
 // relayFetch forwards a COM_STMT_FETCH response: binary rows, then EOF (or

@@ -10,6 +10,7 @@ import (
 	"net"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -43,8 +44,15 @@ var pinNames = map[uint8]string{
 // stmt maps a client statement id to the backend's.
 type stmt struct {
 	backendID uint32
-	sql       string // the prepared text, kept when governance needs it
+	sql       string // the prepared text (governance, and preparing again)
+	params    uint16 // parameter count the client was told
 	readOnly  bool   // its facts say read-only (for read-your-writes)
+	// stale: the backend connection it was prepared on was lost; the next
+	// use prepares it again on the session's new connection.
+	stale bool
+	// longData: COM_STMT_SEND_LONG_DATA went to the backend since the last
+	// execute or reset; longDataLost: that backend was lost with it.
+	longData, longDataLost bool
 }
 
 // session is one client connection. All its fields are owned by its
@@ -88,6 +96,12 @@ type session struct {
 
 	stmts      map[uint32]stmt
 	nextStmtID uint32
+
+	// lost holds the pin reasons of backend state that died with its
+	// connection (a transaction, locks, user variables, temporary tables).
+	// Such a session is never continued on another connection: the client
+	// gets ERR 2013 and its connection is closed, as a server's would be.
+	lost uint8
 
 	scratch []byte
 
@@ -249,6 +263,9 @@ func (s *session) loop(ctx context.Context) {
 // dispatch handles one command; an error ends the session.
 func (s *session) dispatch(p []byte) error {
 	cmd := p[0]
+	if s.lost != 0 {
+		return s.endLostSession(nil)
+	}
 	switch cmd {
 	case mysql.ComPing:
 		return s.writeOK(0)
@@ -442,10 +459,44 @@ func (s *session) dropBackend(broken bool) {
 		c.MarkDirty()
 	}
 	c.Pool.Put(c)
-	if s.pins != 0 {
-		s.pins = 0
-		s.stmts = nil
+	if s.pins == 0 {
+		return
 	}
+	if lost := s.pins &^ pinPrepared; lost != 0 {
+		s.lost |= lost
+		s.stmts = nil
+	} else {
+		// Only prepared statements lived there: prepare them again on
+		// the next connection when they are used.
+		for id, st := range s.stmts {
+			st.stale = true
+			st.longDataLost = st.longDataLost || st.longData
+			st.longData = false
+			s.stmts[id] = st
+		}
+	}
+	s.pins = 0
+}
+
+// errSessionLost ends a session whose backend state was lost.
+var errSessionLost = errors.New("backend connection lost with session state that cannot be restored")
+
+// endLostSession tells the client that its session's backend state (named
+// by s.lost) is gone and ends the session: the caller returns the error,
+// which closes the client connection.
+func (s *session) endLostSession(cause error) error {
+	var what []string
+	for _, reason := range []uint8{pinTransaction, pinLock, pinSessionState} {
+		if s.lost&reason != 0 {
+			what = append(what, pinNames[reason])
+		}
+	}
+	msg := "Lost connection to backend server; the session's " + strings.Join(what, ", ") +
+		" state was lost with it and the connection is closed"
+	s.logger.Warn("closing client session: its backend connection was lost", "lost", what, "error", cause)
+	s.l.metrics.Error(s.rt.name, mysql.ErrCodeServerLost)
+	_ = s.sendError(mysql.NewError(mysql.ErrCodeServerLost, "HY000", "%s", msg))
+	return errSessionLost
 }
 
 func (s *session) pin(reason uint8) {
@@ -552,12 +603,15 @@ func (s *session) exec(p []byte, cmd byte, fn relayFunc, retryable bool) (result
 		s.logger.Warn("backend failed during command", "command", mysql.CommandName(cmd),
 			"backend", c.Pool.Endpoint().Addr, "error", err)
 		s.dropBackend(true)
-		if !r.sent && !wasPinned && attempt == 0 && (retryable || fn == nil) {
-			continue
-		}
 		if r.sent {
 			// Part of a response went out: the client cannot resync.
 			return r, err
+		}
+		if s.lost != 0 {
+			return r, s.endLostSession(err)
+		}
+		if !wasPinned && attempt == 0 && (retryable || fn == nil) {
+			continue
 		}
 		return r, s.sendError(err)
 	}
@@ -764,16 +818,13 @@ func (s *session) handlePrepare(p []byte) error {
 		// Prepared statements pin the session: prepare on the writer (see
 		// routeFor), so that later writes never reach a replica.
 		s.routeToWriter()
-		var sqlText string
-		if rt := s.l.rt.Load(); rt.chain != nil {
-			sqlText = string(p[1:]) // governs each execution
-		}
+		sqlText := string(p[1:]) // governs each execution; prepared again after a loss
 		return s.exec(p, mysql.ComStmtPrepare, func(s *session) (result, error) {
-			r, bid, err := s.relayPrepare(id)
+			r, bid, params, err := s.relayPrepare(id)
 			if err == nil && r.err == nil {
 				// Pin before afterCommand can release the connection.
 				s.pin(pinPrepared)
-				s.stmts[id] = stmt{backendID: bid, sql: sqlText, readOnly: facts != nil && facts.ReadOnly}
+				s.stmts[id] = stmt{backendID: bid, sql: sqlText, params: params, readOnly: facts != nil && facts.ReadOnly}
 			}
 			return r, err
 		}, false)
@@ -791,7 +842,7 @@ func (s *session) mapStmt(p []byte) (ok bool) {
 		return s.be != nil && s.pins&pinPrepared != 0
 	}
 	st, found := s.stmts[id]
-	if !found || s.be == nil {
+	if !found || st.stale || s.be == nil {
 		return false
 	}
 	b := st.backendID
@@ -808,14 +859,79 @@ func (s *session) unknownStmt(p []byte) error {
 		"Unknown prepared statement handler (%d) given to %s", id, mysql.CommandName(p[0])))
 }
 
+// reprepare prepares statement id again on the session's connection after
+// the one it lived on was lost. It reports whether the statement is usable;
+// on false the client got an error, and err is set when the session ends.
+func (s *session) reprepare(id uint32) (ok bool, err error) {
+	st := s.stmts[id]
+	if st.longDataLost {
+		st.longDataLost = false
+		s.stmts[id] = st
+		return false, s.sendError(mysql.NewError(mysql.ErrCodeServerLost, "HY000",
+			"Lost connection to backend server; the parameter data sent with COM_STMT_SEND_LONG_DATA was lost with it"))
+	}
+	if perr := s.prepareAgain(id); perr != nil {
+		if s.lost != 0 {
+			return false, s.endLostSession(perr)
+		}
+		return false, s.sendError(perr)
+	}
+	return true, nil
+}
+
+// prepareAgain is reprepare without answering the client (for commands
+// that have no response).
+func (s *session) prepareAgain(id uint32) error {
+	st := s.stmts[id]
+	s.routeToWriter()
+	if err := s.acquire(); err != nil {
+		return err
+	}
+	bid, params, err := s.be.Prepare(st.sql)
+	if err != nil {
+		var me *mysql.Error
+		if errors.As(err, &me) {
+			return me
+		}
+		s.dropBackend(true)
+		return &backendReadError{err}
+	}
+	s.l.metrics.Reprepared(s.rt.name)
+	s.pin(pinPrepared)
+	if params != st.params {
+		// The statement means something else now (the schema changed).
+		s.be.CloseStmt(bid)
+		return mysql.NewError(1615, "HY000", "Prepared statement needs to be re-prepared")
+	}
+	st.backendID, st.stale = bid, false
+	s.stmts[id] = st
+	return nil
+}
+
+// stmtOf returns the client statement id of a statement command.
+func stmtOf(p []byte) (uint32, bool) {
+	if len(p) < 5 {
+		return 0, false
+	}
+	return uint32(p[1]) | uint32(p[2])<<8 | uint32(p[3])<<16 | uint32(p[4])<<24, true
+}
+
 func (s *session) handleExecute(p []byte) error {
 	var sqlText []byte
 	s.curWrite = true
-	if len(p) >= 5 {
-		id := uint32(p[1]) | uint32(p[2])<<8 | uint32(p[3])<<16 | uint32(p[4])<<24
-		st := s.stmts[id]
-		sqlText = []byte(st.sql)
-		s.curWrite = !st.readOnly
+	if id, ok := stmtOf(p); ok {
+		if st, found := s.stmts[id]; found {
+			if st.stale {
+				if ok, err := s.reprepare(id); !ok {
+					return err
+				}
+				st = s.stmts[id]
+			}
+			st.longData = false
+			s.stmts[id] = st
+			sqlText = []byte(st.sql)
+			s.curWrite = !st.readOnly
+		}
 	}
 	if !s.mapStmt(p) {
 		return s.unknownStmt(p)
@@ -831,6 +947,33 @@ func (s *session) handleExecute(p []byte) error {
 
 // handleStmt forwards a statement command (fn nil: no response expected).
 func (s *session) handleStmt(p []byte, fn relayFunc) error {
+	if id, ok := stmtOf(p); ok {
+		if st, found := s.stmts[id]; found {
+			switch p[0] {
+			case mysql.ComStmtSendLongData:
+				if st.stale {
+					// No response: a failure shows at the execute (the
+					// data is marked lost) or at the next command.
+					_ = s.prepareAgain(id)
+					st = s.stmts[id]
+				}
+				st.longData = !st.stale
+				st.longDataLost = st.longDataLost || st.stale
+			case mysql.ComStmtReset:
+				st.longData, st.longDataLost = false, false
+				if st.stale {
+					s.stmts[id] = st
+					return s.writeOK(0) // nothing to reset on a lost connection
+				}
+			case mysql.ComStmtFetch:
+				if st.stale {
+					return s.sendError(mysql.NewError(mysql.ErrCodeServerLost, "HY000",
+						"Lost connection to backend server; the statement's open cursor was lost with it"))
+				}
+			}
+			s.stmts[id] = st
+		}
+	}
 	if !s.mapStmt(p) {
 		if fn == nil {
 			return nil // no response for SEND_LONG_DATA
@@ -855,10 +998,13 @@ func (s *session) handleStmtClose(p []byte) error {
 	}
 	id := uint32(p[1]) | uint32(p[2])<<8 | uint32(p[3])<<16 | uint32(p[4])<<24
 	st, ok := s.stmts[id]
-	if !ok || s.be == nil {
+	if !ok {
 		return nil // COM_STMT_CLOSE has no response
 	}
 	delete(s.stmts, id)
+	if st.stale || s.be == nil {
+		return nil
+	}
 	b := st.backendID
 	p[1], p[2], p[3], p[4] = byte(b), byte(b>>8), byte(b>>16), byte(b>>24)
 	c := s.be

@@ -680,3 +680,46 @@ func killSQL(threadID uint32, queryOnly bool) string {
 	}
 	return "KILL " + strconv.FormatUint(uint64(threadID), 10)
 }
+
+// Prepare runs COM_STMT_PREPARE for sql and reads the whole response,
+// returning the server's statement id and parameter count (used to prepare
+// a client's statement again on a new connection). An ERR from the server is
+// returned as *mysql.Error and c stays usable; other errors mark c broken.
+func (c *Conn) Prepare(sql string) (id uint32, params uint16, err error) {
+	if err := c.writeCommand(mysql.ComStmtPrepare, sql); err != nil {
+		return 0, 0, err
+	}
+	p, err := c.ReadPacket()
+	if err != nil {
+		return 0, 0, c.fail(err)
+	}
+	if len(p) > 0 && p[0] == mysql.ERRHeader {
+		return 0, 0, mysql.ParseErr(p)
+	}
+	if len(p) < 12 || p[0] != mysql.OKHeader {
+		return 0, 0, c.fail(fmt.Errorf("bad COM_STMT_PREPARE response"))
+	}
+	id = uint32(p[1]) | uint32(p[2])<<8 | uint32(p[3])<<16 | uint32(p[4])<<24
+	cols := uint16(p[5]) | uint16(p[6])<<8
+	params = uint16(p[7]) | uint16(p[8])<<8
+	eof := c.Info.Capabilities&mysql.ClientDeprecateEOF == 0
+	for _, n := range []uint16{params, cols} {
+		if n == 0 {
+			continue
+		}
+		if eof {
+			n++
+		}
+		for i := uint16(0); i < n; i++ {
+			if _, err := c.ReadPacket(); err != nil {
+				return 0, 0, c.fail(err)
+			}
+		}
+	}
+	return id, params, nil
+}
+
+// CloseStmt sends COM_STMT_CLOSE for a server statement id (no response).
+func (c *Conn) CloseStmt(id uint32) {
+	_ = c.writeCommand(mysql.ComStmtClose, string([]byte{byte(id), byte(id >> 8), byte(id >> 16), byte(id >> 24)}))
+}
