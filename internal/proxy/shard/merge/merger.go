@@ -182,8 +182,25 @@ func New(spec *shard.Merge, cols []Column, binary bool, srcs []Source) (*Merger,
 	for i := range m.aggByCol {
 		m.aggByCol[i] = -1
 	}
-	m.accs = make([]accum, len(spec.Aggregates))
-	for i, a := range spec.Aggregates {
+	// AVG's derived SUM and COUNT columns merge as SUM and COUNT too, so
+	// that a merged row is consistent (HAVING, re-sort may read them).
+	aggs := append([]shard.Aggregate(nil), spec.Aggregates...)
+	for _, a := range spec.Aggregates {
+		if a.Kind != shard.AggAvg {
+			continue
+		}
+		for _, d := range []shard.Aggregate{{Column: a.SumColumn, Kind: shard.AggSum}, {Column: a.CountColumn, Kind: shard.AggCount}} {
+			listed := false
+			for _, b := range aggs {
+				listed = listed || b.Column == d.Column
+			}
+			if !listed {
+				aggs = append(aggs, d)
+			}
+		}
+	}
+	m.accs = make([]accum, len(aggs))
+	for i, a := range aggs {
 		if !inRange(a.Column) {
 			return nil, notSupported("aggregate on column %d of %d", a.Column, len(cols))
 		}
