@@ -50,6 +50,14 @@ type Plan struct {
 	// as it is) or when the targets answer with OK packets (DML, DDL: the
 	// executor sums affected rows and keeps the largest last insert id).
 	Merge *Merge
+	// Rename maps physical table names to logical ones, for results that
+	// name tables: SHOW TABLES (RouteUnsharded; the executor replaces a
+	// first-column value found here by the logical name and drops the
+	// repeats) and SHOW CREATE TABLE / SHOW COLUMNS / SHOW INDEX / DESCRIBE
+	// (RouteSingle on shard 0's physical table; the executor should show
+	// the logical name in the Table column and in the CREATE TABLE text).
+	// Nil otherwise. Shared: do not modify.
+	Rename map[string]string
 }
 
 // Target is one physical statement on one datanode.
@@ -65,6 +73,12 @@ type Target struct {
 	Schema, Table string
 	// SQL is the rewritten statement.
 	SQL string
+	// Params, for a prepared statement, lists which of the client's
+	// parameters (0-based positions) the target's `?` markers take, in
+	// order; nil means all of them in the client's order. A parameter may
+	// appear twice (an ORDER BY expression copied into a derived column)
+	// or not at all (rows of a split multi-row INSERT on other shards).
+	Params []int
 }
 
 // Merge describes how rows from several shards merge. Column indexes are
@@ -74,7 +88,16 @@ type Merge struct {
 	// Columns is how many leading columns the client sees; columns after
 	// them are derived (ORDER BY / GROUP BY keys not selected, AVG's SUM
 	// and COUNT) and never reach the client.
+	//
+	// Columns is -1 when the select list has a wildcard (SELECT *, t.*):
+	// the planner does not know how many columns the shards return. The
+	// client then sees all of them but the last Derived ones, and a
+	// negative column index anywhere in Merge counts from the end of the
+	// shards' row (-1 is the last column): resolve it as ncols+index once
+	// the column count is known.
 	Columns int
+	// Derived is the number of derived columns at the end of each row.
+	Derived int
 	// OrderBy is the order the shards return their rows in (the rewrite
 	// pushes it down) and the order of the merged stream.
 	OrderBy []SortKey

@@ -1,0 +1,565 @@
+package shard
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/database-mesh/pisanix-go/internal/mysql"
+	"github.com/pingcap/tidb/pkg/parser/ast"
+	pmysql "github.com/pingcap/tidb/pkg/parser/mysql"
+	driver "github.com/pingcap/tidb/pkg/parser/test_driver"
+)
+
+// ErrCodeNotSupported is the code of every refusal: ER_NOT_SUPPORTED_YET
+// ("This version of MySQL doesn't yet support '%s'"), SQLSTATE 42000.
+const ErrCodeNotSupported = 1235
+
+// refuse returns the planner's ERR 1235 with a reason.
+func refuse(format string, args ...any) *mysql.Error {
+	return mysql.NewError(ErrCodeNotSupported, "42000", format, args...)
+}
+
+// Prepared is a statement planned once for any parameter values: Bind
+// evaluates the sharding key and picks precomputed targets. It is
+// immutable and safe for concurrent use.
+type Prepared struct {
+	// Params is the number of `?` markers in the statement.
+	Params int
+
+	err   error // every Bind fails with it
+	fixed *Plan // every Bind returns it
+
+	rule   *rule
+	tables []string
+	cond   *cond // SELECT, UPDATE, DELETE: the key condition
+
+	// single[s] is the plan when only shard s is touched.
+	single []*Plan
+	// multi[s] is shard s's target when several are; multiErr refuses
+	// several shards (ORDER BY/LIMIT in UPDATE, COUNT(DISTINCT x), ...).
+	multi    []Target
+	merge    *Merge
+	multiErr error
+
+	// INSERT with a parameter as some row's sharding value: the rows' keys.
+	rows [][2]operand // [db key, table key] per row
+}
+
+// Prepare plans sql (a COM_STMT_PREPARE text) in session database db.
+// Errors are *mysql.Error (1235) for statements on sharded tables the
+// planner cannot run exactly.
+func (rt *Router) Prepare(sql, db string) (*Prepared, error) {
+	if p := rt.cache.get(cacheKey{db, sql}); p != nil {
+		return p, nil
+	}
+	p := rt.prepare(sql, db)
+	rt.cache.put(cacheKey{strings.Clone(db), strings.Clone(sql)}, p)
+	return p, nil
+}
+
+// Plan plans a COM_QUERY text in session database db (db may be empty).
+// The returned Plan may be shared with other callers: do not modify it.
+func (rt *Router) Plan(sql, db string) (*Plan, error) {
+	p, _ := rt.Prepare(sql, db)
+	return p.Bind(nil)
+}
+
+// Bind returns the plan for one execution with args, the decoded
+// COM_STMT_EXECUTE parameters (nil, int64, uint64, float64, []byte or
+// string). It does not parse: it evaluates the sharding key only. The
+// returned Plan may be shared: do not modify it.
+func (p *Prepared) Bind(args []any) (*Plan, error) {
+	if p.err != nil {
+		return nil, p.err
+	}
+	if p.fixed != nil {
+		return p.fixed, nil
+	}
+	r := p.rule
+	var set shardSet
+	switch {
+	case p.cond != nil:
+		set = p.cond.eval(r, args)
+	case p.rows != nil:
+		s := -1
+		for i, row := range p.rows {
+			k := rowShard(r, row, args)
+			if k < 0 {
+				return nil, insertKeyError(r, i, row, args)
+			}
+			if s >= 0 && k != s {
+				return nil, refuse("a prepared multi-row INSERT into %s whose rows go to different shards is not supported; insert the rows separately", r.table)
+			}
+			s = k
+		}
+		return p.single[s], nil
+	default:
+		set = allShards(r.shards())
+	}
+	switch set.count() {
+	case 0:
+		// No shard can hold a matching row: any one answers (no rows).
+		return p.single[0], nil
+	case 1:
+		if set.bits == nil {
+			return p.single[set.one], nil
+		}
+		return p.single[set.list()[0]], nil
+	}
+	if p.multiErr != nil {
+		return nil, p.multiErr
+	}
+	plan := &Plan{Kind: RouteMulti, Tables: p.tables, Merge: p.merge}
+	if set.all {
+		plan.Kind = RouteAll
+		plan.Targets = p.multi
+		return plan, nil
+	}
+	plan.Targets = make([]Target, 0, set.count())
+	for _, s := range set.list() {
+		plan.Targets = append(plan.Targets, p.multi[s])
+	}
+	return plan, nil
+}
+
+var unshardedPlan = &Plan{Kind: RouteUnsharded}
+
+// prepCtx is the state of one Prepare.
+type prepCtx struct {
+	rt   *Router
+	db   string
+	sql  string
+	mode pmysql.SQLMode
+	res  *restorer
+
+	rule   *rule
+	tn     *ast.TableName // the sharded table
+	tables map[*ast.TableName]bool
+	alias  string
+	params int
+}
+
+func (rt *Router) prepare(sql, db string) (p *Prepared) {
+	p = &Prepared{}
+	err := rt.parser.WithASTMode(sql, func(stmts []ast.StmtNode, mode pmysql.SQLMode) {
+		pc := &prepCtx{rt: rt, db: db, sql: sql, mode: mode}
+		p = pc.prepare(stmts)
+	})
+	if err != nil {
+		if t := rt.mentioned(sql); t != "" {
+			return &Prepared{err: refuse("statement on sharded table %s cannot be parsed: %v", t, err)}
+		}
+		return &Prepared{fixed: unshardedPlan}
+	}
+	return p
+}
+
+// mentioned returns a sharded table name the text mentions as a word.
+func (rt *Router) mentioned(sql string) string {
+	lower := strings.ToLower(sql)
+	for _, r := range rt.rules {
+		name := strings.ToLower(r.table)
+		for i := 0; ; {
+			j := strings.Index(lower[i:], name)
+			if j < 0 {
+				break
+			}
+			a, b := i+j, i+j+len(name)
+			if (a == 0 || !isWord(lower[a-1])) && (b == len(lower) || !isWord(lower[b])) {
+				return r.table
+			}
+			i = a + 1
+		}
+	}
+	return ""
+}
+
+func isWord(c byte) bool {
+	return c == '_' || c == '$' || c >= 0x80 || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
+}
+
+// scan collects what the planner must know about a statement's shape.
+type scan struct {
+	tables    []*ast.TableName
+	params    int
+	subquery  bool
+	join      bool
+	union     bool
+	window    bool
+	with      bool
+	derived   bool
+	variables bool
+}
+
+func (s *scan) Enter(n ast.Node) (ast.Node, bool) {
+	switch x := n.(type) {
+	case *ast.TableName:
+		s.tables = append(s.tables, x)
+	case *ast.SubqueryExpr, *ast.ExistsSubqueryExpr:
+		s.subquery = true
+	case *ast.Join:
+		if x.Right != nil {
+			s.join = true
+		}
+	case *ast.TableSource:
+		if _, ok := x.Source.(*ast.TableName); !ok {
+			s.derived = true
+		}
+	case *ast.SetOprStmt, *ast.SetOprSelectList:
+		s.union = true
+	case *ast.WindowFuncExpr:
+		s.window = true
+	case *ast.WithClause:
+		s.with = true
+	case *driver.ParamMarkerExpr:
+		if x.Order+1 > s.params {
+			s.params = x.Order + 1
+		}
+	case *ast.VariableExpr:
+		s.variables = true
+	}
+	return n, false
+}
+
+func (s *scan) Leave(n ast.Node) (ast.Node, bool) { return n, true }
+
+// match returns the rule of a table reference, or nil. A reference is to
+// the sharded table when its name equals the rule's table_name (exactly,
+// as MySQL compares table names on Linux) and its database, the qualifier
+// or else the session's, is the database of one of the rule's datanodes.
+// Another database's table of that name is a different table.
+func (pc *prepCtx) match(tn *ast.TableName, schema string) *rule {
+	r := pc.rt.byName[tn.Name.O]
+	if r == nil || tn.IsAlias {
+		return nil
+	}
+	if schema == "" {
+		schema = tn.Schema.O
+	}
+	if schema == "" {
+		schema = pc.db
+	}
+	if !r.dbs[schema] {
+		return nil
+	}
+	return r
+}
+
+func (pc *prepCtx) prepare(stmts []ast.StmtNode) *Prepared {
+	var sc scan
+	var matched []*ast.TableName
+	var rules []*rule
+	for _, st := range stmts {
+		st.Accept(&sc)
+	}
+	for _, tn := range sc.tables {
+		schema := ""
+		if sh, ok := stmts[0].(*ast.ShowStmt); ok && sh.DBName != "" {
+			schema = sh.DBName
+		}
+		if r := pc.match(tn, schema); r != nil {
+			matched = append(matched, tn)
+			rules = append(rules, r)
+		}
+	}
+	if len(matched) == 0 {
+		if sh, ok := stmts[0].(*ast.ShowStmt); ok && len(stmts) == 1 && sh.Tp == ast.ShowTables {
+			return pc.showTables(sh)
+		}
+		return &Prepared{fixed: unshardedPlan}
+	}
+	r := rules[0]
+	pc.rule, pc.tn, pc.params = r, matched[0], sc.params
+	pc.tables = map[*ast.TableName]bool{matched[0]: true}
+	switch {
+	case len(stmts) > 1:
+		return fail("several statements in one query with sharded table %s are not supported", r.table)
+	case len(matched) > 1 && matched[1].Name.O != r.table:
+		return fail("a statement on sharded tables %s and %s is not supported", r.table, matched[1].Name.O)
+	case len(matched) > 1:
+		return fail("a statement naming sharded table %s twice (self-join, subquery) is not supported", r.table)
+	case len(sc.tables) > 1:
+		other := sc.tables[0]
+		if other == matched[0] {
+			other = sc.tables[1]
+		}
+		if sc.join {
+			return fail("cross-shard JOIN of %s and %s is not supported", r.table, other.Name.O)
+		}
+		return fail("a statement on sharded table %s and table %s is not supported", r.table, other.Name.O)
+	case sc.subquery || sc.derived:
+		return fail("subqueries on sharded table %s are not supported", r.table)
+	case sc.union:
+		return fail("UNION on sharded table %s is not supported", r.table)
+	case sc.with:
+		return fail("WITH on sharded table %s is not supported", r.table)
+	case sc.window:
+		return fail("window functions on sharded table %s are not supported", r.table)
+	}
+	pc.res = newRestorer(pc.sql, pc.mode)
+	switch st := stmts[0].(type) {
+	case *ast.SelectStmt:
+		return pc.prepareSelect(st, st)
+	case *ast.InsertStmt:
+		return pc.prepareInsert(st)
+	case *ast.UpdateStmt:
+		return pc.prepareUpdate(st, st)
+	case *ast.DeleteStmt:
+		return pc.prepareDelete(st, st)
+	case *ast.ExplainStmt:
+		return pc.prepareExplain(st)
+	case *ast.ShowStmt:
+		return pc.prepareShow(st, st)
+	case *ast.CreateTableStmt:
+		if st.Select != nil {
+			return fail("CREATE TABLE ... SELECT on sharded table %s is not supported", r.table)
+		}
+		if st.ReferTable != nil {
+			return fail("CREATE TABLE ... LIKE on sharded table %s is not supported", r.table)
+		}
+		return pc.prepareDDL(st)
+	case *ast.AlterTableStmt:
+		for _, spec := range st.Specs {
+			if spec.Tp == ast.AlterTableRenameTable {
+				return fail("renaming sharded table %s is not supported", r.table)
+			}
+		}
+		return pc.prepareDDL(st)
+	case *ast.DropTableStmt:
+		if st.IsView {
+			return fail("DROP VIEW of sharded table %s is not supported", r.table)
+		}
+		return pc.prepareDDL(st)
+	case *ast.TruncateTableStmt, *ast.CreateIndexStmt, *ast.DropIndexStmt:
+		return pc.prepareDDL(st)
+	case *ast.RenameTableStmt:
+		return fail("renaming sharded table %s is not supported", r.table)
+	}
+	return fail("%s on sharded table %s is not supported", stmtName(stmts[0]), r.table)
+}
+
+func stmtName(st ast.StmtNode) string {
+	s := fmt.Sprintf("%T", st)
+	s = strings.TrimPrefix(s, "*ast.")
+	s = strings.TrimSuffix(s, "Stmt")
+	return "statement " + s
+}
+
+func fail(format string, args ...any) *Prepared {
+	return &Prepared{err: refuse(format, args...)}
+}
+
+// targets restores root for every shard with the table renamed.
+func (pc *prepCtx) templ(root ast.Node) (*template, error) {
+	return pc.res.restore(root)
+}
+
+// rename points the sharded table at the markers (once per AST).
+func (pc *prepCtx) rename(root ast.Node) {
+	root.Accept(wrapper{pc.res})
+	root.Accept(&renamer{r: pc.res, tables: pc.tables, logical: pc.rule.table, alias: pc.alias != ""})
+}
+
+// target expands template t for shard s.
+func (pc *prepCtx) target(t *template, s int) Target {
+	node, schema, table := pc.rule.physical(s)
+	return Target{Node: node, Shard: s, Schema: schema, Table: table, SQL: t.expand(schema, table), Params: pc.targetParams(t)}
+}
+
+// targetParams is nil when the target uses the parameters as the client
+// sent them (all, in order).
+func (pc *prepCtx) targetParams(t *template) []int {
+	if len(t.params) == pc.params {
+		same := true
+		for i, p := range t.params {
+			if p != i {
+				same = false
+				break
+			}
+		}
+		if same {
+			return nil
+		}
+	}
+	if t.params == nil {
+		return []int{}
+	}
+	return t.params
+}
+
+// singles fills p.single from template t.
+func (pc *prepCtx) singles(p *Prepared, t *template) {
+	n := pc.rule.shards()
+	p.single = make([]*Plan, n)
+	for s := 0; s < n; s++ {
+		p.single[s] = &Plan{Kind: RouteSingle, Tables: p.tables, Targets: []Target{pc.target(t, s)}}
+	}
+}
+
+func (pc *prepCtx) newPrepared() *Prepared {
+	return &Prepared{Params: pc.params, rule: pc.rule, tables: []string{pc.rule.table}}
+}
+
+// allPlan is a plan on every shard from template t, with merge m.
+func (pc *prepCtx) allPlan(t *template, m *Merge) *Plan {
+	n := pc.rule.shards()
+	plan := &Plan{Kind: RouteAll, Tables: []string{pc.rule.table}, Merge: m}
+	if n == 1 {
+		plan.Kind = RouteSingle
+		plan.Merge = nil
+	}
+	for s := 0; s < n; s++ {
+		plan.Targets = append(plan.Targets, pc.target(t, s))
+	}
+	return plan
+}
+
+func (pc *prepCtx) restoreErr(err error) *Prepared {
+	return fail("statement on sharded table %s cannot be rewritten: %v", pc.rule.table, err)
+}
+
+// tableAlias records the alias of the sharded table in a FROM clause.
+func (pc *prepCtx) tableAlias(refs *ast.TableRefsClause) {
+	if refs == nil || refs.TableRefs == nil {
+		return
+	}
+	if ts, ok := refs.TableRefs.Left.(*ast.TableSource); ok {
+		pc.alias = ts.AsName.O
+	}
+}
+
+// prepareUpdate plans UPDATE (root may be an EXPLAIN around it).
+func (pc *prepCtx) prepareUpdate(st *ast.UpdateStmt, root ast.StmtNode) *Prepared {
+	r := pc.rule
+	for _, a := range st.List {
+		if a.Column != nil && r.role(a.Column.Name.O) != 0 {
+			return fail("changing the sharding key of %s is not supported", r.table)
+		}
+	}
+	pc.tableAlias(st.TableRefs)
+	c := compileCond(st.Where, r)
+	var multiErr error
+	if st.Order != nil || st.Limit != nil {
+		multiErr = refuse("UPDATE with ORDER BY or LIMIT on several shards of %s is not supported", r.table)
+	}
+	return pc.keyed(root, c, multiErr)
+}
+
+// prepareDelete plans DELETE (root may be an EXPLAIN around it).
+func (pc *prepCtx) prepareDelete(st *ast.DeleteStmt, root ast.StmtNode) *Prepared {
+	r := pc.rule
+	if st.IsMultiTable {
+		return fail("multi-table DELETE on sharded table %s is not supported", r.table)
+	}
+	pc.tableAlias(st.TableRefs)
+	c := compileCond(st.Where, r)
+	var multiErr error
+	if st.Order != nil || st.Limit != nil {
+		multiErr = refuse("DELETE with ORDER BY or LIMIT on several shards of %s is not supported", r.table)
+	}
+	return pc.keyed(root, c, multiErr)
+}
+
+// keyed plans a statement whose shards follow condition c, with the same
+// SQL (renamed) on one shard or several; several answer with OK packets.
+func (pc *prepCtx) keyed(root ast.StmtNode, c *cond, multiErr error) *Prepared {
+	p := pc.newPrepared()
+	p.cond, p.multiErr = c, multiErr
+	pc.rename(root)
+	t, err := pc.templ(root)
+	if err != nil {
+		return pc.restoreErr(err)
+	}
+	pc.singles(p, t)
+	p.multi = make([]Target, len(p.single))
+	for s := range p.single {
+		p.multi[s] = p.single[s].Targets[0]
+	}
+	return pc.finish(p)
+}
+
+// finish fixes the plan when it does not depend on parameters.
+func (pc *prepCtx) finish(p *Prepared) *Prepared {
+	if pc.params == 0 && p.err == nil && p.fixed == nil {
+		plan, err := p.Bind(nil)
+		if err != nil {
+			return &Prepared{Params: p.Params, err: err}
+		}
+		return &Prepared{Params: p.Params, fixed: plan, rule: p.rule, tables: p.tables}
+	}
+	return p
+}
+
+// prepareExplain plans EXPLAIN/DESCRIBE: DESCRIBE t is SHOW COLUMNS; an
+// EXPLAIN of a statement runs on its shard when the key gives one.
+func (pc *prepCtx) prepareExplain(st *ast.ExplainStmt) *Prepared {
+	multi := refuse("EXPLAIN of a statement on several shards of %s is not supported", pc.rule.table)
+	var p *Prepared
+	switch x := st.Stmt.(type) {
+	case *ast.ShowStmt:
+		return pc.prepareShow(x, st)
+	case *ast.SelectStmt:
+		pc.tableAlias(x.From)
+		p = pc.keyed(st, compileCond(x.Where, pc.rule), multi)
+	case *ast.UpdateStmt:
+		pc.tableAlias(x.TableRefs)
+		p = pc.keyed(st, compileCond(x.Where, pc.rule), multi)
+	case *ast.DeleteStmt:
+		pc.tableAlias(x.TableRefs)
+		p = pc.keyed(st, compileCond(x.Where, pc.rule), multi)
+	default:
+		return fail("EXPLAIN of this statement on sharded table %s is not supported", pc.rule.table)
+	}
+	return p
+}
+
+// prepareShow plans SHOW CREATE TABLE, SHOW COLUMNS, SHOW INDEX and
+// DESCRIBE of the logical table: they run on shard 0's physical table,
+// and Plan.Rename lets the executor present the logical name.
+func (pc *prepCtx) prepareShow(st *ast.ShowStmt, root ast.StmtNode) *Prepared {
+	switch st.Tp {
+	case ast.ShowCreateTable, ast.ShowColumns, ast.ShowIndex:
+	default:
+		return fail("this SHOW statement on sharded table %s is not supported", pc.rule.table)
+	}
+	dbName := st.DBName
+	st.DBName = ""
+	if dbName != "" && pc.tn.Schema.O == "" {
+		pc.tn.Schema = ast.NewCIStr(dbName)
+	}
+	pc.rename(root)
+	t, err := pc.templ(root)
+	if err != nil {
+		return pc.restoreErr(err)
+	}
+	tg := pc.target(t, 0)
+	return &Prepared{Params: pc.params, fixed: &Plan{
+		Kind: RouteSingle, Tables: []string{pc.rule.table},
+		Targets: []Target{tg},
+		Rename:  map[string]string{tg.Table: pc.rule.table},
+	}}
+}
+
+// showTables: SHOW TABLES routes as usual; Rename maps the physical table
+// names of the session database to their logical names.
+func (pc *prepCtx) showTables(st *ast.ShowStmt) *Prepared {
+	db := st.DBName
+	if db == "" {
+		db = pc.db
+	}
+	m := pc.rt.showRename[db]
+	if len(m) == 0 {
+		return &Prepared{fixed: unshardedPlan}
+	}
+	return &Prepared{fixed: &Plan{Kind: RouteUnsharded, Rename: m}}
+}
+
+// prepareDDL fans DDL on the logical table out to every physical table.
+func (pc *prepCtx) prepareDDL(root ast.StmtNode) *Prepared {
+	pc.rename(root)
+	t, err := pc.templ(root)
+	if err != nil {
+		return pc.restoreErr(err)
+	}
+	return &Prepared{Params: pc.params, fixed: pc.allPlan(t, nil)}
+}
