@@ -9,8 +9,8 @@ import (
 // independently (Python: zlib.crc32(struct.pack('>Q', k)) % n; k % n).
 func TestPisanixNumbering(t *testing.T) {
 	crc := []struct {
-		key           uint64
-		sum           uint32
+		key            uint64
+		sum            uint32
 		m4, m3, m7, m2 int
 	}{
 		{0, 0x6522df69, 1, 1, 4, 1},

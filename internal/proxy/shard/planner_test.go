@@ -122,13 +122,13 @@ func TestTableMatching(t *testing.T) {
 		kind    RouteKind
 	}{
 		{"SELECT * FROM t_order WHERE id = 1", "db0", RouteSingle},
-		{"SELECT * FROM t_order WHERE id = 1", "db1", RouteUnsharded},   // another db's t_order
-		{"SELECT * FROM t_order WHERE id = 1", "", RouteUnsharded},      // no db: not ours
-		{"SELECT * FROM db0.t_order WHERE id = 1", "", RouteSingle},     // qualified
+		{"SELECT * FROM t_order WHERE id = 1", "db1", RouteUnsharded},     // another db's t_order
+		{"SELECT * FROM t_order WHERE id = 1", "", RouteUnsharded},        // no db: not ours
+		{"SELECT * FROM db0.t_order WHERE id = 1", "", RouteSingle},       // qualified
 		{"SELECT * FROM db9.t_order WHERE id = 1", "db0", RouteUnsharded}, // another db
-		{"SELECT * FROM T_ORDER WHERE id = 1", "db0", RouteUnsharded},   // names are case-sensitive
-		{"SELECT * FROM t_user WHERE uid = 1", "db2", RouteSingle},      // any datanode's db
-		{"SELECT * FROM t_user WHERE UID = 1", "db1", RouteSingle},      // columns are not
+		{"SELECT * FROM T_ORDER WHERE id = 1", "db0", RouteUnsharded},     // names are case-sensitive
+		{"SELECT * FROM t_user WHERE uid = 1", "db2", RouteSingle},        // any datanode's db
+		{"SELECT * FROM t_user WHERE UID = 1", "db1", RouteSingle},        // columns are not
 		{"SELECT * FROM t_orders", "db0", RouteUnsharded},
 		{"SET autocommit = 0", "db0", RouteUnsharded},
 		{"BEGIN", "db0", RouteUnsharded},
