@@ -154,6 +154,7 @@ type app struct {
 	logger  *slog.Logger
 	level   *slog.LevelVar
 	p       *proxy.Proxy
+	m       *metrics.Proxy
 	adm     *admin.Server
 	current atomicConfig
 }
@@ -166,6 +167,7 @@ func newApp(adminAddr, logLevel string) (*app, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m := metrics.NewProxy(reg)
+	a.m = m
 	a.p = proxy.New(a.logger, m)
 	a.p.EnableGovernanceMetrics(reg)
 	reg.MustRegister(metrics.NewPoolCollector(a.p.PoolStats), a.p.ParserCollector())
@@ -197,8 +199,25 @@ func newApp(adminAddr, logLevel string) (*app, error) {
 	return a, nil
 }
 
-// apply makes cfg current, all or nothing.
+// errNoListeners refuses a reload that would close every listener.
+var errNoListeners = errors.New("the new configuration has no [[proxy.config]] listener and would close every listener " +
+	"(a truncated or half-written file?); set allow_no_listeners = true under [proxy] to do it on purpose, or restart")
+
+// apply makes cfg current, all or nothing. Every configuration after the
+// first is counted, applied or rejected.
 func (a *app) apply(cfg *proxyconfig.Config) error {
+	prev := a.current.load()
+	err := a.applyNext(prev, cfg)
+	if prev != nil {
+		a.m.ConfigReload(err == nil)
+	}
+	return err
+}
+
+func (a *app) applyNext(prev, cfg *proxyconfig.Config) error {
+	if prev != nil && len(prev.Proxy.Config) > 0 && len(cfg.Proxy.Config) == 0 && !cfg.Proxy.AllowNoListeners {
+		return errNoListeners
+	}
 	if err := a.p.Apply(cfg); err != nil {
 		return err
 	}
@@ -250,6 +269,8 @@ func runDaemon(ctx context.Context, g *globalFlags, path string) error {
 		next, err := loadConfig(path, g)
 		if err == nil {
 			err = a.apply(next)
+		} else {
+			a.m.ConfigReload(false)
 		}
 		if err != nil {
 			a.logger.Error("config reload rejected; the previous config keeps serving", "trigger", why, "error", err)
@@ -260,15 +281,25 @@ func runDaemon(ctx context.Context, g *globalFlags, path string) error {
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(sigs)
-	// The file is also watched: a change (mtime or size) reloads it.
-	tick := time.NewTicker(time.Second)
+	// The file is also watched: a change (mtime or size) reloads it once
+	// the file has stayed the same for a tick, so that a file still being
+	// written is not read half-way.
+	tick := time.NewTicker(500 * time.Millisecond)
 	defer tick.Stop()
+	pending := ""
 	for {
 		select {
 		case <-ctx.Done():
 			return a.shutdown()
 		case <-tick.C:
-			if st := fileStamp(path); st != "" && st != stamp {
+			st := fileStamp(path)
+			switch {
+			case st == "" || st == stamp:
+				pending = ""
+			case st != pending:
+				pending = st // changed: wait for it to settle
+			default:
+				pending = ""
 				reload("file changed")
 			}
 		case sig := <-sigs:

@@ -76,6 +76,7 @@ type Proxy struct {
 	clientConnectionsTotal *prometheus.CounterVec
 	clientAuthFailures     *prometheus.CounterVec
 	stmtReprepares         *prometheus.CounterVec
+	configReloads          *prometheus.CounterVec
 
 	backendPins          *prometheus.CounterVec
 	routing              *routing
@@ -162,6 +163,11 @@ func NewProxy(reg prometheus.Registerer) *Proxy {
 			Name:      "client_auth_failures_total",
 			Help:      "Client handshakes rejected because authentication failed.",
 		}, []string{LabelDomain}),
+		configReloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace,
+			Name:      "config_reloads_total",
+			Help:      "Configurations offered after the first (file changes, SIGHUP, the controller), by result: applied or rejected.",
+		}, []string{"result"}),
 		stmtReprepares: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: Namespace,
 			Name:      "stmt_reprepares_total",
@@ -200,7 +206,7 @@ func NewProxy(reg prometheus.Registerer) *Proxy {
 func (p *Proxy) Collectors() []prometheus.Collector {
 	return append([]prometheus.Collector{
 		p.sqlProcessed, p.sqlDuration, p.sqlUnderProcessing,
-		p.clientConnections, p.clientConnectionsTotal, p.clientAuthFailures, p.stmtReprepares,
+		p.clientConnections, p.clientConnectionsTotal, p.clientAuthFailures, p.stmtReprepares, p.configReloads,
 		p.backendPins, p.errors, p.backendConnectErrors, p.backendEndpointUp,
 	}, p.routing.collectors()...)
 }
@@ -241,6 +247,16 @@ func (p *Proxy) ClientDisconnected(domain string) {
 // ClientAuthFailed records a client whose authentication failed.
 func (p *Proxy) ClientAuthFailed(domain string) {
 	p.clientAuthFailures.WithLabelValues(domain).Inc()
+}
+
+// ConfigReload records a configuration offered after the first one, applied
+// or rejected.
+func (p *Proxy) ConfigReload(applied bool) {
+	result := "rejected"
+	if applied {
+		result = "applied"
+	}
+	p.configReloads.WithLabelValues(result).Inc()
 }
 
 // Reprepared records a client statement prepared again after its backend

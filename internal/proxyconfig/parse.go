@@ -52,11 +52,31 @@ func Load(path string) (*Config, error) {
 	if err != nil {
 		return nil, err
 	}
+	if blank(data) {
+		// An editor that truncates before it writes, or `: > file`: never
+		// take that for a configuration that asks for nothing.
+		return nil, fmt.Errorf("%s: %w", path, ErrEmptyFile)
+	}
 	cfg, err := parse(data, FormatForPath(path), path)
 	if err != nil {
 		return nil, err
 	}
 	return cfg, nil
+}
+
+// ErrEmptyFile is returned by Load for a file with nothing but white space
+// and comments.
+var ErrEmptyFile = errors.New("the file is empty (only white space or comments): refusing it as a configuration")
+
+// blank reports data with nothing but white space and # comments.
+func blank(data []byte) bool {
+	for _, line := range bytes.Split(data, []byte("\n")) {
+		line = bytes.TrimSpace(line)
+		if len(line) > 0 && line[0] != '#' {
+			return false
+		}
+	}
+	return true
 }
 
 // Parse decodes data strictly (unknown keys are errors), applies defaults

@@ -47,6 +47,10 @@ type Admin struct {
 // Proxy holds the MySQL listeners.
 type Proxy struct {
 	Config []Listener `toml:"config" json:"config"`
+	// AllowNoListeners confirms a configuration without listeners: a
+	// reload of one that has none is refused unless it says so, so that a
+	// truncated or half-written file never closes every listener.
+	AllowNoListeners bool `toml:"allow_no_listeners,omitempty" json:"allow_no_listeners,omitempty"`
 }
 
 // Listener is one [[proxy.config]] entry: a MySQL front-end listener.

@@ -311,6 +311,9 @@ func BuildProxyConfig(ns, app string, objs Objects) (*proxyconfig.Config, []Prob
 		}
 	}
 	cfg.NodeGroup.Members = append(cfg.NodeGroup.Members, b.groups...)
+	// A VirtualDatabase without services asks for no listener; one whose
+	// services are all broken does not, and a sidecar keeps its listeners.
+	cfg.Proxy.AllowNoListeners = len(vdb.Spec.Services) == 0
 	if len(cfg.Proxy.Config) > 1 {
 		if err := check(cfg); err != nil {
 			b.ps.add(Problem{Kind: KindVirtualDatabase, Namespace: ns, Name: vdb.Name, Reason: v1alpha1.ReasonInvalidSpec,
