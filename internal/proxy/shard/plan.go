@@ -97,6 +97,8 @@ type Merge struct {
 	// the column count is known.
 	Columns int
 	// Derived is the number of derived columns at the end of each row.
+	// Merge.Resolve(ncols) turns a spec with Columns -1 or negative
+	// indexes into an absolute one once the column count is known.
 	Derived int
 	// OrderBy is the order the shards return their rows in (the rewrite
 	// pushes it down) and the order of the merged stream.
@@ -175,4 +177,71 @@ type Cond struct {
 	Column int
 	Op     CmpOp
 	Value  string
+}
+
+// Resolve returns the merge spec for shard rows of ncols columns: when
+// Columns is -1 (a wildcard) or a column index is negative, a copy with
+// Columns = ncols - Derived and every index made absolute; otherwise m
+// itself. It returns nil if ncols is too small for the derived columns.
+func (m *Merge) Resolve(ncols int) *Merge {
+	if m == nil {
+		return nil
+	}
+	neg := m.Columns < 0
+	for _, k := range m.OrderBy {
+		neg = neg || k.Column < 0
+	}
+	for _, k := range m.Resort {
+		neg = neg || k.Column < 0
+	}
+	for _, g := range m.GroupBy {
+		neg = neg || g < 0
+	}
+	for _, a := range m.Aggregates {
+		neg = neg || a.Column < 0 || a.SumColumn < 0 || a.CountColumn < 0
+	}
+	for _, c := range m.Having {
+		neg = neg || c.Column < 0
+	}
+	if !neg {
+		return m
+	}
+	if ncols-m.Derived < 1 {
+		return nil
+	}
+	abs := func(c int) int {
+		if c < 0 {
+			return ncols + c
+		}
+		return c
+	}
+	r := *m
+	if r.Columns < 0 {
+		r.Columns = ncols - m.Derived
+	}
+	r.OrderBy = append([]SortKey(nil), m.OrderBy...)
+	for i := range r.OrderBy {
+		r.OrderBy[i].Column = abs(r.OrderBy[i].Column)
+	}
+	r.Resort = append([]SortKey(nil), m.Resort...)
+	for i := range r.Resort {
+		r.Resort[i].Column = abs(r.Resort[i].Column)
+	}
+	r.GroupBy = append([]int(nil), m.GroupBy...)
+	for i := range r.GroupBy {
+		r.GroupBy[i] = abs(r.GroupBy[i])
+	}
+	r.Aggregates = append([]Aggregate(nil), m.Aggregates...)
+	for i := range r.Aggregates {
+		a := &r.Aggregates[i]
+		a.Column = abs(a.Column)
+		if a.Kind == AggAvg {
+			a.SumColumn, a.CountColumn = abs(a.SumColumn), abs(a.CountColumn)
+		}
+	}
+	r.Having = append([]Cond(nil), m.Having...)
+	for i := range r.Having {
+		r.Having[i].Column = abs(r.Having[i].Column)
+	}
+	return &r
 }

@@ -2,6 +2,7 @@ package shard
 
 import (
 	"fmt"
+	"sort"
 	"strings"
 
 	"github.com/database-mesh/pisanix-go/internal/mysql"
@@ -181,6 +182,7 @@ func isWord(c byte) bool {
 // scan collects what the planner must know about a statement's shape.
 type scan struct {
 	tables    []*ast.TableName
+	markers   []*driver.ParamMarkerExpr
 	params    int
 	subquery  bool
 	join      bool
@@ -212,9 +214,7 @@ func (s *scan) Enter(n ast.Node) (ast.Node, bool) {
 	case *ast.WithClause:
 		s.with = true
 	case *driver.ParamMarkerExpr:
-		if x.Order+1 > s.params {
-			s.params = x.Order + 1
-		}
+		s.markers = append(s.markers, x)
 	case *ast.VariableExpr:
 		s.variables = true
 	}
@@ -252,6 +252,12 @@ func (pc *prepCtx) prepare(stmts []ast.StmtNode) *Prepared {
 	for _, st := range stmts {
 		st.Accept(&sc)
 	}
+	// The parser leaves Order 0: number the markers by text position.
+	sort.Slice(sc.markers, func(i, j int) bool { return sc.markers[i].Offset < sc.markers[j].Offset })
+	for i, m := range sc.markers {
+		m.Order = i
+	}
+	sc.params = len(sc.markers)
 	for _, tn := range sc.tables {
 		schema := ""
 		if sh, ok := stmts[0].(*ast.ShowStmt); ok && sh.DBName != "" {

@@ -209,12 +209,12 @@ func (v *renamer) Enter(n ast.Node) (ast.Node, bool) {
 			}
 			x.Table = v.r.tableMarker()
 		}
-	case *ast.WildCardField:
-		if !v.alias && x.Table.O != "" && strings.EqualFold(x.Table.O, v.logical) {
-			if x.Schema.O != "" {
-				x.Schema = v.r.schemaMarker()
+	case *ast.SelectField:
+		if w := x.WildCard; w != nil && !v.alias && w.Table.O != "" && strings.EqualFold(w.Table.O, v.logical) {
+			if w.Schema.O != "" {
+				w.Schema = v.r.schemaMarker()
 			}
-			x.Table = v.r.tableMarker()
+			w.Table = v.r.tableMarker()
 		}
 	}
 	return n, false

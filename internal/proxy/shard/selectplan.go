@@ -112,6 +112,7 @@ type selAnalysis struct {
 	firstWild int // index of the first wildcard, or -1
 	lastWild  int
 	derived   []derivedCol
+	byKey     map[string]colRef // derived columns by normalized expression
 	merge     *Merge
 	aggs      []aggRef
 
@@ -337,10 +338,24 @@ func limitValue(e ast.ExprNode) (uint64, bool) {
 	return 0, false
 }
 
-// addDerived appends a derived column whose expression get returns.
-func (a *selAnalysis) addDerived(get func() ast.ExprNode) colRef {
+// addDerived appends a derived column whose expression get returns; key
+// is the expression's normalized text ("" for AVG's helpers).
+func (a *selAnalysis) addDerived(key string, get func() ast.ExprNode) colRef {
 	a.derived = append(a.derived, derivedCol{expr: get})
-	return derivedRef(len(a.derived) - 1)
+	c := derivedRef(len(a.derived) - 1)
+	if key != "" {
+		if a.byKey == nil {
+			a.byKey = make(map[string]colRef)
+		}
+		a.byKey[key] = c
+	}
+	return c
+}
+
+// existingDerived returns a derived column computing key.
+func (a *selAnalysis) existingDerived(key string) (colRef, bool) {
+	c, ok := a.byKey[key]
+	return c, ok
 }
 
 // orderRef resolves an ORDER BY item (item is read again at edit time).
@@ -372,7 +387,10 @@ func (a *selAnalysis) orderRef(it *ast.ByItem) (colRef, error) {
 			return a.visibleOrDerived(i, it), nil
 		}
 	}
-	return a.addDerived(func() ast.ExprNode { return it.Expr }), nil
+	if c, ok := a.existingDerived(key); ok {
+		return c, nil
+	}
+	return a.addDerived(key, func() ast.ExprNode { return it.Expr }), nil
 }
 
 // visibleOrDerived references field i, or a derived copy of the item's
@@ -381,7 +399,11 @@ func (a *selAnalysis) visibleOrDerived(i int, it *ast.ByItem) colRef {
 	if a.knownPosition(i) {
 		return fieldRef(i)
 	}
-	return a.addDerived(func() ast.ExprNode { return it.Expr })
+	key := normalize(unparen(it.Expr))
+	if c, ok := a.existingDerived(key); ok {
+		return c
+	}
+	return a.addDerived(key, func() ast.ExprNode { return it.Expr })
 }
 
 // rowsShape: the shards compute whole rows; the merger merges by order.
@@ -529,10 +551,10 @@ func (a *selAnalysis) addAgg(c colRef, ag *ast.AggregateFuncExpr) error {
 	}
 	ref := aggRef{col: c, kind: kind}
 	if kind == AggAvg {
-		ref.sum = a.addDerived(func() ast.ExprNode {
+		ref.sum = a.addDerived("", func() ast.ExprNode {
 			return &ast.AggregateFuncExpr{F: "sum", Args: ag.Args, Distinct: ag.Distinct}
 		})
-		ref.cnt = a.addDerived(func() ast.ExprNode {
+		ref.cnt = a.addDerived("", func() ast.ExprNode {
 			return &ast.AggregateFuncExpr{F: "count", Args: ag.Args, Distinct: ag.Distinct}
 		})
 	}
@@ -565,7 +587,10 @@ func (a *selAnalysis) groupRef(it *ast.ByItem) (colRef, error) {
 			}
 		}
 	}
-	return a.addDerived(func() ast.ExprNode { return it.Expr }), nil
+	if c, ok := a.existingDerived(key); ok {
+		return c, nil
+	}
+	return a.addDerived(key, func() ast.ExprNode { return it.Expr }), nil
 }
 
 // aggOrderRef resolves an ORDER BY item of the aggregate shape: a visible
@@ -590,7 +615,10 @@ func (a *selAnalysis) aggColumn(ag *ast.AggregateFuncExpr) (colRef, error) {
 			return fieldRef(i), nil
 		}
 	}
-	c := a.addDerived(func() ast.ExprNode { return ag })
+	if c, ok := a.existingDerived(key); ok {
+		return c, nil
+	}
+	c := a.addDerived(key, func() ast.ExprNode { return ag })
 	if err := a.addAgg(c, ag); err != nil {
 		return colRef{}, err
 	}
