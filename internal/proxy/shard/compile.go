@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/database-mesh/pisanix-go/internal/proxyconfig"
 	"github.com/database-mesh/pisanix-go/internal/sqlparse"
@@ -259,12 +260,13 @@ func datanodeDB(cfg *proxyconfig.Config, name string) (string, bool) {
 	return "", false
 }
 
-// planCache caches Prepared statements by (db, SQL text). It is a bounded
-// map cleared when full: simple, and a working set that fits stays cached.
+// planCache caches Prepared statements by (db, SQL text). It is bounded:
+// when full it starts over empty (a working set that fits stays cached).
+// Reads take no lock.
 type planCache struct {
-	mu  sync.RWMutex
-	max int
-	m   map[cacheKey]*Prepared
+	max int64
+	m   atomic.Pointer[sync.Map] // cacheKey -> *Prepared
+	n   atomic.Int64
 }
 
 type cacheKey struct{ db, sql string }
@@ -272,22 +274,21 @@ type cacheKey struct{ db, sql string }
 const defaultCacheEntries = 4096
 
 func (c *planCache) init(n int) {
-	c.max = n
-	c.m = make(map[cacheKey]*Prepared)
+	c.max = int64(n)
+	c.m.Store(new(sync.Map))
 }
 
 func (c *planCache) get(k cacheKey) *Prepared {
-	c.mu.RLock()
-	p := c.m[k]
-	c.mu.RUnlock()
-	return p
+	if v, ok := c.m.Load().Load(k); ok {
+		return v.(*Prepared)
+	}
+	return nil
 }
 
 func (c *planCache) put(k cacheKey, p *Prepared) {
-	c.mu.Lock()
-	if len(c.m) >= c.max {
-		clear(c.m)
+	if c.n.Add(1) > c.max {
+		c.m.Store(new(sync.Map))
+		c.n.Store(1)
 	}
-	c.m[k] = p
-	c.mu.Unlock()
+	c.m.Load().Store(k, p)
 }

@@ -47,22 +47,33 @@ type Prepared struct {
 }
 
 // Prepare plans sql (a COM_STMT_PREPARE text) in session database db.
-// Errors are *mysql.Error (1235) for statements on sharded tables the
-// planner cannot run exactly.
+// Errors are *mysql.Error (1235, or 1136 for an INSERT row of the wrong
+// length) for statements on sharded tables the planner can never run
+// exactly; refusals that depend on the parameters (several shards) come
+// from Bind. Prepared statements are cached by (db, text).
 func (rt *Router) Prepare(sql, db string) (*Prepared, error) {
-	if p := rt.cache.get(cacheKey{db, sql}); p != nil {
-		return p, nil
+	p := rt.cached(sql, db)
+	if p.err != nil {
+		return nil, p.err
 	}
-	p := rt.prepare(sql, db)
-	rt.cache.put(cacheKey{strings.Clone(db), strings.Clone(sql)}, p)
 	return p, nil
 }
 
-// Plan plans a COM_QUERY text in session database db (db may be empty).
-// The returned Plan may be shared with other callers: do not modify it.
+func (rt *Router) cached(sql, db string) *Prepared {
+	if p := rt.cache.get(cacheKey{db, sql}); p != nil {
+		return p
+	}
+	p := rt.prepare(sql, db)
+	rt.cache.put(cacheKey{strings.Clone(db), strings.Clone(sql)}, p)
+	return p
+}
+
+// Plan plans a COM_QUERY text in session database db (db may be empty:
+// then only schema-qualified tables can match a rule). Statements naming
+// no sharded table give RouteUnsharded. Errors are *mysql.Error. The
+// returned Plan may be shared with other callers: do not modify it.
 func (rt *Router) Plan(sql, db string) (*Plan, error) {
-	p, _ := rt.Prepare(sql, db)
-	return p.Bind(nil)
+	return rt.cached(sql, db).Bind(nil)
 }
 
 // Bind returns the plan for one execution with args, the decoded
