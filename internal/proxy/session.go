@@ -587,7 +587,12 @@ func (s *session) exec(p []byte, cmd byte, fn relayFunc, retryable bool) (result
 		if err == nil {
 			if r.err != nil {
 				s.l.metrics.Error(s.rt.name, r.err.Code)
-				s.pendingPins = 0
+				if !r.sent {
+					// The failed statement was the first: nothing ran. (An
+					// error after earlier results of a multi-statement text
+					// leaves what they did.)
+					s.pendingPins = 0
+				}
 			}
 			s.afterCommand(&r)
 			return r, nil
@@ -677,7 +682,9 @@ func (s *session) handleQuery(p []byte) error {
 		if locks {
 			s.pendingPins |= pinLock
 		}
-		if userVars {
+		if userVars || (len(q) > 0 && sqlparse.UntrackedState(unsafe.String(&q[0], len(q)))) {
+			// User variables, or session state the server's tracker does
+			// not report: keep this connection, reset it before reuse.
 			s.pendingPins |= pinSessionState
 		}
 		s.routeFor(q, facts)
@@ -824,6 +831,11 @@ func (s *session) handlePrepare(p []byte) error {
 			if err == nil && r.err == nil {
 				// Pin before afterCommand can release the connection.
 				s.pin(pinPrepared)
+				if sqlparse.UntrackedState(sqlText) {
+					// Its executions may change state the server does not
+					// report: keep the connection after the statement goes.
+					s.pin(pinSessionState)
+				}
 				s.stmts[id] = stmt{backendID: bid, sql: sqlText, params: params, readOnly: facts != nil && facts.ReadOnly}
 			}
 			return r, err
