@@ -91,7 +91,9 @@ var setStatements = []func(r *rand.Rand) string{
 	},
 	func(r *rand.Rand) string { return "SET TRANSACTION ISOLATION LEVEL " + isolation(r) },
 	func(r *rand.Rand) string { return fmt.Sprintf("SET autocommit = %d", r.IntN(2)) },
-	func(r *rand.Rand) string { return []string{"USE test", "USE mysql", "USE information_schema"}[r.IntN(3)] },
+	func(r *rand.Rand) string {
+		return []string{"USE test", "USE mysql", "USE information_schema"}[r.IntN(3)]
+	},
 	func(r *rand.Rand) string { return fmt.Sprintf("SET max_sort_length = %d", 1024+r.IntN(1000)) },
 	func(r *rand.Rand) string { return fmt.Sprintf("SET @@group_concat_max_len = %d", 1024+r.IntN(1000)) },
 	func(r *rand.Rand) string {
