@@ -366,8 +366,26 @@ func fail(format string, args ...any) *Prepared {
 	return &Prepared{err: refuse(format, args...)}
 }
 
-// targets restores root for every shard with the table renamed.
+// templ restores root into a template.
+//
+// LOCK IN SHARE MODE is written as the TiDB restorer does not: it writes
+// FOR SHARE, which MariaDB does not know.
 func (pc *prepCtx) templ(root ast.Node) (*template, error) {
+	st, _ := root.(*ast.SelectStmt)
+	if ex, ok := root.(*ast.ExplainStmt); ok {
+		st, _ = ex.Stmt.(*ast.SelectStmt)
+	}
+	if st != nil && st.LockInfo != nil && st.LockInfo.LockType == ast.SelectLockForShare &&
+		len(st.LockInfo.Tables) == 0 && st.SelectIntoOpt == nil {
+		st.LockInfo.LockType = ast.SelectLockNone
+		t, err := pc.res.restore(root)
+		st.LockInfo.LockType = ast.SelectLockForShare
+		if err == nil {
+			last := &t.parts[len(t.parts)-1]
+			*last = strings.TrimRight(*last, " ") + " LOCK IN SHARE MODE"
+		}
+		return t, err
+	}
 	return pc.res.restore(root)
 }
 

@@ -182,8 +182,54 @@ func (w wrapper) Leave(n ast.Node) (ast.Node, bool) {
 		}
 	case *driver.ParamMarkerExpr:
 		return &paramMarker{x, w.r}, true
+	case *ast.FuncCallExpr:
+		// The TiDB parser names two functions internally; restore the SQL.
+		switch x.FnName.L {
+		case ast.CharFunc:
+			return &charFunc{x}, true
+		case ast.InsertFunc:
+			x.FnName = ast.NewCIStr("INSERT")
+		}
 	}
 	return n, true
+}
+
+// charFunc restores CHAR(n, ... [USING charset]): the parser keeps it as
+// char_func(n, ..., charset or NULL).
+type charFunc struct {
+	*ast.FuncCallExpr
+}
+
+func (n *charFunc) Restore(ctx *format.RestoreCtx) error {
+	ctx.WriteKeyWord("CHAR")
+	ctx.WritePlain("(")
+	args := n.Args
+	var cs ast.ExprNode
+	if len(args) > 0 {
+		cs, args = args[len(args)-1], args[:len(args)-1]
+	}
+	for i, a := range args {
+		if i > 0 {
+			ctx.WritePlain(", ")
+		}
+		if err := a.Restore(ctx); err != nil {
+			return err
+		}
+	}
+	if v, ok := cs.(*driver.ValueExpr); ok && v.Kind() != driver.KindNull {
+		ctx.WriteKeyWord(" USING ")
+		ctx.WritePlain(v.GetString())
+	}
+	ctx.WritePlain(")")
+	return nil
+}
+
+func (n *charFunc) Accept(v ast.Visitor) (ast.Node, bool) {
+	nn, skip := v.Enter(n)
+	if skip {
+		return v.Leave(nn)
+	}
+	return v.Leave(n)
 }
 
 // renamer points the sharded table and the column qualifiers naming it at

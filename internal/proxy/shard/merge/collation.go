@@ -146,7 +146,28 @@ func (c *collation) compare(a, b []byte) int {
 		}
 		return padCompare(a[n:], b[n:], nil)
 	}
+	// Equal leading bytes weigh the same when they are whole characters:
+	// any byte in latin1, ASCII in UTF-8.
+	i, n := 0, min(len(a), len(b))
+	if c.by == byLatin1SW {
+		for i < n && a[i] == b[i] {
+			i++
+		}
+	} else {
+		for i < n && a[i] == b[i] && a[i] < utf8.RuneSelf {
+			i++
+		}
+	}
+	a, b = a[i:], b[i:]
 	for len(a) > 0 && len(b) > 0 {
+		if c.by == byGeneralCI && a[0] < utf8.RuneSelf && b[0] < utf8.RuneSelf {
+			wa, wb := generalCI[a[0]], generalCI[b[0]]
+			if wa != wb {
+				return cmp3(wa < wb, wa > wb)
+			}
+			a, b = a[1:], b[1:]
+			continue
+		}
 		wa, na := c.next(a)
 		wb, nb := c.next(b)
 		if wa != wb {

@@ -5,6 +5,7 @@ import (
 	"io"
 	"math"
 	"math/big"
+	"math/bits"
 	"strconv"
 
 	"github.com/database-mesh/pisanix-go/internal/proxy/shard"
@@ -24,6 +25,28 @@ type accum struct {
 	vf  field   // its field within val
 	vk  key     // its key
 	k   key     // scratch
+	q   big.Int // AVG: scratch
+	num big.Int
+}
+
+// avgSmall divides an int64 sum, shifted by 10^shift, by den, rounding
+// half away from zero, when everything fits 64 bits.
+func avgSmall(d *decAcc, den uint64, shift int) (int64, bool) {
+	if d.big != nil || shift < 0 || shift >= len(pow10) || den == 0 {
+		return 0, false
+	}
+	hi, num := bits.Mul64(abs64(d.small), uint64(pow10[shift]))
+	if hi != 0 {
+		return 0, false
+	}
+	q, r := num/den, num%den
+	if r >= den-r {
+		q++
+	}
+	if q > math.MaxInt64 {
+		return 0, false
+	}
+	return neg64(int64(q), d.small < 0), true
 }
 
 func (a *accum) reset() {
@@ -326,9 +349,14 @@ func (m *Merger) appendAgg(b []byte, a *accum) ([]byte, bool) {
 		}
 		den := cnt.Uint64()
 		scale := int(c.Decimals)
-		q := divRound(new(big.Int), a.dec.value(new(big.Int)), den, scale-a.dec.scale)
 		var buf [100]byte
-		digits := q.Append(buf[:0], 10)
+		var digits []byte
+		if q, ok := avgSmall(&a.dec, den, scale-a.dec.scale); ok {
+			digits = strconv.AppendInt(buf[:0], q, 10)
+		} else {
+			q := divRound(&a.q, a.dec.value(&a.num), den, scale-a.dec.scale)
+			digits = q.Append(buf[:0], 10)
+		}
 		neg := false
 		if digits[0] == '-' {
 			neg, digits = true, digits[1:]
