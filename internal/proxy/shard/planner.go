@@ -38,9 +38,10 @@ type Prepared struct {
 	single []*Plan
 	// multi[s] is shard s's target when several are; multiErr refuses
 	// several shards (ORDER BY/LIMIT in UPDATE, COUNT(DISTINCT x), ...).
-	multi    []Target
-	merge    *Merge
-	multiErr error
+	multi      []Target
+	merge      *Merge
+	multiErr   error
+	limitParam int // SELECT ... LIMIT ?: the parameter Merge.Limit takes, or -1
 
 	// INSERT with a parameter as some row's sharding value: the rows' keys.
 	rows [][2]operand // [db key, table key] per row
@@ -122,6 +123,15 @@ func (p *Prepared) Bind(args []any) (*Plan, error) {
 		return nil, p.multiErr
 	}
 	plan := &Plan{Kind: RouteMulti, Tables: p.tables, Merge: p.merge}
+	if p.merge != nil && p.limitParam >= 0 {
+		n, ok := limitArg(args, p.limitParam)
+		if !ok {
+			return nil, mysql.NewError(1210, "HY000", "Incorrect arguments to LIMIT")
+		}
+		m := *p.merge
+		m.Limit, m.HasLimit = n, true
+		plan.Merge = &m
+	}
 	if set.all {
 		plan.Kind = RouteAll
 		plan.Targets = p.multi
@@ -132,6 +142,18 @@ func (p *Prepared) Bind(args []any) (*Plan, error) {
 		plan.Targets = append(plan.Targets, p.multi[s])
 	}
 	return plan, nil
+}
+
+// limitArg reads a LIMIT parameter.
+func limitArg(args []any, i int) (uint64, bool) {
+	if i >= len(args) {
+		return 0, false
+	}
+	k := argKey(args[i])
+	if k.kind != keyInt || k.neg {
+		return 0, false
+	}
+	return k.bits, true
 }
 
 var unshardedPlan = &Plan{Kind: RouteUnsharded}
@@ -432,7 +454,7 @@ func (pc *prepCtx) singles(p *Prepared, t *template) {
 }
 
 func (pc *prepCtx) newPrepared() *Prepared {
-	return &Prepared{Params: pc.params, rule: pc.rule, tables: []string{pc.rule.table}}
+	return &Prepared{Params: pc.params, rule: pc.rule, tables: []string{pc.rule.table}, limitParam: -1}
 }
 
 // allPlan is a plan on every shard from template t, with merge m.

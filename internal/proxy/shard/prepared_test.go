@@ -36,6 +36,18 @@ func TestPrepared(t *testing.T) {
 	if plan, _ := in.Bind([]any{int64(1), int64(2)}); !reflect.DeepEqual(shardsOf(plan), []int{0, 1}) || plan.Merge == nil || plan.Merge.Limit != 10 {
 		t.Errorf("IN two shards: %+v", plan)
 	}
+	lim, _ := rt.Prepare("SELECT v FROM t_order ORDER BY v LIMIT ?", "db0")
+	if plan, err := lim.Bind([]any{int64(3)}); err != nil || plan.Merge == nil || plan.Merge.Limit != 3 || !plan.Merge.HasLimit ||
+		plan.Targets[1].SQL != "SELECT `v` FROM `db0`.`t_order_00001` ORDER BY `v` LIMIT ?" || plan.Targets[1].Params != nil {
+		t.Errorf("LIMIT ?: %v %+v", err, plan)
+	}
+	if plan, _ := lim.Bind([]any{int64(5)}); plan.Merge.Limit != 5 {
+		t.Errorf("LIMIT ? reuses a Merge: %+v", plan.Merge)
+	}
+	agg, _ := rt.Prepare("SELECT COUNT(*) FROM t_order WHERE v = ? LIMIT ?", "db0")
+	if plan, err := agg.Bind([]any{"x", int64(1)}); err != nil || plan.Merge.Limit != 1 || !slicesEqual(plan.Targets[0].Params, []int{0}) {
+		t.Errorf("aggregate LIMIT ?: %v %+v", err, plan)
+	}
 	rg, _ := rt.Prepare("DELETE FROM t_order WHERE id BETWEEN ? AND ?", "db0")
 	if plan, _ := rg.Bind([]any{int64(4), int64(4)}); !reflect.DeepEqual(shardsOf(plan), []int{0}) {
 		t.Errorf("range: %+v", plan)
@@ -120,3 +132,5 @@ func BenchmarkPrepareUncached(b *testing.B) {
 		_ = rt.prepare("SELECT v, count(*) FROM t_order WHERE id IN (1, 2) GROUP BY v ORDER BY v LIMIT 5", "db0")
 	}
 }
+
+func slicesEqual(a, b []int) bool { return reflect.DeepEqual(a, b) }

@@ -186,7 +186,7 @@ func TestRefusals(t *testing.T) {
 		"select * from t_order lock in share mode",
 		"select sql_calc_found_rows * from t_order limit 1",
 		"select * from t_order into outfile '/tmp/x'",
-		"select v from t_order limit ?",
+		"select v from t_order limit ?, ?",
 		"select count(distinct v) from t_order",
 		"select sum(distinct v) from t_order",
 		"select group_concat(v) from t_order",

@@ -43,7 +43,8 @@ import (
 // them unknown; see Merge.
 //
 // Refused across shards (1235): FOR UPDATE / LOCK IN SHARE MODE,
-// SQL_CALC_FOUND_ROWS, SELECT ... INTO, LIMIT with parameters, WITH
+// SQL_CALC_FOUND_ROWS, SELECT ... INTO, LIMIT ?, ? (LIMIT ? alone is
+// supported: the shards get LIMIT ? and Bind sets Merge.Limit), WITH
 // ROLLUP, aggregates inside expressions (SUM(a)+1), aggregates other than
 // COUNT/SUM/MIN/MAX/AVG, DISTINCT with GROUP BY in the aggregate shape,
 // SELECT * in the aggregate shape, HAVING that is not a conjunction of
@@ -78,6 +79,7 @@ func (pc *prepCtx) prepareSelect(st *ast.SelectStmt, root ast.StmtNode) *Prepare
 			return pc.restoreErr(rerr)
 		}
 		p.merge = merge
+		p.limitParam = sa.limitParam
 		n := r.shards()
 		p.multi = make([]Target, n)
 		for s := 0; s < n; s++ {
@@ -117,6 +119,7 @@ type selAnalysis struct {
 	aggs      []aggRef
 
 	derivedPrefix string
+	limitParam    int // the parameter of LIMIT ?, or -1
 }
 
 // aggRef is an aggregate column before indexes are final.
@@ -244,7 +247,10 @@ func (a *selAnalysis) analyze() (func(*selAnalysis), *Merge, error) {
 	// LIMIT.
 	var offset, count uint64
 	hasLimit := st.Limit != nil
-	if hasLimit {
+	a.limitParam = -1
+	if pm, ok := limitParam(st.Limit); ok {
+		a.limitParam = pm // LIMIT ?: Bind sets Merge.Limit
+	} else if hasLimit {
 		var ok bool
 		if count, ok = limitValue(st.Limit.Count); !ok {
 			return nil, nil, refuse("LIMIT with parameters on several shards of %s is not supported", r.table)
@@ -307,7 +313,7 @@ func (a *selAnalysis) analyze() (func(*selAnalysis), *Merge, error) {
 		if !keepLimit {
 			a.st.Limit = nil
 			a.st.Having = nil
-		} else if hasLimit {
+		} else if hasLimit && a.limitParam < 0 {
 			a.st.Limit = &ast.Limit{Count: ast.NewValueExpr(offset+count, "", "")}
 		}
 	}
@@ -320,6 +326,18 @@ func (a *selAnalysis) analyze() (func(*selAnalysis), *Merge, error) {
 		m.Aggregates = append(m.Aggregates, x)
 	}
 	return edits, m, nil
+}
+
+// limitParam is the parameter position of `LIMIT ?` (no offset).
+func limitParam(l *ast.Limit) (int, bool) {
+	if l == nil || l.Offset != nil {
+		return 0, false
+	}
+	pm, ok := l.Count.(*driver.ParamMarkerExpr)
+	if !ok {
+		return 0, false
+	}
+	return pm.Order, true
 }
 
 func limitValue(e ast.ExprNode) (uint64, bool) {
