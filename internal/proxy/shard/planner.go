@@ -393,10 +393,21 @@ func fail(format string, args ...any) *Prepared {
 // LOCK IN SHARE MODE is written as the TiDB restorer does not: it writes
 // FOR SHARE, which MariaDB does not know.
 func (pc *prepCtx) templ(root ast.Node) (*template, error) {
-	st, _ := root.(*ast.SelectStmt)
 	if ex, ok := root.(*ast.ExplainStmt); ok {
-		st, _ = ex.Stmt.(*ast.SelectStmt)
+		if _, show := ex.Stmt.(*ast.ShowStmt); !show {
+			// The TiDB restorer writes EXPLAIN FORMAT = 'row'.
+			t, err := pc.templ(ex.Stmt)
+			if err == nil {
+				prefix := "EXPLAIN "
+				if strings.EqualFold(ex.Format, "json") {
+					prefix = "EXPLAIN FORMAT=JSON "
+				}
+				t.parts[0] = prefix + t.parts[0]
+			}
+			return t, err
+		}
 	}
+	st, _ := root.(*ast.SelectStmt)
 	if st != nil && st.LockInfo != nil && st.LockInfo.LockType == ast.SelectLockForShare &&
 		len(st.LockInfo.Tables) == 0 && st.SelectIntoOpt == nil {
 		st.LockInfo.LockType = ast.SelectLockNone
@@ -550,6 +561,9 @@ func (pc *prepCtx) finish(p *Prepared) *Prepared {
 // prepareExplain plans EXPLAIN/DESCRIBE: DESCRIBE t is SHOW COLUMNS; an
 // EXPLAIN of a statement runs on its shard when the key gives one.
 func (pc *prepCtx) prepareExplain(st *ast.ExplainStmt) *Prepared {
+	if st.Analyze || st.Explore || (st.Format != "" && !strings.EqualFold(st.Format, "row") && !strings.EqualFold(st.Format, "json")) {
+		return fail("this EXPLAIN on sharded table %s is not supported", pc.rule.table)
+	}
 	multi := refuse("EXPLAIN of a statement on several shards of %s is not supported", pc.rule.table)
 	var p *Prepared
 	switch x := st.Stmt.(type) {

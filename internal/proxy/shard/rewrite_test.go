@@ -40,7 +40,8 @@ func TestRewriteSQL(t *testing.T) {
 		{"show columns from t_order", "SHOW COLUMNS IN `db0`.`t_order_00000`"},
 		{"show index from t_order from db0", "SHOW INDEX IN `db0`.`t_order_00000`"},
 		{"describe t_order", "DESC `db0`.`t_order_00000`"},
-		{"explain select * from t_order where id = 3", "EXPLAIN FORMAT = 'row' SELECT * FROM `db0`.`t_order_00001` WHERE `id`=3"},
+		{"explain select * from t_order where id = 3", "EXPLAIN SELECT * FROM `db0`.`t_order_00001` WHERE `id`=3"},
+		{"explain format=json update t_order set v = 1 where id = 3", "EXPLAIN FORMAT=JSON UPDATE `db0`.`t_order_00001` SET `v`=1 WHERE `id`=3"},
 	}
 	for _, c := range cases {
 		db := "db0"
@@ -132,6 +133,10 @@ func TestMergeSpecs(t *testing.T) {
 			Merge{Columns: 2, Derived: 3, GroupBy: []int{0}, OrderBy: []SortKey{{0, false}},
 				Aggregates: []Aggregate{{1, AggAvg, 2, 3}, {4, AggCount, 0, 0}},
 				Having:     []Cond{{4, OpGT, "1"}, {1, OpLE, "2.5"}}, Resort: []SortKey{{1, true}}}},
+		{"select v, count(*) from t_order group by v having v > 'a' and 3 > count(*)",
+			"SELECT `v`,COUNT(1) FROM `db0`.`t_order_00000` GROUP BY `v` ORDER BY `v`",
+			Merge{Columns: 2, GroupBy: []int{0}, OrderBy: []SortKey{{0, false}}, Aggregates: []Aggregate{{1, AggCount, 0, 0}},
+				Having: []Cond{{0, OpGT, "a"}, {1, OpLT, "3"}}}},
 		// GROUP BY the sharding key: groups are whole on each shard.
 		{"select id, count(distinct v) from t_order group by id having count(*) > 1 limit 2",
 			"SELECT `id`,COUNT(DISTINCT `v`) FROM `db0`.`t_order_00000` GROUP BY `id` HAVING COUNT(1)>1 ORDER BY `id` LIMIT 2",

@@ -680,6 +680,12 @@ func (a *selAnalysis) having(e ast.ExprNode) error {
 					break
 				}
 			}
+			key := normalize(x)
+			for i, f := range a.fields {
+				if found < 0 && f.Expr != nil && f.AsName.O == "" && normalize(unparen(f.Expr)) == key {
+					found = i
+				}
+			}
 			if found < 0 {
 				return bad
 			}
