@@ -11,6 +11,24 @@ import (
 	driver "github.com/pingcap/tidb/pkg/parser/test_driver"
 )
 
+// The planner in brief (details at each statement kind):
+//
+//   - A statement naming no sharded table is RouteUnsharded (no targets).
+//     SHOW TABLES is too, with Plan.Rename for the physical names.
+//   - A statement naming a sharded table must name it once and no other
+//     table, with no subquery, derived table, UNION, WITH or window
+//     function: else 1235 ("cross-shard JOIN of t_order and t_user is not
+//     supported", ...). Several statements in one text: 1235.
+//   - SELECT, UPDATE, DELETE go to the shards their WHERE allows (keys.go);
+//     INSERT/REPLACE rows to their shards (insert.go); DDL (CREATE/ALTER/
+//     DROP/TRUNCATE TABLE, CREATE/DROP INDEX) to every shard; SHOW CREATE
+//     TABLE, SHOW COLUMNS/INDEX, DESCRIBE to shard 0; EXPLAIN of a
+//     statement that reaches one shard to that shard. RENAME, CREATE TABLE
+//     ... LIKE/SELECT, LOCK TABLES, LOAD DATA, views and any other
+//     statement naming a sharded table: 1235.
+//   - Statements are parsed once per (db, text) and cached as Prepared;
+//     Plan is Bind without parameters.
+
 // ErrCodeNotSupported is the code of every refusal: ER_NOT_SUPPORTED_YET
 // ("This version of MySQL doesn't yet support '%s'"), SQLSTATE 42000.
 const ErrCodeNotSupported = 1235
@@ -24,7 +42,8 @@ func refuse(format string, args ...any) *mysql.Error {
 // evaluates the sharding key and picks precomputed targets. It is
 // immutable and safe for concurrent use.
 type Prepared struct {
-	// Params is the number of `?` markers in the statement.
+	// Params is the number of `?` markers in the statement (0 when the
+	// text does not parse).
 	Params int
 
 	err   error // every Bind fails with it
@@ -305,7 +324,7 @@ func (pc *prepCtx) prepare(stmts []ast.StmtNode) *Prepared {
 		if sh, ok := stmts[0].(*ast.ShowStmt); ok && len(stmts) == 1 && sh.Tp == ast.ShowTables {
 			return pc.showTables(sh)
 		}
-		return &Prepared{fixed: unshardedPlan}
+		return &Prepared{Params: sc.params, fixed: unshardedPlan}
 	}
 	r := rules[0]
 	pc.rule, pc.tn, pc.params = r, matched[0], sc.params

@@ -2,6 +2,7 @@ package shard
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 
@@ -314,7 +315,11 @@ func (a *selAnalysis) analyze() (func(*selAnalysis), *Merge, error) {
 			a.st.Limit = nil
 			a.st.Having = nil
 		} else if hasLimit && a.limitParam < 0 {
-			a.st.Limit = &ast.Limit{Count: ast.NewValueExpr(offset+count, "", "")}
+			sum := offset + count
+			if sum < offset {
+				sum = math.MaxUint64
+			}
+			a.st.Limit = &ast.Limit{Count: ast.NewValueExpr(sum, "", "")}
 		}
 	}
 	m.Derived = len(a.derived)
