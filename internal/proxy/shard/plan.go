@@ -245,3 +245,43 @@ func (m *Merge) Resolve(ncols int) *Merge {
 	}
 	return &r
 }
+
+func (k AggKind) String() string {
+	switch k {
+	case AggCount:
+		return "count"
+	case AggSum:
+		return "sum"
+	case AggMin:
+		return "min"
+	case AggMax:
+		return "max"
+	case AggAvg:
+		return "avg"
+	}
+	return "unknown"
+}
+
+// MarshalText makes aggregates readable in JSON (the admin explain).
+func (k AggKind) MarshalText() ([]byte, error) { return []byte(k.String()), nil }
+
+func (o CmpOp) String() string {
+	switch o {
+	case OpEQ:
+		return "="
+	case OpNE:
+		return "<>"
+	case OpLT:
+		return "<"
+	case OpLE:
+		return "<="
+	case OpGT:
+		return ">"
+	case OpGE:
+		return ">="
+	}
+	return "?"
+}
+
+// MarshalText makes HAVING operators readable in JSON.
+func (o CmpOp) MarshalText() ([]byte, error) { return []byte(o.String()), nil }
