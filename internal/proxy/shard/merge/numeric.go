@@ -223,10 +223,15 @@ func divRound(z, num *big.Int, den uint64, shift int) *big.Int {
 // results are printed without truncation.
 func appendDouble(b []byte, v float64, decimals int, width int, bitSize int) []byte {
 	if decimals < notFixedDecimals {
+		if math.IsInf(v, 0) || math.IsNaN(v) {
+			v = 0
+		}
 		return strconv.AppendFloat(b, v, 'f', decimals, bitSize)
 	}
-	if v == 0 {
-		return append(b, '0') // also -0
+	if v == 0 || math.IsInf(v, 0) || math.IsNaN(v) {
+		// -0 prints 0; so does an overflowed SUM/AVG in MariaDB 10.11
+		// (SUM of 1.7e308 twice is 0).
+		return append(b, '0')
 	}
 	var buf [32]byte
 	e := strconv.AppendFloat(buf[:0], v, 'e', -1, bitSize)

@@ -2,6 +2,7 @@ package merge
 
 import (
 	"bufio"
+	"math"
 	"math/big"
 	"os"
 	"strconv"
@@ -59,6 +60,8 @@ func TestAppendDoubleFixed(t *testing.T) {
 		{1e15, 31, "1e15"},
 		{-1e-15, 31, "-0.000000000000001"},
 		{1e-16, 31, "1e-16"},
+		{math.Inf(1), 31, "0"},
+		{math.NaN(), 2, "0.00"},
 	} {
 		if got := string(appendDouble(nil, tc.v, tc.dec, 23, 64)); got != tc.want {
 			t.Errorf("appendDouble(%v, %d) = %s, want %s", tc.v, tc.dec, got, tc.want)

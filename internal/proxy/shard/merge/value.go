@@ -188,9 +188,11 @@ func decodeTextKey(v []byte, c *colInfo, k *key) error {
 	case kindUint:
 		k.u, ok = parseUint(v)
 	case kindFloat:
-		var err error
-		k.f, err = strconv.ParseFloat(string(v), 64)
-		ok = err == nil
+		if ok = floatText(v); ok {
+			var err error
+			k.f, err = strconv.ParseFloat(string(v), 64)
+			ok = err == nil
+		}
 	case kindDecimal:
 		k.b, ok = v, validDecimal(v)
 	case kindDateTime:
@@ -521,4 +523,15 @@ func parseTime(b []byte) (int64, bool) {
 		t = -t
 	}
 	return t, true
+}
+
+// floatText reports whether b looks like a number MariaDB prints for a
+// FLOAT or DOUBLE (strconv would also take "inf", "0x1p3", "1_0"...).
+func floatText(b []byte) bool {
+	for _, c := range b {
+		if !(c >= '0' && c <= '9' || c == '.' || c == 'e' || c == 'E' || c == '-' || c == '+') {
+			return false
+		}
+	}
+	return len(b) > 0
 }
