@@ -59,7 +59,7 @@ func TestPrepared(t *testing.T) {
 	if err != nil || len(plan.Targets) != 2 {
 		t.Fatal(err, plan)
 	}
-	if tg := plan.Targets[0]; tg.SQL != "SELECT `id`,`v`+? AS `pisa_derived_0` FROM `db0`.`t_order_00000` WHERE `v`=? ORDER BY `v`+?" || !reflect.DeepEqual(tg.Params, []int{1, 0, 1}) {
+	if tg := plan.Targets[0]; tg.SQL != "SELECT `id`,`v`+? AS `pisa_derived_0` FROM `db0`.`t_order_00000` WHERE `v`=? ORDER BY `pisa_derived_0`" || !reflect.DeepEqual(tg.Params, []int{1, 0}) {
 		t.Errorf("derived params: %+v", tg)
 	}
 }

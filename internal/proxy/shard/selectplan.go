@@ -446,7 +446,14 @@ func (a *selAnalysis) rowsShape(grouped bool) ([]*ast.ByItem, error) {
 			return nil, err
 		}
 		m.OrderBy = append(m.OrderBy, SortKey{Column: a.index(ref), Desc: it.Desc})
-		out = append(out, &ast.ByItem{Expr: &lazyExpr{get: it}, Desc: it.Desc, NullOrder: it.NullOrder})
+		var e ast.ExprNode = &lazyExpr{get: it}
+		if ref.derived >= 0 {
+			// Sort by the derived column itself, so that the shard's order
+			// is the order of the values the merger compares (ORDER BY
+			// RAND() evaluates RAND() once).
+			e = &aliasExpr{a: a, i: ref.derived}
+		}
+		out = append(out, &ast.ByItem{Expr: e, Desc: it.Desc, NullOrder: it.NullOrder})
 	}
 	if st.Distinct {
 		if a.wild > 0 {
@@ -788,4 +795,24 @@ func (l *lazyExpr) Accept(v ast.Visitor) (ast.Node, bool) {
 		return v.Leave(nn)
 	}
 	return v.Leave(l)
+}
+
+// aliasExpr restores as the alias of derived column i.
+type aliasExpr struct {
+	ast.ExprNode
+	a *selAnalysis
+	i int
+}
+
+func (e *aliasExpr) Restore(ctx *format.RestoreCtx) error {
+	ctx.WriteName(e.a.derivedPrefix + strconv.Itoa(e.i))
+	return nil
+}
+
+func (e *aliasExpr) Accept(v ast.Visitor) (ast.Node, bool) {
+	nn, skip := v.Enter(e)
+	if skip {
+		return v.Leave(nn)
+	}
+	return v.Leave(e)
 }
