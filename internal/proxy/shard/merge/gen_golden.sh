@@ -46,3 +46,23 @@ CREATE TEMPORARY TABLE d (s VARCHAR(40), x DOUBLE);
 INSERT INTO d VALUES $vals,("0",0),("1",1),("-1",-1),("0.1",0.1),("1e15",1e15),("1e16",1e16),("-1e15",-1e15),("123456789012345",123456789012345),("-123456789012345",-123456789012345),("1.7976931348623157e308",1.7976931348623157e308),("2.2250738585072014e-308",2.2250738585072014e-308),("5e-324",5e-324),("-5e-324",-5e-324),("1e-15",1e-15),("1e-16",1e-16),("-1e-15",-1e-15),("1.2345678901234567e-6",1.2345678901234567e-6),("-1.2345678901234567e-6",-1.2345678901234567e-6),("1.2345678901234567e-5",1.2345678901234567e-5),("-1.2345678901234567e-5",-1.2345678901234567e-5),("0.30000000000000004",0.30000000000000004);
 SELECT s, sum(x), avg(x) FROM d GROUP BY s;
 SQL
+
+# testdata/agg_*.tsv: a differential check of the aggregates. agg_shardN
+# are what shard N (rows with seq % 4 = N) answers to the pushed-down
+# grouped query, agg_all what one server answers to the client's query;
+# agg1_* the same without GROUP BY.
+shardq="count(*), sum(x), min(x), max(x), avg(x), sum(i), avg(i), sum(f), avg(f), max(g), sum(x), count(x), sum(i), count(i), sum(f), count(f)"
+allq="count(*), sum(x), min(x), max(x), avg(x), sum(i), avg(i), sum(f), avg(f), max(g)"
+setup="CREATE TEMPORARY TABLE a (seq INT, g VARCHAR(10) CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci,
+  x DECIMAL(12,3), i INT, f DOUBLE);
+INSERT INTO a SELECT seq, elt(1 + (seq * 7) % 10, 'a', 'A', 'b', 'B ', 'c', 'ß', 'ss', 'á', NULL, 'Z'),
+  IF(seq % 13 = 0, NULL, ((CAST(seq AS SIGNED) * 37) % 2001 - 1000) * 0.123457),
+  IF(seq % 17 = 0, NULL, (CAST(seq AS SIGNED) * 7919) % 100000 - 50000),
+  IF(seq % 19 = 0 OR (seq * 7) % 10 = 9, NULL, ((CAST(seq AS SIGNED) * 31) % 400 - 200) / 4)
+  FROM seq_1_to_2000;"
+for n in 0 1 2 3; do
+	mariadb -N -B "$@" -e "$setup SELECT g, $shardq FROM a WHERE seq % 4 = $n GROUP BY g ORDER BY g;" >testdata/agg_shard$n.tsv
+	mariadb -N -B "$@" -e "$setup SELECT $shardq FROM a WHERE seq % 4 = $n AND g IS NOT NULL AND (g <> 'Z' OR $n = 2);" >testdata/agg1_shard$n.tsv
+done
+mariadb -N -B "$@" -e "$setup SELECT g, $allq FROM a GROUP BY g ORDER BY g;" >testdata/agg_all.tsv
+mariadb -N -B "$@" -e "$setup SELECT $allq FROM a WHERE g IS NOT NULL AND (g <> 'Z' OR seq % 4 = 2);" >testdata/agg1_all.tsv
