@@ -56,7 +56,7 @@ func benchMerge(b *testing.B, spec *shard.Merge, cols []Column, bin bool, shards
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(rows), "ns/row")
 }
 
-func benchShards(b *testing.B, cols []Column, bin bool, nsrc, nrows int, gen func(shard, i int) []any) [][][]byte {
+func benchShards(b testing.TB, cols []Column, bin bool, nsrc, nrows int, gen func(shard, i int) []any) [][][]byte {
 	shards := make([][][]byte, nsrc)
 	for s := range shards {
 		for i := 0; i < nrows; i++ {
@@ -123,5 +123,55 @@ func BenchmarkGroupBy(b *testing.B) {
 					{Column: 3, Kind: shard.AggMax}, {Column: 4, Kind: shard.AggAvg, SumColumn: 5, CountColumn: 6}}}
 			benchMerge(b, spec, cols, bin, shards)
 		})
+	}
+}
+
+// TestZeroAllocsPerRow: ORDER BY and LIMIT merges allocate nothing per row
+// once running, for every key type and both protocols.
+func TestZeroAllocsPerRow(t *testing.T) {
+	if testing.Short() {
+		t.Skip("short")
+	}
+	keyCols := []struct {
+		c   Column
+		gen func(i int) any
+	}{
+		{intCol(t, "i"), func(i int) any { return i }},
+		{col(t, "u", TypeLong, FlagUnsigned, 63, 0), func(i int) any { return i }},
+		{col(t, "f", TypeDouble, 0, 63, 31), func(i int) any { return fmt.Sprintf("%g", float64(i)*1.25e-3) }},
+		{decCol(t, "d", 3), func(i int) any { return fmt.Sprintf("%d.%03d", i/1000, i%1000) }},
+		{col(t, "dt", TypeDateTime, 0, 63, 6), func(i int) any {
+			return fmt.Sprintf("2024-01-%02d 10:%02d:%02d.%06d", 1+i/3600%28, i/60%60, i%60, i)
+		}},
+		{col(t, "tm", TypeTime, 0, 63, 0), func(i int) any { return fmt.Sprintf("%d:%02d:%02d", i/3600, i/60%60, i%60) }},
+		{strCol(t, "s", 45), func(i int) any { return fmt.Sprintf("Ünïcode %08d", i) }},
+		{strCol(t, "s", 8), func(i int) any { return fmt.Sprintf("latin %08d", i) }},
+		{col(t, "b", TypeBlob, FlagBinary, 63, 0), func(i int) any { return fmt.Sprintf("blob %08d", i) }},
+	}
+	for _, kc := range keyCols {
+		for _, bin := range []bool{false, true} {
+			cols := []Column{strCol(t, "name", 45), kc.c}
+			shards := benchShards(t, cols, bin, 4, 5000, func(s, i int) []any { return v("row", kc.gen(i*4+s)) })
+			srcs := make([]Source, len(shards))
+			for i := range shards {
+				srcs[i] = &sliceSource{rows: shards[i]}
+			}
+			spec := &shard.Merge{Columns: 1, OrderBy: []shard.SortKey{{Column: 1, Desc: true}}, HasLimit: true, Offset: 10, Limit: 19000}
+			m, err := New(spec, cols, bin, srcs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := 0; i < 100; i++ {
+				m.Next()
+			}
+			allocs := testing.AllocsPerRun(10000, func() {
+				if _, err := m.Next(); err != nil {
+					t.Fatal(err)
+				}
+			})
+			if allocs != 0 {
+				t.Errorf("%s/%s: %v allocations per row", kc.c.Name, protoName(bin), allocs)
+			}
+		}
 	}
 }
