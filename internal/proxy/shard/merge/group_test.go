@@ -188,3 +188,42 @@ func TestDoubleAggregates(t *testing.T) {
 		expectRows(t, got, r("1000000000000000.2", "333333333333333.44", "0.1"))
 	}
 }
+
+// TestResortTopN: ORDER BY COUNT(*) DESC LIMIT 3 OFFSET 2 over 20000 groups
+// keeps only the rows it may send (a 64 KiB budget suffices) and equals a
+// full sort; equal counts keep the group order (stable).
+func TestResortTopN(t *testing.T) {
+	cols := []Column{intCol(t, "k"), intCol(t, "count(*)")}
+	mkShards := func() []Source {
+		var a, b [][]byte
+		for k := 0; k < 20000; k++ {
+			a = append(a, textRow(k, k%97))
+			if k%2 == 0 {
+				b = append(b, textRow(k, 1))
+			}
+		}
+		return sources(a, b)
+	}
+	spec := func() *shard.Merge {
+		return &shard.Merge{Columns: 2, OrderBy: []shard.SortKey{{Column: 0}}, GroupBy: []int{0},
+			Aggregates: []shard.Aggregate{{Column: 1, Kind: shard.AggCount}},
+			Resort:     []shard.SortKey{{Column: 1, Desc: true}}}
+	}
+	full := mustRun(t, spec(), cols, false, mkShards())
+	if len(full) != 20000 || full[0][1] != "97" {
+		t.Fatalf("full sort: %d rows, first %q", len(full), full[0])
+	}
+	s := spec()
+	s.HasLimit, s.Offset, s.Limit, s.MemoryLimit = true, 2, 3, 64<<10
+	got := mustRun(t, s, cols, false, mkShards())
+	expectRows(t, got, full[2:5]...)
+	// Stable: k=96 and k=290 ... all have count 97; they come in k order.
+	if full[0][0] != "96" || full[1][0] != "290" {
+		t.Fatalf("not stable: %q %q", full[0], full[1])
+	}
+	// The same budget without LIMIT is not enough.
+	s.HasLimit = false
+	if _, err := run(t, s, cols, false, mkShards()); err == nil {
+		t.Fatal("no out-of-memory error")
+	}
+}

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"math/big"
 	"sort"
 
@@ -265,10 +264,6 @@ func New(spec *shard.Merge, cols []Column, binary bool, srcs []Source) (*Merger,
 		m.having = append(m.having, h)
 	}
 	m.grouping = len(spec.GroupBy) > 0 || len(spec.Aggregates) > 0
-	if !m.grouping && (len(spec.Having) > 0 || len(spec.Resort) > 0) {
-		// Without grouping HAVING and a re-sort still work on the rows.
-		m.grouping = false
-	}
 	m.groupKeys = spec.GroupBy
 	m.gkeys = make([]key, len(spec.GroupBy))
 	m.tkeys = make([]key, len(spec.GroupBy))
@@ -442,35 +437,53 @@ func (m *Merger) matchHaving(row []byte, fields []field) (bool, error) {
 	return true, nil
 }
 
-// fillSort buffers every row and sorts them by Resort.
+// fillSort buffers the rows and sorts them by Resort. With LIMIT (and no
+// DISTINCT, which needs every row) only the first Offset+Limit rows can be
+// sent, so whenever twice that many are buffered the buffer is sorted and
+// cut back: memory stays bounded by the limit, not the row count.
 func (m *Merger) fillSort() error {
 	m.sortRow.fields = make([]field, m.ncols)
-	var used int64
+	keep := -1
+	if s := m.spec; s.HasLimit && !s.Distinct && s.Offset+s.Limit < 1<<20 {
+		keep = int(s.Offset + s.Limit)
+	}
 	for {
-		row, fields, err := m.nextFiltered()
+		row, _, err := m.nextFiltered()
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
 			return err
 		}
-		_ = fields
-		used += int64(len(row)) + int64(len(m.sortKeyBy))*64 + 64
+		m.sorted = append(m.sorted, sortedRow{off: len(m.arena), n: len(row)})
+		m.arena = append(m.arena, row...)
+		if keep >= 0 && len(m.sorted) >= 2*keep+64 {
+			if err := m.sortBuffered(keep); err != nil {
+				return err
+			}
+		}
+		used := int64(len(m.arena)) + int64(len(m.sorted))*int64(64+len(m.sortKeyBy)*64)
 		if used > m.memLimit {
 			return mysql.NewError(ErrCodeOutOfSortMemory, "HY001",
 				"Out of sort memory, consider increasing the merge memory limit (%d bytes) of the sharded query", m.memLimit)
 		}
-		m.sorted = append(m.sorted, sortedRow{off: len(m.arena), n: len(row)})
-		m.arena = append(m.arena, row...)
 	}
-	fields := make([]field, m.ncols)
+	return m.sortBuffered(keep)
+}
+
+// sortBuffered sorts the buffered rows (stable: equal rows keep their
+// arrival order) and keeps the first keep of them (all when keep < 0).
+func (m *Merger) sortBuffered(keep int) error {
+	fields := m.sortRow.fields
 	for i := range m.sorted {
 		e := &m.sorted[i]
 		row := m.arena[e.off : e.off+e.n]
 		if err := decodeRow(row, m.bin, m.cols, fields); err != nil {
 			return err
 		}
-		e.keys = make([]key, len(m.sortKeyBy))
+		if len(e.keys) != len(m.sortKeyBy) {
+			e.keys = make([]key, len(m.sortKeyBy))
+		}
 		for j, k := range m.sortKeyBy {
 			if err := decodeKey(row, &fields[k.Column], &m.cols[k.Column], m.bin, &e.keys[j]); err != nil {
 				return err
@@ -487,6 +500,20 @@ func (m *Merger) fillSort() error {
 		}
 		return false
 	})
+	if keep < 0 || len(m.sorted) <= keep {
+		return nil
+	}
+	// Keep the first rows, compacting the arena (keys are decoded again
+	// at the next sort).
+	arena := make([]byte, 0, len(m.arena)/2+64)
+	for i := 0; i < keep; i++ {
+		e := &m.sorted[i]
+		row := m.arena[e.off : e.off+e.n]
+		e.off = len(arena)
+		arena = append(arena, row...)
+	}
+	m.arena = arena
+	m.sorted = m.sorted[:keep]
 	return nil
 }
 
@@ -659,5 +686,3 @@ func appendUint(b []byte, v uint64) []byte {
 	}
 	return append(b, buf[i:]...)
 }
-
-var _ = math.MaxInt64
