@@ -77,6 +77,10 @@ type Proxy struct {
 	clientAuthFailures     *prometheus.CounterVec
 	stmtReprepares         *prometheus.CounterVec
 	configReloads          *prometheus.CounterVec
+	shardStatements        *prometheus.CounterVec
+	shardTargets           *prometheus.HistogramVec
+	shardMergedRows        *prometheus.CounterVec
+	shardRefusals          *prometheus.CounterVec
 
 	backendPins          *prometheus.CounterVec
 	routing              *routing
@@ -163,6 +167,27 @@ func NewProxy(reg prometheus.Registerer) *Proxy {
 			Name:      "client_auth_failures_total",
 			Help:      "Client handshakes rejected because authentication failed.",
 		}, []string{LabelDomain}),
+		shardStatements: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace,
+			Name:      "sharding_statements_total",
+			Help:      "Statements on a sharding listener by route: unsharded, single, multi (some shards) or all.",
+		}, []string{LabelDomain, "route"}),
+		shardTargets: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: Namespace,
+			Name:      "sharding_shards_per_statement",
+			Help:      "Physical shards a statement on a sharded table ran on.",
+			Buckets:   []float64{1, 2, 4, 8, 16, 32, 64, 128},
+		}, []string{LabelDomain}),
+		shardMergedRows: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace,
+			Name:      "sharding_merged_rows_total",
+			Help:      "Rows sent to clients from results merged across shards.",
+		}, []string{LabelDomain}),
+		shardRefusals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace,
+			Name:      "sharding_refusals_total",
+			Help:      "Statements on sharded tables refused with ERR 1235 because they cannot be answered exactly, by reason.",
+		}, []string{LabelDomain, LabelReason}),
 		configReloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: Namespace,
 			Name:      "config_reloads_total",
@@ -207,6 +232,7 @@ func (p *Proxy) Collectors() []prometheus.Collector {
 	return append([]prometheus.Collector{
 		p.sqlProcessed, p.sqlDuration, p.sqlUnderProcessing,
 		p.clientConnections, p.clientConnectionsTotal, p.clientAuthFailures, p.stmtReprepares, p.configReloads,
+		p.shardStatements, p.shardTargets, p.shardMergedRows, p.shardRefusals,
 		p.backendPins, p.errors, p.backendConnectErrors, p.backendEndpointUp,
 	}, p.routing.collectors()...)
 }
@@ -247,6 +273,28 @@ func (p *Proxy) ClientDisconnected(domain string) {
 // ClientAuthFailed records a client whose authentication failed.
 func (p *Proxy) ClientAuthFailed(domain string) {
 	p.clientAuthFailures.WithLabelValues(domain).Inc()
+}
+
+// ShardStatement records a statement on a sharding listener: its route kind
+// and, for statements on sharded tables, how many shards it ran on.
+func (p *Proxy) ShardStatement(domain, route string, shards int) {
+	p.shardStatements.WithLabelValues(domain, route).Inc()
+	if shards > 0 {
+		p.shardTargets.WithLabelValues(domain).Observe(float64(shards))
+	}
+}
+
+// ShardMergedRows records rows sent from a merged cross-shard result.
+func (p *Proxy) ShardMergedRows(domain string, n int64) {
+	if n > 0 {
+		p.shardMergedRows.WithLabelValues(domain).Add(float64(n))
+	}
+}
+
+// ShardRefused records a statement refused with ERR 1235 (reason is one of
+// a small fixed set of words).
+func (p *Proxy) ShardRefused(domain, reason string) {
+	p.shardRefusals.WithLabelValues(domain, reason).Inc()
 }
 
 // ConfigReload records a configuration offered after the first one, applied
@@ -347,6 +395,7 @@ func (p *Proxy) ForgetDomain(domain string) {
 	}{
 		p.sqlProcessed, p.sqlDuration, p.sqlUnderProcessing,
 		p.clientConnectionsTotal, p.clientAuthFailures, p.stmtReprepares,
+		p.shardStatements, p.shardTargets, p.shardMergedRows, p.shardRefusals,
 		p.backendPins, p.errors, p.backendEndpointUp,
 	} {
 		v.DeletePartialMatch(match)

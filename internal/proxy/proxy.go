@@ -26,6 +26,7 @@ import (
 	"github.com/database-mesh/pisanix-go/internal/proxy/govern/govmetrics"
 	"github.com/database-mesh/pisanix-go/internal/proxy/route"
 	"github.com/database-mesh/pisanix-go/internal/proxy/route/discovery"
+	"github.com/database-mesh/pisanix-go/internal/proxy/shard"
 	"github.com/database-mesh/pisanix-go/internal/proxyconfig"
 	"github.com/database-mesh/pisanix-go/internal/sqlparse"
 )
@@ -163,6 +164,10 @@ type runtime struct {
 	breaker *breaker.Breaker
 	// names are the endpoint names, by pool index.
 	names []string
+	// shard routes statements on sharded tables ([[proxy.config.sharding]]);
+	// nil when the listener has none. shardPools are the datanodes' pools.
+	shard      *shard.Router
+	shardPools map[string]*backend.Pool
 }
 
 // reportConnect tells the endpoint breaker about a failure to get a
@@ -450,12 +455,9 @@ func (p *Proxy) compile(cfg *proxyconfig.Config, lc *proxyconfig.Listener, pools
 		ConnectTimeout: lc.Pool.ConnectTimeout.Duration,
 		ExtCaps:        mysql.MariaDBClientStmtBulkOps | mysql.MariaDBClientExtendedMetadata,
 	}
-	var weights []int
-	for _, name := range lc.NodeNames(cfg) {
-		n := cfg.Node(name)
-		if n == nil {
-			return nil, fmt.Errorf("unknown node %q", name)
-		}
+	// pool returns the listener's pool of node n: kept from the running
+	// config when its settings did not change, else new.
+	pool := func(n *proxyconfig.Node) (*backend.Pool, error) {
 		key := poolKey(lc.Name, n, po)
 		pl := pools[key]
 		if pl == nil {
@@ -472,9 +474,43 @@ func (p *Proxy) compile(cfg *proxyconfig.Config, lc *proxyconfig.Listener, pools
 			*created = append(*created, pl)
 		}
 		pools[key] = pl
+		return pl, nil
+	}
+	var weights []int
+	for _, name := range lc.NodeNames(cfg) {
+		n := cfg.Node(name)
+		if n == nil {
+			return nil, fmt.Errorf("unknown node %q", name)
+		}
+		pl, err := pool(n)
+		if err != nil {
+			return nil, err
+		}
 		rt.pools = append(rt.pools, pl)
 		rt.names = append(rt.names, n.Name)
 		weights = append(weights, n.EffectiveWeight())
+	}
+	if len(lc.Sharding) > 0 {
+		router, err := shard.Compile(cfg, lc)
+		if err != nil {
+			return nil, fmt.Errorf("sharding: %w", err)
+		}
+		rt.shard = router
+		rt.shardPools = map[string]*backend.Pool{}
+		for _, rule := range lc.Sharding {
+			for _, name := range rule.ActualDatanodes {
+				n := cfg.Node(name)
+				if n == nil {
+					return nil, fmt.Errorf("sharding: datanode %q is not a [[mysql.node]]", name)
+				}
+				pl, err := pool(n)
+				if err != nil {
+					return nil, err
+				}
+				rt.shardPools[name] = pl
+			}
+		}
+		rt.parser = p.parser
 	}
 	if len(rt.pools) == 0 {
 		return nil, errors.New("no backend nodes")

@@ -53,6 +53,9 @@ type stmt struct {
 	// longData: COM_STMT_SEND_LONG_DATA went to the backend since the last
 	// execute or reset; longDataLost: that backend was lost with it.
 	longData, longDataLost bool
+	// sh is set for a statement on sharded tables: the proxy runs it, no
+	// backend holds it for the client (backendID is unused).
+	sh *shardStmt
 }
 
 // session is one client connection. All its fields are owned by its
@@ -80,6 +83,14 @@ type session struct {
 	decision *route.Decision
 	decBuf   route.Decision
 	decRT    *runtime
+	// forcePool, when set, is the pool the next acquire takes from (a
+	// statement routed to one shard's datanode).
+	forcePool *backend.Pool
+	// pendingBegin holds a BEGIN a sharded listener has acknowledged but
+	// not sent: it starts the transaction on the connection of the next
+	// statement, whichever datanode that statement goes to.
+	pendingBegin string
+	shardScratch []byte
 
 	// Read-your-writes: the session's tracker (nil until needed), whether
 	// the running statement writes, and whether the next acquire must
@@ -356,8 +367,10 @@ var errNoBackend = errors.New("no healthy backend")
 // acquire makes s.be a backend connection synced to the session state.
 func (s *session) acquire() error {
 	if s.be != nil {
+		s.forcePool = nil
 		return nil
 	}
+	defer func() { s.forcePool = nil }()
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ {
 		// The listener's current runtime, not s.rt: a reload may have
@@ -366,7 +379,13 @@ func (s *session) acquire() error {
 		if s.decision != nil {
 			rt = s.decRT
 		}
-		c, err := rt.pick(s.decision, s.foundRows, s.attrs)
+		var c *backend.Conn
+		var err error
+		if s.forcePool != nil {
+			c, err = getConn(s.forcePool, backend.Variant{FoundRows: s.foundRows, ClientAttrs: s.attrs})
+		} else {
+			c, err = rt.pick(s.decision, s.foundRows, s.attrs)
+		}
 		if err != nil {
 			lastErr = err
 			if errors.Is(err, backend.ErrPoolTimeout) || errors.Is(err, errNoBackend) {
@@ -395,6 +414,11 @@ func (s *session) acquire() error {
 			continue
 		}
 		s.causalPending = false
+		if s.pendingBegin != "" {
+			if err := s.beginOn(c); err != nil {
+				return err
+			}
+		}
 		s.be = c
 		s.decision = nil
 		return nil
@@ -541,9 +565,9 @@ func (s *session) forward(p []byte, cmd byte, fn relayFunc) error {
 // retryable says the command may run again on another backend when the
 // first attempt failed before anything reached the client.
 func (s *session) exec(p []byte, cmd byte, fn relayFunc, retryable bool) (result, error) {
-	dec := s.decision
+	dec, force := s.decision, s.forcePool
 	for attempt := 0; ; attempt++ {
-		s.decision = dec // a retry is routed like the first attempt
+		s.decision, s.forcePool = dec, force // a retry is routed like the first attempt
 		wasPinned := s.be != nil
 		if err := s.acquire(); err != nil {
 			return result{}, s.sendError(err)
@@ -687,6 +711,14 @@ func (s *session) handleQuery(p []byte) error {
 			// not report: keep this connection, reset it before reuse.
 			s.pendingPins |= pinSessionState
 		}
+		if rt := s.l.rt.Load(); rt.shard != nil {
+			if handled, r, err := s.shardQuery(rt, q, facts, readOnly, maxRows); handled {
+				if s.be == nil {
+					s.pendingPins = 0 // several shards ran it: nothing to pin
+				}
+				return r, err
+			}
+		}
 		s.routeFor(q, facts)
 		r, err := s.exec(p, mysql.ComQuery, func(s *session) (result, error) { return s.relayResults(false) }, readOnly)
 		if err == nil && r.err == nil {
@@ -710,7 +742,7 @@ func (s *session) governed(cmd byte, sql []byte, run func(facts *sqlparse.Facts,
 	rt := s.l.rt.Load()
 	if rt.chain == nil {
 		var facts *sqlparse.Facts
-		if rt.rw != nil && len(sql) > 0 {
+		if (rt.rw != nil || rt.shard != nil) && len(sql) > 0 {
 			facts = rt.parser.Parse(unsafe.String(&sql[0], len(sql)))
 		}
 		_, err := run(facts, 0)
@@ -826,6 +858,15 @@ func (s *session) handlePrepare(p []byte) error {
 		// routeFor), so that later writes never reach a replica.
 		s.routeToWriter()
 		sqlText := string(p[1:]) // governs each execution; prepared again after a loss
+		if rt := s.l.rt.Load(); rt.shard != nil {
+			prep, err := rt.shard.Prepare(sqlText, s.state.DB)
+			if err != nil {
+				return result{}, s.refuseShard(err)
+			}
+			if !prep.Unsharded() {
+				return s.prepareSharded(rt, id, sqlText, prep)
+			}
+		}
 		return s.exec(p, mysql.ComStmtPrepare, func(s *session) (result, error) {
 			r, bid, params, err := s.relayPrepare(id)
 			if err == nil && r.err == nil {
@@ -933,6 +974,16 @@ func (s *session) handleExecute(p []byte) error {
 	s.curWrite = true
 	if id, ok := stmtOf(p); ok {
 		if st, found := s.stmts[id]; found {
+			if st.sh != nil {
+				rt := s.l.rt.Load()
+				if rt.shard == nil || rt.chain == nil {
+					_, err := s.executeSharded(rt, p, &st)
+					return err
+				}
+				return s.governed(p[0], []byte(st.sql), func(*sqlparse.Facts, uint64) (result, error) {
+					return s.executeSharded(rt, p, &st)
+				})
+			}
 			if st.stale {
 				if ok, err := s.reprepare(id); !ok {
 					return err
@@ -961,6 +1012,18 @@ func (s *session) handleExecute(p []byte) error {
 func (s *session) handleStmt(p []byte, fn relayFunc) error {
 	if id, ok := stmtOf(p); ok {
 		if st, found := s.stmts[id]; found {
+			if st.sh != nil {
+				switch p[0] {
+				case mysql.ComStmtSendLongData:
+					st.sh.longData = true
+					return nil
+				case mysql.ComStmtReset:
+					st.sh.longData = false
+					return s.writeOK(0)
+				default:
+					return s.sendError(mysql.NewError(1421, "HY000", "The statement (%d) has no open cursor.", id))
+				}
+			}
 			switch p[0] {
 			case mysql.ComStmtSendLongData:
 				if st.stale {

@@ -453,7 +453,7 @@ func TestValidateCases(t *testing.T) {
 			c.Proxy.Config[0].ReadWriteSplitting = &ReadWriteSplitting{Static: &RWSplittingStatic{}}
 			c.Proxy.Config[0].Sharding = []Sharding{{TableName: "t", ActualDatanodes: []string{"g"},
 				DatabaseStrategy: &DatabaseStrategy{DatabaseShardingAlgorithmName: "crc32mod", DatabaseShardingColumn: "id"}}}
-		}, ""},
+		}, `sharding[0].actual_datanodes[0]: node group "g" as a sharding datanode`},
 		{"two strategies", func(c *Config) {
 			c.Proxy.Config[0].Sharding = []Sharding{{TableName: "t", ActualDatanodes: []string{"ds001"},
 				DatabaseStrategy: &DatabaseStrategy{DatabaseShardingAlgorithmName: "mod", DatabaseShardingColumn: "id"},

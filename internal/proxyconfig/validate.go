@@ -450,15 +450,7 @@ func validateDiscovery(v *validator, p string, d *Discovery) {
 
 var shardingAlgorithms = []string{"mod", "crc32mod"}
 
-// shardingRouted is false while the data path cannot route statements by
-// their sharding key: a sharding rule is then refused instead of being
-// accepted and ignored (which put rows on random nodes).
-var shardingRouted = false
-
 func (c *Config) validateSharding(v *validator, p string, s *Sharding, withRW bool) {
-	if !shardingRouted {
-		v.addf(p, "sharding (table %q) is not supported by this pisa-proxy yet: statements on it would not be routed by the sharding key; remove the rule or use a release with sharding", s.TableName)
-	}
 	if s.TableName == "" {
 		v.addf(p+".table_name", "must not be empty")
 	}
@@ -466,6 +458,11 @@ func (c *Config) validateSharding(v *validator, p string, s *Sharding, withRW bo
 		v.addf(p+".actual_datanodes", "must not be empty")
 	}
 	for i, dn := range s.ActualDatanodes {
+		if c.Node(dn) == nil && withRW && c.nodeGroup(dn) {
+			v.addf(fmt.Sprintf("%s.actual_datanodes[%d]", p, i),
+				"node group %q as a sharding datanode (sharding with read/write splitting inside a shard) is not supported yet; name [[mysql.node]]s", dn)
+			continue
+		}
 		if c.Node(dn) == nil && !(withRW && c.nodeGroup(dn)) {
 			what := "[mysql.node]"
 			if withRW {

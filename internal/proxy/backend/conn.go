@@ -71,7 +71,15 @@ type Conn struct {
 
 	cmd     []byte   // reusable command buffer
 	scratch []string // reusable list of variable names for Sync
+
+	// stmts are statements the proxy prepared on c for its own use
+	// (statements on sharded tables), by SQL text: the server keeps them
+	// until c is reset or closed.
+	stmts map[string]uint32
 }
+
+// maxCachedStmts bounds the statements PrepareCached keeps on a connection.
+const maxCachedStmts = 64
 
 // MarkBroken marks c unusable: Put closes it.
 func (c *Conn) MarkBroken() { c.broken = true }
@@ -565,6 +573,7 @@ func (c *Conn) reset() error {
 		return err
 	}
 	clear(c.vars)
+	clear(c.stmts) // COM_RESET_CONNECTION closed them
 	c.syncedTo = nil
 	if c.tracking {
 		if _, err := c.exec(trackingSQL, false); err != nil {
@@ -722,4 +731,96 @@ func (c *Conn) Prepare(sql string) (id uint32, params uint16, err error) {
 // CloseStmt sends COM_STMT_CLOSE for a server statement id (no response).
 func (c *Conn) CloseStmt(id uint32) {
 	_ = c.writeCommand(mysql.ComStmtClose, string([]byte{byte(id), byte(id >> 8), byte(id >> 16), byte(id >> 24)}))
+}
+
+// PrepareCached returns the server id of a statement the proxy prepared on c
+// for sql, preparing it the first time. At most maxCachedStmts are kept;
+// when full, all are closed.
+func (c *Conn) PrepareCached(sql string) (uint32, error) {
+	if id, ok := c.stmts[sql]; ok {
+		return id, nil
+	}
+	if len(c.stmts) >= maxCachedStmts {
+		for _, id := range c.stmts {
+			c.CloseStmt(id)
+		}
+		clear(c.stmts)
+	}
+	id, _, err := c.Prepare(sql)
+	if err != nil {
+		return 0, err
+	}
+	if c.stmts == nil {
+		c.stmts = make(map[string]uint32)
+	}
+	c.stmts[sql] = id
+	return id, nil
+}
+
+// PrepareMeta prepares sql like PrepareCached and also returns copies of
+// the parameter and column definitions of the response.
+func (c *Conn) PrepareMeta(sql string) (id uint32, paramDefs, colDefs [][]byte, err error) {
+	if err := c.writeCommand(mysql.ComStmtPrepare, sql); err != nil {
+		return 0, nil, nil, err
+	}
+	p, err := c.ReadPacket()
+	if err != nil {
+		return 0, nil, nil, c.fail(err)
+	}
+	if len(p) > 0 && p[0] == mysql.ERRHeader {
+		return 0, nil, nil, mysql.ParseErr(p)
+	}
+	if len(p) < 12 || p[0] != mysql.OKHeader {
+		return 0, nil, nil, c.fail(fmt.Errorf("bad COM_STMT_PREPARE response"))
+	}
+	id = uint32(p[1]) | uint32(p[2])<<8 | uint32(p[3])<<16 | uint32(p[4])<<24
+	cols := int(p[5]) | int(p[6])<<8
+	params := int(p[7]) | int(p[8])<<8
+	eof := c.Info.Capabilities&mysql.ClientDeprecateEOF == 0
+	read := func(n int) ([][]byte, error) {
+		if n == 0 {
+			return nil, nil
+		}
+		defs := make([][]byte, 0, n)
+		for i := 0; i < n; i++ {
+			p, err := c.ReadPacket()
+			if err != nil {
+				return nil, c.fail(err)
+			}
+			defs = append(defs, append([]byte(nil), p...))
+		}
+		if eof {
+			if _, err := c.ReadPacket(); err != nil {
+				return nil, c.fail(err)
+			}
+		}
+		return defs, nil
+	}
+	if paramDefs, err = read(params); err != nil {
+		return 0, nil, nil, err
+	}
+	if colDefs, err = read(cols); err != nil {
+		return 0, nil, nil, err
+	}
+	if c.stmts == nil {
+		c.stmts = make(map[string]uint32)
+	}
+	if old, ok := c.stmts[sql]; ok {
+		c.CloseStmt(old)
+	}
+	c.stmts[sql] = id
+	return id, paramDefs, colDefs, nil
+}
+
+// ExecPacket sends a ready command packet (a COM_STMT_EXECUTE) and reads its
+// whole response like Exec.
+func (c *Conn) ExecPacket(p []byte) (mysql.OK, error) {
+	if c.broken {
+		return mysql.OK{}, errBroken
+	}
+	c.ResetSeq()
+	if err := c.WritePacketFlush(p); err != nil {
+		return mysql.OK{}, c.fail(err)
+	}
+	return c.readResult(true)
 }

@@ -1,0 +1,25 @@
+package shard
+
+// Unsharded reports a prepared statement that names no sharded table: the
+// listener prepares and runs it as usual.
+func (p *Prepared) Unsharded() bool {
+	return p.err == nil && p.fixed != nil && p.fixed.Kind == RouteUnsharded
+}
+
+// Sample returns a one-shard target of the statement (shard 0's), whose
+// COM_STMT_PREPARE response has the parameters and the columns the client
+// must be told: no derived columns, the client's parameter count.
+func (p *Prepared) Sample() (Target, bool) {
+	switch {
+	case p.err != nil:
+		return Target{}, false
+	case p.fixed != nil:
+		if len(p.fixed.Targets) == 0 {
+			return Target{}, false
+		}
+		return p.fixed.Targets[0], true
+	case len(p.single) > 0 && p.single[0] != nil && len(p.single[0].Targets) > 0:
+		return p.single[0].Targets[0], true
+	}
+	return Target{}, false
+}

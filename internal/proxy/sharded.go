@@ -1,0 +1,536 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"unsafe"
+
+	"github.com/database-mesh/pisanix-go/internal/mysql"
+	"github.com/database-mesh/pisanix-go/internal/proxy/backend"
+	"github.com/database-mesh/pisanix-go/internal/proxy/shard"
+	"github.com/database-mesh/pisanix-go/internal/proxy/shard/merge"
+	"github.com/database-mesh/pisanix-go/internal/sqlparse"
+)
+
+// This file runs statements on sharded tables (package shard plans them,
+// package merge merges their results). A plan with one target runs on that
+// datanode's connection like any statement (streamed, retried, pinned by a
+// transaction). Several targets answering with OK packets (DML without a
+// key, DDL) run one after the other and their counts add up. Several
+// targets returning rows run at once on one connection each, and their rows
+// are merged as they arrive.
+//
+// Transactions: on a sharding listener BEGIN is acknowledged and sent with
+// the next statement, on that statement's datanode, so that a transaction
+// whose statements all go to one datanode works whatever the balancer would
+// have picked. A statement for another datanode, or for several shards,
+// inside a transaction gets ERR 1235 (distributed transactions are not
+// supported).
+
+// getConn gets a connection from one pool, as pick does for one endpoint.
+func getConn(pl *backend.Pool, v backend.Variant) (*backend.Conn, error) {
+	c, err := pl.Get(context.Background(), v)
+	if err != nil && errors.Is(err, backend.ErrConnect) {
+		return nil, fmt.Errorf("%w: %w", errNoBackend, err)
+	}
+	return c, err
+}
+
+// beginOn starts the acknowledged transaction on c. On error c went back to
+// its pool.
+func (s *session) beginOn(c *backend.Conn) error {
+	begin := s.pendingBegin
+	s.pendingBegin = ""
+	if _, err := c.Exec(begin); err != nil {
+		var me *mysql.Error
+		if !errors.As(err, &me) {
+			c.MarkBroken()
+		}
+		c.Pool.Put(c)
+		return err
+	}
+	return nil
+}
+
+// refuseShard answers a statement the sharding layer cannot run exactly.
+func (s *session) refuseShard(err error) error {
+	var me *mysql.Error
+	if errors.As(err, &me) && me.Code == shard.ErrCodeNotSupported {
+		s.l.metrics.ShardRefused(s.rt.name, refusalReason(me.Message))
+	}
+	return s.sendError(err)
+}
+
+// refusalReasons classify ERR 1235 messages into a small label set.
+var refusalReasons = []struct{ word, reason string }{
+	{"transaction", "transaction"},
+	{"join", "join"},
+	{"subquer", "subquery"},
+	{"union", "union"},
+	{"sharding key", "sharding_key"},
+	{"sharding column", "sharding_key"},
+	{"having", "having"},
+	{"group by", "group_by"},
+	{"distinct", "distinct"},
+	{"order by", "order_by"},
+	{"limit", "limit"},
+	{"count(", "aggregate"},
+	{"sum(", "aggregate"},
+	{"aggregate", "aggregate"},
+	{"collation", "collation"},
+	{"insert", "insert"},
+	{"prepared", "prepared_statement"},
+}
+
+func refusalReason(msg string) string {
+	m := strings.ToLower(msg)
+	for _, r := range refusalReasons {
+		if strings.Contains(m, r.word) {
+			return r.reason
+		}
+	}
+	return "other"
+}
+
+var errShardTx = mysql.NewError(shard.ErrCodeNotSupported, "42000",
+	"a statement on several shards inside a transaction is not supported (distributed transactions are not); run it outside the transaction")
+
+// shardQuery runs a COM_QUERY text on a sharding listener. handled is false
+// when the text names no sharded table: the caller routes it as usual.
+func (s *session) shardQuery(rt *runtime, q []byte, facts *sqlparse.Facts, readOnly bool, maxRows uint64) (handled bool, r result, err error) {
+	if facts != nil && facts.ParseErr == nil && !facts.Multi && s.be == nil {
+		switch facts.Kind {
+		case sqlparse.KindBegin:
+			if s.pendingBegin == "" {
+				s.pendingBegin = string(q)
+				return true, r, s.writeStatusOK(mysql.StatusInTrans)
+			}
+		case sqlparse.KindCommit, sqlparse.KindRollback:
+			if s.pendingBegin != "" {
+				// Nothing ran: nothing to end.
+				s.pendingBegin = ""
+				return true, r, s.writeStatusOK(0)
+			}
+		}
+	}
+	var text string
+	if len(q) > 0 {
+		text = unsafe.String(&q[0], len(q))
+	}
+	plan, perr := rt.shard.Plan(text, s.state.DB)
+	if perr != nil {
+		s.l.metrics.ShardStatement(rt.name, "refused", 0)
+		return true, r, s.refuseShard(perr)
+	}
+	s.l.metrics.ShardStatement(rt.name, plan.Kind.String(), len(plan.Targets))
+	if plan.Kind == shard.RouteUnsharded {
+		return false, r, nil
+	}
+	s.lastRoute = "shard:" + plan.Kind.String()
+	limit := ""
+	if maxRows > 0 && facts != nil && facts.Kind == sqlparse.KindSelect {
+		// Access control's row limit, on every shard and on the merge.
+		limit = "SET STATEMENT sql_select_limit=" + strconv.FormatUint(maxRows, 10) + " FOR "
+	}
+	switch {
+	case len(plan.Targets) == 1 && plan.Merge == nil:
+		r, err = s.shardSingle(rt, plan.Targets[0], limit, readOnly)
+	case plan.Merge == nil:
+		r, err = s.fanout(rt, plan, func(c *backend.Conn, t shard.Target) (mysql.OK, error) { return c.Exec(t.SQL) })
+	default:
+		r, err = s.scatter(rt, plan, false, maxRows, func(_ *backend.Conn, t shard.Target) ([]byte, error) {
+			q := append(append(s.shardScratch[:0], mysql.ComQuery), limit...)
+			s.shardScratch = append(q, t.SQL...)
+			return s.shardScratch, nil
+		})
+	}
+	return true, r, err
+}
+
+// writeStatusOK sends a locally made OK with the session's status plus
+// extra flags.
+func (s *session) writeStatusOK(extra uint16) error {
+	status := extra
+	if s.state.Vars["autocommit"] != "OFF" {
+		status |= mysql.StatusAutocommit
+	}
+	s.scratch = mysql.AppendOK(s.scratch[:0], mysql.OKHeader, &mysql.OK{Status: status}, s.caps)
+	if err := s.client.WritePacketFlush(s.scratch); err != nil {
+		return fmt.Errorf("%w: %w", errClientWrite, err)
+	}
+	return nil
+}
+
+// shardSingle runs a one-shard statement on its datanode, streamed like any
+// statement.
+func (s *session) shardSingle(rt *runtime, t shard.Target, prefix string, readOnly bool) (result, error) {
+	pl := rt.shardPools[t.Node]
+	if pl == nil {
+		return result{}, s.sendError(fmt.Errorf("no pool for datanode %q", t.Node))
+	}
+	if s.be != nil && s.be.Pool != pl {
+		return result{}, s.refuseShard(mysql.NewError(shard.ErrCodeNotSupported, "42000",
+			"this statement goes to datanode %s but the session's transaction (or pinned session) is on %s: cross-shard transactions are not supported",
+			t.Node, s.be.Pool.Endpoint().Name))
+	}
+	s.decision = nil
+	s.forcePool = pl
+	s.shardScratch = append(append(append(s.shardScratch[:0], mysql.ComQuery), prefix...), t.SQL...)
+	return s.exec(s.shardScratch, mysql.ComQuery, func(s *session) (result, error) { return s.relayResults(false) }, readOnly)
+}
+
+// shardConns takes one connection per target, synced to the session.
+func (s *session) shardConns(rt *runtime, targets []shard.Target) ([]*backend.Conn, error) {
+	v := backend.Variant{FoundRows: s.foundRows, ClientAttrs: s.attrs}
+	conns := make([]*backend.Conn, 0, len(targets))
+	for _, t := range targets {
+		pl := rt.shardPools[t.Node]
+		if pl == nil {
+			putAll(conns, false)
+			return nil, fmt.Errorf("no pool for datanode %q", t.Node)
+		}
+		c, err := getConn(pl, v)
+		if err != nil {
+			putAll(conns, false)
+			return nil, err
+		}
+		if err := c.Sync(s.state); err != nil {
+			var me *mysql.Error
+			if !errors.As(err, &me) {
+				c.MarkBroken()
+			}
+			c.Pool.Put(c)
+			putAll(conns, false)
+			return nil, err
+		}
+		conns = append(conns, c)
+	}
+	return conns, nil
+}
+
+func putAll(conns []*backend.Conn, broken bool) {
+	for _, c := range conns {
+		if c == nil {
+			continue
+		}
+		if broken {
+			c.MarkBroken()
+		}
+		c.Pool.Put(c)
+	}
+}
+
+// fanout runs a statement whose targets answer with OK packets (DML
+// without a usable key, DDL on a logical table) on every target in turn
+// with run, and answers one OK with the affected rows added up. A failing
+// target stops the fan-out; the error names it and the targets that already
+// ran (there is no distributed transaction to undo them).
+func (s *session) fanout(rt *runtime, plan *shard.Plan, run func(*backend.Conn, shard.Target) (mysql.OK, error)) (result, error) {
+	var r result
+	if s.be != nil || s.pendingBegin != "" {
+		return r, s.refuseShard(errShardTx)
+	}
+	conns, err := s.shardConns(rt, plan.Targets)
+	if err != nil {
+		return r, s.sendError(err)
+	}
+	var total mysql.OK
+	for i, t := range plan.Targets {
+		c := conns[i]
+		s.active.Store(c)
+		ok, err := run(c, t)
+		s.active.Store(nil)
+		if err != nil {
+			putAll(conns, false)
+			done := make([]string, 0, i)
+			for _, d := range plan.Targets[:i] {
+				done = append(done, d.Schema+"."+d.Table)
+			}
+			applied := "no shard had run it"
+			if len(done) > 0 {
+				applied = "it already ran on " + strings.Join(done, ", ")
+			}
+			var me *mysql.Error
+			if errors.As(err, &me) {
+				r.err = mysql.NewError(me.Code, me.SQLState, "%s (on %s.%s at datanode %s; %s)", me.Message, t.Schema, t.Table, t.Node, applied)
+				return r, s.sendError(r.err)
+			}
+			return r, s.sendError(&backendReadError{fmt.Errorf("%s.%s at datanode %s: %w; %s", t.Schema, t.Table, t.Node, err, applied)})
+		}
+		total.AffectedRows += ok.AffectedRows
+		total.Warnings += ok.Warnings
+		if total.LastInsertID == 0 {
+			total.LastInsertID = ok.LastInsertID
+		}
+		total.Status = ok.Status
+	}
+	putAll(conns, false)
+	total.Status &^= mysql.StatusSessionStateChange | mysql.StatusMoreResultsExists
+	r.affected, r.status = total.AffectedRows, total.Status
+	s.scratch = mysql.AppendOK(s.scratch[:0], mysql.OKHeader, &total, s.caps)
+	if err := s.client.WritePacketFlush(s.scratch); err != nil {
+		return r, fmt.Errorf("%w: %w", errClientWrite, err)
+	}
+	return r, nil
+}
+
+// shardSource reads one shard's rows for the merger.
+type shardSource struct {
+	c      *backend.Conn
+	done   bool
+	failed bool // the connection broke: it cannot go back to the pool
+	status uint16
+}
+
+func (src *shardSource) Next() ([]byte, error) {
+	if src.done {
+		return nil, io.EOF
+	}
+	p, err := src.c.ReadPacket()
+	if err != nil {
+		src.done, src.failed = true, true
+		return nil, &backendReadError{err}
+	}
+	switch {
+	case mysql.IsEOF(p):
+		src.done = true
+		_, src.status = mysql.ParseEOF(p)
+		return nil, io.EOF
+	case len(p) > 0 && p[0] == mysql.ERRHeader:
+		src.done = true
+		return nil, mysql.ParseErr(p)
+	}
+	return p, nil
+}
+
+// drain reads what is left of the source's result set so that its
+// connection can be reused (a LIMIT stops the merge early; the shards were
+// sent LIMIT offset+count, so what is left is bounded).
+func (src *shardSource) drain() {
+	for !src.done {
+		if _, err := src.Next(); err != nil && err != io.EOF {
+			var me *mysql.Error
+			if !errors.As(err, &me) {
+				return
+			}
+		}
+	}
+}
+
+// scatter runs a SELECT on several shards at once (cmd makes each target's
+// command packet) and streams the merged rows to the client, at most
+// maxRows of them when it is not 0. binary: the rows are in the binary
+// protocol (COM_STMT_EXECUTE).
+func (s *session) scatter(rt *runtime, plan *shard.Plan, binary bool, maxRows uint64, cmd func(*backend.Conn, shard.Target) ([]byte, error)) (result, error) {
+	var r result
+	if (s.be != nil && s.pins&^pinPrepared != 0) || s.pendingBegin != "" {
+		return r, s.refuseShard(errShardTx)
+	}
+	conns, err := s.shardConns(rt, plan.Targets)
+	if err != nil {
+		return r, s.sendError(err)
+	}
+	srcs := make([]*shardSource, len(conns))
+	var cmdErr error
+	for i, c := range conns {
+		srcs[i] = &shardSource{c: c}
+		q, err := cmd(c, plan.Targets[i])
+		if err != nil {
+			srcs[i].done = true
+			var me *mysql.Error
+			srcs[i].failed = !errors.As(err, &me)
+			if cmdErr == nil {
+				cmdErr = err
+			}
+			continue
+		}
+		c.ResetSeq()
+		if err := c.WritePacket(q); err == nil {
+			err = c.Flush()
+		}
+		if err != nil {
+			srcs[i].done, srcs[i].failed = true, true
+		}
+	}
+	finish := func() {
+		for _, src := range srcs {
+			src.drain()
+			if src.failed {
+				src.c.MarkBroken()
+			}
+			src.c.Pool.Put(src.c)
+		}
+	}
+	if cmdErr != nil {
+		finish()
+		return r, s.sendError(cmdErr)
+	}
+	for _, src := range srcs {
+		if src.failed {
+			finish()
+			return r, s.sendError(&backendReadError{errors.New("write to shard failed")})
+		}
+	}
+	// The heads: a column count and definitions from each shard (or ERR).
+	var defs [][]byte
+	var cols []merge.Column
+	ncols := -1
+	var firstErr error
+	for i, src := range srcs {
+		n, herr := src.readHead(i == 0, &defs, &cols)
+		switch {
+		case herr != nil:
+			if firstErr == nil {
+				firstErr = herr
+			}
+		case ncols >= 0 && n != ncols:
+			if firstErr == nil {
+				firstErr = fmt.Errorf("shards returned %d and %d columns", ncols, n)
+			}
+		default:
+			ncols = n
+		}
+	}
+	if firstErr != nil {
+		finish()
+		return r, s.sendError(firstErr)
+	}
+	spec := plan.Merge.Resolve(ncols)
+	if spec == nil {
+		finish()
+		return r, s.refuseShard(mysql.NewError(shard.ErrCodeNotSupported, "42000", "the shards returned %d columns, fewer than the merge needs", ncols))
+	}
+	msrcs := make([]merge.Source, len(srcs))
+	for i, src := range srcs {
+		msrcs[i] = src
+	}
+	m, err := merge.New(spec, cols, binary, msrcs)
+	if err != nil {
+		finish()
+		return r, s.refuseShard(err)
+	}
+	// Column definitions of the columns the client sees.
+	s.scratch = mysql.AppendLenEncInt(s.scratch[:0], uint64(spec.Columns))
+	if err := s.writeClient(s.scratch); err != nil {
+		finish()
+		return r, err
+	}
+	r.sent = true
+	convert := (s.extCaps&mysql.MariaDBClientExtendedMetadata != 0) != (conns[0].Info.ExtCaps&mysql.MariaDBClientExtendedMetadata != 0)
+	for _, d := range defs[:spec.Columns] {
+		if convert {
+			d = s.convertColumnDef(d)
+		}
+		if err := s.writeClient(d); err != nil {
+			finish()
+			return r, err
+		}
+	}
+	if !s.clientDeprecateEOF() {
+		s.scratch = mysql.AppendEOF(s.scratch[:0], 0, s.sharedStatus())
+		if err := s.writeClient(s.scratch); err != nil {
+			finish()
+			return r, err
+		}
+	}
+	for maxRows == 0 || uint64(r.rows) < maxRows {
+		row, err := m.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			// Rows went out: an ERR packet ends the result set.
+			finish()
+			s.l.metrics.ShardMergedRows(rt.name, r.rows)
+			me := toMySQLError(err)
+			r.err = me
+			s.scratch = mysql.AppendErr(s.scratch[:0], me)
+			if werr := s.client.WritePacketFlush(s.scratch); werr != nil {
+				return r, fmt.Errorf("%w: %w", errClientWrite, werr)
+			}
+			s.l.metrics.Error(rt.name, me.Code)
+			return r, nil
+		}
+		if err := s.writeClient(row); err != nil {
+			finish()
+			return r, err
+		}
+		r.rows++
+	}
+	finish()
+	s.l.metrics.ShardMergedRows(rt.name, r.rows)
+	status := s.sharedStatus()
+	for _, src := range srcs {
+		status |= src.status & mysql.StatusNoBackslashEscapes
+	}
+	r.status = status
+	if s.clientDeprecateEOF() {
+		s.scratch = mysql.AppendOK(s.scratch[:0], mysql.EOFHeader, &mysql.OK{Status: status}, s.caps)
+	} else {
+		s.scratch = mysql.AppendEOF(s.scratch[:0], 0, status)
+	}
+	if err := s.client.WritePacketFlush(s.scratch); err != nil {
+		return r, fmt.Errorf("%w: %w", errClientWrite, err)
+	}
+	return r, nil
+}
+
+// sharedStatus is the status a locally merged result reports.
+func (s *session) sharedStatus() uint16 {
+	if s.state.Vars["autocommit"] == "OFF" {
+		return 0
+	}
+	return mysql.StatusAutocommit
+}
+
+// readHead reads a result set's column count and definitions (and the EOF
+// after them). With keep, the definitions are copied into defs and parsed
+// into cols. It returns the column count; an ERR from the shard is returned
+// as *mysql.Error (the source is then done).
+func (src *shardSource) readHead(keep bool, defs *[][]byte, cols *[]merge.Column) (int, error) {
+	p, err := src.c.ReadPacket()
+	if err != nil {
+		src.done, src.failed = true, true
+		return 0, &backendReadError{err}
+	}
+	switch p[0] {
+	case mysql.ERRHeader:
+		src.done = true
+		return 0, mysql.ParseErr(p)
+	case mysql.OKHeader:
+		src.done = true
+		return 0, mysql.NewError(shard.ErrCodeNotSupported, "42000", "a shard answered without a result set")
+	}
+	n, _, _, err := mysql.ReadLenEncInt(p)
+	if err != nil {
+		src.done, src.failed = true, true
+		return 0, &backendReadError{err}
+	}
+	for i := uint64(0); i < n; i++ {
+		p, err := src.c.ReadPacket()
+		if err != nil {
+			src.done, src.failed = true, true
+			return 0, &backendReadError{err}
+		}
+		if keep {
+			d := append([]byte(nil), p...)
+			col, err := merge.ParseColumn(d)
+			if err != nil {
+				src.failed = true
+				return 0, &backendReadError{err}
+			}
+			*defs = append(*defs, d)
+			*cols = append(*cols, col)
+		}
+	}
+	p, err = src.c.ReadPacket()
+	if err != nil || !mysql.IsEOF(p) {
+		src.done, src.failed = true, true
+		return 0, &backendReadError{fmt.Errorf("expected EOF after column definitions")}
+	}
+	return int(n), nil
+}

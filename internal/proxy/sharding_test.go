@@ -1,0 +1,245 @@
+package proxy
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/database-mesh/pisanix-go/internal/proxyconfig"
+	"github.com/database-mesh/pisanix-go/internal/testutil"
+)
+
+// shardedCluster is two throwaway MariaDB servers behind one sharding
+// listener: t_order by database_strategy (mod on id over ds001, ds002),
+// t_item by table_strategy (crc32mod on id, 4 tables on ds001) and t_user
+// by database_table_strategy (mod on uid over the two nodes, mod on id
+// into 2 tables each).
+type shardedCluster struct {
+	m1, m2 *testutil.MariaDB
+	tp     *testProxy
+	db     *sql.DB
+}
+
+func node(name string, m *testutil.MariaDB) proxyconfig.Node {
+	host, port, _ := net.SplitHostPort(m.Addr)
+	p, _ := strconv.Atoi(port)
+	return proxyconfig.Node{Name: name, Host: host, Port: p, User: "root", DB: "test"}
+}
+
+func startSharded(t *testing.T) *shardedCluster {
+	t.Helper()
+	sc := &shardedCluster{m1: testutil.StartMariaDB(t), m2: testutil.StartMariaDB(t)}
+	cfg := &proxyconfig.Config{}
+	cfg.MySQL.Nodes = []proxyconfig.Node{node("ds001", sc.m1), node("ds002", sc.m2)}
+	cfg.Proxy.Config = []proxyconfig.Listener{{
+		Name: "shard", ListenAddr: "127.0.0.1:0", User: "proxy", Password: "proxypass", DB: "test",
+		SimpleLoadBalance: &proxyconfig.SimpleLoadBalance{Nodes: []string{"ds001"}},
+		Sharding: []proxyconfig.Sharding{
+			{TableName: "t_order", ActualDatanodes: []string{"ds001", "ds002"},
+				DatabaseStrategy: &proxyconfig.DatabaseStrategy{DatabaseShardingAlgorithmName: "mod", DatabaseShardingColumn: "id"}},
+			{TableName: "t_item", ActualDatanodes: []string{"ds001"},
+				TableStrategy: &proxyconfig.TableStrategy{TableShardingAlgorithmName: "crc32mod", TableShardingColumn: "id", ShardingCount: 4}},
+			{TableName: "t_user", ActualDatanodes: []string{"ds001", "ds002"},
+				DatabaseTableStrategy: &proxyconfig.DatabaseTableStrategy{DatabaseShardingAlgorithmName: "mod", DatabaseShardingColumn: "uid",
+					TableShardingAlgorithmName: "mod", TableShardingColumn: "id", ShardingCount: 2}},
+		},
+	}}
+	cfg.ApplyDefaults()
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	sc.tp = startProxy(t, cfg)
+	sc.db = openDB(t, sc.tp.dsn(""))
+	return sc
+}
+
+func (sc *shardedCluster) exec(t *testing.T, q string, args ...any) sql.Result {
+	t.Helper()
+	res, err := sc.db.Exec(q, args...)
+	if err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+	return res
+}
+
+// rowsOf returns a query's rows as strings ("NULL" for NULL), one string
+// per row with columns joined by "|".
+func rowsOf(t *testing.T, q interface {
+	Query(string, ...any) (*sql.Rows, error)
+}, query string, args ...any) []string {
+	t.Helper()
+	rows, err := q.Query(query, args...)
+	if err != nil {
+		t.Fatalf("%s: %v", query, err)
+	}
+	defer rows.Close()
+	cols, _ := rows.Columns()
+	var out []string
+	for rows.Next() {
+		vals := make([]sql.NullString, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			t.Fatal(err)
+		}
+		parts := make([]string, len(cols))
+		for i, v := range vals {
+			parts[i] = "NULL"
+			if v.Valid {
+				parts[i] = v.String
+			}
+		}
+		out = append(out, strings.Join(parts, "|"))
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatalf("%s: %v", query, err)
+	}
+	return out
+}
+
+func TestShardingDatabaseStrategy(t *testing.T) {
+	sc := startSharded(t)
+	// DDL on the logical table reaches every shard.
+	sc.exec(t, "CREATE TABLE t_order (id BIGINT PRIMARY KEY, uid INT, amount DECIMAL(10,2), note VARCHAR(20))")
+	for _, m := range []*testutil.MariaDB{sc.m1, sc.m2} {
+		if got := rowsOf(t, m.Open(t, "test"), "SHOW TABLES LIKE 't_order'"); len(got) != 1 {
+			t.Fatalf("t_order not created on %s: %v", m.Addr, got)
+		}
+	}
+	// Ten rows, one multi-row INSERT split per shard and single ones.
+	res := sc.exec(t, "INSERT INTO t_order (id, uid, amount, note) VALUES (1, 10, 1.50, 'a'), (2, 20, 2.50, 'b'), (3, 10, 3.50, 'c'), (4, 20, 4.50, 'd')")
+	if n, _ := res.RowsAffected(); n != 4 {
+		t.Fatalf("multi-row insert affected %d rows, want 4", n)
+	}
+	for id := 5; id <= 10; id++ {
+		sc.exec(t, "INSERT INTO t_order (id, uid, amount, note) VALUES (?, ?, ?, ?)", id, id%3*10, fmt.Sprintf("%d.25", id), string(rune('a'+id-1)))
+	}
+	// Each row is where mod puts it: even ids on ds001, odd on ds002.
+	even := rowsOf(t, sc.m1.Open(t, "test"), "SELECT id FROM t_order ORDER BY id")
+	odd := rowsOf(t, sc.m2.Open(t, "test"), "SELECT id FROM t_order ORDER BY id")
+	if strings.Join(even, ",") != "2,4,6,8,10" || strings.Join(odd, ",") != "1,3,5,7,9" {
+		t.Fatalf("placement: ds001 %v, ds002 %v", even, odd)
+	}
+	for i := 0; i < 5; i++ {
+		if got := rowsOf(t, sc.db, "SELECT note FROM t_order WHERE id = 3"); len(got) != 1 || got[0] != "c" {
+			t.Fatalf("SELECT by key: %v", got)
+		}
+	}
+	checks := []struct{ q, want string }{
+		{"SELECT COUNT(*) FROM t_order", "10"},
+		{"SELECT id FROM t_order ORDER BY id DESC LIMIT 3", "10,9,8"},
+		{"SELECT id FROM t_order ORDER BY id LIMIT 2, 3", "3,4,5"},
+		{"SELECT id FROM t_order WHERE id IN (3, 4, 7) ORDER BY id", "3,4,7"},
+		{"SELECT id FROM t_order WHERE id BETWEEN 4 AND 6 ORDER BY id", "4,5,6"},
+		{"SELECT SUM(amount), MIN(id), MAX(id) FROM t_order", "58.50|1|10"},
+		{"SELECT uid, COUNT(*), SUM(amount) FROM t_order GROUP BY uid ORDER BY uid", "0|2|15.50,10|4|22.50,20|4|20.50"},
+		{"SELECT AVG(amount) FROM t_order", "5.850000"},
+		{"SELECT DISTINCT uid FROM t_order ORDER BY uid", "0,10,20"},
+		{"SELECT note FROM t_order WHERE id = 2 OR id = 9 ORDER BY note", "b,i"},
+	}
+	for _, c := range checks {
+		if got := strings.Join(rowsOf(t, sc.db, c.q), ","); got != c.want {
+			t.Errorf("%s: got %s, want %s", c.q, got, c.want)
+		}
+	}
+	// UPDATE and DELETE without a key reach every shard; counts add up.
+	if n, _ := sc.exec(t, "UPDATE t_order SET note = 'z' WHERE amount > 5").RowsAffected(); n != 6 {
+		t.Errorf("UPDATE across shards affected %d, want 6", n)
+	}
+	if n, _ := sc.exec(t, "DELETE FROM t_order WHERE id = 10").RowsAffected(); n != 1 {
+		t.Errorf("DELETE by key affected %d, want 1", n)
+	}
+	if got := rowsOf(t, sc.db, "SELECT COUNT(*) FROM t_order WHERE note = 'z'"); got[0] != "5" {
+		t.Errorf("after update and delete: %v", got)
+	}
+	// What cannot be answered exactly is refused with 1235.
+	for _, q := range []string{
+		"UPDATE t_order SET id = 11 WHERE id = 1",
+		"SELECT * FROM t_order o JOIN t_order p ON o.uid = p.id",
+	} {
+		if _, err := sc.db.Exec(q); mysqlErrCode(err) != 1235 {
+			t.Errorf("%s: want ERR 1235, got %v", q, err)
+		}
+	}
+}
+
+// A transaction whose statements go to one datanode runs there, whatever
+// the balancer would pick for BEGIN; one that reaches another datanode is
+// refused and rolls back, never half-committed.
+func TestShardingTransactions(t *testing.T) {
+	sc := startSharded(t)
+	sc.exec(t, "CREATE TABLE t_order (id BIGINT PRIMARY KEY, note VARCHAR(20))")
+	ctx := context.Background()
+	tx, err := sc.db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []int{1, 3, 5} { // all odd: ds002, not the balancer's ds001
+		if _, err := tx.Exec("INSERT INTO t_order (id, note) VALUES (?, 'tx')", id); err != nil {
+			t.Fatalf("insert %d in transaction: %v", id, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if got := rowsOf(t, sc.m2.Open(t, "test"), "SELECT COUNT(*) FROM t_order"); got[0] != "3" {
+		t.Fatalf("committed rows on ds002: %v", got)
+	}
+	tx, err = sc.db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec("INSERT INTO t_order (id, note) VALUES (7, 'x')"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec("INSERT INTO t_order (id, note) VALUES (8, 'x')"); mysqlErrCode(err) != 1235 {
+		t.Fatalf("second datanode in a transaction: want 1235, got %v", err)
+	}
+	if err := tx.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	if got := rowsOf(t, sc.db, "SELECT COUNT(*) FROM t_order WHERE note = 'x'"); got[0] != "0" {
+		t.Fatalf("rows of a rolled back cross-shard transaction: %v", got)
+	}
+}
+
+func TestShardingTableStrategies(t *testing.T) {
+	sc := startSharded(t)
+	sc.exec(t, "CREATE TABLE t_item (id BIGINT PRIMARY KEY, name VARCHAR(20))")
+	sc.exec(t, "CREATE TABLE t_user (uid INT, id INT, name VARCHAR(20), PRIMARY KEY (uid, id))")
+	names := rowsOf(t, sc.m1.Open(t, "test"), "SHOW TABLES")
+	if got := strings.Join(names, ","); got != "t_item_00000,t_item_00001,t_item_00002,t_item_00003,t_user_00000,t_user_00001" {
+		t.Fatalf("physical tables on ds001: %s", got)
+	}
+	for id := 1; id <= 20; id++ {
+		sc.exec(t, "INSERT INTO t_item (id, name) VALUES (?, ?)", id, fmt.Sprintf("item%02d", id))
+		sc.exec(t, "INSERT INTO t_user (uid, id, name) VALUES (?, ?, ?)", id%5, id, fmt.Sprintf("user%02d", id))
+	}
+	total := 0
+	for i := 0; i < 4; i++ {
+		n := rowsOf(t, sc.m1.Open(t, "test"), fmt.Sprintf("SELECT COUNT(*) FROM t_item_%05d", i))
+		c, _ := strconv.Atoi(n[0])
+		total += c
+	}
+	if total != 20 {
+		t.Fatalf("t_item rows over its 4 tables: %d", total)
+	}
+	for _, c := range []struct{ q, want string }{
+		{"SELECT COUNT(*) FROM t_item", "20"},
+		{"SELECT name FROM t_item WHERE id = 17", "item17"},
+		{"SELECT id FROM t_item ORDER BY name DESC LIMIT 2", "20,19"},
+		{"SELECT COUNT(*) FROM t_user", "20"},
+		{"SELECT name FROM t_user WHERE uid = 2 AND id = 12", "user12"},
+		{"SELECT uid, COUNT(*) FROM t_user GROUP BY uid ORDER BY uid", "0|4,1|4,2|4,3|4,4|4"},
+	} {
+		if got := strings.Join(rowsOf(t, sc.db, c.q), ","); got != c.want {
+			t.Errorf("%s: got %s, want %s", c.q, got, c.want)
+		}
+	}
+}
