@@ -196,6 +196,11 @@ func (rt *Router) prepare(sql, db string) (p *Prepared) {
 	p = &Prepared{}
 	err := rt.parser.WithASTMode(sql, func(stmts []ast.StmtNode, mode pmysql.SQLMode) {
 		pc := &prepCtx{rt: rt, db: db, sql: sql, mode: mode}
+		defer func() {
+			if r := recover(); r != nil {
+				p = fail("internal error planning a statement on a sharded table: %v", r)
+			}
+		}()
 		p = pc.prepare(stmts)
 	})
 	if err != nil {

@@ -154,6 +154,9 @@ func (a *selAnalysis) knownPosition(i int) bool {
 
 // normalize is an expression's text without qualifiers, for matching.
 func normalize(e ast.ExprNode) string {
+	if e == nil {
+		return "\x00nil"
+	}
 	var b strings.Builder
 	flags := format.RestoreStringSingleQuotes | format.RestoreKeyWordUppercase | format.RestoreNameBackQuotes |
 		format.RestoreWithoutSchemaName | format.RestoreWithoutTableName | format.RestoreStringEscapeBackslash
