@@ -72,7 +72,7 @@ func collationByID(id uint16) *collation {
 	if binPadIDs[id] {
 		return collBinPad
 	}
-	if id > 1024 && binPadIDs[id-1024] && id != 46+1024 && id != 83+1024 {
+	if id > 1024 && binPadIDs[id-1024] {
 		return collBinNoPad
 	}
 	return nil

@@ -1,11 +1,3 @@
-// Package merge combines the result sets of several shards into the one
-// result set a single MariaDB server would have produced, as rows stream in:
-// a k-way merge for ORDER BY, LIMIT/OFFSET, aggregates (COUNT, SUM, MIN,
-// MAX, AVG), GROUP BY with HAVING, DISTINCT, and a bounded re-sort. It reads
-// row payloads (text or binary protocol) from one Source per shard and
-// returns merged row payloads in the same protocol. The plan comes from
-// package shard (shard.Merge); what cannot be merged exactly is refused
-// with ERR 1235 when the Merger is built.
 package merge
 
 import (

@@ -291,3 +291,29 @@ func TestRefused(t *testing.T) {
 		}
 	}
 }
+
+func TestWildcardSpec(t *testing.T) {
+	// SELECT * ... ORDER BY n where n is derived: Columns -1, the last
+	// column is the derived key.
+	cols := []Column{intCol(t, "id"), strCol(t, "v", 45), intCol(t, "n")}
+	spec := &shard.Merge{Columns: -1, Derived: 1, OrderBy: []shard.SortKey{{Column: -1, Desc: true}}}
+	got := mustRun(t, &shard.Merge{Columns: 2, Derived: 1, OrderBy: []shard.SortKey{{Column: 2, Desc: true}}}, cols, false,
+		sources(textRows(v(1, "a", 9), v(2, "b", 1)), textRows(v(3, "c", 5))))
+	expectRows(t, got, r("1", "a"), r("3", "c"), r("2", "b"))
+	m, err := New(spec, cols, false, sources(textRows(v(1, "a", 9), v(2, "b", 1)), textRows(v(3, "c", 5))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []string{"1", "3", "2"} {
+		row, err := m.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if out := decodeOut(t, row, cols[:2], false); out[0] != w {
+			t.Fatalf("got %q want %s", out, w)
+		}
+	}
+	if _, err := New(&shard.Merge{Columns: -1, Derived: 3}, cols, false, nil); err == nil {
+		t.Fatal("too few columns accepted")
+	}
+}

@@ -130,6 +130,11 @@ func New(spec *shard.Merge, cols []Column, binary bool, srcs []Source) (*Merger,
 	if spec == nil {
 		return nil, notSupported("a merge without a plan")
 	}
+	// A wildcard select list leaves the column count and indexes relative
+	// to the end of the row: make them absolute.
+	if spec = spec.Resolve(len(cols)); spec == nil {
+		return nil, notSupported("%d columns for the derived ones", len(cols))
+	}
 	m := &Merger{spec: spec, bin: binary, ncols: len(cols), visible: spec.Columns}
 	if m.visible <= 0 || m.visible > len(cols) {
 		return nil, notSupported("%d visible columns of %d", spec.Columns, len(cols))
