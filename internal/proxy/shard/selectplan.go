@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/database-mesh/pisanix-go/internal/mysql"
 	"github.com/pingcap/tidb/pkg/parser/ast"
 	"github.com/pingcap/tidb/pkg/parser/format"
 	"github.com/pingcap/tidb/pkg/parser/opcode"
@@ -390,6 +391,9 @@ func (a *selAnalysis) orderRef(it *ast.ByItem) (colRef, error) {
 	if p, ok := e.(*ast.PositionExpr); ok {
 		if p.P != nil || p.N < 1 {
 			return colRef{}, refuse("ORDER BY with a parameter position on several shards of %s is not supported", a.pc.rule.table)
+		}
+		if a.wild == 0 && p.N > len(a.fields) {
+			return colRef{}, mysql.NewError(1054, "42S22", "Unknown column '%d' in 'order clause'", p.N)
 		}
 		return posRef(p.N - 1), nil
 	}
