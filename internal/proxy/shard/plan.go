@@ -51,9 +51,10 @@ type Plan struct {
 	// executor sums affected rows and keeps the largest last insert id).
 	Merge *Merge
 	// Rename maps physical table names to logical ones, for results that
-	// name tables: SHOW TABLES (RouteUnsharded; the executor replaces a
-	// first-column value found here by the logical name and drops the
-	// repeats) and SHOW CREATE TABLE / SHOW COLUMNS / SHOW INDEX / DESCRIBE
+	// name tables: SHOW [FULL] TABLES and SHOW TABLE STATUS
+	// (RouteUnsharded; the executor replaces a first-column value found
+	// here by the logical name and drops the repeats; the planner keeps no
+	// statistics to sum TABLE STATUS rows) and SHOW CREATE TABLE / SHOW COLUMNS / SHOW INDEX / DESCRIBE
 	// (RouteSingle on shard 0's physical table; the executor should show
 	// the logical name in the Table column and in the CREATE TABLE text).
 	// Nil otherwise. Shared: do not modify.

@@ -326,7 +326,7 @@ func (pc *prepCtx) prepare(stmts []ast.StmtNode) *Prepared {
 		}
 	}
 	if len(matched) == 0 {
-		if sh, ok := stmts[0].(*ast.ShowStmt); ok && len(stmts) == 1 && sh.Tp == ast.ShowTables {
+		if sh, ok := stmts[0].(*ast.ShowStmt); ok && len(stmts) == 1 && (sh.Tp == ast.ShowTables || sh.Tp == ast.ShowTableStatus) {
 			return pc.showTables(sh)
 		}
 		return &Prepared{Params: sc.params, fixed: unshardedPlan}
@@ -635,8 +635,9 @@ func (pc *prepCtx) prepareShow(st *ast.ShowStmt, root ast.StmtNode) *Prepared {
 	}}
 }
 
-// showTables: SHOW TABLES routes as usual; Rename maps the physical table
-// names of the session database to their logical names.
+// showTables: SHOW [FULL] TABLES and SHOW TABLE STATUS route as usual;
+// Rename maps the physical table names of the database (FROM db, else the
+// session's) to their logical names.
 func (pc *prepCtx) showTables(st *ast.ShowStmt) *Prepared {
 	db := st.DBName
 	if db == "" {

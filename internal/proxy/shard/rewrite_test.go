@@ -164,6 +164,20 @@ func TestMergeSpecs(t *testing.T) {
 	}
 }
 
+func TestShowTables(t *testing.T) {
+	rt := orderRouter(t)
+	for _, q := range []string{"show tables", "show full tables", "show table status", "show tables from db0"} {
+		p := mustPlan(t, rt, q, "db0")
+		if p.Kind != RouteUnsharded || p.Rename["t_order_00001"] != "t_order" || len(p.Rename) != 2 {
+			t.Errorf("%s: %+v", q, p)
+		}
+	}
+	// Database strategy: physical names are logical; nothing to rename.
+	if p := mustPlan(t, rt, "show tables", "db1"); p.Rename != nil {
+		t.Errorf("db1: %+v", p)
+	}
+}
+
 func TestMergeResolve(t *testing.T) {
 	m := &Merge{Columns: -1, Derived: 1, OrderBy: []SortKey{{-1, true}}, Resort: []SortKey{{-2, false}}}
 	r := m.Resolve(5)
