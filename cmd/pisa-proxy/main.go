@@ -186,7 +186,7 @@ func newApp(adminAddr, logLevel string) (*app, error) {
 	if err := a.adm.Start(); err != nil {
 		return nil, fmt.Errorf("admin server: %w", err)
 	}
-	a.logger.Info("admin server listening", "addr", a.adm.Addr().String())
+	// admin.Server.Start logs "admin server listening" with the address.
 	if addr := os.Getenv("PISA_PROXY_PPROF_ADDR"); addr != "" {
 		// Profiling endpoints for performance work, off by default.
 		go func() {

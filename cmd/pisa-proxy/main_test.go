@@ -345,6 +345,10 @@ func TestDaemonServes(t *testing.T) {
 		t.Fatal("/config shows a password")
 	}
 	db.Close()
+	// The admin server's address is logged once (issue 14 item 8).
+	if n := strings.Count(p.stderr.String(), "admin server listening"); n != 1 {
+		t.Fatalf("%q logged %d times, want once:\n%s", "admin server listening", n, p.stderr.String())
+	}
 
 	start := time.Now()
 	p.signal(t, syscall.SIGTERM)
