@@ -447,12 +447,13 @@ func (a *selAnalysis) rowsShape(grouped bool) ([]*ast.ByItem, error) {
 		items = st.GroupBy.Items
 	}
 	var out []*ast.ByItem
+	refs := make([]colRef, 0, len(items))
 	for _, it := range items {
 		ref, err := a.orderRef(it)
 		if err != nil {
 			return nil, err
 		}
-		m.OrderBy = append(m.OrderBy, SortKey{Column: a.index(ref), Desc: it.Desc})
+		refs = append(refs, ref)
 		var e ast.ExprNode = &lazyExpr{get: it}
 		if ref.derived >= 0 {
 			// Sort by the derived column itself, so that the shard's order
@@ -461,6 +462,11 @@ func (a *selAnalysis) rowsShape(grouped bool) ([]*ast.ByItem, error) {
 			e = &aliasExpr{a: a, i: ref.derived}
 		}
 		out = append(out, &ast.ByItem{Expr: e, Desc: it.Desc, NullOrder: it.NullOrder})
+	}
+	// Indexes only now: with a wildcard, a derived column's index counts
+	// from the end of the row, so it depends on how many there are.
+	for i, ref := range refs {
+		m.OrderBy = append(m.OrderBy, SortKey{Column: a.index(ref), Desc: items[i].Desc})
 	}
 	if st.Distinct {
 		if a.wild > 0 {
