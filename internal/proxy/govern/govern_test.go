@@ -89,7 +89,7 @@ func TestChain(t *testing.T) {
 			mysql.ErrCodeTableAccessDenied, "access:app", govmetrics.ReasonTable, "SELECT command denied to user 'app'@'10.1.1.1' for table `hr`.`pay`", "", "", 0},
 		{"access before circuit", req("app", "DROP TABLE orders", &sqlparse.Facts{Kind: sqlparse.KindDDL, Class: sqlparse.ClassDDL, Tables: []sqlparse.Table{{Name: "orders"}}}),
 			mysql.ErrCodeTableAccessDenied, "access:app", govmetrics.ReasonKind, "DROP command denied", "", "", 0},
-		{"circuit", req("root", "DROP  TABLE orders", nil), mysql.ErrCodeUnknownCom, "no-drop", govmetrics.ReasonCircuitBreak, `rejected by circuit_break rule "no-drop"`, "", "", 0},
+		{"circuit", req("root", "DROP  TABLE orders", nil), mysql.ErrCodeUnknownCom, "no-drop", govmetrics.ReasonCircuitBreak, `audit plugin rejected: circuit_break rule "no-drop"`, "", "", 0},
 		{"dry run", req("root", "select sleep(1)", nil), 0, "", "", "", "watch-sleep", "", 0},
 		{"concurrency slot", req("root", "select * from report", nil), 0, "", "", "", "", "report", 0},
 	}
@@ -156,7 +156,7 @@ func TestConcurrencyAcrossReload(t *testing.T) {
 	}
 	c1.Close()
 	if _, rej := c2.Check(ctx, r); rej == nil || rej.Reason != govmetrics.ReasonConcurrency ||
-		rej.Err.Message != `rejected by concurrency_control rule "report": 1 statements already running` {
+		rej.Err.Message != `concurrency control plugin rejected: concurrency_control rule "report": 1 statements already running` {
 		t.Fatalf("rej = %+v", rej)
 	}
 	want := `

@@ -98,7 +98,7 @@ func Compile(rules []Rule, o Options) (*Set, error) {
 			Index:  i,
 			Name:   name,
 			DryRun: r.DryRun,
-			Err:    mysql.NewError(mysql.ErrCodeUnknownCom, "08S01", "rejected by circuit_break rule %q", name),
+			Err:    mysql.NewError(mysql.ErrCodeUnknownCom, "08S01", "audit plugin rejected: circuit_break rule %q", name),
 		}
 	}
 	m, err := rxmatch.Compile(mr, DefaultName, o.Normalize)

@@ -80,7 +80,7 @@ func TestError(t *testing.T) {
 		t.Fatal("not rejected")
 	}
 	e := rej.Err
-	if e.Code != mysql.ErrCodeUnknownCom || e.SQLState != "08S01" || e.Message != `rejected by circuit_break rule "no-full-scan"` {
+	if e.Code != mysql.ErrCodeUnknownCom || e.SQLState != "08S01" || e.Message != `audit plugin rejected: circuit_break rule "no-full-scan"` {
 		t.Errorf("err = %+v", e)
 	}
 }

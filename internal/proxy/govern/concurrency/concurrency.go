@@ -411,7 +411,7 @@ func (c *Compiled) reject(reason int, l *limiter) *Rejected {
 	return &Rejected{
 		Rule:   c,
 		Reason: reasons[reason],
-		Err:    mysql.NewError(mysql.ErrCodeUnknownCom, "08S01", "rejected by concurrency_control rule %q: %s", c.Name, msg),
+		Err:    mysql.NewError(mysql.ErrCodeUnknownCom, "08S01", "concurrency control plugin rejected: concurrency_control rule %q: %s", c.Name, msg),
 	}
 }
 

@@ -94,7 +94,7 @@ func TestLimit(t *testing.T) {
 		t.Fatal("third must be rejected")
 	}
 	if rej.Reason != ReasonLimit || rej.Err.Code != mysql.ErrCodeUnknownCom || rej.Err.SQLState != "08S01" ||
-		rej.Err.Message != `rejected by concurrency_control rule "x": 2 statements already running` {
+		rej.Err.Message != `concurrency control plugin rejected: concurrency_control rule "x": 2 statements already running` {
 		t.Errorf("rej = %+v %+v", rej, rej.Err)
 	}
 	if n := reg.InFlight("x"); n != 2 {
