@@ -152,36 +152,64 @@ func TestRandomSplit(t *testing.T) {
 			flush()
 		}
 		ggot := mustRun(t, gspec, gcols, bin, sources(gshards...))
-		// Expected: groups over every shard's rows.
+		// Expected: every shard's groups, stably sorted, equal keys combined.
 		type grp struct {
 			k, s  string
 			count int
+			sum   decAcc
 		}
-		var want []grp
+		var all []*grp
 		for _, sh := range gshards {
 			for _, rb := range sh {
 				vals := decodeOut(t, rb, gcols, bin)
 				c, _ := strconv.Atoi(vals[0])
-				want = append(want, grp{vals[1], vals[2], c})
+				g := &grp{k: vals[1], s: vals[2], count: c}
+				g.sum.reset(2)
+				g.sum.addDecimal([]byte(vals[3]))
+				all = append(all, g)
 			}
 		}
-		total := 0
-		for _, g := range want {
-			total += g.count
-		}
-		gotTotal := 0
-		for i, g := range ggot {
-			c, _ := strconv.Atoi(g[0])
-			gotTotal += c
-			if i > 0 {
-				prev := ggot[i-1]
-				if prev[1] == g[1] && collGen4.compare([]byte(prev[2]), []byte(g[2])) == 0 {
-					t.Fatalf("iter %d: group %q repeated", iter, g)
+		cmpGrp := func(a, b *grp) int {
+			ak, bk := a.k == null, b.k == null
+			switch {
+			case ak && !bk:
+				return -1
+			case !ak && bk:
+				return 1
+			case !ak:
+				x, _ := strconv.Atoi(a.k)
+				y, _ := strconv.Atoi(b.k)
+				if x != y {
+					return cmp3(x < y, x > y)
 				}
 			}
+			return collGen4.compare([]byte(a.s), []byte(b.s))
 		}
-		if gotTotal != total {
-			t.Fatalf("iter %d: counts sum to %d, want %d", iter, gotTotal, total)
+		sort.SliceStable(all, func(i, j int) bool {
+			c := cmpGrp(all[i], all[j])
+			if desc {
+				c = -c
+			}
+			return c < 0
+		})
+		var want []*grp
+		for _, g := range all {
+			if n := len(want); n > 0 && cmpGrp(want[n-1], g) == 0 {
+				want[n-1].count += g.count
+				want[n-1].sum.addDecimal(g.sum.appendText(nil))
+				continue
+			}
+			want = append(want, g)
+		}
+		if len(ggot) != len(want) {
+			t.Fatalf("iter %d: %d groups, want %d", iter, len(ggot), len(want))
+		}
+		for i, g := range ggot {
+			w := want[i]
+			if g[1] != w.k || collGen4.compare([]byte(g[2]), []byte(w.s)) != 0 ||
+				g[0] != strconv.Itoa(w.count) || g[3] != string(w.sum.appendText(nil)) {
+				t.Fatalf("iter %d group %d: got %q, want %s %q count %d sum %s", iter, i, g, w.k, w.s, w.count, w.sum.appendText(nil))
+			}
 		}
 	}
 }
