@@ -51,13 +51,18 @@ type Plan struct {
 	// executor sums affected rows and keeps the largest last insert id).
 	Merge *Merge
 	// Rename maps physical table names to logical ones, for results that
-	// name tables: SHOW [FULL] TABLES and SHOW TABLE STATUS
-	// (RouteUnsharded; the executor replaces a first-column value found
-	// here by the logical name and drops the repeats; the planner keeps no
-	// statistics to sum TABLE STATUS rows) and SHOW CREATE TABLE / SHOW COLUMNS / SHOW INDEX / DESCRIBE
-	// (RouteSingle on shard 0's physical table; the executor should show
-	// the logical name in the Table column and in the CREATE TABLE text).
+	// name tables:
+	//   - SHOW [FULL] TABLES and SHOW TABLE STATUS are RouteUnsharded: the
+	//     executor replaces a first-column value found here by the logical
+	//     name and drops the repeats (TABLE STATUS rows are not summed);
+	//   - SHOW CREATE TABLE, SHOW COLUMNS, SHOW INDEX and DESCRIBE run on
+	//     shard 0's physical table (RouteSingle): the executor should show
+	//     the logical name in the Table column and the CREATE TABLE text.
 	// Nil otherwise. Shared: do not modify.
+	//
+	// Plans returned by the planner may be shared between sessions (they
+	// are cached with the statement): never modify a Plan or its slices.
+	Rename map[string]string
 	Rename map[string]string
 }
 
@@ -77,8 +82,9 @@ type Target struct {
 	// Params, for a prepared statement, lists which of the client's
 	// parameters (0-based positions) the target's `?` markers take, in
 	// order; nil means all of them in the client's order. A parameter may
-	// appear twice (an ORDER BY expression copied into a derived column)
-	// or not at all (rows of a split multi-row INSERT on other shards).
+	// appear twice (a GROUP BY expression copied into a derived column) or
+	// not at all (rows of a split multi-row INSERT on other shards, the
+	// LIMIT of an aggregate the merger applies).
 	Params []int
 }
 
