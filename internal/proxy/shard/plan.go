@@ -63,7 +63,6 @@ type Plan struct {
 	// Plans returned by the planner may be shared between sessions (they
 	// are cached with the statement): never modify a Plan or its slices.
 	Rename map[string]string
-	Rename map[string]string
 }
 
 // Target is one physical statement on one datanode.
