@@ -26,6 +26,7 @@ const (
 	LabelDomain = "domain" // proxy (listener) name from the config
 	LabelType   = "type"   // command type, e.g. COM_QUERY
 	LabelServer = "server" // backend endpoint host:port
+	LabelNode   = "node"   // backend node name ([[mysql.node]] name)
 	LabelReason = "reason" // why a backend connection was pinned
 	LabelCode   = "code"   // MySQL error code sent to the client
 )

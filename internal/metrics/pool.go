@@ -7,9 +7,11 @@ import (
 )
 
 // PoolStats is a snapshot of one backend connection pool: the pool of
-// server (host:port) used by domain.
+// node (its [[mysql.node]] name) at server (host:port) used by domain.
+// Several nodes may share one server (a schema per node on one MariaDB), so
+// the node name is part of the identity.
 type PoolStats struct {
-	Domain, Server string
+	Domain, Node, Server string
 
 	MaxOpen int // maximum open connections; 0 means unlimited
 	Open    int // open connections, in use or idle
@@ -30,11 +32,11 @@ type poolCollector struct {
 }
 
 // NewPoolCollector returns a collector that calls src on every scrape and
-// exports the pisa_proxy_backend_pool_* metrics, labelled {domain, server}.
-// src must be safe for concurrent use and return at most one entry per
-// (domain, server) pair; it may return nil.
+// exports the pisa_proxy_backend_pool_* metrics, labelled {domain, node,
+// server}. src must be safe for concurrent use and return at most one entry
+// per (domain, node) pair; it may return nil.
 func NewPoolCollector(src func() []PoolStats) prometheus.Collector {
-	labels := []string{LabelDomain, LabelServer}
+	labels := []string{LabelDomain, LabelNode, LabelServer}
 	d := func(name, help string) *prometheus.Desc {
 		return prometheus.NewDesc(prometheus.BuildFQName(Namespace, "backend_pool", name), help, labels, nil)
 	}
@@ -62,10 +64,10 @@ func (c *poolCollector) Describe(ch chan<- *prometheus.Desc) {
 func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, s := range c.src() {
 		gauge := func(d *prometheus.Desc, v float64) {
-			ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, s.Domain, s.Server)
+			ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, s.Domain, s.Node, s.Server)
 		}
 		counter := func(d *prometheus.Desc, v float64) {
-			ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v, s.Domain, s.Server)
+			ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v, s.Domain, s.Node, s.Server)
 		}
 		gauge(c.maxOpen, float64(s.MaxOpen))
 		gauge(c.open, float64(s.Open))

@@ -59,52 +59,52 @@ func TestPoolCollector(t *testing.T) {
 		{
 			name: "one pool",
 			stats: []PoolStats{{
-				Domain: "shop", Server: "10.0.0.1:3306",
+				Domain: "shop", Node: "ds001", Server: "10.0.0.1:3306",
 				MaxOpen: 64, Open: 10, Idle: 7, InUse: 3,
 				WaitCount: 12, WaitDuration: 1500 * time.Millisecond, Timeouts: 2, Closed: 5,
 			}},
 			want: poolText(map[string]string{
-				"closed":   `pisa_proxy_backend_pool_closed_total{domain="shop",server="10.0.0.1:3306"} 5`,
-				"idle":     `pisa_proxy_backend_pool_idle_connections{domain="shop",server="10.0.0.1:3306"} 7`,
-				"inuse":    `pisa_proxy_backend_pool_in_use_connections{domain="shop",server="10.0.0.1:3306"} 3`,
-				"max":      `pisa_proxy_backend_pool_max_open_connections{domain="shop",server="10.0.0.1:3306"} 64`,
-				"open":     `pisa_proxy_backend_pool_open_connections{domain="shop",server="10.0.0.1:3306"} 10`,
-				"waitsec":  `pisa_proxy_backend_pool_wait_duration_seconds_total{domain="shop",server="10.0.0.1:3306"} 1.5`,
-				"timeouts": `pisa_proxy_backend_pool_wait_timeouts_total{domain="shop",server="10.0.0.1:3306"} 2`,
-				"waits":    `pisa_proxy_backend_pool_wait_total{domain="shop",server="10.0.0.1:3306"} 12`,
+				"closed":   `pisa_proxy_backend_pool_closed_total{domain="shop",node="ds001",server="10.0.0.1:3306"} 5`,
+				"idle":     `pisa_proxy_backend_pool_idle_connections{domain="shop",node="ds001",server="10.0.0.1:3306"} 7`,
+				"inuse":    `pisa_proxy_backend_pool_in_use_connections{domain="shop",node="ds001",server="10.0.0.1:3306"} 3`,
+				"max":      `pisa_proxy_backend_pool_max_open_connections{domain="shop",node="ds001",server="10.0.0.1:3306"} 64`,
+				"open":     `pisa_proxy_backend_pool_open_connections{domain="shop",node="ds001",server="10.0.0.1:3306"} 10`,
+				"waitsec":  `pisa_proxy_backend_pool_wait_duration_seconds_total{domain="shop",node="ds001",server="10.0.0.1:3306"} 1.5`,
+				"timeouts": `pisa_proxy_backend_pool_wait_timeouts_total{domain="shop",node="ds001",server="10.0.0.1:3306"} 2`,
+				"waits":    `pisa_proxy_backend_pool_wait_total{domain="shop",node="ds001",server="10.0.0.1:3306"} 12`,
 			}),
 		},
 		{
 			name: "two pools, unlimited max",
 			stats: []PoolStats{
-				{Domain: "shop", Server: "a:3306", Open: 2, Idle: 2},
-				{Domain: "blog", Server: "a:3306", Open: 1, InUse: 1, WaitDuration: 250 * time.Microsecond, WaitCount: 1},
+				{Domain: "shop", Node: "n", Server: "a:3306", Open: 2, Idle: 2},
+				{Domain: "blog", Node: "n", Server: "a:3306", Open: 1, InUse: 1, WaitDuration: 250 * time.Microsecond, WaitCount: 1},
 			},
 			want: poolText(map[string]string{
 				"closed": `
-pisa_proxy_backend_pool_closed_total{domain="blog",server="a:3306"} 0
-pisa_proxy_backend_pool_closed_total{domain="shop",server="a:3306"} 0`,
+pisa_proxy_backend_pool_closed_total{domain="blog",node="n",server="a:3306"} 0
+pisa_proxy_backend_pool_closed_total{domain="shop",node="n",server="a:3306"} 0`,
 				"idle": `
-pisa_proxy_backend_pool_idle_connections{domain="blog",server="a:3306"} 0
-pisa_proxy_backend_pool_idle_connections{domain="shop",server="a:3306"} 2`,
+pisa_proxy_backend_pool_idle_connections{domain="blog",node="n",server="a:3306"} 0
+pisa_proxy_backend_pool_idle_connections{domain="shop",node="n",server="a:3306"} 2`,
 				"inuse": `
-pisa_proxy_backend_pool_in_use_connections{domain="blog",server="a:3306"} 1
-pisa_proxy_backend_pool_in_use_connections{domain="shop",server="a:3306"} 0`,
+pisa_proxy_backend_pool_in_use_connections{domain="blog",node="n",server="a:3306"} 1
+pisa_proxy_backend_pool_in_use_connections{domain="shop",node="n",server="a:3306"} 0`,
 				"max": `
-pisa_proxy_backend_pool_max_open_connections{domain="blog",server="a:3306"} 0
-pisa_proxy_backend_pool_max_open_connections{domain="shop",server="a:3306"} 0`,
+pisa_proxy_backend_pool_max_open_connections{domain="blog",node="n",server="a:3306"} 0
+pisa_proxy_backend_pool_max_open_connections{domain="shop",node="n",server="a:3306"} 0`,
 				"open": `
-pisa_proxy_backend_pool_open_connections{domain="blog",server="a:3306"} 1
-pisa_proxy_backend_pool_open_connections{domain="shop",server="a:3306"} 2`,
+pisa_proxy_backend_pool_open_connections{domain="blog",node="n",server="a:3306"} 1
+pisa_proxy_backend_pool_open_connections{domain="shop",node="n",server="a:3306"} 2`,
 				"waitsec": `
-pisa_proxy_backend_pool_wait_duration_seconds_total{domain="blog",server="a:3306"} 0.00025
-pisa_proxy_backend_pool_wait_duration_seconds_total{domain="shop",server="a:3306"} 0`,
+pisa_proxy_backend_pool_wait_duration_seconds_total{domain="blog",node="n",server="a:3306"} 0.00025
+pisa_proxy_backend_pool_wait_duration_seconds_total{domain="shop",node="n",server="a:3306"} 0`,
 				"timeouts": `
-pisa_proxy_backend_pool_wait_timeouts_total{domain="blog",server="a:3306"} 0
-pisa_proxy_backend_pool_wait_timeouts_total{domain="shop",server="a:3306"} 0`,
+pisa_proxy_backend_pool_wait_timeouts_total{domain="blog",node="n",server="a:3306"} 0
+pisa_proxy_backend_pool_wait_timeouts_total{domain="shop",node="n",server="a:3306"} 0`,
 				"waits": `
-pisa_proxy_backend_pool_wait_total{domain="blog",server="a:3306"} 1
-pisa_proxy_backend_pool_wait_total{domain="shop",server="a:3306"} 0`,
+pisa_proxy_backend_pool_wait_total{domain="blog",node="n",server="a:3306"} 1
+pisa_proxy_backend_pool_wait_total{domain="shop",node="n",server="a:3306"} 0`,
 			}),
 		},
 	}
@@ -119,6 +119,41 @@ pisa_proxy_backend_pool_wait_total{domain="shop",server="a:3306"} 0`,
 			}
 		})
 	}
+}
+
+// Two nodes on one host:port (a schema per node on one server, as in
+// Pisanix's sharding examples) are two series, and a scrape has no error.
+func TestPoolCollectorNodesShareServer(t *testing.T) {
+	c := NewPoolCollector(func() []PoolStats {
+		return []PoolStats{
+			{Domain: "shop", Node: "ds001", Server: "127.0.0.1:3306", Open: 1},
+			{Domain: "shop", Node: "ds002", Server: "127.0.0.1:3306", Open: 2},
+		}
+	})
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(c)
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatalf("scrape: %v", err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "pisa_proxy_backend_pool_open_connections" {
+			continue
+		}
+		got := map[string]float64{}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "node" {
+					got[l.GetValue()] = m.GetGauge().GetValue()
+				}
+			}
+		}
+		if got["ds001"] != 1 || got["ds002"] != 2 || len(got) != 2 {
+			t.Fatalf("open connections by node: %v", got)
+		}
+		return
+	}
+	t.Fatal("no pisa_proxy_backend_pool_open_connections")
 }
 
 func TestPoolCollectorCallsSourcePerScrape(t *testing.T) {

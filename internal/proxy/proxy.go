@@ -778,7 +778,7 @@ func (p *Proxy) PoolStats() []metrics.PoolStats {
 		st := pl.Stats()
 		domain := key[:strings.IndexByte(key, '|')]
 		addr := pl.Endpoint().Addr
-		out = append(out, metrics.PoolStats{Domain: domain, Server: addr, MaxOpen: st.MaxOpen,
+		out = append(out, metrics.PoolStats{Domain: domain, Node: pl.Endpoint().Name, Server: addr, MaxOpen: st.MaxOpen,
 			Open: st.Open, Idle: st.Idle, InUse: st.InUse, WaitCount: st.WaitCount,
 			WaitDuration: st.WaitDuration, Timeouts: st.Timeouts, Closed: st.Closed})
 	}
