@@ -326,6 +326,14 @@ func (pc *prepCtx) prepare(stmts []ast.StmtNode) *Prepared {
 		}
 	}
 	if len(matched) == 0 {
+		if ps, ok := stmts[0].(*ast.PrepareStmt); ok {
+			if t := pc.rt.mentioned(ps.SQLText); t != "" {
+				return fail("SQL PREPARE of a statement on sharded table %s is not supported; use the binary protocol", t)
+			}
+			if ps.SQLVar != nil {
+				return fail("PREPARE ... FROM @variable is not supported on a listener with sharding rules: the statement could name a sharded table")
+			}
+		}
 		if sh, ok := stmts[0].(*ast.ShowStmt); ok && len(stmts) == 1 && (sh.Tp == ast.ShowTables || sh.Tp == ast.ShowTableStatus) {
 			return pc.showTables(sh)
 		}

@@ -238,6 +238,7 @@ func TestRefusals(t *testing.T) {
 		"select * from t_order; select 1",
 		"explain select * from t_order",
 		"load data infile 'x' into table t_order",
+		"prepare s from 'select * from t_order where id = ?'",
 	}
 	for _, sql := range cases {
 		_, err := rt.Plan(sql, "db0")
