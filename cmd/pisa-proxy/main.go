@@ -182,6 +182,7 @@ func newApp(adminAddr, logLevel string) (*app, error) {
 			}
 			return nil
 		},
+		ShardRoute: a.p.ShardRoute,
 	})
 	if err := a.adm.Start(); err != nil {
 		return nil, fmt.Errorf("admin server: %w", err)

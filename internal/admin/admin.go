@@ -43,7 +43,18 @@ type Options struct {
 	Config func() any
 	// Version is served on /version; empty means pisa-proxy's (version.String()).
 	Version string
+	// ShardRoute, if set, serves GET /sharding/route?sql=…[&db=…][&listener=…]:
+	// how a statement would be routed on the shards (like EXPLAIN). It
+	// returns ErrNotFound (wrapped) when the listener does not exist or
+	// has no sharding, ErrBadRequest when the query is incomplete.
+	ShardRoute func(listener, sql, db string) (any, error)
 }
+
+// Errors ShardRoute returns to select the HTTP status.
+var (
+	ErrNotFound   = errors.New("not found")
+	ErrBadRequest = errors.New("bad request")
+)
 
 // Timeouts of the HTTP server. A scrape of a large registry must fit in
 // writeTimeout.
@@ -87,6 +98,7 @@ func New(opts Options) *Server {
 		ErrorHandling: promhttp.ContinueOnError, // serve what can be gathered, log the rest
 	}))
 	mux.HandleFunc("GET /config", s.config)
+	mux.HandleFunc("GET /sharding/route", s.shardRoute)
 	s.handler = s.recoverPanics(mux)
 	return s
 }
@@ -190,6 +202,40 @@ func (s *Server) config(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		s.log.Error("encode config", "err", err)
 		http.Error(w, "cannot encode config", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	w.Write(append(body, '\n'))
+}
+
+func (s *Server) shardRoute(w http.ResponseWriter, r *http.Request) {
+	if s.opts.ShardRoute == nil {
+		http.NotFound(w, r)
+		return
+	}
+	q := r.URL.Query()
+	sql := q.Get("sql")
+	if sql == "" {
+		writeText(w, http.StatusBadRequest, "the sql query parameter is required: /sharding/route?sql=SELECT+...&db=...&listener=...")
+		return
+	}
+	out, err := s.opts.ShardRoute(q.Get("listener"), sql, q.Get("db"))
+	switch {
+	case errors.Is(err, ErrNotFound):
+		writeText(w, http.StatusNotFound, err.Error())
+		return
+	case errors.Is(err, ErrBadRequest):
+		writeText(w, http.StatusBadRequest, err.Error())
+		return
+	case err != nil:
+		writeText(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	body, err := json.MarshalIndent(out, "", "  ")
+	if err != nil {
+		writeText(w, http.StatusInternalServerError, "cannot encode the route: "+err.Error())
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")

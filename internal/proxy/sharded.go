@@ -9,6 +9,7 @@ import (
 	"strings"
 	"unsafe"
 
+	"github.com/database-mesh/pisanix-go/internal/admin"
 	"github.com/database-mesh/pisanix-go/internal/mysql"
 	"github.com/database-mesh/pisanix-go/internal/proxy/backend"
 	"github.com/database-mesh/pisanix-go/internal/proxy/shard"
@@ -533,4 +534,36 @@ func (src *shardSource) readHead(keep bool, defs *[][]byte, cols *[]merge.Column
 		return 0, &backendReadError{fmt.Errorf("expected EOF after column definitions")}
 	}
 	return int(n), nil
+}
+
+// ShardRoute explains how listener would route sql in database db (the
+// listener's default database when db is empty): the admin API's
+// GET /sharding/route. listener may be empty when one listener shards.
+func (p *Proxy) ShardRoute(listener, sql, db string) (any, error) {
+	p.mu.Lock()
+	var rt *runtime
+	var names []string
+	for name, l := range p.listeners {
+		r := l.rt.Load()
+		if r == nil || r.shard == nil {
+			continue
+		}
+		names = append(names, name)
+		if name == listener || listener == "" {
+			rt = r
+		}
+	}
+	p.mu.Unlock()
+	switch {
+	case listener == "" && len(names) > 1:
+		return nil, fmt.Errorf("%w: several listeners shard (%s): name one with listener=", admin.ErrBadRequest, strings.Join(names, ", "))
+	case rt == nil && listener != "":
+		return nil, fmt.Errorf("%w: no listener %q with sharding rules", admin.ErrNotFound, listener)
+	case rt == nil:
+		return nil, fmt.Errorf("%w: no listener has sharding rules", admin.ErrNotFound)
+	}
+	if db == "" {
+		db = rt.db
+	}
+	return rt.shard.Explain(sql, db), nil
 }

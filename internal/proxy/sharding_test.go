@@ -3,12 +3,15 @@ package proxy
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"net"
 	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/database-mesh/pisanix-go/internal/admin"
+	"github.com/database-mesh/pisanix-go/internal/proxy/shard"
 	"github.com/database-mesh/pisanix-go/internal/proxyconfig"
 	"github.com/database-mesh/pisanix-go/internal/testutil"
 )
@@ -157,6 +160,18 @@ func TestShardingDatabaseStrategy(t *testing.T) {
 	}
 	if got := rowsOf(t, sc.db, "SELECT COUNT(*) FROM t_order WHERE note = 'z'"); got[0] != "5" {
 		t.Errorf("after update and delete: %v", got)
+	}
+	// The admin API explains a statement's route.
+	ex, err := sc.tp.p.ShardRoute("", "SELECT note FROM t_order WHERE id = 3", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := ex.(*shard.Explanation)
+	if e.Route != "single" || len(e.Targets) != 1 || e.Targets[0].Node != "ds002" || e.DB != "test" {
+		t.Errorf("explain: %+v", e)
+	}
+	if _, err := sc.tp.p.ShardRoute("nope", "SELECT 1", ""); !errors.Is(err, admin.ErrNotFound) {
+		t.Errorf("unknown listener: %v", err)
 	}
 	// What cannot be answered exactly is refused with 1235.
 	for _, q := range []string{
