@@ -80,6 +80,9 @@ func (rt *Router) Prepare(sql, db string) (*Prepared, error) {
 }
 
 func (rt *Router) cached(sql, db string) *Prepared {
+	if len(sql) > maxCachedSQL {
+		return rt.prepare(sql, db) // bulk INSERTs and such: not worth keeping
+	}
 	if p := rt.cache.get(cacheKey{db, sql}); p != nil {
 		return p
 	}
@@ -176,6 +179,10 @@ func limitArg(args []any, i int) (uint64, bool) {
 }
 
 var unshardedPlan = &Plan{Kind: RouteUnsharded}
+
+// maxCachedSQL: longer texts are planned on every call, never cached (the
+// cache holds up to 4096 statements, their plans several times their size).
+const maxCachedSQL = 8 << 10
 
 // prepCtx is the state of one Prepare.
 type prepCtx struct {
