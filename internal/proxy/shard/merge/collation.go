@@ -24,6 +24,7 @@ const (
 	byBytes     collBy = iota // byte value (binary, 8-bit *_bin, utf8 *_bin: code point order)
 	byLatin1SW                // latin1_swedish_ci's table
 	byGeneralCI               // utf8 general_ci: the BMP table
+	byUCA                     // utf8 unicode_ci: UCA 4.0.0 primary weights
 )
 
 var (
@@ -36,6 +37,10 @@ var (
 	collGen3NP    = &collation{name: "utf8mb3_general_nopad_ci", by: byGeneralCI}
 	collGen4      = &collation{name: "utf8mb4_general_ci", by: byGeneralCI, padSpace: true, mb4: true}
 	collGen4NP    = &collation{name: "utf8mb4_general_nopad_ci", by: byGeneralCI, mb4: true}
+	collUCA3      = &collation{name: "utf8mb3_unicode_ci", by: byUCA, padSpace: true}
+	collUCA3NP    = &collation{name: "utf8mb3_unicode_nopad_ci", by: byUCA}
+	collUCA4      = &collation{name: "utf8mb4_unicode_ci", by: byUCA, padSpace: true, mb4: true}
+	collUCA4NP    = &collation{name: "utf8mb4_unicode_nopad_ci", by: byUCA, mb4: true}
 )
 
 // binPadIDs are the *_bin collations (PAD SPACE) of single-byte character
@@ -68,6 +73,14 @@ func collationByID(id uint16) *collation {
 		return collGen4NP
 	case 1070, 1107: // utf8mb4_nopad_bin, utf8mb3_nopad_bin
 		return collBinNoPad
+	case 192:
+		return collUCA3
+	case 1216:
+		return collUCA3NP
+	case 224:
+		return collUCA4
+	case 1248:
+		return collUCA4NP
 	}
 	if binPadIDs[id] {
 		return collBinPad
@@ -136,6 +149,9 @@ func (c *collation) next(s []byte) (w uint32, n int) {
 
 // compare orders a and b.
 func (c *collation) compare(a, b []byte) int {
+	if c.by == byUCA {
+		return c.compareUCA(a, b)
+	}
 	if c.by == byBytes {
 		if !c.padSpace {
 			return bytes.Compare(a, b)

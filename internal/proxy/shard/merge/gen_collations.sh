@@ -25,3 +25,15 @@ out=collation_tables.go
 	echo "}"
 } >"$out"
 gofmt -w "$out"
+
+# uca400_weights.txt: utf8mb4_unicode_ci's (UCA 4.0.0) primary weights of
+# the BMP code points whose weights are not UCA's implicit ones (base FB40
+# for CJK U+4E00..U+9FA5, FB80 for U+3400..U+4DB5, FBC0 otherwise): "cp
+# weights" in hex, empty weights for ignorable characters.
+SQL="select seq, hex(weight_string(convert(char(seq using utf32) using utf8mb4) collate utf8mb4_unicode_ci))
+     from seq_0_to_65535 where seq not between 55296 and 57343" q "$@" |
+	awk -F '\t' 'function implicit(cp,  base) {
+		base = 64448
+		if (cp >= 19968 && cp <= 40869) base = 64320; else if (cp >= 13312 && cp <= 19893) base = 64384
+		return sprintf("%04X%04X", base + rshift(cp, 15), or(and(cp, 32767), 32768)) }
+	$2 != implicit($1) { printf "%X %s\n", $1, $2 }' >uca400_weights.txt

@@ -6,7 +6,9 @@ set -euo pipefail
 words=('' ' ' 'a' 'A' 'a ' 'a  ' 'a\t' 'a\n' 'á' 'Á' 'à' 'ä' 'Ä' 'å' 'Å' 'æ' 'Æ' 'b' 'B'
 	's' 'ss' 'ß' 'sz' 'y' 'ü' 'Ü' 'ÿ' 'z' 'Z' 'ø' 'Ø' 'ö' 'ð' 'đ' 'þ' 'µ' 'μ' 'Μ' '€' 'ǅ' 'ǆ'
 	'Ǆ' 'ﬀ' 'ŉ' 'ı' 'i' 'I' 'İ' '😀' '😁' '\xc2\xa0' 'x😀' '\t' '_' 'abc' 'ABC' 'abd' 'ab'
-	'ab ' '1' '10' '9' 'Straße' 'STRASSE' '\x01' 'a\x01' 'Ａ' 'ａ' 'Ω' 'ω' 'ẞ' '\xef\xbf\xbd')
+	'ab ' '1' '10' '9' 'Straße' 'STRASSE' '\x01' 'a\x01' 'Ａ' 'ａ' 'Ω' 'ω' 'ẞ' '\xef\xbf\xbd'
+	'a\xcc\x81' 'a\xc2\xad' '\xc2\xad' 'ae' 'AE' 'oe' 'œ' 'Œ' 'ǳ' 'dz' 'ʼn' 'Ⅳ' 'iv' '①' '1 ' '中' '丁' '㐀' '가' '각' 'ｶ' 'カ' 'か'
+	'\xe2\x80\x8b' 'a\xe2\x80\x8b' 'ﬁ' 'fi' 'ﬃ' 'ffi' 'Þ' 'th' 'ŋ' 'n' '\xea\xb0\x80\xea\xb0\x80' 'a b' 'ab\xc2\xa0')
 vals=""
 for w in "${words[@]}"; do
 	h=$(printf '%b' "$w" | od -An -tx1 | tr -d ' \n')
@@ -25,6 +27,10 @@ SELECT 45, hex(a.s), hex(b.s), strcmp(a.s COLLATE utf8mb4_general_ci, b.s COLLAT
 SELECT 1069, hex(a.s), hex(b.s), strcmp(a.s COLLATE utf8mb4_general_nopad_ci, b.s COLLATE utf8mb4_general_nopad_ci) FROM w4 a, w4 b;
 SELECT 46, hex(a.s), hex(b.s), strcmp(a.s COLLATE utf8mb4_bin, b.s COLLATE utf8mb4_bin) FROM w4 a, w4 b;
 SELECT 1070, hex(a.s), hex(b.s), strcmp(a.s COLLATE utf8mb4_nopad_bin, b.s COLLATE utf8mb4_nopad_bin) FROM w4 a, w4 b;
+SELECT 224, hex(a.s), hex(b.s), strcmp(a.s COLLATE utf8mb4_unicode_ci, b.s COLLATE utf8mb4_unicode_ci) FROM w4 a, w4 b;
+SELECT 1248, hex(a.s), hex(b.s), strcmp(a.s COLLATE utf8mb4_unicode_nopad_ci, b.s COLLATE utf8mb4_unicode_nopad_ci) FROM w4 a, w4 b;
+SELECT 192, hex(a.s), hex(b.s), strcmp(a.s COLLATE utf8mb3_unicode_ci, b.s COLLATE utf8mb3_unicode_ci) FROM w3 a, w3 b;
+SELECT 1216, hex(a.s), hex(b.s), strcmp(a.s COLLATE utf8mb3_unicode_nopad_ci, b.s COLLATE utf8mb3_unicode_nopad_ci) FROM w3 a, w3 b;
 SELECT 33, hex(a.s), hex(b.s), strcmp(a.s COLLATE utf8mb3_general_ci, b.s COLLATE utf8mb3_general_ci) FROM w3 a, w3 b;
 SELECT 83, hex(a.s), hex(b.s), strcmp(a.s COLLATE utf8mb3_bin, b.s COLLATE utf8mb3_bin) FROM w3 a, w3 b;
 SELECT 8, hex(a.s), hex(b.s), strcmp(a.s COLLATE latin1_swedish_ci, b.s COLLATE latin1_swedish_ci) FROM w1 a, w1 b;
@@ -32,7 +38,19 @@ SELECT 1032, hex(a.s), hex(b.s), strcmp(a.s COLLATE latin1_swedish_nopad_ci, b.s
 SELECT 47, hex(a.s), hex(b.s), strcmp(a.s COLLATE latin1_bin, b.s COLLATE latin1_bin) FROM w1 a, w1 b;
 SELECT 63, hex(a.s), hex(b.s), strcmp(a.s, b.s) FROM w a, w b;
 SQL
-gzip -9nf testdata/strcmp.txt
+# Compact form: per collation "C id", its words "W hex", then "R" and one
+# character per ordered pair of words (i, j): < = >.
+awk -F '\t' '{ id = $1
+	if (!(id in nw)) { ids[++nid] = id; nw[id] = 0 }
+	if (!((id, $2) in wi)) { wi[id, $2] = ++nw[id]; word[id, nw[id]] = $2 }
+	if (!((id, $3) in wi)) { wi[id, $3] = ++nw[id]; word[id, nw[id]] = $3 }
+	res[id, wi[id, $2], wi[id, $3]] = ($4 < 0 ? "<" : $4 > 0 ? ">" : "=") }
+END { for (k = 1; k <= nid; k++) { id = ids[k]; print "C " id
+	for (i = 1; i <= nw[id]; i++) print "W " word[id, i]
+	line = "R "; for (i = 1; i <= nw[id]; i++) for (j = 1; j <= nw[id]; j++) line = line res[id, i, j]
+	print line } }' testdata/strcmp.txt >testdata/strcmp.tmp
+mv testdata/strcmp.tmp testdata/strcmp.txt
+rm -f testdata/strcmp.txt.gz
 
 # testdata/double.txt: how MariaDB prints DOUBLE sums (width 23, decimals
 # 31), for numbers of every magnitude and precision; input<TAB>output.
