@@ -73,7 +73,7 @@ func TestCollationFor(t *testing.T) {
 		{Column{Type: TypeVarString, Collation: 1071}, collBinNoPad},
 		{Column{Type: TypeVarString, Collation: 224}, collUCA4},
 		{Column{Type: TypeVarString, Collation: 192}, collUCA3},
-		{Column{Type: TypeVarString, Collation: 225}, nil}, // utf8mb4_icelandic_ci
+		{Column{Type: TypeVarString, Collation: 225}, nil},      // utf8mb4_icelandic_ci
 		{Column{Type: TypeVarString, Collation: 2048 + 3}, nil}, // uca1400
 		{Column{Type: TypeVarString, Collation: 225, Flags: FlagBinary}, nil},
 	} {
