@@ -38,6 +38,24 @@ func newCompressor(rw io.ReadWriter) *compressor {
 
 func (z *compressor) resetSeq() { z.seq = 0 }
 
+// shrink drops buffers grown beyond smallBuf for a large packet, unless
+// they still hold bytes not yet consumed.
+func (z *compressor) shrink() {
+	if cap(z.cbuf) > smallBuf {
+		z.cbuf = nil
+	}
+	if cap(z.rbuf) > smallBuf && z.rpos >= len(z.rbuf) {
+		z.rbuf, z.rpos = nil, 0
+	}
+	if cap(z.wbuf) > smallBuf && len(z.wbuf) == 0 {
+		z.wbuf = nil
+	}
+	if z.zbuf.Cap() > smallBuf {
+		z.zbuf = bytes.Buffer{}
+		z.zw = nil
+	}
+}
+
 func (z *compressor) Read(p []byte) (int, error) {
 	for z.rpos >= len(z.rbuf) {
 		if err := z.readPacket(); err != nil {

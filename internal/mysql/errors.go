@@ -26,6 +26,10 @@ const (
 	ErrCodeTooManyConnections = 1040 // 08004
 	ErrCodeNetPacketTooLarge  = 1153 // 08S01
 	ErrCodeNetReadError       = 1158 // 08S01
+	ErrCodePacketsOutOfOrder  = 1156 // 08S01
+	ErrCodeNetReadInterrupted = 1159 // 08S01
+	ErrCodeOutOfMemory        = 1037 // HY001
+	ErrCodeAccessDeniedNoPass = 1698 // 28000
 	ErrCodeUnknownStmtHandler = 1243 // HY000
 	ErrCodeTableAccessDenied  = 1142 // 42000
 	ErrCodeQueryInterrupted   = 1317 // 70100

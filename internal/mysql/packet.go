@@ -14,9 +14,42 @@ import (
 // sequence id.
 var ErrPacketSequence = errors.New("mysql: packets out of order")
 
+// ErrPacketTooLarge is returned by ReadPacket for a logical packet larger
+// than MaxPacketSize. The rest of the packet is not read: the connection
+// cannot continue (MariaDB sends ERR 1153 and closes it).
+var ErrPacketTooLarge = errors.New("mysql: packet larger than max_allowed_packet")
+
+// ErrReadTimeout wraps the timeout of a packet whose first bytes arrived
+// but whose rest did not within ReadTimeout (MariaDB's net_read_timeout).
+var ErrReadTimeout = errors.New("mysql: timeout reading the rest of a packet")
+
+// ErrNoPacketMemory is returned by ReadPacket when the packet memory budget
+// stayed exhausted for BudgetWait. The whole packet was read and dropped:
+// the connection can go on with the next command.
+var ErrNoPacketMemory = errors.New("mysql: packet memory budget exhausted")
+
+// ProtocolError returns the ERR a MariaDB server sends before closing a
+// connection whose read failed with err, or nil when it sends none (the peer
+// went away, or the error is not the peer's fault).
+func ProtocolError(err error) *Error {
+	switch {
+	case errors.Is(err, ErrPacketTooLarge):
+		return NewError(ErrCodeNetPacketTooLarge, "08S01", "Got a packet bigger than 'max_allowed_packet' bytes")
+	case errors.Is(err, ErrPacketSequence):
+		return NewError(ErrCodePacketsOutOfOrder, "08S01", "Got packets out of order")
+	case errors.Is(err, ErrReadTimeout):
+		return NewError(ErrCodeNetReadInterrupted, "08S01", "Got timeout reading communication packets")
+	}
+	return nil
+}
+
 const (
 	readBufSize  = 16 * 1024
 	writeBufSize = 16 * 1024
+	// smallBuf is what a connection's payload buffer may keep between
+	// packets: a larger one (grown for a large packet) is dropped by
+	// ShrinkBuffers, and only capacity above it counts against a Budget.
+	smallBuf = 64 * 1024
 )
 
 // Conn is one end of a MySQL protocol connection: buffered packet I/O with
@@ -38,6 +71,17 @@ type Conn struct {
 	// MaxPacketSize bounds the size of a logical packet that ReadPacket will
 	// assemble (0 = no limit beyond 1 GiB).
 	MaxPacketSize int
+	// ReadTimeout, when set, bounds how long the rest of a packet may take
+	// once its first byte arrived (MariaDB's net_read_timeout). The wait
+	// for the first byte is the caller's deadline.
+	ReadTimeout time.Duration
+	// Budget, when set, is charged with the payload buffer's capacity
+	// above smallBuf while ReadPacket assembles a large packet; when it
+	// stays exhausted for BudgetWait (default 5 s), the packet is read,
+	// dropped and ReadPacket returns ErrNoPacketMemory.
+	Budget     *Budget
+	BudgetWait time.Duration
+	charged    int64 // capacity charged to Budget
 }
 
 // NewConn wraps a network connection.
@@ -145,22 +189,106 @@ func (c *Conn) ReadPacket() ([]byte, error) {
 	if limit <= 0 {
 		limit = 1 << 30
 	}
+	if c.ReadTimeout > 0 {
+		// The first byte arrives under the caller's deadline (idle
+		// timeout); the rest must follow within ReadTimeout. A packet
+		// already buffered whole (most commands) needs no deadline.
+		if _, err := c.br.Peek(1); err != nil {
+			return nil, err
+		}
+		if !c.packetBuffered() {
+			if err := c.raw.SetReadDeadline(time.Now().Add(c.ReadTimeout)); err != nil {
+				return nil, err
+			}
+			p, err := c.readPacket(limit)
+			_ = c.raw.SetReadDeadline(time.Time{})
+			var ne net.Error
+			if err != nil && errors.As(err, &ne) && ne.Timeout() {
+				err = fmt.Errorf("%w: %w", ErrReadTimeout, err)
+			}
+			return p, err
+		}
+	}
+	return c.readPacket(limit)
+}
+
+// packetBuffered reports whether a whole short packet sits in the read
+// buffer.
+func (c *Conn) packetBuffered() bool {
+	n := c.br.Buffered()
+	if n < 4 {
+		return false
+	}
+	h, _ := c.br.Peek(4)
+	size := int(h[0]) | int(h[1])<<8 | int(h[2])<<16
+	return size < MaxPayload && 4+size <= n
+}
+
+func (c *Conn) readPacket(limit int) ([]byte, error) {
 	total := 0
+	dropping := false // the budget refused: read the packet, keep nothing
 	for {
 		n, err := c.readHeader()
 		if err != nil {
 			return nil, err
 		}
 		if total+n > limit {
-			return nil, fmt.Errorf("mysql: packet of more than %d bytes", limit)
+			return nil, fmt.Errorf("%w: more than %d bytes", ErrPacketTooLarge, limit)
 		}
-		if c.buf, err = readAppend(c.br, c.buf[:total], n); err != nil {
+		if !dropping && c.Budget != nil && total+n > smallBuf && !c.charge(total+n) {
+			dropping = true
+		}
+		if dropping {
+			if _, err := c.br.Discard(n); err != nil {
+				return nil, err
+			}
+		} else if c.buf, err = readAppend(c.br, c.buf[:total], n); err != nil {
 			return nil, err
 		}
 		total += n
 		if n < MaxPayload {
+			if dropping {
+				c.ShrinkBuffers()
+				return nil, fmt.Errorf("%w: %d bytes needed", ErrNoPacketMemory, total)
+			}
 			return c.buf[:total], nil
 		}
+	}
+}
+
+// charge makes sure the budget covers a payload buffer of need bytes
+// (growCap's rounding included), waiting up to BudgetWait for memory other
+// connections give back.
+func (c *Conn) charge(need int) bool {
+	want := int64(growCap(max(cap(c.buf), 1), need)) - smallBuf
+	if want <= c.charged {
+		return true
+	}
+	wait := c.BudgetWait
+	if wait <= 0 {
+		wait = 5 * time.Second
+	}
+	if !c.Budget.acquire(want-c.charged, wait) {
+		return false
+	}
+	c.charged = want
+	return true
+}
+
+// ShrinkBuffers drops payload buffers grown beyond smallBuf for a large
+// packet (the last packet read is no longer valid) and gives their memory
+// back to the budget. Call it between commands, and when the connection
+// ends, from the goroutine that reads.
+func (c *Conn) ShrinkBuffers() {
+	if cap(c.buf) > smallBuf {
+		c.buf = nil
+	}
+	if c.charged > 0 {
+		c.Budget.release(c.charged)
+		c.charged = 0
+	}
+	if c.comp != nil {
+		c.comp.shrink()
 	}
 }
 

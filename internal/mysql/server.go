@@ -50,10 +50,49 @@ type ServerConfig struct {
 	// Sha2Cache remembers users that passed full caching_sha2 auth, so
 	// that later logins take the fast path (as MySQL does).
 	Sha2Cache *sync.Map
+	// Status and Collation are the status flags and collation id of the
+	// greeting (StatusAutocommit and DefaultCollationID when zero); Status
+	// is also the status of the OK that ends the handshake.
+	Status    uint16
+	Collation uint8
+	// CheckCollation, when set, runs for the client's collation id before
+	// its credentials are checked (MariaDB refuses some character sets
+	// there); its error is sent and the handshake fails.
+	CheckCollation func(id uint8) error
 	// AfterAuth, when set, runs once the credentials are verified and
 	// before the OK is sent; an error is sent instead of the OK (e.g. an
 	// unknown default schema) and the handshake fails.
 	AfterAuth func(info *HandshakeInfo) error
+	// MaxPacketSize bounds every packet of the connection phase
+	// (DefaultHandshakePacketSize when zero): a stranger that has not
+	// logged in cannot make the proxy buffer more.
+	MaxPacketSize int
+}
+
+// DefaultHandshakePacketSize is the largest packet a client may send before
+// it is authenticated: a handshake response with a 128-character user, a
+// 64-character schema, auth data and connect attributes fits many times.
+const DefaultHandshakePacketSize = 16 * 1024
+
+// MaxUserNameChars is MariaDB's USERNAME_CHAR_LENGTH: a longer user name in
+// a handshake is cut to it (and so never matches an account), as MariaDB
+// does.
+const MaxUserNameChars = 128
+
+// TruncateUserName cuts a user name sent by a client to MaxUserNameChars
+// characters.
+func TruncateUserName(u string) string {
+	if len(u) <= MaxUserNameChars {
+		return u
+	}
+	n := 0
+	for i := range u {
+		if n == MaxUserNameChars {
+			return u[:i]
+		}
+		n++
+	}
+	return u
 }
 
 // ErrRejected is wrapped by handshake errors after AfterAuth refused.
@@ -69,7 +108,11 @@ func authOK(c *Conn, cfg *ServerConfig, info *HandshakeInfo) error {
 			return sendErr(c, me, ErrRejected)
 		}
 	}
-	return c.WritePacketFlush(AppendOK(nil, OKHeader, &OK{Status: StatusAutocommit}, info.Capabilities))
+	status := cfg.Status
+	if status == 0 {
+		status = StatusAutocommit
+	}
+	return c.WritePacketFlush(AppendOK(nil, OKHeader, &OK{Status: status}, info.Capabilities))
 }
 
 // HandshakeInfo is what the client sent in its handshake response.
@@ -133,6 +176,10 @@ func ServerHandshake(c *Conn, cfg *ServerConfig) (*HandshakeInfo, error) {
 		version = DefaultServerVersion
 	}
 	salt := NewSalt()
+	c.MaxPacketSize = cfg.MaxPacketSize
+	if c.MaxPacketSize <= 0 {
+		c.MaxPacketSize = DefaultHandshakePacketSize
+	}
 
 	c.ResetSeq()
 	g := make([]byte, 0, 128)
@@ -143,8 +190,15 @@ func ServerHandshake(c *Conn, cfg *ServerConfig) (*HandshakeInfo, error) {
 	g = append(g, salt[:8]...)
 	g = append(g, 0)
 	g = appendUint16(g, uint16(caps))
-	g = append(g, DefaultCollationID)
-	g = appendUint16(g, StatusAutocommit)
+	greetColl, greetStatus := cfg.Collation, cfg.Status
+	if greetColl == 0 {
+		greetColl = DefaultCollationID
+	}
+	if greetStatus == 0 {
+		greetStatus = StatusAutocommit
+	}
+	g = append(g, greetColl)
+	g = appendUint16(g, greetStatus)
 	g = appendUint16(g, uint16(caps>>16))
 	g = append(g, 21)
 	g = append(g, 0, 0, 0, 0, 0, 0)
@@ -159,7 +213,7 @@ func ServerHandshake(c *Conn, cfg *ServerConfig) (*HandshakeInfo, error) {
 
 	p, err := c.ReadPacket()
 	if err != nil {
-		return nil, fmt.Errorf("read handshake response: %w", err)
+		return nil, readFailed(c, "read handshake response", err)
 	}
 	info := &HandshakeInfo{Salt: salt}
 	if len(p) < 32 {
@@ -181,7 +235,7 @@ func ServerHandshake(c *Conn, cfg *ServerConfig) (*HandshakeInfo, error) {
 		c.replaceTransport(tc)
 		info.TLS = true
 		if p, err = c.ReadPacket(); err != nil {
-			return nil, fmt.Errorf("read handshake response after tls: %w", err)
+			return nil, readFailed(c, "read handshake response after tls", err)
 		}
 		if len(p) < 32 {
 			return nil, sendErr(c, NewError(ErrCodeHandshake, "08S01", "Bad handshake"), ErrMalformed)
@@ -198,6 +252,15 @@ func ServerHandshake(c *Conn, cfg *ServerConfig) (*HandshakeInfo, error) {
 		info.ExtCaps &= cfg.ExtendedCapabilities
 	} else {
 		info.ExtCaps = 0
+	}
+	if cfg.CheckCollation != nil {
+		if err := cfg.CheckCollation(info.Collation); err != nil {
+			var me *Error
+			if !errors.As(err, &me) {
+				me = NewError(ErrCodeUnknown, "HY000", "%s", err.Error())
+			}
+			return nil, sendErr(c, me, ErrRejected)
+		}
 	}
 	authData := info.authData
 	info.authData = nil
@@ -216,7 +279,7 @@ func parseHandshakeResponse(p []byte, caps uint32, info *HandshakeInfo) error {
 	if err != nil {
 		return err
 	}
-	info.User = user
+	info.User = TruncateUserName(user)
 	rest = rest[n:]
 	switch {
 	case caps&ClientPluginAuthLenencClientData != 0:
@@ -268,6 +331,18 @@ func parseHandshakeResponse(p []byte, caps uint32, info *HandshakeInfo) error {
 	return nil
 }
 
+// readFailed answers a failed read of the connection phase as MariaDB does
+// (ERR 1153 for a packet too large, 1156 out of order) and wraps err.
+func readFailed(c *Conn, what string, err error) error {
+	if e := ProtocolError(err); e != nil {
+		if errors.Is(err, ErrPacketSequence) {
+			c.SetSeq(0) // MariaDB answers with sequence 0
+		}
+		return sendErr(c, e, fmt.Errorf("%s: %w", what, err))
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
 func sendErr(c *Conn, e *Error, cause error) error {
 	_ = c.WritePacketFlush(AppendErr(nil, e))
 	if cause == nil {
@@ -300,7 +375,7 @@ func Authenticate(c *Conn, cfg *ServerConfig, info *HandshakeInfo, announced str
 		}
 		p, err := c.ReadPacket()
 		if err != nil {
-			return fmt.Errorf("read auth switch response: %w", err)
+			return readFailed(c, "read auth switch response", err)
 		}
 		authData = bytes.Clone(p)
 		plugin = announced
@@ -339,7 +414,7 @@ func Authenticate(c *Conn, cfg *ServerConfig, info *HandshakeInfo, announced str
 	}
 	p, err := c.ReadPacket()
 	if err != nil {
-		return fmt.Errorf("read full auth: %w", err)
+		return readFailed(c, "read full auth", err)
 	}
 	var clear string
 	switch {
@@ -355,7 +430,7 @@ func Authenticate(c *Conn, cfg *ServerConfig, info *HandshakeInfo, announced str
 		}
 		enc, err := c.ReadPacket()
 		if err != nil {
-			return fmt.Errorf("read encrypted password: %w", err)
+			return readFailed(c, "read encrypted password", err)
 		}
 		if clear, err = DecryptPassword(enc, info.Salt, key); err != nil {
 			return denied()

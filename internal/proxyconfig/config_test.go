@@ -65,7 +65,7 @@ func TestLoadExample(t *testing.T) {
 		t.Fatalf("want 1 listener and 1 node, got %d and %d", len(cfg.Proxy.Config), len(cfg.MySQL.Nodes))
 	}
 	l := cfg.Proxy.Config[0]
-	if l.ListenAddr != "127.0.0.1:9088" || l.User != "root" || l.Password != "" || l.DB != "test" {
+	if l.ListenAddr != "127.0.0.1:9088" || l.User != "root" || l.Password != "root-secret" || l.DB != "test" {
 		t.Errorf("listener = %+v", l)
 	}
 	wantPool := Pool{MaxOpen: 64, MaxIdle: 64, IdleTimeout: D(5 * time.Minute), MaxLifetime: D(time.Hour),
@@ -228,7 +228,7 @@ func TestLoadPrefixesFileName(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 
-	if err := os.WriteFile(p, []byte("[admin]\nport = 0\n[[proxy.config]]\nlisten_addr = \"x\"\n[[mysql.node]]\nname=\"a\"\nuser=\"u\"\n"), 0o600); err != nil {
+	if err := os.WriteFile(p, []byte("[admin]\nport = 0\n[[proxy.config]]\nlisten_addr = \"x\"\nuser = \"u\"\npassword = \"p\"\n[[mysql.node]]\nname=\"a\"\nuser=\"u\"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	_, err = Load(p)
@@ -239,7 +239,7 @@ func TestLoadPrefixesFileName(t *testing.T) {
 
 	// .json extension selects JSON.
 	pj := filepath.Join(dir, "proxy.json")
-	if err := os.WriteFile(pj, []byte(`{"mysql": {"node": [{"name": "a", "user": "u"}]}, "proxy": {"config": [{"listen_addr": "127.0.0.1:0"}]}}`), 0o600); err != nil {
+	if err := os.WriteFile(pj, []byte(`{"mysql": {"node": [{"name": "a", "user": "u"}]}, "proxy": {"config": [{"listen_addr": "127.0.0.1:0", "user": "u", "password": "p"}]}}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	cfg, err := Load(pj)
@@ -373,7 +373,7 @@ func TestValidateCases(t *testing.T) {
 	base := func() *Config {
 		w := 1
 		c := &Config{
-			Proxy: Proxy{Config: []Listener{{Name: "l", ListenAddr: "127.0.0.1:3307"}}},
+			Proxy: Proxy{Config: []Listener{{Name: "l", ListenAddr: "127.0.0.1:3307", User: "app", Password: "pw"}}},
 			MySQL: MySQL{Nodes: []Node{{Name: "ds001", User: "root", Weight: &w}}},
 		}
 		return c
@@ -395,8 +395,31 @@ func TestValidateCases(t *testing.T) {
 		{"ipv6 listen", func(c *Config) { c.Proxy.Config[0].ListenAddr = "[::1]:3307" }, ""},
 		{"ephemeral ports may repeat", func(c *Config) {
 			c.Proxy.Config[0].ListenAddr = "127.0.0.1:0"
-			c.Proxy.Config = append(c.Proxy.Config, Listener{ListenAddr: "127.0.0.1:0"})
+			c.Proxy.Config = append(c.Proxy.Config, Listener{ListenAddr: "127.0.0.1:0", AllowPasswordless: true})
 		}, ""},
+		{"no account", func(c *Config) { c.Proxy.Config[0].User, c.Proxy.Config[0].Password = "", "" },
+			"proxy.config[0].user: no account: without user/password the listener accepts anyone"},
+		{"no account, opted in", func(c *Config) {
+			c.Proxy.Config[0].User, c.Proxy.Config[0].Password = "", ""
+			c.Proxy.Config[0].AllowPasswordless = true
+		}, ""},
+		{"empty password", func(c *Config) { c.Proxy.Config[0].Password = "" },
+			`proxy.config[0].password: user "app" has no password`},
+		{"extra user without password", func(c *Config) { c.Proxy.Config[0].Users = []ListenerUser{{User: "x"}} },
+			`proxy.config[0].users[0].password: user "x" has no password`},
+		{"extra users only", func(c *Config) {
+			c.Proxy.Config[0].User, c.Proxy.Config[0].Password = "", ""
+			c.Proxy.Config[0].Users = []ListenerUser{{User: "x", Password: "y"}}
+		}, ""},
+		{"max_allowed_packet too small", func(c *Config) { c.Proxy.Config[0].MaxAllowedPacket = 10 },
+			"max_allowed_packet: must be between 1024 and 1073741824"},
+		{"max_allowed_packet over the memory budget", func(c *Config) {
+			c.Proxy.Config[0].MaxAllowedPacket = 64 << 20
+			c.Proxy.MaxPacketMemory = 32 << 20
+		}, "must not exceed proxy.max_packet_memory"},
+		{"negative idle transaction timeout", func(c *Config) { c.Proxy.Config[0].IdleTransactionTimeout = D(-time.Second) },
+			"idle_transaction_timeout: must not be negative"},
+		{"negative max_handshakes", func(c *Config) { c.Proxy.Config[0].MaxHandshakes = -1 }, "max_handshakes: must be >= 0"},
 		{"same port different spelling", func(c *Config) {
 			c.Proxy.Config[0].ListenAddr = "[::1]:3307"
 			c.Proxy.Config = append(c.Proxy.Config, Listener{ListenAddr: "[0:0::1]:3307"})
@@ -493,6 +516,8 @@ func TestDefaults(t *testing.T) {
 	cfg := mustParse(t, `
 [[proxy.config]]
 pool_size = 10
+user = "app"
+password = "pw"
 [proxy.config.read_write_splitting.dynamic.discovery]
 user = "m"
 [[proxy.config.read_write_splitting.dynamic.rule]]
@@ -501,6 +526,7 @@ target = "read"
 
 [[proxy.config]]
 listen_addr = "127.0.0.1:3307"
+allow_passwordless = true
 [proxy.config.pool]
 max_open = 20
 max_idle = 5
@@ -518,7 +544,7 @@ port = 3310
 weight = 0
 role = "read"
 `, TOML)
-	if cfg.Admin != (Admin{Host: "0.0.0.0", Port: 5591, LogLevel: "INFO"}) {
+	if cfg.Admin != (Admin{Host: "127.0.0.1", Port: 5591, LogLevel: "INFO"}) {
 		t.Errorf("admin = %+v", cfg.Admin)
 	}
 	l0 := cfg.Proxy.Config[0]

@@ -7,7 +7,7 @@ import (
 
 // Defaults.
 const (
-	DefaultAdminHost     = "0.0.0.0"
+	DefaultAdminHost     = "127.0.0.1"
 	DefaultAdminPort     = 5591
 	DefaultLogLevel      = "INFO"
 	DefaultListenAddr    = "0.0.0.0:3306"
@@ -23,6 +23,17 @@ const (
 	DefaultNodePort = 3306
 	DefaultWeight   = 1
 	DefaultRole     = RoleReadWrite
+
+	// Client-side limits, MariaDB's defaults where it has one.
+	DefaultIdleClientTimeout      = 28800 * time.Second // wait_timeout
+	DefaultIdleTransactionTimeout = 10 * time.Minute
+	DefaultNetReadTimeout         = 30 * time.Second // net_read_timeout
+	DefaultConnectTimeout         = 10 * time.Second // connect_timeout
+	DefaultMaxHandshakes          = 256
+	DefaultMaxAllowedPacket       = 16 << 20 // max_allowed_packet
+	MinMaxAllowedPacket           = 1024
+	MaxMaxAllowedPacket           = 1 << 30
+	DefaultMaxPacketMemory        = 256 << 20
 
 	DefaultPoolMaxOpen        = 64
 	DefaultPoolIdleTimeout    = 5 * time.Minute
@@ -58,6 +69,9 @@ func (c *Config) ApplyDefaults() {
 
 	for i := range c.Proxy.Config {
 		c.Proxy.Config[i].applyDefaults()
+	}
+	if c.Proxy.MaxPacketMemory == 0 {
+		c.Proxy.MaxPacketMemory = DefaultMaxPacketMemory
 	}
 	for i := range c.MySQL.Nodes {
 		c.MySQL.Nodes[i].applyDefaults()
@@ -107,6 +121,16 @@ func (l *Listener) applyDefaults() {
 
 	if l.TLS.MinVersion == "" {
 		l.TLS.MinVersion = DefaultTLSMinVersion
+	}
+	setDur(&l.IdleClientTimeout, DefaultIdleClientTimeout)
+	setDur(&l.IdleTransactionTimeout, DefaultIdleTransactionTimeout)
+	setDur(&l.NetReadTimeout, DefaultNetReadTimeout)
+	setDur(&l.ConnectTimeout, DefaultConnectTimeout)
+	if l.MaxHandshakes == 0 {
+		l.MaxHandshakes = DefaultMaxHandshakes
+	}
+	if l.MaxAllowedPacket == 0 {
+		l.MaxAllowedPacket = DefaultMaxAllowedPacket
 	}
 
 	p := &l.Pool

@@ -25,12 +25,16 @@ func (c *Config) Clone() *Config {
 }
 
 // Redacted returns a deep copy of c in which every password (listener,
-// extra users, discovery, nodes) is replaced by "******", for logging and
+// extra users, discovery, nodes) and the admin token are replaced by
+// "******", for logging and
 // the admin /config endpoint.
 func (c *Config) Redacted() *Config {
 	out := c.Clone()
 	if out == nil {
 		return nil
+	}
+	if out.Admin.Token != "" {
+		out.Admin.Token = RedactedPassword
 	}
 	for i := range out.Proxy.Config {
 		l := &out.Proxy.Config[i]

@@ -42,6 +42,9 @@ type Admin struct {
 	// LogLevel is one of TRACE, DEBUG, INFO, WARN, ERROR (case-insensitive).
 	// ApplyDefaults upper-cases it and sets INFO when empty.
 	LogLevel string `toml:"log_level" json:"log_level"`
+	// Token, when set, is the bearer token /metrics and /config require
+	// (the probes /healthz, /readyz and /version stay open).
+	Token string `toml:"token,omitempty" json:"token,omitempty"`
 }
 
 // Proxy holds the MySQL listeners.
@@ -51,6 +54,11 @@ type Proxy struct {
 	// reload of one that has none is refused unless it says so, so that a
 	// truncated or half-written file never closes every listener.
 	AllowNoListeners bool `toml:"allow_no_listeners,omitempty" json:"allow_no_listeners,omitempty"`
+	// MaxPacketMemory bounds, for the whole process, the memory spent on
+	// large client packets being assembled (bytes; 0 = DefaultMaxPacketMemory).
+	// A client whose packet does not fit waits for memory to come free,
+	// then gets ERR 1037 and the session goes on.
+	MaxPacketMemory int64 `toml:"max_packet_memory,omitempty" json:"max_packet_memory,omitempty"`
 }
 
 // Listener is one [[proxy.config]] entry: a MySQL front-end listener.
@@ -83,8 +91,29 @@ type Listener struct {
 	Pool Pool `toml:"pool,omitzero" json:"pool,omitzero"`
 	// MaxConnections limits concurrent client connections; 0 = unlimited.
 	MaxConnections int `toml:"max_connections,omitempty" json:"max_connections,omitempty"`
-	// IdleClientTimeout closes client connections idle for longer; 0 = never.
+	// IdleClientTimeout closes client connections idle for longer (MariaDB's
+	// wait_timeout); 0 = DefaultIdleClientTimeout.
 	IdleClientTimeout Duration `toml:"idle_client_timeout,omitzero" json:"idle_client_timeout,omitzero"`
+	// IdleTransactionTimeout closes a client connection idle inside a
+	// transaction for longer (the transaction is rolled back); 0 =
+	// DefaultIdleTransactionTimeout.
+	IdleTransactionTimeout Duration `toml:"idle_transaction_timeout,omitzero" json:"idle_transaction_timeout,omitzero"`
+	// NetReadTimeout bounds how long the rest of a client packet may take
+	// once it started to arrive (MariaDB's net_read_timeout); 0 = default.
+	NetReadTimeout Duration `toml:"net_read_timeout,omitzero" json:"net_read_timeout,omitzero"`
+	// ConnectTimeout bounds a client's handshake and login (MariaDB's
+	// connect_timeout); 0 = default.
+	ConnectTimeout Duration `toml:"connect_timeout,omitzero" json:"connect_timeout,omitzero"`
+	// MaxHandshakes limits connections in their handshake (not logged in
+	// yet), counted apart from MaxConnections; 0 = DefaultMaxHandshakes.
+	MaxHandshakes int `toml:"max_handshakes,omitempty" json:"max_handshakes,omitempty"`
+	// MaxAllowedPacket is the largest packet a logged-in client may send
+	// (bytes; 0 = DefaultMaxAllowedPacket, MariaDB's 16 MiB).
+	MaxAllowedPacket int `toml:"max_allowed_packet,omitempty" json:"max_allowed_packet,omitempty"`
+	// AllowPasswordless lets the listener have an account with an empty
+	// password (or no account at all: the empty user). Without it such a
+	// listener is refused by Validate.
+	AllowPasswordless bool `toml:"allow_passwordless,omitempty" json:"allow_passwordless,omitempty"`
 	// Users are extra client accounts besides User/Password.
 	Users []ListenerUser `toml:"users,omitempty" json:"users,omitempty"`
 
@@ -155,6 +184,14 @@ type SimpleLoadBalance struct {
 type ReadWriteSplitting struct {
 	Static  *RWSplittingStatic  `toml:"static,omitempty" json:"static,omitempty"`
 	Dynamic *RWSplittingDynamic `toml:"dynamic,omitempty" json:"dynamic,omitempty"`
+
+	// Nodes (beyond Pisanix) are the [mysql.node] names read/write
+	// splitting routes over, by their roles; empty means every node, as in
+	// Pisanix. simple_loadbalance.nodes does not narrow read/write
+	// splitting (Pisanix ignored it, and its guide lists only the reader
+	// there). The controller sets it to the endpoints a TrafficStrategy
+	// selects.
+	Nodes []string `toml:"nodes,omitempty" json:"nodes,omitempty"`
 
 	// Beyond Pisanix: read-your-writes. CausalReads is "off" (default),
 	// "gtid" (after a write, a read waits on the replica with
@@ -418,6 +455,56 @@ func (l *Listener) NodeNames(cfg *Config) []string {
 	out := make([]string, 0, len(nodes))
 	for _, n := range nodes {
 		out = append(out, n.Name)
+	}
+	return out
+}
+
+// RWNodeNames returns the nodes read/write splitting routes over:
+// read_write_splitting.nodes when given (deduplicated, in that order), else
+// every node of the backend, in config order. Nil without
+// read_write_splitting.
+func (l *Listener) RWNodeNames(cfg *Config) []string {
+	rw := l.ReadWriteSplitting
+	if rw == nil {
+		return nil
+	}
+	if len(rw.Nodes) > 0 {
+		return dedup(rw.Nodes)
+	}
+	nodes := cfg.backendNodes(l)
+	out := make([]string, 0, len(nodes))
+	for _, n := range nodes {
+		out = append(out, n.Name)
+	}
+	return out
+}
+
+// PoolNodeNames returns every node the listener uses, each once: the read/write
+// splitting nodes first (when configured), then the balancer's nodes
+// (NodeNames) not among them.
+func (l *Listener) PoolNodeNames(cfg *Config) []string {
+	out := l.RWNodeNames(cfg)
+	seen := make(map[string]bool, len(out))
+	for _, n := range out {
+		seen[n] = true
+	}
+	for _, n := range l.NodeNames(cfg) {
+		if !seen[n] {
+			seen[n] = true
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+func dedup(names []string) []string {
+	seen := make(map[string]bool, len(names))
+	out := make([]string, 0, len(names))
+	for _, n := range names {
+		if !seen[n] {
+			seen[n] = true
+			out = append(out, n)
+		}
 	}
 	return out
 }

@@ -95,6 +95,40 @@ func (c *Config) Validate() error {
 	return &ValidationError{Problems: v.problems}
 }
 
+// validateAccounts refuses a listener that lets someone in without a
+// password (no account at all means the empty user with no password),
+// unless it says allow_passwordless = true.
+func (c *Config) validateAccounts(v *validator, p string, l *Listener) {
+	if l.AllowPasswordless {
+		return
+	}
+	named := l.User != ""
+	if l.User != "" && l.Password == "" {
+		v.addf(p+".password", "user %q has no password: anyone who knows the name logs in with the backend account's rights; set a password, or allow_passwordless = true to mean it", l.User)
+	}
+	for i, u := range l.Users {
+		if u.User != "" {
+			named = true
+		}
+		if u.User != "" && u.Password == "" {
+			v.addf(fmt.Sprintf("%s.users[%d].password", p, i), "user %q has no password; set one, or allow_passwordless = true on the listener to mean it", u.User)
+		}
+	}
+	if l.Access != nil {
+		for i, u := range l.Access.Users {
+			if u.User != "" {
+				named = true
+			}
+			if u.User != "" && u.Password == "" {
+				v.addf(fmt.Sprintf("%s.access.users[%d].password", p, i), "user %q has no password; set one, or allow_passwordless = true on the listener to mean it", u.User)
+			}
+		}
+	}
+	if !named {
+		v.addf(p+".user", "no account: without user/password the listener accepts anyone (the empty user, no password) with the backend account's rights; set user and password, or allow_passwordless = true to mean it")
+	}
+}
+
 func (c *Config) validateAdmin(v *validator) {
 	a := &c.Admin
 	if a.Port < 1 || a.Port > 65535 {
@@ -104,6 +138,9 @@ func (c *Config) validateAdmin(v *validator) {
 		v.addf("admin.host", "%q is neither an IP address nor a host name", a.Host)
 	}
 	lvl := strings.ToUpper(a.LogLevel)
+	if c.Proxy.MaxPacketMemory < 0 {
+		v.addf("proxy.max_packet_memory", "must be >= 0, got %d", c.Proxy.MaxPacketMemory)
+	}
 	if lvl != "" && !contains(logLevels, lvl) {
 		v.addf("admin.log_level", "must be one of %s, got %q", strings.Join(logLevels, "|"), a.LogLevel)
 	}
@@ -226,6 +263,18 @@ func (c *Config) validateListener(v *validator, p string, l *Listener) {
 		v.addf(p+".max_connections", "must be >= 0 (0 = unlimited), got %d", l.MaxConnections)
 	}
 	v.nonNegative(p+".idle_client_timeout", l.IdleClientTimeout)
+	v.nonNegative(p+".idle_transaction_timeout", l.IdleTransactionTimeout)
+	v.nonNegative(p+".net_read_timeout", l.NetReadTimeout)
+	v.nonNegative(p+".connect_timeout", l.ConnectTimeout)
+	if l.MaxHandshakes < 0 {
+		v.addf(p+".max_handshakes", "must be >= 0, got %d", l.MaxHandshakes)
+	}
+	if m := l.MaxAllowedPacket; m != 0 && (m < MinMaxAllowedPacket || m > MaxMaxAllowedPacket) {
+		v.addf(p+".max_allowed_packet", "must be between %d and %d bytes (as MariaDB's), got %d", MinMaxAllowedPacket, MaxMaxAllowedPacket, m)
+	} else if mem := c.Proxy.MaxPacketMemory; mem > 0 && int64(m) > mem {
+		v.addf(p+".max_allowed_packet", "(%d) must not exceed proxy.max_packet_memory (%d): such a packet could never be read", m, mem)
+	}
+	c.validateAccounts(v, p, l)
 
 	// Users.
 	users := map[string]string{}
@@ -278,16 +327,13 @@ func (c *Config) validateListener(v *validator, p string, l *Listener) {
 		}
 	}
 	if l.BackendType == BackendMySQL && len(c.MySQL.Nodes) > 0 {
-		hasPositive, hasRW := false, false
+		hasPositive := false
 		known := 0
 		for _, name := range l.NodeNames(c) {
 			if n := c.Node(name); n != nil {
 				known++
 				if n.EffectiveWeight() > 0 {
 					hasPositive = true
-				}
-				if n.Role == RoleReadWrite {
-					hasRW = true
 				}
 			}
 		}
@@ -298,8 +344,12 @@ func (c *Config) validateListener(v *validator, p string, l *Listener) {
 			}
 			v.addf(wp, "every node of this listener has weight 0")
 		}
-		if rw := l.ReadWriteSplitting; rw != nil && rw.Static != nil && known > 0 && !hasRW {
-			v.addf(p+".read_write_splitting.static", "no node with role %q is available to this listener", RoleReadWrite)
+	}
+	if rw := l.ReadWriteSplitting; rw != nil && l.BackendType != BackendShardingSphereProxy {
+		for i, n := range rw.Nodes {
+			if c.Node(n) == nil {
+				v.addf(fmt.Sprintf("%s.read_write_splitting.nodes[%d]", p, i), "unknown node %q (not in [mysql.node])", n)
+			}
 		}
 	}
 
