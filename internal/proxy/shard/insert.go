@@ -83,7 +83,14 @@ func (pc *prepCtx) prepareInsert(st *ast.InsertStmt) *Prepared {
 		p.rows = rows
 		return p
 	}
-	// Literal keys: the split is known now.
+	// Literal keys: the split is known now. The sample is the whole
+	// statement on shard 0 (its metadata has every parameter).
+	whole, err := pc.templ(st)
+	if err != nil {
+		return pc.restoreErr(err)
+	}
+	tg := pc.target(whole, 0)
+	p.sample = &tg
 	n := r.shards()
 	byShard := make([][]int, n) // row indexes per shard
 	groups := 0

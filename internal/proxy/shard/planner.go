@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"github.com/database-mesh/pisanix-go/internal/mysql"
 	"github.com/pingcap/tidb/pkg/parser/ast"
@@ -53,14 +55,25 @@ type Prepared struct {
 	tables []string
 	cond   *cond // SELECT, UPDATE, DELETE: the key condition
 
-	// single[s] is the plan when only shard s is touched.
-	single []*Plan
-	// multi[s] is shard s's target when several are; multiErr refuses
-	// several shards (ORDER BY/LIMIT in UPDATE, COUNT(DISTINCT x), ...).
+	// Per-shard SQL is expanded from templates on first use and kept, so
+	// that a statement on many shards costs memory only for the shards it
+	// reaches. singleT is the statement on one shard; single[s] caches
+	// its plan for shard s.
+	singleT *template
+	single  []atomic.Pointer[Plan]
+	// multiT is the statement when several shards answer (derived columns,
+	// LIMIT o+n...); multi[s] is shard s's target, built once. multiErr
+	// refuses several shards (ORDER BY/LIMIT in UPDATE, COUNT(DISTINCT x),
+	// ...).
+	multiT     *template
+	multiOnce  sync.Once
 	multi      []Target
 	merge      *Merge
 	multiErr   error
 	limitParam int // SELECT ... LIMIT ?: the parameter Merge.Limit takes, or -1
+
+	// sample is the whole statement on shard 0 (Sample).
+	sample *Target
 
 	// INSERT with a parameter as some row's sharding value: the rows' keys.
 	rows [][2]operand // [db key, table key] per row
@@ -127,19 +140,19 @@ func (p *Prepared) Bind(args []any) (*Plan, error) {
 			}
 			s = k
 		}
-		return p.single[s], nil
+		return p.singlePlan(s), nil
 	default:
 		set = allShards(r.shards())
 	}
 	switch set.count() {
 	case 0:
 		// No shard can hold a matching row: any one answers (no rows).
-		return p.single[0], nil
+		return p.singlePlan(0), nil
 	case 1:
 		if set.bits == nil {
-			return p.single[set.one], nil
+			return p.singlePlan(set.one), nil
 		}
-		return p.single[set.list()[0]], nil
+		return p.singlePlan(set.list()[0]), nil
 	}
 	if p.multiErr != nil {
 		return nil, p.multiErr
@@ -154,14 +167,15 @@ func (p *Prepared) Bind(args []any) (*Plan, error) {
 		m.Limit, m.HasLimit = n, true
 		plan.Merge = &m
 	}
+	multi := p.multiTargets()
 	if set.all {
 		plan.Kind = RouteAll
-		plan.Targets = p.multi
+		plan.Targets = multi
 		return plan, nil
 	}
 	plan.Targets = make([]Target, 0, set.count())
 	for _, s := range set.list() {
-		plan.Targets = append(plan.Targets, p.multi[s])
+		plan.Targets = append(plan.Targets, multi[s])
 	}
 	return plan, nil
 }
@@ -469,14 +483,18 @@ func (pc *prepCtx) rename(root ast.Node) {
 
 // target expands template t for shard s.
 func (pc *prepCtx) target(t *template, s int) Target {
-	node, schema, table := pc.rule.physical(s)
-	return Target{Node: node, Shard: s, Schema: schema, Table: table, SQL: t.expand(schema, table), Params: pc.targetParams(t)}
+	return buildTarget(pc.rule, pc.params, t, s)
+}
+
+func buildTarget(r *rule, params int, t *template, s int) Target {
+	node, schema, table := r.physical(s)
+	return Target{Node: node, Shard: s, Schema: schema, Table: table, SQL: t.expand(schema, table), Params: targetParams(t, params)}
 }
 
 // targetParams is nil when the target uses the parameters as the client
 // sent them (all, in order).
-func (pc *prepCtx) targetParams(t *template) []int {
-	if len(t.params) == pc.params {
+func targetParams(t *template, params int) []int {
+	if len(t.params) == params {
 		same := true
 		for i, p := range t.params {
 			if p != i {
@@ -494,13 +512,40 @@ func (pc *prepCtx) targetParams(t *template) []int {
 	return t.params
 }
 
-// singles fills p.single from template t.
+// singles makes t the one-shard template of p (and its sample).
 func (pc *prepCtx) singles(p *Prepared, t *template) {
-	n := pc.rule.shards()
-	p.single = make([]*Plan, n)
-	for s := 0; s < n; s++ {
-		p.single[s] = &Plan{Kind: RouteSingle, Tables: p.tables, Targets: []Target{pc.target(t, s)}}
+	p.singleT = t
+	p.single = make([]atomic.Pointer[Plan], pc.rule.shards())
+	tg := buildTarget(pc.rule, pc.params, t, 0)
+	p.sample = &tg
+}
+
+// singlePlan is the plan on shard s alone.
+func (p *Prepared) singlePlan(s int) *Plan {
+	if pl := p.single[s].Load(); pl != nil {
+		return pl
 	}
+	pl := &Plan{Kind: RouteSingle, Tables: p.tables, Targets: []Target{buildTarget(p.rule, p.Params, p.singleT, s)}}
+	if p.single[s].CompareAndSwap(nil, pl) {
+		return pl
+	}
+	return p.single[s].Load()
+}
+
+// multiTargets are the targets of every shard when several answer.
+func (p *Prepared) multiTargets() []Target {
+	p.multiOnce.Do(func() {
+		t := p.multiT
+		if t == nil {
+			t = p.singleT
+		}
+		n := p.rule.shards()
+		p.multi = make([]Target, n)
+		for s := 0; s < n; s++ {
+			p.multi[s] = buildTarget(p.rule, p.Params, t, s)
+		}
+	})
+	return p.multi
 }
 
 func (pc *prepCtx) newPrepared() *Prepared {
@@ -578,10 +623,6 @@ func (pc *prepCtx) keyed(root ast.StmtNode, c *cond, multiErr error) *Prepared {
 		return pc.restoreErr(err)
 	}
 	pc.singles(p, t)
-	p.multi = make([]Target, len(p.single))
-	for s := range p.single {
-		p.multi[s] = p.single[s].Targets[0]
-	}
 	return pc.finish(p)
 }
 
@@ -592,7 +633,7 @@ func (pc *prepCtx) finish(p *Prepared) *Prepared {
 		if err != nil {
 			return &Prepared{Params: p.Params, err: err}
 		}
-		return &Prepared{Params: p.Params, fixed: plan, rule: p.rule, tables: p.tables}
+		return &Prepared{Params: p.Params, fixed: plan, rule: p.rule, tables: p.tables, sample: p.sample}
 	}
 	return p
 }

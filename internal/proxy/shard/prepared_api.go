@@ -13,13 +13,13 @@ func (p *Prepared) Sample() (Target, bool) {
 	switch {
 	case p.err != nil:
 		return Target{}, false
+	case p.sample != nil:
+		return *p.sample, true
 	case p.fixed != nil:
 		if len(p.fixed.Targets) == 0 {
 			return Target{}, false
 		}
 		return p.fixed.Targets[0], true
-	case len(p.single) > 0 && p.single[0] != nil && len(p.single[0].Targets) > 0:
-		return p.single[0].Targets[0], true
 	}
 	return Target{}, false
 }

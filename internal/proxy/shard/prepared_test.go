@@ -93,6 +93,13 @@ func TestPreparedInsert(t *testing.T) {
 	if tg := plan.Targets[1]; tg.Shard != 1 || !reflect.DeepEqual(tg.Params, []int{0, 2}) {
 		t.Errorf("target 1 %+v", tg)
 	}
+	// The sample (for COM_STMT_PREPARE metadata) has every parameter.
+	if tg, ok := lit.Sample(); !ok || tg.Params != nil || tg.SQL != "INSERT INTO `db0`.`t_order_00000` (`id`,`v`) VALUES (1,?),(2,?),(3,?)" {
+		t.Errorf("sample %+v", tg)
+	}
+	if tg, ok := two.Sample(); !ok || tg.Params != nil || tg.Shard != 0 {
+		t.Errorf("sample %+v", tg)
+	}
 }
 
 func TestBindAllocs(t *testing.T) {

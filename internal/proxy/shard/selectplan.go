@@ -82,11 +82,7 @@ func (pc *prepCtx) prepareSelect(st *ast.SelectStmt, root ast.StmtNode) *Prepare
 		}
 		p.merge = merge
 		p.limitParam = sa.limitParam
-		n := r.shards()
-		p.multi = make([]Target, n)
-		for s := 0; s < n; s++ {
-			p.multi[s] = pc.target(t2, s)
-		}
+		p.multiT = t2
 	}
 	return pc.finish(p)
 }
