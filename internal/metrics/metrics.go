@@ -76,6 +76,10 @@ type Proxy struct {
 	clientConnections      *prometheus.GaugeVec
 	clientConnectionsTotal *prometheus.CounterVec
 	clientAuthFailures     *prometheus.CounterVec
+	clientHandshakes       *prometheus.GaugeVec
+	clientRefusals         *prometheus.CounterVec
+	clientTimeouts         *prometheus.CounterVec
+	packetMemoryRefusals   *prometheus.CounterVec
 	stmtReprepares         *prometheus.CounterVec
 	configReloads          *prometheus.CounterVec
 	shardStatements        *prometheus.CounterVec
@@ -168,6 +172,26 @@ func NewProxy(reg prometheus.Registerer) *Proxy {
 			Name:      "client_auth_failures_total",
 			Help:      "Client handshakes rejected because authentication failed.",
 		}, []string{LabelDomain}),
+		clientHandshakes: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: Namespace,
+			Name:      "client_handshakes",
+			Help:      "Client connections currently in their handshake (not logged in yet); limited by max_handshakes, apart from max_connections.",
+		}, []string{LabelDomain}),
+		clientRefusals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace,
+			Name:      "client_refusals_total",
+			Help:      "Client connections refused or cut before login, by reason: max_connections, max_handshakes, handshake_evicted (the oldest handshake closed to make room).",
+		}, []string{LabelDomain, LabelReason}),
+		clientTimeouts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace,
+			Name:      "client_timeouts_total",
+			Help:      "Client connections closed by a timeout, by kind: connect (handshake), idle (idle_client_timeout), idle_in_transaction (transaction rolled back), net_read (packet stalled).",
+		}, []string{LabelDomain, "kind"}),
+		packetMemoryRefusals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace,
+			Name:      "packet_memory_refusals_total",
+			Help:      "Client packets dropped with ERR 1037 because max_packet_memory stayed in use by other clients.",
+		}, []string{LabelDomain}),
 		shardStatements: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: Namespace,
 			Name:      "sharding_statements_total",
@@ -233,6 +257,7 @@ func (p *Proxy) Collectors() []prometheus.Collector {
 	return append([]prometheus.Collector{
 		p.sqlProcessed, p.sqlDuration, p.sqlUnderProcessing,
 		p.clientConnections, p.clientConnectionsTotal, p.clientAuthFailures, p.stmtReprepares, p.configReloads,
+		p.clientHandshakes, p.clientRefusals, p.clientTimeouts, p.packetMemoryRefusals,
 		p.shardStatements, p.shardTargets, p.shardMergedRows, p.shardRefusals,
 		p.backendPins, p.errors, p.backendConnectErrors, p.backendEndpointUp,
 	}, p.routing.collectors()...)
@@ -274,6 +299,47 @@ func (p *Proxy) ClientDisconnected(domain string) {
 // ClientAuthFailed records a client whose authentication failed.
 func (p *Proxy) ClientAuthFailed(domain string) {
 	p.clientAuthFailures.WithLabelValues(domain).Inc()
+}
+
+// ClientHandshaking moves the count of connections in their handshake by
+// delta (+1 when accepted, -1 when logged in or gone).
+func (p *Proxy) ClientHandshaking(domain string, delta float64) {
+	p.clientHandshakes.WithLabelValues(domain).Add(delta)
+}
+
+// ClientRefused records a client connection refused or cut before login.
+func (p *Proxy) ClientRefused(domain, reason string) {
+	p.clientRefusals.WithLabelValues(domain, reason).Inc()
+}
+
+// ClientTimedOut records a client connection closed by a timeout of kind
+// connect, idle, idle_in_transaction or net_read.
+func (p *Proxy) ClientTimedOut(domain, kind string) {
+	p.clientTimeouts.WithLabelValues(domain, kind).Inc()
+}
+
+// PacketMemoryRefused records a client packet dropped because the packet
+// memory budget was exhausted.
+func (p *Proxy) PacketMemoryRefused(domain string) {
+	p.packetMemoryRefusals.WithLabelValues(domain).Inc()
+}
+
+// NewPacketMemoryCollector exports pisa_proxy_packet_memory_bytes (memory
+// charged now for large client packets) and
+// pisa_proxy_packet_memory_limit_bytes (proxy.max_packet_memory).
+func NewPacketMemoryCollector(used, limit func() int64) []prometheus.Collector {
+	return []prometheus.Collector{
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Namespace: Namespace,
+			Name:      "packet_memory_bytes",
+			Help:      "Memory charged now to proxy.max_packet_memory by client packets larger than 64 KiB being read.",
+		}, func() float64 { return float64(used()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Namespace: Namespace,
+			Name:      "packet_memory_limit_bytes",
+			Help:      "proxy.max_packet_memory: the bound on memory for client packets being read.",
+		}, func() float64 { return float64(limit()) }),
+	}
 }
 
 // ShardStatement records a statement on a sharding listener: its route kind
@@ -396,6 +462,7 @@ func (p *Proxy) ForgetDomain(domain string) {
 	}{
 		p.sqlProcessed, p.sqlDuration, p.sqlUnderProcessing,
 		p.clientConnectionsTotal, p.clientAuthFailures, p.stmtReprepares,
+		p.clientRefusals, p.clientTimeouts, p.packetMemoryRefusals,
 		p.shardStatements, p.shardTargets, p.shardMergedRows, p.shardRefusals,
 		p.backendPins, p.errors, p.backendEndpointUp,
 	} {
