@@ -92,19 +92,22 @@ func BenchmarkOrderByInt(b *testing.B) {
 	}
 }
 
-// BenchmarkOrderByStringLimit: ORDER BY name (utf8mb4_general_ci) with a
+// BenchmarkOrderByStringLimit: ORDER BY name (utf8mb4_general_ci, 45, or
+// utf8mb4_unicode_ci, 224) with a
 // derived sort column stripped and LIMIT 100000 OFFSET 1000.
 func BenchmarkOrderByStringLimit(b *testing.B) {
 	for _, bin := range []bool{false, true} {
-		b.Run(protoName(bin), func(b *testing.B) {
-			cols := []Column{intCol(b, "id"), strCol(b, "name", 45), col(b, "created", TypeDateTime, 0, 63, 0)}
-			shards := benchShards(b, cols, bin, 4, 100000, func(s, i int) []any {
-				return v(i, fmt.Sprintf("Name %08d %c", i, 'a'+s), fmt.Sprintf("2024-01-%02d 10:00:00", 1+i%28))
+		for _, coll := range []uint16{45, 224} {
+			b.Run(fmt.Sprintf("%s/%d", protoName(bin), coll), func(b *testing.B) {
+				cols := []Column{intCol(b, "id"), strCol(b, "name", coll), col(b, "created", TypeDateTime, 0, 63, 0)}
+				shards := benchShards(b, cols, bin, 4, 100000, func(s, i int) []any {
+					return v(i, fmt.Sprintf("Name %08d %c", i, 'a'+s), fmt.Sprintf("2024-01-%02d 10:00:00", 1+i%28))
+				})
+				spec := &shard.Merge{Columns: 2, OrderBy: []shard.SortKey{{Column: 1}, {Column: 2, Desc: true}},
+					HasLimit: true, Offset: 1000, Limit: 100000}
+				benchMerge(b, spec, cols, bin, shards)
 			})
-			spec := &shard.Merge{Columns: 2, OrderBy: []shard.SortKey{{Column: 1}, {Column: 2, Desc: true}},
-				HasLimit: true, Offset: 1000, Limit: 100000}
-			benchMerge(b, spec, cols, bin, shards)
-		})
+		}
 	}
 }
 
@@ -146,6 +149,7 @@ func TestZeroAllocsPerRow(t *testing.T) {
 		{col(t, "tm", TypeTime, 0, 63, 0), func(i int) any { return fmt.Sprintf("%d:%02d:%02d", i/3600, i/60%60, i%60) }},
 		{strCol(t, "s", 45), func(i int) any { return fmt.Sprintf("Ünïcode %08d", i) }},
 		{strCol(t, "s", 8), func(i int) any { return fmt.Sprintf("latin %08d", i) }},
+		{strCol(t, "s", 224), func(i int) any { return fmt.Sprintf("ünï %08d ß", i) }},
 		{col(t, "b", TypeBlob, FlagBinary, 63, 0), func(i int) any { return fmt.Sprintf("blob %08d", i) }},
 	}
 	for _, kc := range keyCols {

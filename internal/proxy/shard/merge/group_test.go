@@ -227,3 +227,15 @@ func TestResortTopN(t *testing.T) {
 		t.Fatal("no out-of-memory error")
 	}
 }
+
+func TestGroupByWithoutAggregates(t *testing.T) {
+	// SELECT v FROM t GROUP BY v (utf8mb4_unicode_ci): duplicates across
+	// shards collapse, 'ß' = 'ss' under UCA.
+	cols := []Column{strCol(t, "v", 224)}
+	spec := &shard.Merge{Columns: 1, OrderBy: []shard.SortKey{{Column: 0}}, GroupBy: []int{0}}
+	got := mustRun(t, spec, cols, false, sources(
+		textRows(v("a"), v("ss"), v("z")),
+		textRows(v("A"), v("ß"), v("Z ")),
+	))
+	expectRows(t, got, r("a"), r("ss"), r("z"))
+}

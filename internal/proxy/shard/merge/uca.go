@@ -71,8 +71,9 @@ type ucaScanner struct {
 	s    []byte
 	w    []uint16 // pending weights of the current character
 	mb4  bool
-	wbuf [1]uint16
 }
+
+var ucaFFFD = []uint16{0xFFFD} // the weights of a character above the BMP
 
 // next returns the next weight, or -1 at the end.
 func (sc *ucaScanner) next() int {
@@ -95,8 +96,7 @@ func (sc *ucaScanner) next() int {
 		}
 		sc.s = sc.s[n:]
 		if cp > 0xFFFF {
-			sc.wbuf[0] = 0xFFFD
-			sc.w = sc.wbuf[:]
+			sc.w = ucaFFFD
 			break
 		}
 		x := sc.t.index[cp]
