@@ -129,7 +129,14 @@ func (s *session) shardQuery(rt *runtime, q []byte, facts *sqlparse.Facts, readO
 	}
 	s.l.metrics.ShardStatement(rt.name, plan.Kind.String(), len(plan.Targets))
 	if plan.Kind == shard.RouteUnsharded {
-		return false, r, nil
+		if plan.Rename == nil {
+			return false, r, nil
+		}
+		// SHOW TABLES: routed as usual, physical names shown as logical.
+		s.routeFor(q, facts)
+		s.shardScratch = append(append(s.shardScratch[:0], mysql.ComQuery), q...)
+		r, err = s.exec(s.shardScratch, mysql.ComQuery, s.relayRenamed(plan.Rename, true), readOnly)
+		return true, r, err
 	}
 	s.lastRoute = "shard:" + plan.Kind.String()
 	limit := ""
@@ -139,7 +146,11 @@ func (s *session) shardQuery(rt *runtime, q []byte, facts *sqlparse.Facts, readO
 	}
 	switch {
 	case len(plan.Targets) == 1 && plan.Merge == nil:
-		r, err = s.shardSingle(rt, plan.Targets[0], limit, readOnly)
+		relay := func(s *session) (result, error) { return s.relayResults(false) }
+		if plan.Rename != nil {
+			relay = s.relayRenamed(plan.Rename, false)
+		}
+		r, err = s.shardSingle(rt, plan.Targets[0], limit, readOnly, relay)
 	case plan.Merge == nil:
 		r, err = s.fanout(rt, plan, func(c *backend.Conn, t shard.Target) (mysql.OK, error) { return c.Exec(t.SQL) })
 	default:
@@ -168,7 +179,7 @@ func (s *session) writeStatusOK(extra uint16) error {
 
 // shardSingle runs a one-shard statement on its datanode, streamed like any
 // statement.
-func (s *session) shardSingle(rt *runtime, t shard.Target, prefix string, readOnly bool) (result, error) {
+func (s *session) shardSingle(rt *runtime, t shard.Target, prefix string, readOnly bool, relay relayFunc) (result, error) {
 	pl := rt.shardPools[t.Node]
 	if pl == nil {
 		return result{}, s.sendError(fmt.Errorf("no pool for datanode %q", t.Node))
@@ -181,7 +192,7 @@ func (s *session) shardSingle(rt *runtime, t shard.Target, prefix string, readOn
 	s.decision = nil
 	s.forcePool = pl
 	s.shardScratch = append(append(append(s.shardScratch[:0], mysql.ComQuery), prefix...), t.SQL...)
-	return s.exec(s.shardScratch, mysql.ComQuery, func(s *session) (result, error) { return s.relayResults(false) }, readOnly)
+	return s.exec(s.shardScratch, mysql.ComQuery, relay, readOnly)
 }
 
 // shardConns takes one connection per target, synced to the session.
@@ -566,4 +577,98 @@ func (p *Proxy) ShardRoute(listener, sql, db string) (any, error) {
 		db = rt.db
 	}
 	return rt.shard.Explain(sql, db), nil
+}
+
+// relayRenamed relays a text result set whose values may name physical
+// tables (SHOW TABLES, SHOW CREATE TABLE, SHOW INDEX on a sharded table):
+// a value equal to a physical name becomes the logical name, CREATE TABLE
+// text names the logical table, and with dedupe a row whose first value
+// was already sent as a logical name is dropped (SHOW TABLES lists one
+// logical table for its physical ones).
+func (s *session) relayRenamed(rename map[string]string, dedupe bool) relayFunc {
+	return func(s *session) (result, error) {
+		var r result
+		p, err := s.readBackend()
+		if err != nil {
+			return r, err
+		}
+		switch p[0] {
+		case mysql.OKHeader:
+			return r, s.relayOK(p, &r)
+		case mysql.ERRHeader:
+			return r, s.relayErr(p, &r)
+		}
+		cols, _, _, err := mysql.ReadLenEncInt(p)
+		if err != nil {
+			return r, &backendReadError{fmt.Errorf("bad column count: %w", err)}
+		}
+		if err := s.writeClient(p); err != nil {
+			return r, err
+		}
+		r.sent = true
+		if err := s.relayColumnDefs(cols, &r, false); err != nil || r.err != nil {
+			return r, err
+		}
+		seen := map[string]bool{}
+		for {
+			p, err := s.readBackend()
+			if err != nil {
+				return r, err
+			}
+			if mysql.IsEOF(p) {
+				return r, s.writeEOF(p, &r, true)
+			}
+			if p[0] == mysql.ERRHeader {
+				return r, s.relayErr(p, &r)
+			}
+			row, first, ok := renameRow(p, int(cols), rename)
+			if !ok {
+				return r, &backendReadError{errors.New("bad row")}
+			}
+			if dedupe && first != "" {
+				if seen[first] {
+					continue
+				}
+				seen[first] = true
+			}
+			if err := s.writeClient(row); err != nil {
+				return r, err
+			}
+			r.rows++
+		}
+	}
+}
+
+// renameRow rewrites a text row for relayRenamed. first is the logical
+// name its first value was renamed to ("" when it was not).
+func renameRow(p []byte, cols int, rename map[string]string) (row []byte, first string, ok bool) {
+	out := make([]byte, 0, len(p))
+	pos := 0
+	for i := 0; i < cols; i++ {
+		if pos < len(p) && p[pos] == 0xfb {
+			out = append(out, 0xfb)
+			pos++
+			continue
+		}
+		v, _, n, err := mysql.ReadLenEncBytes(p[pos:])
+		if err != nil {
+			return nil, "", false
+		}
+		pos += n
+		val := string(v)
+		if logical, found := rename[val]; found {
+			val = logical
+			if i == 0 {
+				first = logical
+			}
+		} else if rest, isCreate := strings.CutPrefix(val, "CREATE TABLE `"); isCreate {
+			if name, tail, closed := strings.Cut(rest, "`"); closed {
+				if logical, found := rename[name]; found {
+					val = "CREATE TABLE `" + logical + "`" + tail
+				}
+			}
+		}
+		out = mysql.AppendLenEncString(out, val)
+	}
+	return out, first, true
 }

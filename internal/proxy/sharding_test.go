@@ -245,6 +245,16 @@ func TestShardingTableStrategies(t *testing.T) {
 	if total != 20 {
 		t.Fatalf("t_item rows over its 4 tables: %d", total)
 	}
+	// Through the proxy the logical tables show, not their physical ones.
+	if got := strings.Join(rowsOf(t, sc.db, "SHOW TABLES"), ","); got != "t_item,t_user" {
+		t.Errorf("SHOW TABLES through the proxy: %s", got)
+	}
+	if got := rowsOf(t, sc.db, "SHOW CREATE TABLE t_item"); len(got) != 1 || !strings.HasPrefix(got[0], "t_item|CREATE TABLE `t_item` (") {
+		t.Errorf("SHOW CREATE TABLE through the proxy: %q", got)
+	}
+	if got := rowsOf(t, sc.db, "DESCRIBE t_item"); len(got) != 2 || !strings.HasPrefix(got[0], "id|bigint(20)|NO|PRI") {
+		t.Errorf("DESCRIBE through the proxy: %q", got)
+	}
 	for _, c := range []struct{ q, want string }{
 		{"SELECT COUNT(*) FROM t_item", "20"},
 		{"SELECT name FROM t_item WHERE id = 17", "item17"},
