@@ -67,10 +67,10 @@ func ucaWeights() *ucaTable {
 
 // ucaScanner yields the weights of a string one at a time.
 type ucaScanner struct {
-	t    *ucaTable
-	s    []byte
-	w    []uint16 // pending weights of the current character
-	mb4  bool
+	t   *ucaTable
+	s   []byte
+	w   []uint16 // pending weights of the current character
+	mb4 bool
 }
 
 var ucaFFFD = []uint16{0xFFFD} // the weights of a character above the BMP
