@@ -199,6 +199,9 @@ func compileRule(cfg *proxyconfig.Config, s *proxyconfig.Sharding) (*rule, error
 		if !ok {
 			return nil, fmt.Errorf("unknown datanode %q", name)
 		}
+		if db == "" {
+			return nil, fmt.Errorf("datanode %q has no db: sharding needs each datanode's database", name)
+		}
 		r.nodes = append(r.nodes, datanode{name: name, db: db})
 		r.dbs[db] = true
 	}
