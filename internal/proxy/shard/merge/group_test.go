@@ -2,6 +2,7 @@ package merge
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/database-mesh/pisanix-go/internal/mysql"
@@ -238,4 +239,53 @@ func TestGroupByWithoutAggregates(t *testing.T) {
 		textRows(v("A"), v("ß"), v("Z ")),
 	))
 	expectRows(t, got, r("a"), r("ss"), r("z"))
+}
+
+func TestHavingTypes(t *testing.T) {
+	cols := []Column{
+		strCol(t, "s", 45), col(t, "dt", TypeDateTime, 0, 63, 0), col(t, "tm", TypeTime, 0, 63, 0),
+		col(t, "f", TypeDouble, 0, 63, 31), col(t, "u", TypeLongLong, FlagUnsigned, 63, 0), decCol(t, "d", 2),
+	}
+	rows := [][]any{
+		v("apple", "2024-01-01 00:00:00", "-01:00:00", "1.5", "18446744073709551615", "-1.50"),
+		v("Banana", "2024-06-01 12:00:00", "25:00:00", "-2e10", "3", "0.00"),
+		v(nil, nil, nil, nil, nil, nil),
+	}
+	for _, tc := range []struct {
+		cond shard.Cond
+		want []string // values of s
+	}{
+		{shard.Cond{Column: 0, Op: shard.OpEQ, Value: "APPLE"}, []string{"apple"}},
+		{shard.Cond{Column: 0, Op: shard.OpGT, Value: "c"}, []string{}},
+		{shard.Cond{Column: 0, Op: shard.OpGT, Value: "b"}, []string{"Banana"}},
+		{shard.Cond{Column: 0, Op: shard.OpGE, Value: "b"}, []string{"Banana"}},
+		{shard.Cond{Column: 1, Op: shard.OpGE, Value: "2024-03-01"}, []string{"Banana"}},
+		{shard.Cond{Column: 2, Op: shard.OpLT, Value: "00:00:00"}, []string{"apple"}},
+		{shard.Cond{Column: 3, Op: shard.OpLT, Value: "0"}, []string{"Banana"}},
+		{shard.Cond{Column: 4, Op: shard.OpGT, Value: "-1"}, []string{"apple", "Banana"}},
+		{shard.Cond{Column: 4, Op: shard.OpGT, Value: "3.5"}, []string{"apple"}},
+		{shard.Cond{Column: 4, Op: shard.OpEQ, Value: "18446744073709551615"}, []string{"apple"}},
+		{shard.Cond{Column: 5, Op: shard.OpNE, Value: "0"}, []string{"apple"}},
+		{shard.Cond{Column: 5, Op: shard.OpLE, Value: "-1.5"}, []string{"apple"}},
+	} {
+		for _, bin := range []bool{false, true} {
+			var rs [][]byte
+			for _, r := range rows {
+				if bin {
+					rs = append(rs, binRow(t, cols, r...))
+				} else {
+					rs = append(rs, textRow(r...))
+				}
+			}
+			spec := &shard.Merge{Columns: 6, Having: []shard.Cond{tc.cond}}
+			got := mustRun(t, spec, cols, bin, sources(rs))
+			var names []string
+			for _, g := range got {
+				names = append(names, g[0])
+			}
+			if fmt.Sprint(names) != fmt.Sprint(tc.want) {
+				t.Errorf("%+v %s: got %q want %q", tc.cond, protoName(bin), names, tc.want)
+			}
+		}
+	}
 }
