@@ -28,6 +28,9 @@ type ClientConfig struct {
 	Collation uint8
 	// Extra capabilities (e.g. ClientFoundRows).
 	Capabilities uint32
+	// ClearCapabilities are left out of BackendCapabilities (tests that
+	// act as a client without e.g. CLIENT_SESSION_TRACK).
+	ClearCapabilities uint32
 	// ExtCaps are MariaDB extended capabilities to request when the
 	// server offers them.
 	ExtCaps uint32
@@ -41,10 +44,12 @@ type ServerInfo struct {
 	ConnectionID  uint32
 	Capabilities  uint32 // negotiated
 	ExtCaps       uint32 // negotiated MariaDB extended capabilities
-	Collation     uint8
-	Status        uint16
-	AuthPlugin    string
-	MariaDB       bool
+	Collation     uint8  // the one the proxy sent
+	// GreetingCollation is the collation id of the server's greeting.
+	GreetingCollation uint8
+	Status            uint16 // status flags of the greeting
+	AuthPlugin        string
+	MariaDB           bool
 }
 
 // ClientHandshake runs the client side of the connection phase on c.
@@ -61,7 +66,7 @@ func ClientHandshake(c *Conn, cfg *ClientConfig) (*ServerInfo, error) {
 	if err != nil {
 		return nil, err
 	}
-	caps := BackendCapabilities | cfg.Capabilities
+	caps := (BackendCapabilities | cfg.Capabilities) &^ cfg.ClearCapabilities
 	if cfg.DB != "" {
 		caps |= ClientConnectWithDB
 	}
@@ -158,6 +163,7 @@ func parseGreeting(p []byte) (*ServerInfo, []byte, error) {
 	rest = rest[15:]
 	if len(rest) >= 16 {
 		si.Collation = rest[0]
+		si.GreetingCollation = rest[0]
 		si.Status = binary.LittleEndian.Uint16(rest[1:])
 		caps |= uint32(binary.LittleEndian.Uint16(rest[3:])) << 16
 		saltLen := int(rest[5])

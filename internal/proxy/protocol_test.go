@@ -33,6 +33,8 @@ type pcOpts struct {
 	caps               uint32 // requested capabilities; pcBaseCaps when zero
 	extraCaps          uint32 // added to caps
 	ext                uint32 // MariaDB extended capabilities to request
+	coll               uint8  // handshake collation id; utf8mb4_general_ci when zero
+	noColl             bool   // send collation id 0
 }
 
 // pconn is a raw protocol client.
@@ -45,6 +47,8 @@ type pconn struct {
 	connID  uint32
 	version string
 	plugin  string
+	// greeting is the raw greeting packet.
+	greeting []byte
 }
 
 // greeting is the parsed initial handshake packet.
@@ -130,11 +134,15 @@ func pdial(t testing.TB, addr string, o pcOpts) (*pconn, error) {
 	if mariaExt {
 		ext = o.ext & g.ext
 	}
-	pc := &pconn{c: c, nc: nc, caps: caps, ext: ext, salt: g.salt, connID: g.connID, version: g.version, plugin: g.plugin}
+	pc := &pconn{c: c, nc: nc, caps: caps, ext: ext, salt: g.salt, connID: g.connID, version: g.version, plugin: g.plugin, greeting: bytes.Clone(p)}
 	auth := mysql.ScrambleNative(g.salt, o.password)
 	resp := binary.LittleEndian.AppendUint32(nil, caps)
 	resp = binary.LittleEndian.AppendUint32(resp, 1<<24)
-	resp = append(resp, mysql.DefaultCollationID)
+	coll := o.coll
+	if coll == 0 && !o.noColl {
+		coll = mysql.DefaultCollationID
+	}
+	resp = append(resp, coll)
 	resp = append(resp, make([]byte, 19)...)
 	resp = binary.LittleEndian.AppendUint32(resp, o.ext)
 	resp = append(resp, o.user...)
@@ -1280,7 +1288,12 @@ func TestRawSessionTrack(t *testing.T) {
 		if pc.caps&mysql.ClientSessionTrack == 0 {
 			t.Fatal("CLIENT_SESSION_TRACK not negotiated")
 		}
-		r := pc.mustQuery(t, "SET SESSION sql_mode = 'ANSI_QUOTES'")
+		// The client's trackers report what a direct connection's would:
+		// time_zone is in MariaDB's default list, sql_mode is not.
+		if r := pc.mustQuery(t, "SET SESSION sql_mode = 'ANSI_QUOTES'"); r.status&mysql.StatusSessionStateChange != 0 {
+			t.Fatalf("untracked sql_mode reported: %+v", r.ok)
+		}
+		r := pc.mustQuery(t, "SET SESSION time_zone = '+03:00'")
 		if r.ok == nil || r.status&mysql.StatusSessionStateChange == 0 || len(r.ok.SessionState) == 0 {
 			t.Fatalf("no session state change in %s (%+v)", r, r.ok)
 		}
@@ -1292,8 +1305,8 @@ func TestRawSessionTrack(t *testing.T) {
 		}); err != nil {
 			t.Fatal(err)
 		}
-		if !strings.Contains(strings.Join(vars, ","), "sql_mode=ANSI_QUOTES") {
-			t.Fatalf("session state %v does not name sql_mode", vars)
+		if !strings.Contains(strings.Join(vars, ","), "time_zone=+03:00") {
+			t.Fatalf("session state %v does not name time_zone", vars)
 		}
 		r = pc.mustQuery(t, "USE mysql")
 		found := false

@@ -79,9 +79,23 @@ func (s *session) relayOK(p []byte, r *result) error {
 	}
 	s.observeOK(&ok, r)
 	r.affected += ok.AffectedRows
-	if s.caps&mysql.ClientSessionTrack != 0 || ok.Status&mysql.StatusSessionStateChange == 0 {
+	if ok.Status&mysql.StatusSessionStateChange == 0 {
 		// Same format on both sides.
 		return s.writeClient(p)
+	}
+	if s.caps&mysql.ClientSessionTrack != 0 {
+		if !s.track.known {
+			return s.writeClient(p)
+		}
+		// Only what the client's own trackers report.
+		s.trackBuf = s.filterSessionState(s.trackBuf[:0], ok.SessionState)
+		if len(s.trackBuf) == len(ok.SessionState) {
+			return s.writeClient(p)
+		}
+		ok.SessionState = s.trackBuf
+		if len(s.trackBuf) == 0 {
+			ok.Status &^= mysql.StatusSessionStateChange
+		}
 	}
 	s.scratch = mysql.AppendOK(s.scratch[:0], mysql.OKHeader, &ok, s.caps)
 	return s.writeClient(s.scratch)
@@ -89,6 +103,7 @@ func (s *session) relayOK(p []byte, r *result) error {
 
 func (s *session) observeOK(ok *mysql.OK, r *result) {
 	r.status = ok.Status
+	s.status = ok.Status & persistentStatus
 	if s.causal != nil {
 		// A statement wrote if its facts say so, or if the server reports
 		// the GTID of a transaction it committed.
@@ -110,7 +125,13 @@ func (s *session) observeOK(ok *mysql.OK, r *result) {
 func (s *session) writeEOF(p []byte, r *result, final bool) error {
 	warnings, status := mysql.ParseEOF(p)
 	r.status = status
+	s.status = status & persistentStatus
 	if !s.clientDeprecateEOF() {
+		if status&mysql.StatusSessionStateChange != 0 && (s.caps&mysql.ClientSessionTrack == 0 || (s.track.known && !s.track.state)) {
+			// The backend's trackers are not the client's.
+			s.scratch = mysql.AppendEOF(s.scratch[:0], warnings, status)
+			return s.writeClient(s.scratch)
+		}
 		return s.writeClient(p)
 	}
 	if !final {

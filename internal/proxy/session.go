@@ -73,6 +73,16 @@ type session struct {
 	salt      []byte
 	attrs     []byte // client connect attributes, forwarded on new backend connections
 
+	// charset holds the character set variables the handshake's collation
+	// gives (pendingColl: the id, when no backend could resolve it yet);
+	// track is what the client's own session trackers report; status the
+	// session's status flags for locally generated OK and EOF packets.
+	charset     map[string]string
+	pendingColl uint8
+	track       clientTracker
+	status      uint16
+	trackBuf    []byte
+
 	state *backend.SessionState
 	be    *backend.Conn // current backend connection (pinned or in use)
 	pins  uint8
@@ -140,7 +150,12 @@ func (s *session) serve(ctx context.Context) {
 	users := rt.users
 	// A client gets handshakeTimeout to log in (MySQL's connect_timeout).
 	_ = s.client.TCPConn().SetDeadline(time.Now().Add(handshakeTimeout))
+	greetStatus, greetColl := rt.greeting()
+	s.status = greetStatus & persistentStatus
 	info, err := mysql.ServerHandshake(s.client, &mysql.ServerConfig{
+		Status:               greetStatus,
+		Collation:            greetColl,
+		CheckCollation:       s.checkCollation,
 		ServerVersion:        rt.serverVersion,
 		ConnectionID:         s.id,
 		ExtendedCapabilities: rt.extCaps,
@@ -201,9 +216,7 @@ func (s *session) start(info *mysql.HandshakeInfo) error {
 	}
 	s.state = backend.NewSessionState(db)
 	s.state.MultiStatements = info.Capabilities&mysql.ClientMultiStatements != 0
-	for k, v := range collationVars(info.Collation) {
-		s.state.SetVar(k, v)
-	}
+	s.applyCharset()
 	if info.DB == "" || info.DB == s.rt.db {
 		return nil
 	}
@@ -321,10 +334,7 @@ func (s *session) dispatch(p []byte) error {
 
 // writeOK sends a locally generated OK.
 func (s *session) writeOK(affected uint64) error {
-	status := mysql.StatusAutocommit
-	if s.be != nil && s.pins&pinTransaction != 0 {
-		status |= mysql.StatusInTrans
-	}
+	status := s.status
 	s.scratch = mysql.AppendOK(s.scratch[:0], mysql.OKHeader, &mysql.OK{AffectedRows: affected, Status: status}, s.caps)
 	if err := s.client.WritePacketFlush(s.scratch); err != nil {
 		return fmt.Errorf("%w: %w", errClientWrite, err)
@@ -392,6 +402,10 @@ func (s *session) acquire() error {
 				return err
 			}
 			continue
+		}
+		if err := s.resolvePendingCharset(c); err != nil {
+			c.Pool.Put(c)
+			return err
 		}
 		if err := c.Sync(s.state); err != nil {
 			var me *mysql.Error
@@ -706,7 +720,8 @@ func (s *session) handleQuery(p []byte) error {
 		if locks {
 			s.pendingPins |= pinLock
 		}
-		if userVars || (len(q) > 0 && sqlparse.UntrackedState(unsafe.String(&q[0], len(q)))) {
+		trackers := mayChangeTrackers(q)
+		if userVars || trackers || (len(q) > 0 && sqlparse.UntrackedState(unsafe.String(&q[0], len(q)))) {
 			// User variables, or session state the server's tracker does
 			// not report: keep this connection, reset it before reuse.
 			s.pendingPins |= pinSessionState
@@ -727,6 +742,9 @@ func (s *session) handleQuery(p []byte) error {
 			if coll := setNamesCollation(q); coll != "" {
 				s.state.SetVar("collation_connection", coll)
 			}
+		}
+		if err == nil && trackers {
+			s.refreshTracker()
 		}
 		if s.l.logger.Enabled(context.Background(), slog.LevelDebug) {
 			s.logger.Debug("statement", "sql", truncate(q, 256), "rows", r.rows, "affected", r.affected, "pins", s.pins)
@@ -1119,7 +1137,7 @@ func (s *session) handleSetOption(p []byte) error {
 	if s.clientDeprecateEOF() {
 		return s.writeOK(0)
 	}
-	s.scratch = mysql.AppendEOF(s.scratch[:0], 0, mysql.StatusAutocommit)
+	s.scratch = mysql.AppendEOF(s.scratch[:0], 0, s.status)
 	if err := s.client.WritePacketFlush(s.scratch); err != nil {
 		return fmt.Errorf("%w: %w", errClientWrite, err)
 	}
@@ -1143,6 +1161,14 @@ func (s *session) resetSession(db string) {
 	multi := s.state.MultiStatements
 	s.state.Reset(db)
 	s.state.MultiStatements = multi
+	// The server restores the handshake's character set, and the global
+	// status flags and trackers.
+	s.applyCharset()
+	greetStatus, _ := s.rt.greeting()
+	s.status = greetStatus & persistentStatus
+	if d := s.rt.serverDefaults(false); d != nil {
+		s.trackDefaults(d)
+	}
 }
 
 func (s *session) handleChangeUser(p []byte) error {
@@ -1159,6 +1185,11 @@ func (s *session) handleChangeUser(p []byte) error {
 		Sha2Cache: &s.l.sha2Cache,
 	}
 	info.TLS = s.client.NetConn() != s.client.TCPConn()
+	if err := s.checkCollation(info.Collation); err != nil {
+		// MariaDB checks the character set first and ends the session.
+		_ = s.sendError(err)
+		return errSessionLost
+	}
 	if err := mysql.Authenticate(s.client, cfg, info, s.rt.authPluginName(), authData); err != nil {
 		s.l.metrics.ClientAuthFailed(s.rt.name)
 		return err // ends the session, as MySQL does
@@ -1169,11 +1200,7 @@ func (s *session) handleChangeUser(p []byte) error {
 	}
 	s.user = info.User
 	s.resetSession(db)
-	if coll := collationVars(info.Collation); coll != nil {
-		for k, v := range coll {
-			s.state.SetVar(k, v)
-		}
-	}
+	s.applyCharset()
 	return nil
 }
 

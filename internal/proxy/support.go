@@ -52,41 +52,6 @@ func selfSignedTLS() (*tls.Certificate, error) {
 	return &tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, nil
 }
 
-// collationVars maps a handshake collation id to the session variables
-// that differ from the backends' utf8mb4_general_ci default.
-func collationVars(id uint8) map[string]string {
-	if id == 0 || id == 45 {
-		return nil
-	}
-	c, ok := collations[id]
-	if !ok {
-		return nil
-	}
-	return map[string]string{
-		"character_set_client":     c[0],
-		"character_set_connection": c[0],
-		"character_set_results":    c[0],
-		"collation_connection":     c[1],
-	}
-}
-
-// collations lists the ids clients commonly send in the handshake.
-var collations = map[uint8][2]string{
-	8:   {"latin1", "latin1_swedish_ci"},
-	11:  {"ascii", "ascii_general_ci"},
-	28:  {"gbk", "gbk_chinese_ci"},
-	33:  {"utf8mb3", "utf8mb3_general_ci"},
-	46:  {"utf8mb4", "utf8mb4_bin"},
-	47:  {"latin1", "latin1_bin"},
-	48:  {"latin1", "latin1_general_ci"},
-	63:  {"binary", "binary"},
-	83:  {"utf8mb3", "utf8mb3_bin"},
-	192: {"utf8mb3", "utf8mb3_unicode_ci"},
-	224: {"utf8mb4", "utf8mb4_unicode_ci"},
-	// MySQL 8's default; MariaDB lacks it, so fall back to the closest.
-	255: {"utf8mb4", "utf8mb4_unicode_ci"},
-}
-
 // clientGone reports whether the peer closed a TCP connection, with a
 // non-blocking MSG_PEEK (no data is consumed).
 func clientGone(c net.Conn) bool {

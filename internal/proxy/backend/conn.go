@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"slices"
 	"strconv"
@@ -58,6 +59,9 @@ type Conn struct {
 	multi    bool
 	status   uint16 // status flags of the last OK/EOF seen
 	tracking bool   // CLIENT_SESSION_TRACK negotiated and trackers enabled
+	// baseline holds the character set variables the server gave c in its
+	// handshake (and restores on COM_RESET_CONNECTION).
+	baseline map[string]string
 
 	// Sync fast path: the state c was last synced to, and its Gen then.
 	syncedTo  *SessionState
@@ -573,6 +577,8 @@ func (c *Conn) reset() error {
 		return err
 	}
 	clear(c.vars)
+	// The server restored the character set of the handshake.
+	maps.Copy(c.vars, c.baseline)
 	clear(c.stmts) // COM_RESET_CONNECTION closed them
 	c.syncedTo = nil
 	if c.tracking {
@@ -670,6 +676,17 @@ func (p *Pool) dial(ctx context.Context, v Variant) (*Conn, error) {
 		}
 		c.tracking = true
 	}
+	sd := p.defaults.Load()
+	if sd == nil {
+		if sd, err = c.loadDefaults(); err != nil {
+			stop()
+			_ = nc.Close()
+			return nil, fmt.Errorf("read server defaults: %w", err)
+		}
+		p.defaults.Store(sd)
+	}
+	c.baseline = sd.charsetVarsOf(info.Collation)
+	maps.Copy(c.vars, c.baseline)
 	if !stop() {
 		// The context ended and its callback is spoiling the deadline.
 		_ = nc.Close()

@@ -42,8 +42,9 @@ type Pool struct {
 	timeouts int64
 	waitDur  time.Duration
 
-	closedN atomic.Int64
-	healthy atomic.Bool
+	closedN  atomic.Int64
+	healthy  atomic.Bool
+	defaults atomic.Pointer[ServerDefaults] // read by the first dial
 
 	ctx    context.Context // cancelled by Close: stops background work
 	cancel context.CancelFunc

@@ -1,0 +1,176 @@
+package proxy
+
+import (
+	"bytes"
+	"fmt"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/database-mesh/pisanix-go/internal/mysql"
+)
+
+// Tests that a client cannot tell the proxy from MariaDB (issue 11): each
+// runs the same raw client against the proxy and against MariaDB directly
+// and compares what it sees.
+
+// dialBoth logs in to the proxy (proxy/proxypass) and to MariaDB directly
+// (root) with the same options; err is the login error of each.
+func dialBoth(t *testing.T, tp *testProxy, o pcOpts) (proxy, direct *pconn, perr, derr error) {
+	t.Helper()
+	po, do := o, o
+	po.user, po.password, po.db = "proxy", "proxypass", "test"
+	do.user, do.password, do.db = "root", "", "test"
+	proxy, perr = pdial(t, tp.addr, po)
+	direct, derr = pdial(t, "127.0.0.1:3306", do)
+	return
+}
+
+const charsetQuery = "SELECT @@character_set_client, @@character_set_connection, @@character_set_results, " +
+	"@@collation_connection, HEX('é'), 'é', HEX(CONVERT('é' USING utf8mb4))"
+
+func charsetRow(t *testing.T, pc *pconn) string {
+	t.Helper()
+	r := pc.mustQuery(t, charsetQuery)
+	return strings.Join(textRow(t, r.rows[0]), "|")
+}
+
+// Every handshake collation id gives the client the character set a direct
+// connection gets; ids MariaDB refuses as a client character set (ucs2,
+// utf16, utf16le, utf32) are refused with the server's error; an id the
+// server does not know gives the server's defaults.
+func TestHandshakeCollations(t *testing.T) {
+	tp := defaultProxy(t)
+	ids := []uint8{0, 8, 11, 28, 33, 45, 46, 47, 48, 63, 83, 192, 224, 255, 246,
+		35, 54, 56, 60, 101, 159, 250}
+	for _, id := range ids {
+		t.Run(fmt.Sprint(id), func(t *testing.T) {
+			o := pcOpts{coll: id, noColl: id == 0}
+			proxy, direct, perr, derr := dialBoth(t, tp, o)
+			if (perr == nil) != (derr == nil) {
+				t.Fatalf("login: proxy %v, direct %v", perr, derr)
+			}
+			if derr != nil {
+				if perr.Error() != derr.Error() {
+					t.Fatalf("refusal: proxy %q, direct %q", perr, derr)
+				}
+				return
+			}
+			if p, d := charsetRow(t, proxy), charsetRow(t, direct); p != d {
+				t.Fatalf("character set:\nproxy  %s\ndirect %s", p, d)
+			}
+		})
+	}
+}
+
+// A client never inherits the character set of the client that used the
+// pooled connection before it, with a pool of one connection.
+func TestHandshakeCollationNotInherited(t *testing.T) {
+	cfg := baseConfig("127.0.0.1:3306")
+	tp := startProxy(t, cfg)
+	for _, seq := range [][]uint8{{8, 45}, {33, 45, 8}, {224, 63, 45}, {45, 28, 0}} {
+		for _, id := range seq {
+			o := pcOpts{coll: id, noColl: id == 0}
+			proxy, direct, perr, derr := dialBoth(t, tp, o)
+			if perr != nil || derr != nil {
+				t.Fatal(perr, derr)
+			}
+			// Something that changes the charset after the handshake too.
+			proxy.mustQuery(t, "SELECT 1")
+			if p, d := charsetRow(t, proxy), charsetRow(t, direct); p != d {
+				t.Fatalf("sequence %v, id %d:\nproxy  %s\ndirect %s", seq, id, p, d)
+			}
+			proxy.mustQuery(t, "SET NAMES latin1")
+			proxy.send(t, []byte{mysql.ComQuit})
+			direct.send(t, []byte{mysql.ComQuit})
+		}
+	}
+}
+
+// The greeting's status flags and collation, and the handshake's OK, are
+// the server's.
+func TestHandshakeGreetingFlags(t *testing.T) {
+	tp := defaultProxy(t)
+	// The first client makes the proxy read the backend's defaults.
+	pdialProxy(t, tp.addr, 0, 0)
+	proxy, direct, perr, derr := dialBoth(t, tp, pcOpts{})
+	if perr != nil || derr != nil {
+		t.Fatal(perr, derr)
+	}
+	statusColl := func(g []byte) string {
+		i := bytes.IndexByte(g[1:], 0) + 2 // after the version
+		r := g[i:]
+		return fmt.Sprintf("collation=%d status=%#x", r[15], uint16(r[16])|uint16(r[17])<<8)
+	}
+	if p, d := statusColl(proxy.greeting), statusColl(direct.greeting); p != d {
+		t.Fatalf("greeting: proxy %s, direct %s", p, d)
+	}
+}
+
+// Session-state data and SERVER_SESSION_STATE_CHANGED reach only clients
+// that set CLIENT_SESSION_TRACK, and then only what the client's own
+// trackers report; locally answered commands carry the session's true
+// status flags. The OK packets are compared byte for byte.
+func TestSessionTrackOnlyWhenAsked(t *testing.T) {
+	tp := defaultProxy(t)
+	stmts := []string{
+		"SET autocommit=1", "SET @pisa_x = 1", "SET NAMES utf8mb4", "USE test",
+		"SET sql_mode='ANSI'", "SET time_zone='+01:00'", "SET SESSION wait_timeout=1000",
+		"CREATE TEMPORARY TABLE pisa_tt (a INT)", "DROP TEMPORARY TABLE pisa_tt",
+		"SET autocommit=0", "DO 1", "SET autocommit=1",
+		"SET session_track_state_change=ON", "SET @pisa_y = 2", "SET NAMES latin1",
+		"SET session_track_system_variables='sql_mode'", "SET sql_mode=''", "SET time_zone='+02:00'",
+		"SET session_track_schema=OFF", "USE test",
+		"SET sql_mode='NO_BACKSLASH_ESCAPES'",
+	}
+	for _, caps := range []uint32{0, mysql.ClientSessionTrack, mysql.ClientSessionTrack | mysql.ClientDeprecateEOF} {
+		t.Run(fmt.Sprintf("caps=%#x", caps), func(t *testing.T) {
+			proxy, direct, perr, derr := dialBoth(t, tp, pcOpts{extraCaps: caps})
+			if perr != nil || derr != nil {
+				t.Fatal(perr, derr)
+			}
+			for _, q := range stmts {
+				p := proxy.cmd(t, append([]byte{mysql.ComQuery}, q...))
+				d := direct.cmd(t, append([]byte{mysql.ComQuery}, q...))
+				if !bytes.Equal(p, d) && okKey(t, p, proxy.caps) != okKey(t, d, direct.caps) {
+					t.Errorf("%s:\nproxy  %q\ndirect %q", q, p, d)
+				}
+			}
+			// Result sets: the status of their last packet.
+			for _, q := range []string{"SELECT @pisa_z := 3", "SELECT 1"} {
+				p := masked(proxy.query(t, q))
+				d := masked(direct.query(t, q))
+				if shape(p) != shape(d) || !bytes.Equal(p[0].end, d[0].end) {
+					t.Errorf("%s: proxy %s %q, direct %s %q", q, shape(p), p[0].end, shape(d), d[0].end)
+				}
+			}
+			// Locally answered: COM_PING in a transaction, with
+			// NO_BACKSLASH_ESCAPES on.
+			for _, q := range []string{"BEGIN", "SET autocommit=0"} {
+				proxy.mustQuery(t, q)
+				direct.mustQuery(t, q)
+				if p, d := proxy.cmd(t, []byte{mysql.ComPing}), direct.cmd(t, []byte{mysql.ComPing}); !bytes.Equal(p, d) {
+					t.Errorf("COM_PING after %s: proxy %q, direct %q", q, p, d)
+				}
+			}
+		})
+	}
+}
+
+// okKey describes an OK packet with its session-state entries sorted:
+// MariaDB lists the variables of one OK in the order of its tracker's hash,
+// which differs between the backend's tracker (every variable) and the
+// client's (a list); the entries are the same.
+func okKey(t *testing.T, p []byte, caps uint32) string {
+	t.Helper()
+	ok, err := mysql.ParseOK(p, caps)
+	if err != nil {
+		return fmt.Sprintf("%q", p)
+	}
+	var entries []string
+	_ = mysql.ParseSessionState(ok.SessionState, func(ch mysql.SessionChange) {
+		entries = append(entries, fmt.Sprintf("%d:%s=%s", ch.Type, ch.Name, ch.Value))
+	})
+	sort.Strings(entries)
+	return fmt.Sprintf("%d %d %#x %d %q %d %v", ok.AffectedRows, ok.LastInsertID, ok.Status, ok.Warnings, ok.Info, len(ok.SessionState), entries)
+}
