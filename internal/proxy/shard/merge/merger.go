@@ -50,7 +50,11 @@ type cursor struct {
 	keys   []key // one per OrderBy key
 }
 
-// Merger merges the sources' rows.
+// Merger merges the sources' rows. It reads its sources on the caller's
+// goroutine and is not safe for concurrent use. Errors from Next are the
+// sources' errors as they are, *mysql.Error 1038 for a re-sort beyond the
+// memory limit, or a plain error for a row that does not decode (a
+// protocol error: the caller should report it and drop the backends).
 type Merger struct {
 	spec    *shard.Merge
 	cols    []colInfo
@@ -80,7 +84,6 @@ type Merger struct {
 	having    []havingCond
 	scratch   []byte
 	bigTmp    big.Int
-	gotAnyRow bool
 
 	// resort
 	resorted  bool
