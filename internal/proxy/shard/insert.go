@@ -1,6 +1,9 @@
 package shard
 
 import (
+	"fmt"
+	"strings"
+
 	"github.com/database-mesh/pisanix-go/internal/mysql"
 	"github.com/pingcap/tidb/pkg/parser/ast"
 )
@@ -18,9 +21,10 @@ import (
 // Prepared statements: when every row's sharding value is a literal the
 // split is fixed at Prepare and Target.Params says which parameters each
 // target uses. When a parameter is some row's sharding value, Bind
-// computes each row's shard; all rows must go to one shard (one row always
-// does), else Bind refuses with 1235: splitting would need a new statement
-// text per execution.
+// computes each row's shard: all rows on one shard run the whole
+// statement; otherwise Bind builds each shard's INSERT from precomputed
+// pieces (the text then depends on which rows go where: the executor
+// prepares each distinct text on its shard).
 
 func (pc *prepCtx) prepareInsert(st *ast.InsertStmt) *Prepared {
 	r := pc.rule
@@ -81,6 +85,11 @@ func (pc *prepCtx) prepareInsert(st *ast.InsertStmt) *Prepared {
 		}
 		pc.singles(p, t)
 		p.rows = rows
+		if len(rows) > 1 {
+			if p.split, err = pc.insertSplit(st); err != nil {
+				return pc.restoreErr(err)
+			}
+		}
 		return p
 	}
 	// Literal keys: the split is known now. The sample is the whole
@@ -165,4 +174,71 @@ func insertKeyError(r *rule, i int, row [2]operand, args []any) error {
 		}
 	}
 	return refuse("sharding key of row %d of an INSERT into %s is not usable", i+1, r.table)
+}
+
+// insertSplit holds a multi-row INSERT in pieces, to build per-shard
+// statements at Bind: head + rows joined by "," + tail.
+type insertSplit struct {
+	head, tail *template
+	rows       []*template
+}
+
+// insertSplit restores st around its rows (st is renamed and wrapped).
+func (pc *prepCtx) insertSplit(st *ast.InsertStmt) (*insertSplit, error) {
+	sp := &insertSplit{}
+	marker := "pisa_rows_marker" + pc.res.suffix
+	cp := *st
+	cp.Setlist = false
+	cp.Lists = [][]ast.ExprNode{{&ast.ColumnNameExpr{Name: &ast.ColumnName{Name: ast.NewCIStr(marker)}}}}
+	t, err := pc.templ(&cp)
+	if err != nil {
+		return nil, err
+	}
+	// The marker row is restored as (`marker`), in the last part or any.
+	m := "(`" + marker + "`)"
+	for i, part := range t.parts {
+		j := strings.Index(part, m)
+		if j < 0 {
+			continue
+		}
+		sp.head = &template{parts: append(append([]string(nil), t.parts[:i]...), part[:j]), holes: t.holes[:i]}
+		sp.tail = &template{parts: append([]string{part[j+len(m):]}, t.parts[i+1:]...), holes: t.holes[i:]}
+		// Parameters: the head (table, columns) has none; the tail's are
+		// the template's.
+		sp.tail.params = t.params
+		break
+	}
+	if sp.head == nil {
+		return nil, fmt.Errorf("INSERT rows not found in the restored statement")
+	}
+	for _, row := range st.Lists {
+		rt, err := pc.res.restoreRow(row)
+		if err != nil {
+			return nil, err
+		}
+		sp.rows = append(sp.rows, rt)
+	}
+	return sp, nil
+}
+
+// build is the INSERT of rows idx on shard s.
+func (sp *insertSplit) build(r *rule, params int, idx []int, s int) Target {
+	node, schema, table := r.physical(s)
+	var b strings.Builder
+	var ps []int
+	b.WriteString(sp.head.expand(schema, table))
+	for k, i := range idx {
+		if k > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(sp.rows[i].parts[0])
+		ps = append(ps, sp.rows[i].params...)
+	}
+	b.WriteString(sp.tail.expand(schema, table))
+	ps = append(ps, sp.tail.params...)
+	t := &template{params: ps}
+	if ps == nil {
+		t.params = nil
+	}
+	return Target{Node: node, Shard: s, Schema: schema, Table: table, SQL: b.String(), Params: targetParams(t, params)}
 }

@@ -91,6 +91,41 @@ func TestAgainstMariaDB(t *testing.T) {
 			exec(mustPlan(t, rt, ins, tc.db))
 			mustExec(t, conn, strings.Replace(ins, tc.table, "ref."+tc.table, 1))
 		}
+		// Prepared multi-row INSERTs, split at Bind.
+		pins, err := rt.Prepare("INSERT INTO "+tc.table+" (id, uid, v) VALUES (?, ?, ?), (?, ?, 7), (?, ?, ?)", tc.db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < 10; i++ {
+			var args []any
+			for j := 0; j < 3; j++ {
+				id, uid := 1000+rnd.Int64N(1000), rnd.Int64N(50)
+				for seen[[2]int64{id, uid}] {
+					id++
+				}
+				seen[[2]int64{id, uid}] = true
+				args = append(args, id, uid)
+				if j != 1 {
+					args = append(args, rnd.Int64N(10))
+				}
+			}
+			plan, err := pins.Bind(args)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, tg := range plan.Targets {
+				a := args
+				if tg.Params != nil {
+					a = make([]any, len(tg.Params))
+					for k, x := range tg.Params {
+						a[k] = args[x]
+					}
+				}
+				mustExec(t, conn, tg.SQL, a...)
+			}
+			refArgs := append([]any(nil), args...)
+			mustExec(t, conn, "INSERT INTO ref."+tc.table+" (id, uid, v) VALUES (?, ?, ?), (?, ?, 7), (?, ?, ?)", refArgs...)
+		}
 		// Every physical row is where the formula puts it.
 		r := rt.byName[tc.table]
 		total := 0

@@ -75,8 +75,10 @@ type Prepared struct {
 	// sample is the whole statement on shard 0 (Sample).
 	sample *Target
 
-	// INSERT with a parameter as some row's sharding value: the rows' keys.
-	rows [][2]operand // [db key, table key] per row
+	// INSERT with a parameter as some row's sharding value: the rows' keys
+	// and, with several rows, the pieces of per-shard statements.
+	rows  [][2]operand // [db key, table key] per row
+	split *insertSplit
 }
 
 // Prepare plans sql (a COM_STMT_PREPARE text) in session database db.
@@ -129,18 +131,19 @@ func (p *Prepared) Bind(args []any) (*Plan, error) {
 	case p.cond != nil:
 		set = p.cond.eval(r, args)
 	case p.rows != nil:
-		s := -1
+		s, same := -1, true
 		for i, row := range p.rows {
 			k := rowShard(r, row, args)
 			if k < 0 {
 				return nil, insertKeyError(r, i, row, args)
 			}
-			if s >= 0 && k != s {
-				return nil, refuse("a prepared multi-row INSERT into %s whose rows go to different shards is not supported; insert the rows separately", r.table)
-			}
+			same = same && (s < 0 || k == s)
 			s = k
 		}
-		return p.singlePlan(s), nil
+		if same {
+			return p.singlePlan(s), nil
+		}
+		return p.splitInsert(args), nil
 	default:
 		set = allShards(r.shards())
 	}
@@ -518,6 +521,26 @@ func (pc *prepCtx) singles(p *Prepared, t *template) {
 	p.single = make([]atomic.Pointer[Plan], pc.rule.shards())
 	tg := buildTarget(pc.rule, pc.params, t, 0)
 	p.sample = &tg
+}
+
+// splitInsert builds one INSERT per shard for rows on several shards.
+func (p *Prepared) splitInsert(args []any) *Plan {
+	r := p.rule
+	byShard := make(map[int][]int)
+	for i, row := range p.rows {
+		s := rowShard(r, row, args)
+		byShard[s] = append(byShard[s], i)
+	}
+	plan := &Plan{Kind: RouteMulti, Tables: p.tables}
+	if len(byShard) == r.shards() {
+		plan.Kind = RouteAll
+	}
+	for s := 0; s < r.shards(); s++ {
+		if idx := byShard[s]; idx != nil {
+			plan.Targets = append(plan.Targets, p.split.build(r, p.Params, idx, s))
+		}
+	}
+	return plan
 }
 
 // singlePlan is the plan on shard s alone.

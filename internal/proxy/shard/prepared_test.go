@@ -78,8 +78,30 @@ func TestPreparedInsert(t *testing.T) {
 	if plan, err := two.Bind([]any{int64(2), "a", int64(4), "b"}); err != nil || !reflect.DeepEqual(shardsOf(plan), []int{0}) {
 		t.Errorf("same shard: %v %+v", err, plan)
 	}
-	if _, err := two.Bind([]any{int64(2), "a", int64(3), "b"}); !isRefusal(err) {
-		t.Errorf("different shards: %v", err)
+	// Rows on different shards: one INSERT per shard, built at Bind.
+	plan, err = two.Bind([]any{int64(2), "a", int64(3), "b"})
+	if err != nil || len(plan.Targets) != 2 || plan.Kind != RouteAll {
+		t.Fatalf("different shards: %v %+v", err, plan)
+	}
+	if tg := plan.Targets[0]; tg.SQL != "INSERT INTO `db0`.`t_order_00000` (`id`,`v`) VALUES (?,?)" || !reflect.DeepEqual(tg.Params, []int{0, 1}) {
+		t.Errorf("split target 0 %+v", tg)
+	}
+	if tg := plan.Targets[1]; tg.SQL != "INSERT INTO `db0`.`t_order_00001` (`id`,`v`) VALUES (?,?)" || !reflect.DeepEqual(tg.Params, []int{2, 3}) {
+		t.Errorf("split target 1 %+v", tg)
+	}
+	three, _ := rt.Prepare("INSERT INTO t_order (id, v) VALUES (?, ?), (?, 'x'), (?, ?) ON DUPLICATE KEY UPDATE v = ?", "db0")
+	plan, err = three.Bind([]any{int64(1), "a", int64(2), int64(3), "c", "u"})
+	if err != nil || len(plan.Targets) != 2 {
+		t.Fatalf("three: %v %+v", err, plan)
+	}
+	if tg := plan.Targets[0]; tg.SQL != "INSERT INTO `db0`.`t_order_00000` (`id`,`v`) VALUES (?,'x') ON DUPLICATE KEY UPDATE `v`=?" || !reflect.DeepEqual(tg.Params, []int{2, 5}) {
+		t.Errorf("three target 0 %+v", tg)
+	}
+	if tg := plan.Targets[1]; tg.SQL != "INSERT INTO `db0`.`t_order_00001` (`id`,`v`) VALUES (?,?),(?,?) ON DUPLICATE KEY UPDATE `v`=?" || !reflect.DeepEqual(tg.Params, []int{0, 1, 3, 4, 5}) {
+		t.Errorf("three target 1 %+v", tg)
+	}
+	if _, err := three.Bind([]any{int64(1), "a", nil, int64(3), "c", "u"}); !isRefusal(err) {
+		t.Errorf("NULL key in a split: %v", err)
 	}
 	// Literal keys: the split is fixed and each target says its params.
 	lit, _ := rt.Prepare("INSERT INTO t_order (id, v) VALUES (1, ?), (2, ?), (3, ?)", "db0")

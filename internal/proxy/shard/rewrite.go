@@ -267,3 +267,25 @@ func (v *renamer) Enter(n ast.Node) (ast.Node, bool) {
 }
 
 func (v *renamer) Leave(n ast.Node) (ast.Node, bool) { return n, true }
+
+// restoreRow restores one VALUES row as "(a,b,...)".
+func (r *restorer) restoreRow(row []ast.ExprNode) (*template, error) {
+	var b strings.Builder
+	r.params = r.params[:0]
+	ctx := format.NewRestoreCtx(r.flags, &b)
+	b.WriteByte('(')
+	for i, e := range row {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		if err := e.Restore(ctx); err != nil {
+			return nil, err
+		}
+	}
+	b.WriteByte(')')
+	t := &template{parts: []string{b.String()}}
+	if len(r.params) > 0 {
+		t.params = append([]int(nil), r.params...)
+	}
+	return t, nil
+}
