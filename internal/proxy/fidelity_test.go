@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/database-mesh/pisanix-go/internal/mysql"
+	"github.com/database-mesh/pisanix-go/internal/proxy/govern/access"
 )
 
 // Tests that a client cannot tell the proxy from MariaDB (issue 11): each
@@ -173,4 +174,46 @@ func okKey(t *testing.T, p []byte, caps uint32) string {
 	})
 	sort.Strings(entries)
 	return fmt.Sprintf("%d %d %#x %d %q %d %v", ok.AffectedRows, ok.LastInsertID, ok.Status, ok.Warnings, ok.Info, len(ok.SessionState), entries)
+}
+
+// COM_REFRESH and COM_DEBUG are forwarded for users allowed the admin kind
+// and answered as MariaDB answers them; other users get the server's
+// privilege error.
+func TestAdminCommands(t *testing.T) {
+	cfg := baseConfig("127.0.0.1:3306")
+	cfg.Proxy.Config[0].Access = &access.Config{Users: []access.User{
+		{User: "pisa_reader", Password: "r", Kinds: []string{"read"}},
+		{User: "pisa_admin", Password: "a", Kinds: []string{"read", "admin"}},
+	}}
+	tp := startProxy(t, cfg)
+	const refreshStatus = 0x10
+	for _, deprecate := range []uint32{0, mysql.ClientDeprecateEOF} {
+		proxy, direct, perr, derr := dialBoth(t, tp, pcOpts{extraCaps: deprecate})
+		if perr != nil || derr != nil {
+			t.Fatal(perr, derr)
+		}
+		admin, err := pdial(t, tp.addr, pcOpts{user: "pisa_admin", password: "a", db: "test", extraCaps: deprecate})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, cmd := range [][]byte{{mysql.ComRefresh, refreshStatus}, {mysql.ComDebug}} {
+			d := direct.cmd(t, cmd)
+			for _, pc := range []*pconn{proxy, admin} {
+				if p := pc.cmd(t, cmd); !bytes.Equal(p, d) {
+					t.Errorf("%s (deprecateEOF=%v): proxy %q, direct %q", mysql.CommandName(cmd[0]), deprecate != 0, p, d)
+				}
+				pc.ping(t)
+			}
+		}
+	}
+	reader, err := pdial(t, tp.addr, pcOpts{user: "pisa_reader", password: "r", db: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, cmd := range [][]byte{{mysql.ComRefresh, refreshStatus}, {mysql.ComDebug}} {
+		if code := errCode(t, reader.cmd(t, cmd)); code != 1227 {
+			t.Errorf("%s by a read-only user: error %d, want 1227", mysql.CommandName(cmd[0]), code)
+		}
+		reader.ping(t)
+	}
 }

@@ -320,6 +320,8 @@ func (s *session) dispatch(p []byte) error {
 		return s.handleChangeUser(p)
 	case mysql.ComSetOption:
 		return s.handleSetOption(p)
+	case mysql.ComRefresh, mysql.ComDebug:
+		return s.handleAdminCommand(p)
 	case mysql.ComProcessKill:
 		if len(p) < 5 {
 			return s.sendError(mysql.NewError(mysql.ErrCodeUnknownCom, "08S01", "Malformed COM_PROCESS_KILL"))

@@ -269,6 +269,10 @@ func (c *Chain) Close() error {
 // Audit returns the chain's audit logger (nil when off).
 func (c *Chain) Audit() *audit.Logger { return c.audit }
 
+// AllowsAdmin reports whether the access rules let user run administrative
+// commands (COM_REFRESH, COM_DEBUG). A nil chain allows everything.
+func (c *Chain) AllowsAdmin(user string) bool { return c == nil || c.access.AllowsAdmin(user) }
+
 // Password returns the password of a user listed in access.users.
 func (c *Chain) Password(user string) (string, bool) { return c.access.Lookup(user) }
 

@@ -219,6 +219,17 @@ func (p *Policy) Users() []string {
 	return out
 }
 
+// AllowsAdmin reports whether user may run administrative commands (the
+// "admin" kind): users not listed, and listed users whose kinds are empty
+// or name "admin".
+func (p *Policy) AllowsAdmin(name string) bool {
+	if p == nil {
+		return true
+	}
+	u := p.users[name]
+	return u == nil || !u.restricted || u.kinds == 0 || u.kinds&kindAdmin != 0
+}
+
 // Denied describes a refused statement.
 type Denied struct {
 	Rule   string // "access:<user>"
