@@ -48,7 +48,8 @@ import (
 // SQL_CALC_FOUND_ROWS, SELECT ... INTO, LIMIT ?, ? (LIMIT ? alone is
 // supported: the shards get LIMIT ? and Bind sets Merge.Limit), WITH
 // ROLLUP, aggregates inside expressions (SUM(a)+1), aggregates other than
-// COUNT/SUM/MIN/MAX/AVG, DISTINCT with GROUP BY in the aggregate shape,
+// COUNT/SUM/MIN/MAX/AVG, DISTINCT with GROUP BY columns it does not select
+// in the aggregate shape,
 // SELECT * in the aggregate shape, HAVING that is not a conjunction of
 // `aggregate op literal`. On one shard all of these run.
 
@@ -501,9 +502,6 @@ func (a *selAnalysis) aggregateShape(grouped bool) ([]*ast.ByItem, error) {
 	if a.wild > 0 {
 		return nil, refuse("SELECT * with aggregates or GROUP BY on several shards of %s is not supported", r.table)
 	}
-	if grouped && st.Distinct {
-		return nil, refuse("SELECT DISTINCT with GROUP BY on several shards of %s is not supported", r.table)
-	}
 	// Aggregates of the visible fields.
 	for i, f := range a.fields {
 		e := unparen(f.Expr)
@@ -527,6 +525,14 @@ func (a *selAnalysis) aggregateShape(grouped bool) ([]*ast.ByItem, error) {
 				return nil, err
 			}
 			m.GroupBy = append(m.GroupBy, a.index(ref))
+		}
+		// DISTINCT is a no-op when every group column is visible (merged
+		// groups are distinct rows); otherwise equal rows of different
+		// groups are not adjacent.
+		for _, g := range m.GroupBy {
+			if st.Distinct && (g < 0 || g >= len(a.fields)) {
+				return nil, refuse("SELECT DISTINCT with GROUP BY on columns it does not select, on several shards of %s, is not supported", r.table)
+			}
 		}
 	}
 	// HAVING.
