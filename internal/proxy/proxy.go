@@ -168,6 +168,30 @@ type runtime struct {
 	// nil when the listener has none. shardPools are the datanodes' pools.
 	shard      *shard.Router
 	shardPools map[string]*backend.Pool
+	// shardGroups are the datanodes that are node groups (sharding with
+	// read/write splitting inside each shard): reads may go to a reader.
+	shardGroups map[string]*nodeGroup
+}
+
+// nodeGroup is a [[node_group.member]] used as a sharding datanode: its
+// readwrite node's pool (also in shardPools under the group's name) and its
+// readers'.
+type nodeGroup struct {
+	writer  *backend.Pool
+	readers []*backend.Pool
+	next    atomic.Uint32
+}
+
+// reader picks a healthy reader round-robin (nil when there is none).
+func (g *nodeGroup) reader() *backend.Pool {
+	n := len(g.readers)
+	start := int(g.next.Add(1))
+	for i := 0; i < n; i++ {
+		if pl := g.readers[(start+i)%n]; pl.Healthy() {
+			return pl
+		}
+	}
+	return nil
 }
 
 // reportConnect tells the endpoint breaker about a failure to get a
@@ -326,6 +350,9 @@ func (p *Proxy) Apply(cfg *proxyconfig.Config) error {
 		}
 		return err
 	}
+	for _, w := range cfg.Warnings() {
+		p.logger.Warn("configuration: " + w)
+	}
 	for i := range cfg.Proxy.Config {
 		lc := &cfg.Proxy.Config[i]
 		rt, err := p.compile(cfg, lc, newPools, &created)
@@ -476,8 +503,15 @@ func (p *Proxy) compile(cfg *proxyconfig.Config, lc *proxyconfig.Listener, pools
 		pools[key] = pl
 		return pl, nil
 	}
+	// Read/write splitting's nodes come first (their indexes are the
+	// router's), then the balancer's others; the balancer picks only its
+	// own (simple_loadbalance.nodes), the others have weight 0 there.
 	var weights []int
+	balanced := map[string]bool{}
 	for _, name := range lc.NodeNames(cfg) {
+		balanced[name] = true
+	}
+	for _, name := range lc.PoolNodeNames(cfg) {
 		n := cfg.Node(name)
 		if n == nil {
 			return nil, fmt.Errorf("unknown node %q", name)
@@ -488,7 +522,11 @@ func (p *Proxy) compile(cfg *proxyconfig.Config, lc *proxyconfig.Listener, pools
 		}
 		rt.pools = append(rt.pools, pl)
 		rt.names = append(rt.names, n.Name)
-		weights = append(weights, n.EffectiveWeight())
+		w := 0
+		if balanced[name] {
+			w = n.EffectiveWeight()
+		}
+		weights = append(weights, w)
 	}
 	if len(lc.Sharding) > 0 {
 		router, err := shard.Compile(cfg, lc)
@@ -499,15 +537,23 @@ func (p *Proxy) compile(cfg *proxyconfig.Config, lc *proxyconfig.Listener, pools
 		rt.shardPools = map[string]*backend.Pool{}
 		for _, rule := range lc.Sharding {
 			for _, name := range rule.ActualDatanodes {
-				n := cfg.Node(name)
-				if n == nil {
-					return nil, fmt.Errorf("sharding: datanode %q is not a [[mysql.node]]", name)
+				if n := cfg.Node(name); n != nil {
+					pl, err := pool(n)
+					if err != nil {
+						return nil, err
+					}
+					rt.shardPools[name] = pl
+					continue
 				}
-				pl, err := pool(n)
+				g, err := compileGroup(cfg, name, pool)
 				if err != nil {
-					return nil, err
+					return nil, fmt.Errorf("sharding: datanode %q: %w", name, err)
 				}
-				rt.shardPools[name] = pl
+				if rt.shardGroups == nil {
+					rt.shardGroups = map[string]*nodeGroup{}
+				}
+				rt.shardGroups[name] = g
+				rt.shardPools[name] = g.writer
 			}
 		}
 		rt.parser = p.parser
@@ -517,7 +563,7 @@ func (p *Proxy) compile(cfg *proxyconfig.Config, lc *proxyconfig.Listener, pools
 	}
 	if lc.ReadWriteSplitting != nil {
 		var nodes []proxyconfig.Node
-		for _, name := range lc.NodeNames(cfg) {
+		for _, name := range lc.RWNodeNames(cfg) {
 			nodes = append(nodes, *cfg.Node(name))
 		}
 		rwcfg, disc := route.RWConfigFrom(lc.ReadWriteSplitting)
@@ -840,4 +886,35 @@ func (p *Proxy) Close(ctx context.Context) error {
 	}
 	p.mu.Unlock()
 	return nil
+}
+
+// compileGroup builds the node group name's pools.
+func compileGroup(cfg *proxyconfig.Config, name string, pool func(*proxyconfig.Node) (*backend.Pool, error)) (*nodeGroup, error) {
+	for _, m := range cfg.NodeGroup.Members {
+		if m.Name != name {
+			continue
+		}
+		g := &nodeGroup{}
+		w := cfg.Node(m.ReadWrite)
+		if w == nil {
+			return nil, fmt.Errorf("node group readwrite node %q is not a [[mysql.node]]", m.ReadWrite)
+		}
+		var err error
+		if g.writer, err = pool(w); err != nil {
+			return nil, err
+		}
+		for _, rn := range m.Reads {
+			n := cfg.Node(rn)
+			if n == nil {
+				return nil, fmt.Errorf("node group read node %q is not a [[mysql.node]]", rn)
+			}
+			pl, err := pool(n)
+			if err != nil {
+				return nil, err
+			}
+			g.readers = append(g.readers, pl)
+		}
+		return g, nil
+	}
+	return nil, errors.New("neither a [[mysql.node]] nor a [[node_group.member]]")
 }

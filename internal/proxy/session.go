@@ -736,7 +736,9 @@ func (s *session) handleQuery(p []byte) error {
 				return r, err
 			}
 		}
-		s.routeFor(q, facts)
+		if err := s.routeFor(q, facts); err != nil {
+			return result{}, s.sendError(err)
+		}
 		r, err := s.exec(p, mysql.ComQuery, func(s *session) (result, error) { return s.relayResults(false) }, readOnly)
 		if err == nil && r.err == nil {
 			// MariaDB does not report collation_connection after
@@ -799,18 +801,27 @@ func truncate(b []byte, n int) string {
 }
 
 // routeFor decides, for read/write splitting, where the statement sql runs
-// if the session is not pinned. sql may alias the packet buffer.
-func (s *session) routeFor(sql []byte, f *sqlparse.Facts) {
+// if the session is not pinned. sql may alias the packet buffer. An error
+// refuses the statement (a listener without a writer).
+func (s *session) routeFor(sql []byte, f *sqlparse.Facts) error {
 	s.decision = nil
+	rt := s.l.rt.Load()
+	if rt.rw != nil && rt.rw.NoWriter() {
+		if f == nil && len(sql) > 0 {
+			f = rt.parser.Parse(unsafe.String(&sql[0], len(sql)))
+		}
+		if err := refuseWithoutWriter(rt, f); err != nil {
+			return err
+		}
+	}
 	if s.be != nil {
 		// Pinned (transaction...): it stays on its connection, and its
 		// OKs count as writes for read-your-writes.
 		s.curWrite = true
-		return
+		return nil
 	}
-	rt := s.l.rt.Load()
 	if rt.rw == nil {
-		return
+		return nil
 	}
 	var text string
 	if len(sql) > 0 {
@@ -821,7 +832,7 @@ func (s *session) routeFor(sql []byte, f *sqlparse.Facts) {
 	}
 	inTx := s.pins&pinTransaction != 0 || s.state.Vars["autocommit"] == "OFF"
 	s.decBuf = rt.rw.Route(text, f, inTx)
-	if f != nil && (f.Kind == sqlparse.KindSet || f.UserVars || f.TempTable || f.Locks) {
+	if f != nil && (f.Kind == sqlparse.KindSet || f.UserVars || f.TempTable || f.Locks) && !rt.rw.NoWriter() {
 		// State that pins the session is created on the writer only, so
 		// that a pinned session never sends a write to a replica.
 		s.decBuf = s.decBuf.ToWriter()
@@ -845,6 +856,7 @@ func (s *session) routeFor(sql []byte, f *sqlparse.Facts) {
 	s.decRT = rt
 	s.lastRoute = s.decBuf.Target.String()
 	s.l.metrics.RouteDecision(rt.name, s.lastRoute, s.decBuf.Rule)
+	return nil
 }
 
 // routeToWriter sends the next command to the writer when read/write
@@ -859,6 +871,9 @@ func (s *session) routeToWriter() {
 		return
 	}
 	s.decBuf = rt.rw.Writer()
+	if rt.rw.NoWriter() {
+		s.decBuf = rt.rw.Reader() // writes are refused on such a listener
+	}
 	s.decision = &s.decBuf
 	s.decRT = rt
 }
@@ -874,6 +889,9 @@ func (s *session) handlePrepare(p []byte) error {
 			s.nextStmtID = 1
 		}
 		id := s.nextStmtID
+		if err := refuseWithoutWriter(s.l.rt.Load(), facts); err != nil {
+			return result{}, s.sendError(err)
+		}
 		// Prepared statements pin the session: prepare on the writer (see
 		// routeFor), so that later writes never reach a replica.
 		s.routeToWriter()
@@ -884,7 +902,7 @@ func (s *session) handlePrepare(p []byte) error {
 				return result{}, s.refuseShard(err)
 			}
 			if !prep.Unsharded() {
-				return s.prepareSharded(rt, id, sqlText, prep)
+				return s.prepareSharded(rt, id, sqlText, prep, facts != nil && facts.ReadOnly && !facts.LockingRead)
 			}
 		}
 		return s.exec(p, mysql.ComStmtPrepare, func(s *session) (result, error) {

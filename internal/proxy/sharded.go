@@ -12,6 +12,7 @@ import (
 	"github.com/database-mesh/pisanix-go/internal/admin"
 	"github.com/database-mesh/pisanix-go/internal/mysql"
 	"github.com/database-mesh/pisanix-go/internal/proxy/backend"
+	"github.com/database-mesh/pisanix-go/internal/proxy/route"
 	"github.com/database-mesh/pisanix-go/internal/proxy/shard"
 	"github.com/database-mesh/pisanix-go/internal/proxy/shard/merge"
 	"github.com/database-mesh/pisanix-go/internal/sqlparse"
@@ -139,6 +140,12 @@ func (s *session) shardQuery(rt *runtime, q []byte, facts *sqlparse.Facts, readO
 		return true, r, err
 	}
 	s.lastRoute = "shard:" + plan.Kind.String()
+	// Node groups: reads outside a transaction may go to a group's reader,
+	// as the listener's read/write splitting rules say.
+	read := readOnly && !s.inTransaction()
+	if read && rt.rw != nil && rt.shardGroups != nil {
+		read = rt.rw.Route(text, facts, false).Target == route.TargetRead
+	}
 	limit := ""
 	if maxRows > 0 && facts != nil && facts.Kind == sqlparse.KindSelect {
 		// Access control's row limit, on every shard and on the merge.
@@ -150,11 +157,11 @@ func (s *session) shardQuery(rt *runtime, q []byte, facts *sqlparse.Facts, readO
 		if plan.Rename != nil {
 			relay = s.relayRenamed(plan.Rename, false)
 		}
-		r, err = s.shardSingle(rt, plan.Targets[0], limit, readOnly, relay)
+		r, err = s.shardSingle(rt, plan.Targets[0], limit, readOnly, read, relay)
 	case plan.Merge == nil:
 		r, err = s.fanout(rt, plan, func(c *backend.Conn, t shard.Target) (mysql.OK, error) { return c.Exec(t.SQL) })
 	default:
-		r, err = s.scatter(rt, plan, false, maxRows, func(_ *backend.Conn, t shard.Target) ([]byte, error) {
+		r, err = s.scatter(rt, plan, false, read, maxRows, func(_ *backend.Conn, t shard.Target) ([]byte, error) {
 			q := append(append(s.shardScratch[:0], mysql.ComQuery), limit...)
 			s.shardScratch = append(q, t.SQL...)
 			return s.shardScratch, nil
@@ -179,8 +186,8 @@ func (s *session) writeStatusOK(extra uint16) error {
 
 // shardSingle runs a one-shard statement on its datanode, streamed like any
 // statement.
-func (s *session) shardSingle(rt *runtime, t shard.Target, prefix string, readOnly bool, relay relayFunc) (result, error) {
-	pl := rt.shardPools[t.Node]
+func (s *session) shardSingle(rt *runtime, t shard.Target, prefix string, readOnly, read bool, relay relayFunc) (result, error) {
+	pl := s.shardPool(rt, t.Node, read)
 	if pl == nil {
 		return result{}, s.sendError(fmt.Errorf("no pool for datanode %q", t.Node))
 	}
@@ -195,12 +202,31 @@ func (s *session) shardSingle(rt *runtime, t shard.Target, prefix string, readOn
 	return s.exec(s.shardScratch, mysql.ComQuery, relay, readOnly)
 }
 
+// inTransaction reports a session inside a transaction (open on its
+// connection, acknowledged and not started yet, or implicit with
+// autocommit off).
+func (s *session) inTransaction() bool {
+	return s.pins&pinTransaction != 0 || s.pendingBegin != "" || s.state.Vars["autocommit"] == "OFF"
+}
+
+// shardPool returns the pool a statement for datanode node runs on: for a
+// read outside a transaction, a healthy reader of a node group; else the
+// datanode's own pool (a group's readwrite node).
+func (s *session) shardPool(rt *runtime, node string, read bool) *backend.Pool {
+	if g := rt.shardGroups[node]; g != nil && read && s.be == nil && !s.inTransaction() {
+		if pl := g.reader(); pl != nil {
+			return pl
+		}
+	}
+	return rt.shardPools[node]
+}
+
 // shardConns takes one connection per target, synced to the session.
-func (s *session) shardConns(rt *runtime, targets []shard.Target) ([]*backend.Conn, error) {
+func (s *session) shardConns(rt *runtime, targets []shard.Target, read bool) ([]*backend.Conn, error) {
 	v := backend.Variant{FoundRows: s.foundRows, ClientAttrs: s.attrs}
 	conns := make([]*backend.Conn, 0, len(targets))
 	for _, t := range targets {
-		pl := rt.shardPools[t.Node]
+		pl := s.shardPool(rt, t.Node, read)
 		if pl == nil {
 			putAll(conns, false)
 			return nil, fmt.Errorf("no pool for datanode %q", t.Node)
@@ -246,7 +272,7 @@ func (s *session) fanout(rt *runtime, plan *shard.Plan, run func(*backend.Conn, 
 	if s.be != nil || s.pendingBegin != "" {
 		return r, s.refuseShard(errShardTx)
 	}
-	conns, err := s.shardConns(rt, plan.Targets)
+	conns, err := s.shardConns(rt, plan.Targets, false)
 	if err != nil {
 		return r, s.sendError(err)
 	}
@@ -337,12 +363,12 @@ func (src *shardSource) drain() {
 // command packet) and streams the merged rows to the client, at most
 // maxRows of them when it is not 0. binary: the rows are in the binary
 // protocol (COM_STMT_EXECUTE).
-func (s *session) scatter(rt *runtime, plan *shard.Plan, binary bool, maxRows uint64, cmd func(*backend.Conn, shard.Target) ([]byte, error)) (result, error) {
+func (s *session) scatter(rt *runtime, plan *shard.Plan, binary, read bool, maxRows uint64, cmd func(*backend.Conn, shard.Target) ([]byte, error)) (result, error) {
 	var r result
 	if (s.be != nil && s.pins&^pinPrepared != 0) || s.pendingBegin != "" {
 		return r, s.refuseShard(errShardTx)
 	}
-	conns, err := s.shardConns(rt, plan.Targets)
+	conns, err := s.shardConns(rt, plan.Targets, read)
 	if err != nil {
 		return r, s.sendError(err)
 	}

@@ -188,7 +188,7 @@ func appendExecute(b []byte, id uint32, params []execParam, idx []int) []byte {
 
 // prepareSharded answers a client's COM_STMT_PREPARE of a statement on
 // sharded tables with the metadata of one shard's statement.
-func (s *session) prepareSharded(rt *runtime, id uint32, sqlText string, prep *shard.Prepared) (result, error) {
+func (s *session) prepareSharded(rt *runtime, id uint32, sqlText string, prep *shard.Prepared, readOnly bool) (result, error) {
 	var r result
 	t, ok := prep.Sample()
 	pl := rt.shardPools[t.Node]
@@ -265,7 +265,7 @@ func (s *session) prepareSharded(rt *runtime, id uint32, sqlText string, prep *s
 	if s.stmts == nil {
 		s.stmts = make(map[uint32]stmt)
 	}
-	s.stmts[id] = stmt{sql: sqlText, params: uint16(n), sh: &shardStmt{prep: prep}}
+	s.stmts[id] = stmt{sql: sqlText, params: uint16(n), readOnly: readOnly, sh: &shardStmt{prep: prep}}
 	return r, nil
 }
 
@@ -323,7 +323,7 @@ func (s *session) executeSharded(rt *runtime, p []byte, st *stmt) (result, error
 	switch {
 	case len(plan.Targets) == 1 && plan.Merge == nil:
 		t := plan.Targets[0]
-		pl := rt.shardPools[t.Node]
+		pl := s.shardPool(rt, t.Node, st.readOnly)
 		if s.be != nil && s.be.Pool != pl {
 			return r, s.refuseShard(mysql.NewError(shard.ErrCodeNotSupported, "42000",
 				"this statement goes to datanode %s but the session's transaction (or pinned session) is on %s: cross-shard transactions are not supported",
@@ -357,7 +357,7 @@ func (s *session) executeSharded(rt *runtime, p []byte, st *stmt) (result, error
 			return c.ExecPacket(pkt)
 		})
 	default:
-		return s.scatter(rt, plan, true, 0, func(c *backend.Conn, t shard.Target) ([]byte, error) {
+		return s.scatter(rt, plan, true, st.readOnly, 0, func(c *backend.Conn, t shard.Target) ([]byte, error) {
 			return send(c, t)
 		})
 	}

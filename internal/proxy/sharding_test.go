@@ -268,3 +268,61 @@ func TestShardingTableStrategies(t *testing.T) {
 		}
 	}
 }
+
+// Sharding with read/write splitting inside each shard (node groups):
+// reads outside a transaction go to the group's reader, writes and every
+// statement of a transaction to its readwrite node. The reader holds rows
+// marked 'replica' so the test sees which server answered.
+func TestShardingNodeGroups(t *testing.T) {
+	m1, m2, m3 := testutil.StartMariaDB(t), testutil.StartMariaDB(t), testutil.StartMariaDB(t)
+	cfg := &proxyconfig.Config{}
+	reader := node("ds003", m3)
+	reader.Role = proxyconfig.RoleRead
+	cfg.MySQL.Nodes = []proxyconfig.Node{node("ds001", m1), node("ds002", m2), reader}
+	cfg.NodeGroup.Members = []proxyconfig.NodeGroupMember{
+		{Name: "g1", ReadWrite: "ds001", Reads: []string{"ds003"}},
+		{Name: "g2", ReadWrite: "ds002", Reads: []string{"ds003"}},
+	}
+	cfg.Proxy.Config = []proxyconfig.Listener{{
+		Name: "groups", ListenAddr: "127.0.0.1:0", User: "proxy", Password: "proxypass", DB: "test",
+		ReadWriteSplitting: &proxyconfig.ReadWriteSplitting{Static: &proxyconfig.RWSplittingStatic{
+			DefaultTarget: "readwrite",
+			Rules:         []proxyconfig.Rule{{Name: "reads", Type: "regex", Regex: []string{"^SELECT"}, Target: "read"}},
+		}},
+		Sharding: []proxyconfig.Sharding{{TableName: "t_order", ActualDatanodes: []string{"g1", "g2"},
+			DatabaseStrategy: &proxyconfig.DatabaseStrategy{DatabaseShardingAlgorithmName: "mod", DatabaseShardingColumn: "id"}}},
+	}}
+	cfg.ApplyDefaults()
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	tp := startProxy(t, cfg)
+	db := openDB(t, tp.dsn(""))
+	for _, m := range []*testutil.MariaDB{m1, m2, m3} {
+		m.Exec(t, "CREATE TABLE t_order (id INT PRIMARY KEY, note VARCHAR(20))")
+	}
+	m3.Exec(t, "INSERT INTO t_order VALUES (1, 'replica'), (2, 'replica')")
+	if _, err := db.Exec("INSERT INTO t_order (id, note) VALUES (1, 'primary'), (2, 'primary')"); err != nil {
+		t.Fatal(err)
+	}
+	if got := rowsOf(t, m2.Open(t, "test"), "SELECT note FROM t_order WHERE id = 1"); len(got) != 1 || got[0] != "primary" {
+		t.Fatalf("the write did not reach g2's readwrite node: %v", got)
+	}
+	if got := rowsOf(t, db, "SELECT note FROM t_order WHERE id = 1"); len(got) != 1 || got[0] != "replica" {
+		t.Fatalf("a read by key outside a transaction: %v, want the reader's row", got)
+	}
+	if got := strings.Join(rowsOf(t, db, "SELECT note FROM t_order ORDER BY id"), ","); got != "replica,replica,replica,replica" {
+		// The reader serves both groups here, so the scatter sees its
+		// two rows twice.
+		t.Fatalf("a scatter read outside a transaction: %v", got)
+	}
+	tx, err := db.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var note string
+	if err := tx.QueryRow("SELECT note FROM t_order WHERE id = 2").Scan(&note); err != nil || note != "primary" {
+		t.Fatalf("a read inside a transaction: %q, %v; want the readwrite node's row", note, err)
+	}
+	_ = tx.Rollback()
+}

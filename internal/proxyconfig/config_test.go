@@ -88,8 +88,8 @@ func TestLoadExample(t *testing.T) {
 func TestParsePisanixStyle(t *testing.T) {
 	cfg := mustParse(t, minimalPisanix, TOML)
 	l := cfg.Proxy.Config[0]
-	if l.Pool.MaxOpen != 3 || l.Pool.MaxIdle != 3 {
-		t.Errorf("pool_size should become max_open/max_idle, got %+v", l.Pool)
+	if l.Pool.MaxOpen != DefaultPoolMaxOpen || l.Pool.MaxIdle != 3 {
+		t.Errorf("pool_size should become max_idle (Pisanix's idle queue capacity), max_open the default; got %+v", l.Pool)
 	}
 	if l.ServerVersion != "5.7.37" || l.Strategy != "simple_balance" {
 		t.Errorf("defaults: server_version %q strategy %q", l.ServerVersion, l.Strategy)
@@ -153,7 +153,7 @@ func TestJSONControllerShape(t *testing.T) {
 		t.Fatalf("JSON and TOML decode differently:\n%s\n---\n%s", a, b)
 	}
 	l := fromJSON.Proxy.Config[0]
-	if l.ReadWriteSplitting.Dynamic.Discovery.MaxReplicationLag != 3 || l.Pool.MaxOpen != 3 {
+	if l.ReadWriteSplitting.Dynamic.Discovery.MaxReplicationLag != 3 || l.Pool.MaxIdle != 3 {
 		t.Errorf("listener = %+v", l)
 	}
 	// The controller never emits read_only_enabled/replication_lag_enabled.
@@ -447,10 +447,13 @@ func TestValidateCases(t *testing.T) {
 		{"node tls ca missing", func(c *Config) { c.MySQL.Nodes[0].TLS = NodeTLS{Enabled: true, CAFile: filepath.Join(dir, "nope")} },
 			"mysql.node[0].tls.ca_file: cannot read"},
 		{"node tls dir", func(c *Config) { c.MySQL.Nodes[0].TLS = NodeTLS{Enabled: true, CAFile: dir} }, "is a directory"},
-		{"rw without readwrite node", func(c *Config) {
+		{"rw without readwrite node starts (reads only, warned)", func(c *Config) {
 			c.MySQL.Nodes[0].Role = RoleRead
 			c.Proxy.Config[0].ReadWriteSplitting = &ReadWriteSplitting{Static: &RWSplittingStatic{}}
-		}, `no node with role "readwrite"`},
+		}, ""},
+		{"rw unknown node", func(c *Config) {
+			c.Proxy.Config[0].ReadWriteSplitting = &ReadWriteSplitting{Static: &RWSplittingStatic{}, Nodes: []string{"nope"}}
+		}, `proxy.config[0].read_write_splitting.nodes[0]: unknown node "nope"`},
 		{"rw empty", func(c *Config) { c.Proxy.Config[0].ReadWriteSplitting = &ReadWriteSplitting{} },
 			"read_write_splitting: needs a static or dynamic section"},
 		{"dynamic without discovery", func(c *Config) {
@@ -476,7 +479,7 @@ func TestValidateCases(t *testing.T) {
 			c.Proxy.Config[0].ReadWriteSplitting = &ReadWriteSplitting{Static: &RWSplittingStatic{}}
 			c.Proxy.Config[0].Sharding = []Sharding{{TableName: "t", ActualDatanodes: []string{"g"},
 				DatabaseStrategy: &DatabaseStrategy{DatabaseShardingAlgorithmName: "crc32mod", DatabaseShardingColumn: "id"}}}
-		}, `sharding[0].actual_datanodes[0]: node group "g" as a sharding datanode`},
+		}, ""},
 		{"two strategies", func(c *Config) {
 			c.Proxy.Config[0].Sharding = []Sharding{{TableName: "t", ActualDatanodes: []string{"ds001"},
 				DatabaseStrategy: &DatabaseStrategy{DatabaseShardingAlgorithmName: "mod", DatabaseShardingColumn: "id"},
@@ -555,7 +558,7 @@ role = "read"
 	if l0.SimpleLoadBalance != nil {
 		t.Errorf("simple_loadbalance should stay nil, got %+v", l0.SimpleLoadBalance)
 	}
-	wantPool := Pool{MaxOpen: 10, MaxIdle: 10, IdleTimeout: D(5 * time.Minute), MaxLifetime: D(time.Hour),
+	wantPool := Pool{MaxOpen: DefaultPoolMaxOpen, MaxIdle: 10, IdleTimeout: D(5 * time.Minute), MaxLifetime: D(time.Hour),
 		WaitTimeout: D(5 * time.Second), ConnectTimeout: D(5 * time.Second)}
 	if l0.Pool != wantPool {
 		t.Errorf("pool = %+v, want %+v", l0.Pool, wantPool)
@@ -779,6 +782,52 @@ func FuzzParseTOML(f *testing.F) {
 			t.Fatal("empty error message")
 		}
 	})
+}
+
+func TestWarnings(t *testing.T) {
+	cfg := mustParse(t, `
+[[proxy.config]]
+name = "ro"
+user = "u"
+password = "p"
+[proxy.config.read_write_splitting]
+nodes = ["r1"]
+[proxy.config.read_write_splitting.static]
+default_target = "read"
+
+[[proxy.config]]
+name = "guide"
+listen_addr = "127.0.0.1:3307"
+user = "u"
+password = "p"
+[proxy.config.simple_loadbalance]
+nodes = ["r1"]
+[proxy.config.read_write_splitting.static]
+
+[[mysql.node]]
+name = "r1"
+user = "u"
+role = "read"
+[[mysql.node]]
+name = "w1"
+user = "u"
+role = "readwrite"
+[[mysql.node]]
+name = "other"
+user = "u"
+`, TOML)
+	w := cfg.Warnings()
+	if len(w) != 2 || !strings.HasPrefix(w[0], `proxy.config[0].read_write_splitting: no node with role "readwrite"`) ||
+		!strings.HasPrefix(w[1], "proxy.config[1].simple_loadbalance.nodes: read/write splitting routes over every [[mysql.node]]") {
+		t.Fatalf("warnings = %q", w)
+	}
+	// Listener 0 splits over its own list; listener 1 over every node.
+	if got := cfg.Proxy.Config[0].PoolNodeNames(cfg); !reflect.DeepEqual(got, []string{"r1"}) {
+		t.Errorf("PoolNodeNames = %v", got)
+	}
+	if got := cfg.Proxy.Config[1].RWNodeNames(cfg); !reflect.DeepEqual(got, []string{"r1", "w1", "other"}) {
+		t.Errorf("RWNodeNames = %v", got)
+	}
 }
 
 func FuzzParseJSON(f *testing.F) {

@@ -134,15 +134,21 @@ func (l *Listener) applyDefaults() {
 	}
 
 	p := &l.Pool
+	// Pisanix's pool_size was the capacity of the idle queue: it never
+	// limited open connections (a busy pool dialed more). So pool_size is
+	// max_idle here, and max_open stays at its default unless pool_size is
+	// larger: a migrated pool_size = 3 neither caps a listener at three
+	// concurrent statements nor starves a statement that fans out to more
+	// shards than that.
 	if p.MaxOpen == 0 {
-		if l.PoolSize > 0 {
-			p.MaxOpen = l.PoolSize
-		} else {
-			p.MaxOpen = DefaultPoolMaxOpen
-		}
+		p.MaxOpen = max(DefaultPoolMaxOpen, l.PoolSize)
 	}
 	if p.MaxIdle == 0 {
-		p.MaxIdle = p.MaxOpen
+		if l.PoolSize > 0 {
+			p.MaxIdle = min(l.PoolSize, p.MaxOpen)
+		} else {
+			p.MaxIdle = p.MaxOpen
+		}
 	}
 	setDur(&p.IdleTimeout, DefaultPoolIdleTimeout)
 	setDur(&p.MaxLifetime, DefaultPoolMaxLifetime)

@@ -438,7 +438,8 @@ func (c *Config) backendNodes(l *Listener) []Node {
 
 // NodeNames returns the names of the nodes this listener balances over:
 // simple_loadbalance.nodes when given (deduplicated, in that order), else
-// every node of the backend, in config order.
+// read_write_splitting.nodes when given, else every node of the backend, in
+// config order.
 func (l *Listener) NodeNames(cfg *Config) []string {
 	if l.SimpleLoadBalance != nil && len(l.SimpleLoadBalance.Nodes) > 0 {
 		seen := make(map[string]bool, len(l.SimpleLoadBalance.Nodes))
@@ -450,6 +451,9 @@ func (l *Listener) NodeNames(cfg *Config) []string {
 			}
 		}
 		return out
+	}
+	if rw := l.ReadWriteSplitting; rw != nil && len(rw.Nodes) > 0 {
+		return dedup(rw.Nodes)
 	}
 	nodes := cfg.backendNodes(l)
 	out := make([]string, 0, len(nodes))

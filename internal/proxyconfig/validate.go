@@ -508,11 +508,6 @@ func (c *Config) validateSharding(v *validator, p string, s *Sharding, withRW bo
 		v.addf(p+".actual_datanodes", "must not be empty")
 	}
 	for i, dn := range s.ActualDatanodes {
-		if c.Node(dn) == nil && withRW && c.nodeGroup(dn) {
-			v.addf(fmt.Sprintf("%s.actual_datanodes[%d]", p, i),
-				"node group %q as a sharding datanode (sharding with read/write splitting inside a shard) is not supported yet; name [[mysql.node]]s", dn)
-			continue
-		}
 		if c.Node(dn) == nil && !(withRW && c.nodeGroup(dn)) {
 			what := "[mysql.node]"
 			if withRW {

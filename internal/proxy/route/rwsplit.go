@@ -180,6 +180,10 @@ func newMembership(n int, writers, readers []int) *membership {
 // rules, plus a membership that discovery may change at any time). It is safe
 // for concurrent use; Route and Pick do not allocate.
 type RWRouter struct {
+	// noWriter: no node is configured with role readwrite. The listener
+	// serves reads only; statements that need the writer are refused
+	// (see NoWriter).
+	noWriter      bool
 	nodes         []NodeInfo
 	rules         []compiledRule
 	defaultTarget Target
@@ -266,8 +270,25 @@ func NewRWRouter(cfg RWConfig, nodes []NodeInfo) (*RWRouter, error) {
 	}
 	// All regex rules first (config order), then generic rules (Pisanix).
 	r.rules = append(regexRules, genericRules...)
+	r.noWriter = len(writers) == 0
 	r.m.Store(newMembership(len(nodes), writers, readers))
 	return r, nil
+}
+
+// NoWriter reports that no node is configured with role readwrite: the
+// listener is read-only. Pisanix started such listeners (its shipped
+// example has one read node) and failed only the statements that needed
+// the writer; the proxy does the same and answers them with a clear error
+// instead of sending them to a replica. Statements that only create session
+// state (SET, user variables, prepared statements) then run on a reader
+// (see Reader), and sessions pinned to a reader still get every statement
+// that needs the writer refused, by the caller, with NeedsReadWrite.
+func (r *RWRouter) NoWriter() bool { return r.noWriter }
+
+// Reader returns a decision for a reader with the default balancer (for
+// callers that would use Writer on a listener that has no writer).
+func (r *RWRouter) Reader() Decision {
+	return Decision{Target: TargetRead, Rule: RuleNameDefault, r: r, bal: r.defaultBal}
 }
 
 // Nodes returns the router's node list (do not modify).
