@@ -217,3 +217,53 @@ func TestAdminCommands(t *testing.T) {
 		reader.ping(t)
 	}
 }
+
+// MariaDB progress reports reach clients that ask for them
+// (MARIADB_CLIENT_PROGRESS), as from the server, and no others.
+func TestProgressReports(t *testing.T) {
+	tp := mariaProxy(t)
+	rootExec(t, "DROP TABLE IF EXISTS pisa_progress",
+		"CREATE TABLE pisa_progress (a INT PRIMARY KEY, b VARCHAR(50)) ENGINE=Aria",
+		"INSERT INTO pisa_progress SELECT seq, REPEAT('x', 40) FROM seq_1_to_60000",
+		"ALTER TABLE pisa_progress ADD CONSTRAINT c CHECK (a > 0)")
+	t.Cleanup(func() { rootExec(t, "DROP TABLE IF EXISTS pisa_progress") })
+	// A copying ALTER that takes a few seconds (a costly CHECK per row).
+	alter := func() string {
+		return "ALTER TABLE pisa_progress DROP CONSTRAINT IF EXISTS c, ADD CONSTRAINT c CHECK (CRC32(REPEAT(b, 5000)) >= 0), ALGORITHM=COPY"
+	}
+	run := func(pc *pconn) (progress int, final []byte) {
+		pc.mustQuery(t, "SET progress_report_time = 1")
+		pc.send(t, append([]byte{mysql.ComQuery}, alter()...))
+		for {
+			p := pc.read(t)
+			if len(p) >= 3 && p[0] == mysql.ERRHeader && p[1] == 0xff && p[2] == 0xff {
+				progress++
+				continue
+			}
+			return progress, p
+		}
+	}
+	for _, ext := range []uint32{mysql.MariaDBClientProgress, 0} {
+		var o pcOpts
+		o.ext = ext
+		proxy, direct, perr, derr := dialBoth(t, tp, o)
+		if perr != nil || derr != nil {
+			t.Fatal(perr, derr)
+		}
+		if proxy.ext != direct.ext {
+			t.Fatalf("extended capabilities: proxy %#x, direct %#x", proxy.ext, direct.ext)
+		}
+		dn, dfinal := run(direct)
+		pn, pfinal := run(proxy)
+		t.Logf("ext=%#x: progress reports direct %d, proxy %d", ext, dn, pn)
+		if ext != 0 && (dn == 0 || pn == 0) {
+			t.Errorf("progress reports: direct %d, proxy %d", dn, pn)
+		}
+		if ext == 0 && (dn != 0 || pn != 0) {
+			t.Errorf("progress reports without asking: direct %d, proxy %d", dn, pn)
+		}
+		if !bytes.Equal(pfinal, dfinal) {
+			t.Errorf("final packet: proxy %q, direct %q", pfinal, dfinal)
+		}
+	}
+}

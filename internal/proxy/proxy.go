@@ -466,7 +466,7 @@ func (p *Proxy) compile(cfg *proxyconfig.Config, lc *proxyconfig.Listener, pools
 		rt.authPlugin = mysql.AuthCachingSha2
 	}
 	if strings.Contains(rt.serverVersion, "MariaDB") {
-		rt.extCaps = mysql.MariaDBClientStmtBulkOps | mysql.MariaDBClientExtendedMetadata
+		rt.extCaps = mysql.MariaDBClientStmtBulkOps | mysql.MariaDBClientExtendedMetadata | mysql.MariaDBClientProgress
 	}
 	tc, err := listenerTLS(&lc.TLS, p.logger.With("listener", lc.Name))
 	if err != nil {
@@ -480,7 +480,8 @@ func (p *Proxy) compile(cfg *proxyconfig.Config, lc *proxyconfig.Listener, pools
 		MaxLifetime:    lc.Pool.MaxLifetime.Duration,
 		WaitTimeout:    lc.Pool.WaitTimeout.Duration,
 		ConnectTimeout: lc.Pool.ConnectTimeout.Duration,
-		ExtCaps:        mysql.MariaDBClientStmtBulkOps | mysql.MariaDBClientExtendedMetadata,
+		// Progress reports are passed to clients that ask for them.
+		ExtCaps: mysql.MariaDBClientStmtBulkOps | mysql.MariaDBClientExtendedMetadata | mysql.MariaDBClientProgress,
 	}
 	// pool returns the listener's pool of node n: kept from the running
 	// config when its settings did not change, else new.

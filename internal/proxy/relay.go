@@ -233,6 +233,12 @@ func (s *session) relayResults(binary bool) (result, error) {
 				return r, err
 			}
 		case mysql.ERRHeader:
+			if isProgress(p) {
+				if err := s.relayProgress(p); err != nil {
+					return r, err
+				}
+				continue
+			}
 			return r, s.relayErr(p, &r)
 		case mysql.LocalInfileHeader:
 			if err := s.relayLocalInfile(p, &r); err != nil {
@@ -322,6 +328,11 @@ func (s *session) relayLocalInfile(p []byte, r *result) error {
 		}
 	}
 	q, err := s.readBackend()
+	for err == nil && isProgress(q) {
+		if err = s.relayProgress(q); err == nil {
+			q, err = s.readBackend()
+		}
+	}
 	if err != nil {
 		return err
 	}
@@ -329,6 +340,26 @@ func (s *session) relayLocalInfile(p []byte, r *result) error {
 		return s.relayErr(q, r)
 	}
 	return s.relayOK(q, r)
+}
+
+// isProgress reports a MariaDB progress report: an ERR packet with code
+// 0xffff, sent while a long statement runs.
+func isProgress(p []byte) bool { return len(p) >= 3 && p[0] == mysql.ERRHeader && p[1] == 0xff && p[2] == 0xff }
+
+// relayProgress passes a progress report to a client that asked for them
+// (MARIADB_CLIENT_PROGRESS) right away, and drops it for others (the server
+// would not have sent it).
+func (s *session) relayProgress(p []byte) error {
+	if s.extCaps&mysql.MariaDBClientProgress == 0 {
+		return nil
+	}
+	if err := s.writeClient(p); err != nil {
+		return err
+	}
+	if err := s.client.Flush(); err != nil {
+		return fmt.Errorf("%w: %w", errClientWrite, err)
+	}
+	return nil
 }
 
 // relayPrepare forwards a COM_STMT_PREPARE response, replacing the backend
