@@ -35,6 +35,9 @@ type globalFlags struct {
 	host     string
 	port     string
 	logLevel string
+	// pisanixMetrics also exports Pisanix's metric names and label values.
+	pisanixMetrics bool
+	envErr         error
 }
 
 func main() {
@@ -42,6 +45,21 @@ func main() {
 		fmt.Fprintln(os.Stderr, "pisa-proxy:", err)
 		os.Exit(1)
 	}
+}
+
+// envBool reads a boolean environment variable (1, t, true, 0, f, false in
+// any case; unset or empty is false). A bad value is recorded in *bad and
+// refused when a subcommand starts.
+func envBool(name string, bad *error) bool {
+	s := os.Getenv(name)
+	if s == "" {
+		return false
+	}
+	v, err := strconv.ParseBool(s)
+	if err != nil {
+		*bad = fmt.Errorf("environment variable %s=%q is not a boolean (true or false)", name, s)
+	}
+	return v
 }
 
 func envOr(name, def string) string {
@@ -61,6 +79,7 @@ func newRootCmd() *cobra.Command {
 		SilenceErrors: true,
 		Args:          cobra.NoArgs,
 		// A subcommand is required, as in Pisanix.
+		PersistentPreRunE: func(*cobra.Command, []string) error { return g.envErr },
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			_ = cmd.Usage()
 			return errors.New("a subcommand is required: daemon or sidecar")
@@ -72,6 +91,8 @@ func newRootCmd() *cobra.Command {
 	pf.StringVarP(&g.host, "host", "h", envOr("PISA_PROXY_ADMIN_LISTEN_HOST", ""), "admin HTTP listen host; overrides [admin] host (env PISA_PROXY_ADMIN_LISTEN_HOST)")
 	pf.StringVarP(&g.port, "port", "p", envOr("PISA_PROXY_ADMIN_LISTEN_PORT", ""), "admin HTTP listen port; overrides [admin] port (env PISA_PROXY_ADMIN_LISTEN_PORT)")
 	pf.StringVarP(&g.logLevel, "log-level", "l", envOr("PISA_PROXY_ADMIN_LOG_LEVEL", ""), "log level TRACE|DEBUG|INFO|WARN|ERROR; overrides [admin] log_level (env PISA_PROXY_ADMIN_LOG_LEVEL)")
+	pf.BoolVar(&g.pisanixMetrics, "pisanix-metrics", envBool("PISA_PROXY_PISANIX_METRICS", &g.envErr),
+		"also export Pisanix's metrics (sql_processed_total, sql_processed_duration, sql_under_processing, pisa_proxy_sql_processed_duration) with its label values, for Pisanix dashboards and alerts (env PISA_PROXY_PISANIX_METRICS=true)")
 	root.Flags().BoolP("version", "V", false, "print the version and exit")
 	root.SetVersionTemplate("{{.Version}}\n")
 
@@ -159,7 +180,7 @@ type app struct {
 	current atomicConfig
 }
 
-func newApp(adminAddr, logLevel string) (*app, error) {
+func newApp(adminAddr, logLevel string, pisanixMetrics bool) (*app, error) {
 	a := &app{level: new(slog.LevelVar)}
 	a.level.Set(parseLevel(logLevel))
 	a.logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: a.level}))
@@ -167,6 +188,9 @@ func newApp(adminAddr, logLevel string) (*app, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m := metrics.NewProxy(reg)
+	if pisanixMetrics {
+		m.EnablePisanixNames(reg)
+	}
 	a.m = m
 	a.p = proxy.New(a.logger, m)
 	a.p.EnableGovernanceMetrics(reg)
@@ -255,7 +279,7 @@ func runDaemon(ctx context.Context, g *globalFlags, path string) error {
 	if err != nil {
 		return err
 	}
-	a, err := newApp(net.JoinHostPort(cfg.Admin.Host, strconv.Itoa(cfg.Admin.Port)), cfg.Admin.LogLevel)
+	a, err := newApp(net.JoinHostPort(cfg.Admin.Host, strconv.Itoa(cfg.Admin.Port)), cfg.Admin.LogLevel, g.pisanixMetrics)
 	if err != nil {
 		return err
 	}
@@ -334,7 +358,7 @@ func runSidecar(ctx context.Context, g *globalFlags, f *sidecarFlags) error {
 	if _, err := strconv.Atoi(port); err != nil {
 		return fmt.Errorf("invalid admin port %q", port)
 	}
-	a, err := newApp(net.JoinHostPort(host, port), g.logLevel)
+	a, err := newApp(net.JoinHostPort(host, port), g.logLevel, g.pisanixMetrics)
 	if err != nil {
 		return err
 	}

@@ -588,3 +588,62 @@ func TestSIGHUPReload(t *testing.T) {
 		t.Fatalf("exit %d after SIGTERM", code)
 	}
 }
+
+// --pisanix-metrics (or PISA_PROXY_PISANIX_METRICS=true) exports Pisanix's
+// series too, with its label values; without it they are absent.
+func TestPisanixMetrics(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		env  []string
+		pre  []string
+		want bool
+	}{
+		{"off", nil, nil, false},
+		{"flag", nil, []string{"--pisanix-metrics"}, true},
+		{"env", []string{"PISA_PROXY_PISANIX_METRICS=true"}, nil, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newDaemonConfig(t)
+			_, _ = startDaemon(t, c, tc.env, "", tc.pre...)
+			admin := net.JoinHostPort(c.AdminHost, strconv.Itoa(c.AdminPort))
+			db := openDB(t, c.proxyDSN("root", "rootpw"))
+			stmt, err := db.Prepare("SELECT ?")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var v int
+			if err := stmt.QueryRow(7).Scan(&v); err != nil || v != 7 {
+				t.Fatalf("prepared query: %d %v", v, err)
+			}
+			stmt.Close()
+			m := mustGet(t, admin, "/metrics")
+			for _, want := range []string{
+				`sql_processed_total{domain="main",server="`,
+				`sql_processed_duration_bucket{domain="main",server="`,
+				`sql_under_processing{domain="main",server="`,
+				`pisa_proxy_sql_processed_duration_bucket{domain="main",server="`,
+				`type="COM_EXECUTE"`,
+				`type="COM_PREPARE"`,
+				`le="0.005"`,
+			} {
+				found := false
+				for _, line := range strings.Split(m, "\n") {
+					if strings.HasPrefix(line, want) || (strings.HasPrefix(want, "type=") || strings.HasPrefix(want, "le=")) && strings.HasPrefix(line, "sql_processed") && strings.Contains(line, want) {
+						found = true
+						break
+					}
+				}
+				if found != tc.want {
+					t.Errorf("%s in /metrics: %v, want %v", want, found, tc.want)
+				}
+			}
+			if !strings.Contains(m, `pisa_proxy_sql_processed_total{domain="main",server=`) {
+				t.Error("the native series are gone")
+			}
+		})
+	}
+	code, _, stderr := run(t, []string{"PISA_PROXY_PISANIX_METRICS=maybe"}, "daemon", "-c", "/nonexistent")
+	if code == 0 || !strings.Contains(stderr, "PISA_PROXY_PISANIX_METRICS") {
+		t.Fatalf("a bad PISA_PROXY_PISANIX_METRICS: exit %d\n%s", code, stderr)
+	}
+}

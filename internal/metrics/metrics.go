@@ -94,9 +94,10 @@ type Proxy struct {
 	backendConnectErrors *prometheus.CounterVec
 	backendEndpointUp    *prometheus.GaugeVec
 
-	commands sync.Map // commandKey -> *CommandMetrics
-	pins     sync.Map // pairKey -> prometheus.Counter
-	errCodes sync.Map // errKey -> prometheus.Counter
+	pisanix  *pisanixMetrics // Pisanix's names too; nil unless EnablePisanixNames
+	commands sync.Map        // commandKey -> *CommandMetrics
+	pins     sync.Map        // pairKey -> prometheus.Counter
+	errCodes sync.Map        // errKey -> prometheus.Counter
 }
 
 // CommandMetrics are the collectors of one (domain, type, server) tuple.
@@ -105,21 +106,32 @@ type CommandMetrics struct {
 	Processed prometheus.Counter  // pisa_proxy_sql_processed_total
 	Duration  prometheus.Observer // pisa_proxy_sql_processed_duration_seconds
 	InFlight  prometheus.Gauge    // pisa_proxy_sql_under_processing
+	pisanix   *pisanixCommand     // Pisanix's series, when enabled
 }
 
 // Begin marks a command as in flight and returns its start time, to be
 // passed to [CommandMetrics.End].
 func (c *CommandMetrics) Begin() time.Time {
 	c.InFlight.Inc()
+	if c.pisanix != nil {
+		c.pisanix.inFlight.Inc()
+	}
 	return time.Now()
 }
 
 // End records a command started by [CommandMetrics.Begin]: it is no longer
 // in flight, it is counted, and its duration is observed.
 func (c *CommandMetrics) End(start time.Time) {
-	c.Duration.Observe(time.Since(start).Seconds())
+	d := time.Since(start).Seconds()
+	c.Duration.Observe(d)
 	c.Processed.Inc()
 	c.InFlight.Dec()
+	if pc := c.pisanix; pc != nil {
+		pc.duration.Observe(d)
+		pc.durationMaster.Observe(d)
+		pc.processed.Inc()
+		pc.inFlight.Dec()
+	}
 }
 
 type commandKey struct {
@@ -280,6 +292,9 @@ func (p *Proxy) newCommand(k commandKey) *CommandMetrics {
 		Duration:  p.sqlDuration.WithLabelValues(k.domain, k.typ, k.server),
 		InFlight:  p.sqlUnderProcessing.WithLabelValues(k.domain, k.typ, k.server),
 	}
+	if p.pisanix != nil {
+		c.pisanix = p.pisanix.command(k)
+	}
 	v, _ := p.commands.LoadOrStore(k, c)
 	return v.(*CommandMetrics)
 }
@@ -432,6 +447,9 @@ func (p *Proxy) ForgetEndpoint(domain, server string) {
 	p.sqlDuration.DeletePartialMatch(match)
 	p.sqlUnderProcessing.DeletePartialMatch(match)
 	p.backendEndpointUp.DeletePartialMatch(match)
+	if p.pisanix != nil {
+		p.pisanix.forget(match)
+	}
 }
 
 // ForgetDomain deletes every series of domain, for when a config reload
@@ -467,5 +485,8 @@ func (p *Proxy) ForgetDomain(domain string) {
 		p.backendPins, p.errors, p.backendEndpointUp,
 	} {
 		v.DeletePartialMatch(match)
+	}
+	if p.pisanix != nil {
+		p.pisanix.forget(match)
 	}
 }
