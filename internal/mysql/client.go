@@ -22,8 +22,11 @@ type ClientConfig struct {
 	User     string
 	Password string
 	DB       string
-	// TLS, when set, upgrades the connection; the server must support it.
-	TLS *tls.Config
+	// TLS, when set, upgrades the connection; the server must support it
+	// unless TLSOptional is set (then a server without TLS is used
+	// without).
+	TLS         *tls.Config
+	TLSOptional bool
 	// Collation sent in the handshake (utf8mb4_general_ci when zero).
 	Collation uint8
 	// Extra capabilities (e.g. ClientFoundRows).
@@ -73,11 +76,16 @@ func ClientHandshake(c *Conn, cfg *ClientConfig) (*ServerInfo, error) {
 	if len(cfg.Attrs) == 0 {
 		caps &^= ClientConnectAttrs
 	}
-	if cfg.TLS != nil {
+	useTLS := cfg.TLS != nil
+	if useTLS {
 		if si.Capabilities&ClientSSL == 0 {
-			return nil, errors.New("mysql: backend does not support TLS")
+			if !cfg.TLSOptional {
+				return nil, errors.New("mysql: backend does not support TLS")
+			}
+			useTLS = false
+		} else {
+			caps |= ClientSSL
 		}
-		caps |= ClientSSL
 	}
 	caps &= si.Capabilities | ClientLongPassword
 	var ext uint32
@@ -95,7 +103,7 @@ func ClientHandshake(c *Conn, cfg *ClientConfig) (*ServerInfo, error) {
 	head = append(head, coll)
 	head = append(head, make([]byte, 19)...)
 	head = appendUint32(head, ext)
-	if cfg.TLS != nil {
+	if useTLS {
 		if err := c.WritePacketFlush(head); err != nil {
 			return nil, err
 		}

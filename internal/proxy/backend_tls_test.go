@@ -92,6 +92,43 @@ func TestBackendTLS(t *testing.T) {
 	if mysqlErrCode(err) != 2002 {
 		t.Fatalf("unverifiable backend certificate: want 2002, got %v", err)
 	}
+	// By default ("preferred") TLS is used when the backend offers it, with
+	// verification only against a configured CA.
+	cipherOf := func(tp *testProxy) (string, error) {
+		var name, cipher string
+		err := openDB(t, tp.dsn("")).QueryRow("SHOW SESSION STATUS LIKE 'Ssl_cipher'").Scan(&name, &cipher)
+		return cipher, err
+	}
+	if c, err := cipherOf(startProxy(t, baseConfig(srv.Addr))); err != nil || c == "" {
+		t.Fatalf("default mode: cipher %q, %v", c, err)
+	}
+	pref := baseConfig(srv.Addr)
+	pref.MySQL.Nodes[0].TLS.CAFile = caFile
+	if c, err := cipherOf(startProxy(t, pref)); err != nil || c == "" {
+		t.Fatalf("preferred with CA: cipher %q, %v", c, err)
+	}
+	prefBad := baseConfig(srv.Addr)
+	prefBad.MySQL.Nodes[0].TLS.CAFile = otherCA
+	if _, err := cipherOf(startProxy(t, prefBad)); mysqlErrCode(err) != 2002 {
+		t.Fatalf("preferred with a CA that did not sign: want 2002, got %v", err)
+	}
+	off := baseConfig(srv.Addr)
+	off.MySQL.Nodes[0].TLS.Mode = "disabled"
+	if c, err := cipherOf(startProxy(t, off)); err != nil || c != "" {
+		t.Fatalf("disabled: cipher %q, %v", c, err)
+	}
+	// A backend without TLS: "preferred" connects in the clear, "required"
+	// does not connect.
+	plain := testutil.MariaDBAddr(t)
+	if c, err := cipherOf(startProxy(t, baseConfig(plain))); err != nil || c != "" {
+		t.Fatalf("preferred to a backend without TLS: cipher %q, %v", c, err)
+	}
+	req := baseConfig(plain)
+	req.MySQL.Nodes[0].TLS.Mode = "required"
+	req.MySQL.Nodes[0].TLS.InsecureSkipVerify = true
+	if _, err := cipherOf(startProxy(t, req)); mysqlErrCode(err) != 2002 {
+		t.Fatalf("required to a backend without TLS: want 2002, got %v", err)
+	}
 	// insecure_skip_verify accepts it.
 	skip := baseConfig(srv.Addr)
 	skip.MySQL.Nodes[0].TLS.Enabled = true

@@ -497,7 +497,8 @@ func (p *Proxy) compile(cfg *proxyconfig.Config, lc *proxyconfig.Listener, pools
 				return nil, fmt.Errorf("node %q: %w", n.Name, err)
 			}
 			ep := backend.Endpoint{Name: n.Name, Addr: n.Addr(), User: n.User, Password: n.Password,
-				DB: n.DB, TLS: ntls, Weight: n.EffectiveWeight(), Role: n.Role}
+				DB: n.DB, TLS: ntls, Weight: n.EffectiveWeight(), Role: n.Role,
+				TLSPreferred: n.TLS.EffectiveMode() == proxyconfig.TLSPreferred}
 			pl = backend.NewPool(lc.Name, ep, po, p.logger.With("listener", lc.Name))
 			*created = append(*created, pl)
 		}
@@ -686,11 +687,16 @@ var selfSignedCert = sync.OnceValues(selfSignedTLS)
 
 func nodeTLS(n *proxyconfig.Node) (*tls.Config, error) {
 	t := n.TLS
-	if !t.Enabled {
+	mode := t.EffectiveMode()
+	if mode == proxyconfig.TLSDisabled {
 		return nil, nil
 	}
 	host, _, _ := net.SplitHostPort(n.Addr())
-	tc := &tls.Config{ServerName: host, InsecureSkipVerify: t.InsecureSkipVerify, MinVersion: tls.VersionTLS12}
+	// "preferred" verifies the certificate only against a configured CA,
+	// as MariaDB clients do by default; "required" always verifies
+	// (system roots without a CA) unless told not to.
+	skip := t.InsecureSkipVerify || (mode == proxyconfig.TLSPreferred && t.CAFile == "")
+	tc := &tls.Config{ServerName: host, InsecureSkipVerify: skip, MinVersion: tls.VersionTLS12}
 	if t.ServerName != "" {
 		tc.ServerName = t.ServerName
 	}

@@ -447,6 +447,11 @@ func TestValidateCases(t *testing.T) {
 		{"node tls ca missing", func(c *Config) { c.MySQL.Nodes[0].TLS = NodeTLS{Enabled: true, CAFile: filepath.Join(dir, "nope")} },
 			"mysql.node[0].tls.ca_file: cannot read"},
 		{"node tls dir", func(c *Config) { c.MySQL.Nodes[0].TLS = NodeTLS{Enabled: true, CAFile: dir} }, "is a directory"},
+		{"node tls mode", func(c *Config) { c.MySQL.Nodes[0].TLS = NodeTLS{Mode: "disabled"} }, ""},
+		{"node tls bad mode", func(c *Config) { c.MySQL.Nodes[0].TLS = NodeTLS{Mode: "optional"} },
+			`mysql.node[0].tls.mode: must be "preferred", "required" or "disabled", got "optional"`},
+		{"node tls mode contradicts enabled", func(c *Config) { c.MySQL.Nodes[0].TLS = NodeTLS{Mode: "disabled", Enabled: true} },
+			`mysql.node[0].tls.mode: "disabled" contradicts enabled = true`},
 		{"rw without readwrite node starts (reads only, warned)", func(c *Config) {
 			c.MySQL.Nodes[0].Role = RoleRead
 			c.Proxy.Config[0].ReadWriteSplitting = &ReadWriteSplitting{Static: &RWSplittingStatic{}}

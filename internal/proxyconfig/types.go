@@ -397,12 +397,37 @@ type Node struct {
 
 // NodeTLS is [mysql.node.tls].
 type NodeTLS struct {
+	// Mode is "preferred" (the default: TLS when the backend offers it,
+	// the certificate verified only when CAFile is set), "required" (TLS
+	// or no connection; the certificate verified against CAFile or the
+	// system roots unless InsecureSkipVerify) or "disabled".
+	Mode string `toml:"mode,omitempty" json:"mode,omitempty"`
+	// Enabled is the older spelling of Mode = "required".
 	Enabled            bool   `toml:"enabled" json:"enabled"`
 	CAFile             string `toml:"ca_file,omitempty" json:"ca_file,omitempty"`
 	CertFile           string `toml:"cert_file,omitempty" json:"cert_file,omitempty"`
 	KeyFile            string `toml:"key_file,omitempty" json:"key_file,omitempty"`
 	ServerName         string `toml:"server_name,omitempty" json:"server_name,omitempty"`
 	InsecureSkipVerify bool   `toml:"insecure_skip_verify,omitempty" json:"insecure_skip_verify,omitempty"`
+}
+
+// Node TLS modes.
+const (
+	TLSPreferred = "preferred"
+	TLSRequired  = "required"
+	TLSDisabled  = "disabled"
+)
+
+// EffectiveMode returns the TLS mode, resolving the defaults: "required"
+// when Enabled, else "preferred".
+func (t NodeTLS) EffectiveMode() string {
+	switch {
+	case t.Mode != "":
+		return t.Mode
+	case t.Enabled:
+		return TLSRequired
+	}
+	return TLSPreferred
 }
 
 // Addr returns "host:port" (IPv6 hosts are bracketed).

@@ -207,6 +207,14 @@ func (c *Config) validateNodes(v *validator, section string, nodes []Node) {
 			v.addf(p+".role", "must be %q or %q, got %q", RoleRead, RoleReadWrite, n.Role)
 		}
 		v.tlsPair(p+".tls", n.TLS.CertFile, n.TLS.KeyFile)
+		switch m := n.TLS.Mode; m {
+		case "", TLSPreferred, TLSRequired, TLSDisabled:
+			if n.TLS.Enabled && m != "" && m != TLSRequired {
+				v.addf(p+".tls.mode", "%q contradicts enabled = true", m)
+			}
+		default:
+			v.addf(p+".tls.mode", "must be %q, %q or %q, got %q", TLSPreferred, TLSRequired, TLSDisabled, m)
+		}
 		v.fileExists(p+".tls.ca_file", n.TLS.CAFile)
 	}
 	if allZero {

@@ -30,8 +30,11 @@ var (
 type Endpoint struct {
 	Name, Addr, User, Password, DB string // Addr = "host:port"
 	TLS                            *tls.Config
-	Weight                         int
-	Role                           string // "read" | "readwrite"
+	// TLSPreferred: use TLS when the server offers it, plain TCP when it
+	// does not (TLS must be set).
+	TLSPreferred bool
+	Weight       int
+	Role         string // "read" | "readwrite"
 }
 
 // PoolOptions bound a pool. Zero values: MaxOpen 0 = unlimited; MaxIdle 0 =

@@ -646,6 +646,7 @@ func (p *Pool) dial(ctx context.Context, v Variant) (*Conn, error) {
 		Password:     p.ep.Password,
 		DB:           p.ep.DB,
 		TLS:          p.tls,
+		TLSOptional:  p.ep.TLSPreferred,
 		Capabilities: caps,
 		ExtCaps:      p.opts.ExtCaps,
 		Attrs:        attrsFor(v),
