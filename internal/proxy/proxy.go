@@ -171,6 +171,9 @@ type runtime struct {
 	// shardGroups are the datanodes that are node groups (sharding with
 	// read/write splitting inside each shard): reads may go to a reader.
 	shardGroups map[string]*nodeGroup
+	// collations caches the string columns' collations of physical tables
+	// (see fixCollations).
+	collations sync.Map
 }
 
 // nodeGroup is a [[node_group.member]] used as a sharding datanode: its

@@ -307,6 +307,8 @@ func (s *session) fanout(rt *runtime, plan *shard.Plan, run func(*backend.Conn, 
 		total.Status = ok.Status
 	}
 	putAll(conns, false)
+	// DDL may have changed column collations.
+	rt.collations.Clear()
 	total.Status &^= mysql.StatusSessionStateChange | mysql.StatusMoreResultsExists
 	r.affected, r.status = total.AffectedRows, total.Status
 	s.scratch = mysql.AppendOK(s.scratch[:0], mysql.OKHeader, &total, s.caps)
@@ -368,6 +370,9 @@ func (s *session) scatter(rt *runtime, plan *shard.Plan, binary, read bool, maxR
 	if (s.be != nil && s.pins&^pinPrepared != 0) || s.pendingBegin != "" {
 		return r, s.refuseShard(errShardTx)
 	}
+	// Before taking connections for the targets: the lookup needs one.
+	t0 := plan.Targets[0]
+	colls := s.tableCollations(rt, rt.shardPools[t0.Node], t0.Schema, t0.Table)
 	conns, err := s.shardConns(rt, plan.Targets, read)
 	if err != nil {
 		return r, s.sendError(err)
@@ -437,6 +442,7 @@ func (s *session) scatter(rt *runtime, plan *shard.Plan, binary, read bool, maxR
 		finish()
 		return r, s.sendError(firstErr)
 	}
+	s.fixCollations(conns[0].Pool, colls, plan.Targets[0], defs, cols)
 	spec := plan.Merge.Resolve(ncols)
 	if spec == nil {
 		finish()
@@ -697,4 +703,124 @@ func renameRow(p []byte, cols int, rename map[string]string) (row []byte, first 
 		out = mysql.AppendLenEncString(out, val)
 	}
 	return out, first, true
+}
+
+// Result column definitions name the connection's collation for every
+// string column (MariaDB reports the default collation of
+// character_set_results), while the server compared the column's own. So
+// before merging, string columns taken from a table get that table
+// column's collation from information_schema, cached per physical table
+// (a DDL through the proxy clears the cache). A column whose character set
+// differs from the result's would be compared on converted bytes: it gets
+// an id the merger does not know, so merging that needs to compare it is
+// refused (1235) rather than ordered wrongly. Expressions keep the reported
+// collation (the connection's, which is what MariaDB uses for most
+// expressions over literals).
+
+// colCollation is a table column's collation.
+type colCollation struct {
+	id      uint16
+	charset string
+}
+
+// unknownCollation makes the merger refuse to compare a column.
+const unknownCollation uint16 = 0xffff
+
+// tableCollations returns the collations of a physical table's string
+// columns, reading them once from the datanode.
+func (s *session) tableCollations(rt *runtime, pl *backend.Pool, schema, table string) map[string]colCollation {
+	key := pl.Endpoint().Name + "\x00" + schema + "\x00" + table
+	if v, ok := rt.collations.Load(key); ok {
+		return v.(map[string]colCollation)
+	}
+	c, err := getConn(pl, backend.Variant{})
+	if err != nil {
+		return nil
+	}
+	defer c.Pool.Put(c)
+	d := pl.Defaults()
+	if d == nil {
+		return nil
+	}
+	byName := make(map[string]colCollation, len(d.Collations))
+	for id, co := range d.Collations {
+		byName[co.Name] = colCollation{id: uint16(id), charset: co.Charset}
+	}
+	out := map[string]colCollation{}
+	q := "SELECT COLUMN_NAME, COLLATION_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = " +
+		sqlString(schema) + " AND TABLE_NAME = " + sqlString(table) + " AND COLLATION_NAME IS NOT NULL"
+	if err := c.QueryRows(q, func(row []string) {
+		if len(row) == 2 {
+			co, ok := byName[row[1]]
+			if !ok {
+				co = colCollation{id: unknownCollation}
+			}
+			out[strings.ToLower(row[0])] = co
+		}
+	}); err != nil {
+		return nil
+	}
+	rt.collations.Store(key, out)
+	return out
+}
+
+// sqlString quotes s as an SQL string literal.
+func sqlString(s string) string {
+	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `''`).Replace(s) + "'"
+}
+
+// fixCollations sets the real collation of string columns taken from the
+// physical table t (see above).
+func (s *session) fixCollations(pl *backend.Pool, table map[string]colCollation, t shard.Target, defs [][]byte, cols []merge.Column) {
+	if table == nil {
+		return
+	}
+	d := pl.Defaults()
+	for i := range cols {
+		c := &cols[i]
+		if !isTextColumn(c.Type) || c.Flags&merge.FlagBinary != 0 || c.Collation == merge.CollationBinary {
+			continue
+		}
+		orgTable, orgName, ok := columnOrigin(defs[i])
+		if !ok || orgName == "" || orgTable != t.Table {
+			continue
+		}
+		real, ok := table[strings.ToLower(orgName)]
+		if !ok {
+			continue
+		}
+		reported := ""
+		if d != nil && c.Collation <= 255 {
+			reported = d.Collations[uint8(c.Collation)].Charset
+		}
+		if real.id != unknownCollation && real.charset == reported {
+			c.Collation = real.id
+		} else if real.id != c.Collation {
+			c.Collation = unknownCollation
+		}
+	}
+}
+
+func isTextColumn(t byte) bool {
+	switch t {
+	case merge.TypeVarchar, merge.TypeVarString, merge.TypeString, merge.TypeTinyBlob,
+		merge.TypeMediumBlob, merge.TypeLongBlob, merge.TypeBlob:
+		return true
+	}
+	return false
+}
+
+// columnOrigin reads org_table and org_name of a column definition.
+func columnOrigin(def []byte) (orgTable, orgName string, ok bool) {
+	var f [6][]byte
+	pos := 0
+	for i := range f {
+		v, _, n, err := mysql.ReadLenEncBytes(def[pos:])
+		if err != nil {
+			return "", "", false
+		}
+		f[i] = v
+		pos += n
+	}
+	return string(f[3]), string(f[5]), true
 }

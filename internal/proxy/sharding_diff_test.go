@@ -22,7 +22,9 @@ import (
 // PISA_TEST_SEED reproduces a run, and a failure prints the statement.
 
 const diffSchema = `(id BIGINT PRIMARY KEY, k INT NULL, s1 VARCHAR(20) COLLATE utf8mb4_general_ci NULL,
-	s2 VARCHAR(20) COLLATE utf8mb4_general_ci NULL, d DECIMAL(10,2) NULL, f DOUBLE NULL)`
+	s2 VARCHAR(20) COLLATE utf8mb4_general_ci NULL, d DECIMAL(10,2) NULL, f DOUBLE NULL,
+	s3 VARCHAR(20) COLLATE utf8mb4_bin NULL, s4 VARCHAR(20) COLLATE utf8mb4_unicode_ci NULL,
+	s5 VARCHAR(20) CHARACTER SET latin1 COLLATE latin1_swedish_ci NULL)`
 
 // diffStrategies are the sharding rules the test runs under.
 var diffStrategies = []struct {
@@ -70,7 +72,7 @@ func (g *diffGen) value(col string) string {
 		return strconv.Itoa(g.r.IntN(7) - 2)
 	case "s1":
 		return "'" + s1Values[g.r.IntN(len(s1Values))] + "'"
-	case "s2":
+	case "s2", "s3", "s4", "s5":
 		return "'" + s2Values[g.r.IntN(len(s2Values))] + "'"
 	case "d":
 		return fmt.Sprintf("%d.%02d", g.r.IntN(200)-50, g.r.IntN(100))
@@ -155,10 +157,10 @@ func (g *diffGen) query() (string, bool) {
 		}
 		return q, false
 	default: // rows, ordered or not, limited or not
-		cols := []string{"*", "id, k", "id, s2, d", "s1, f, id", "k"}[g.r.IntN(5)]
+		cols := []string{"*", "id, k", "id, s2, d", "s1, f, id", "k", "id, s3, s4, s5"}[g.r.IntN(6)]
 		q := "SELECT " + cols + " FROM t_diff" + g.where()
 		if g.r.IntN(3) > 0 {
-			keys := []string{"k", "s2", "d", "f", "s1"}
+			keys := []string{"k", "s2", "d", "f", "s1", "s3", "s4", "s5"}
 			g.r.Shuffle(len(keys), func(i, j int) { keys[i], keys[j] = keys[j], keys[i] })
 			var order []string
 			for _, k := range keys[:g.r.IntN(3)] {
@@ -183,9 +185,10 @@ func (g *diffGen) insert() string {
 	rows := make([]string, n)
 	for i := range rows {
 		g.maxID++
-		rows[i] = fmt.Sprintf("(%d, %s, %s, %s, %s, %s)", g.maxID, g.value("k"), g.value("s1"), g.value("s2"), g.value("d"), g.value("f"))
+		rows[i] = fmt.Sprintf("(%d, %s, %s, %s, %s, %s, %s, %s, %s)", g.maxID, g.value("k"), g.value("s1"), g.value("s2"),
+			g.value("d"), g.value("f"), g.value("s3"), g.value("s4"), g.value("s5"))
 	}
-	return "INSERT INTO t_diff (id, k, s1, s2, d, f) VALUES " + strings.Join(rows, ", ")
+	return "INSERT INTO t_diff (id, k, s1, s2, d, f, s3, s4, s5) VALUES " + strings.Join(rows, ", ")
 }
 
 func (g *diffGen) dml() string {

@@ -842,3 +842,36 @@ func (c *Conn) ExecPacket(p []byte) (mysql.OK, error) {
 	}
 	return c.readResult(true)
 }
+
+// QueryRows runs sql and calls row for each row of its first result set
+// (values as strings, NULL as ""). An ERR from the server is returned as
+// *mysql.Error and c stays usable.
+func (c *Conn) QueryRows(sql string, row func([]string)) error {
+	if err := c.writeCommand(mysql.ComQuery, sql); err != nil {
+		return err
+	}
+	p, err := c.ReadPacket()
+	if err != nil {
+		return c.fail(err)
+	}
+	if len(p) > 0 && p[0] == mysql.ERRHeader {
+		return mysql.ParseErr(p)
+	}
+	if len(p) > 0 && p[0] == mysql.OKHeader {
+		return nil
+	}
+	_, err = c.readResultSet(p, func(b []byte) error {
+		var vals []string
+		for len(b) > 0 {
+			v, _, n, err := mysql.ReadLenEncBytes(b)
+			if err != nil {
+				return c.fail(err)
+			}
+			vals = append(vals, string(v))
+			b = b[n:]
+		}
+		row(vals)
+		return nil
+	})
+	return err
+}
