@@ -230,7 +230,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		leNS = ns
 	}
 	injected := labels.SelectorFromSet(labels.Set{controller.InjectLabel: controller.InjectLabelValue})
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+	var wh *webhookSetup
+	if o.webhookPort > 0 {
+		if wh, err = newWebhook(cfg, scheme, o, ns, log); err != nil {
+			return err
+		}
+	}
+	mopts := ctrl.Options{
 		Scheme:                        scheme,
 		Logger:                        logr.FromSlogHandler(quietShutdown{log.Handler()}),
 		Metrics:                       metricsserver.Options{BindAddress: o.metricsAddr},
@@ -239,13 +245,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		LeaderElectionID:              LeaderElectionID,
 		LeaderElectionNamespace:       leNS,
 		LeaderElectionReleaseOnCancel: true,
-		// The manager's own webhook server is not used: ours serves Pisanix's paths.
-		WebhookServer: ctrlwebhook.NewServer(ctrlwebhook.Options{Port: 0}),
 		Cache: cache.Options{ByObject: map[client.Object]cache.ByObject{
 			// Only the pods of injected applications matter (status.sidecars).
 			&corev1.Pod{}: {Label: injected},
 		}},
-	})
+	}
+	if wh != nil {
+		mopts.WebhookServer = wh.server
+	}
+	mgr, err := ctrl.NewManager(cfg, mopts)
 	if err != nil {
 		return fmt.Errorf("manager: %w", err)
 	}
@@ -324,8 +332,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := mgr.AddReadyzCheck("configs-built", rec.Checker); err != nil {
 		return err
 	}
-	if o.webhookPort > 0 {
-		if err := setupWebhook(mgr, o, ns, log); err != nil {
+	if wh != nil {
+		if err := wh.add(mgr); err != nil {
 			return err
 		}
 	}
@@ -338,7 +346,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-func setupWebhook(mgr manager.Manager, o *options, ns string, log *slog.Logger) error {
+// webhookSetup is the sidecar injection webhook: controller-runtime's webhook server serving
+// Pisanix's paths, fed by a certificate source that runs beside it.
+type webhookSetup struct {
+	server ctrlwebhook.Server
+	certs  manager.Runnable          // *webhook.CertManager or *webhook.FileCerts
+	ready  func(*http.Request) error // the certificate is loaded
+	inject *inject.Metrics
+}
+
+// newWebhook builds the webhook before the manager (which takes the server in its options).
+func newWebhook(cfg *rest.Config, scheme *runtime.Scheme, o *options, ns string, log *slog.Logger) (*webhookSetup, error) {
 	wlog := log.With("component", "webhook")
 	mode := o.webhookCertMode
 	if mode == "auto" {
@@ -347,17 +365,15 @@ func setupWebhook(mgr manager.Manager, o *options, ns string, log *slog.Logger) 
 			mode = "file"
 		}
 	}
+	w := &webhookSetup{inject: inject.NewMetrics()}
 	var certs webhook.CertSource
 	switch mode {
 	case "file":
 		fc, err := webhook.NewFileCerts(o.webhookCertFile, o.webhookKeyFile)
 		if err != nil {
-			return fmt.Errorf("webhook certificate: %w", err)
+			return nil, fmt.Errorf("webhook certificate: %w", err)
 		}
-		if err := mgr.Add(fc); err != nil {
-			return err
-		}
-		certs = fc
+		certs, w.certs, w.ready = fc, fc, fc.Checker
 	default:
 		svc := o.webhookService
 		if svc == "" {
@@ -370,37 +386,49 @@ func setupWebhook(mgr manager.Manager, o *options, ns string, log *slog.Logger) 
 			}
 			ip := net.ParseIP(s)
 			if ip == nil {
-				return fmt.Errorf("-webhook-ip-sans: invalid IP %q", s)
+				return nil, fmt.Errorf("-webhook-ip-sans: invalid IP %q", s)
 			}
 			ips = append(ips, ip)
 		}
 		// Uncached: the Secret and the MutatingWebhookConfiguration are read rarely, and a
 		// cache would watch every Secret of the cluster with its data.
-		c, err := client.New(mgr.GetConfig(), client.Options{Scheme: mgr.GetScheme()})
+		c, err := client.New(cfg, client.Options{Scheme: scheme})
 		if err != nil {
-			return fmt.Errorf("webhook client: %w", err)
+			return nil, fmt.Errorf("webhook client: %w", err)
 		}
 		cm := &webhook.CertManager{Client: c, Namespace: ns, SecretName: o.webhookCertSecret,
 			DNSNames: webhook.ServiceDNSNames(svc, ns), IPAddresses: ips,
 			WebhookConfigName: o.webhookConfiguration, Logger: wlog,
 			// A helm upgrade may blank the caBundle: look again often (two GETs per check).
 			RefreshInterval: 30 * time.Second}
-		if err := mgr.Add(cm); err != nil {
-			return err
-		}
-		if err := mgr.AddReadyzCheck("webhook-cert", cm.Checker); err != nil {
-			return err
-		}
-		certs = cm
+		certs, w.certs, w.ready = cm, cm, cm.Checker
 	}
-	im := inject.NewMetrics()
-	if err := ctrlmetrics.Registry.Register(im); err != nil {
+	srv, err := webhook.NewServer(webhook.Options{Port: o.webhookPort, Certs: certs,
+		Inject: injectOptions(o, wlog, w.inject), Logger: wlog})
+	if err != nil {
+		return nil, err
+	}
+	w.server = srv
+	wlog.Info("sidecar injection webhook", "certMode", mode, "port", o.webhookPort)
+	return w, nil
+}
+
+// add runs the certificate source and the server (mgr.GetWebhookServer adds the server given
+// in the manager's options) and registers the readiness check and the injection metrics.
+func (w *webhookSetup) add(mgr manager.Manager) error {
+	if err := mgr.Add(w.certs); err != nil {
+		return err
+	}
+	if err := mgr.AddReadyzCheck("webhook-cert", w.ready); err != nil {
+		return err
+	}
+	if mgr.GetWebhookServer() != w.server {
+		return errors.New("webhook: the manager does not run the webhook server given to it")
+	}
+	if err := ctrlmetrics.Registry.Register(w.inject); err != nil {
 		return fmt.Errorf("metrics: %w", err)
 	}
-	srv := &webhook.Server{Addr: net.JoinHostPort("", strconv.Itoa(o.webhookPort)), Certs: certs,
-		Inject: injectOptions(o, wlog, im), Logger: wlog}
-	wlog.Info("sidecar injection webhook", "certMode", mode, "port", o.webhookPort)
-	return mgr.Add(srv)
+	return nil
 }
 
 func fileExists(p string) bool {

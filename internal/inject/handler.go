@@ -1,20 +1,18 @@
 package inject
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 )
-
-// maxReviewBytes bounds an AdmissionReview body (objects are at most ~1.5 MiB in etcd; a review
-// may carry two).
-const maxReviewBytes = 8 << 20
 
 // MutatePath is the webhook path of Pisanix (served behind the APIService
 // v1alpha1.admission.database-mesh.io).
@@ -22,11 +20,18 @@ const MutatePath = "/apis/admission.database-mesh.io/v1alpha1/mutate"
 
 var podResource = metav1.GroupVersionResource{Group: "", Version: "v1", Resource: "pods"}
 
-// Handler returns the mutating admission webhook: it reads an AdmissionReview v1 (POST), and
-// answers an AdmissionReview v1 whose response carries the JSON patch of Inject.
+// answeredKey marks a request's context with a flag the admission handler sets: a request the
+// codec refused before reaching it is counted as an error.
+type answeredKey struct{}
+
+// Handler returns the mutating admission webhook: controller-runtime's admission codec
+// (admission.Webhook: AdmissionReview v1 or v1beta1 in, the same version out, bodies up to 7 MiB)
+// around Review, which answers with the JSON patch of Inject.
 //
-//   - A malformed request (not POST, unreadable or not an AdmissionReview with a request) gets
-//     HTTP 400/405/413 with a message.
+//   - A request that is not a POST gets HTTP 405. Other malformed requests (no body, not
+//     application/json, too large, not an AdmissionReview, no request in it) are answered by
+//     a review with allowed=false and the HTTP-like code (400, 413) in response.status, as
+//     controller-runtime does.
 //   - A request for anything but the creation of a Pod (other resources, subresources, other
 //     operations) and an already injected pod are allowed without a patch.
 //   - A pod that cannot be decoded, or whose application name cannot be derived, is refused:
@@ -39,45 +44,30 @@ func Handler(opts Options) http.Handler {
 		logger = slog.Default()
 	}
 	m := opts.Metrics
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		fail := func(msg string, code int) {
+	codec := &admission.Webhook{Handler: admission.HandlerFunc(func(ctx context.Context, req admission.Request) admission.Response {
+		if answered, ok := ctx.Value(answeredKey{}).(*bool); ok {
+			*answered = true
+		}
+		if req.UID == "" { // no request, or one the API server could not match an answer to
 			m.count(ResultError)
-			http.Error(w, msg, code)
+			return admission.Errored(http.StatusBadRequest, errors.New("AdmissionReview has no request (or no uid)"))
 		}
+		resp := Review(&req.AdmissionRequest, opts, logger)
+		m.count(resultOf(resp))
+		return admission.Response{AdmissionResponse: *resp}
+	})}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost {
+			m.count(ResultError)
 			w.Header().Set("Allow", http.MethodPost)
-			fail("admission reviews are POSTed", http.StatusMethodNotAllowed)
+			http.Error(w, "admission reviews are POSTed", http.StatusMethodNotAllowed)
 			return
 		}
-		data, err := io.ReadAll(io.LimitReader(r.Body, maxReviewBytes+1))
-		if err != nil {
-			fail("read body: "+err.Error(), http.StatusBadRequest)
-			return
+		answered := new(bool)
+		codec.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), answeredKey{}, answered)))
+		if !*answered {
+			m.count(ResultError) // refused by the codec (see above)
 		}
-		if len(data) > maxReviewBytes {
-			fail(fmt.Sprintf("body larger than %d bytes", maxReviewBytes), http.StatusRequestEntityTooLarge)
-			return
-		}
-		var review admissionv1.AdmissionReview
-		if err := json.Unmarshal(data, &review); err != nil {
-			fail("decode AdmissionReview: "+err.Error(), http.StatusBadRequest)
-			return
-		}
-		if review.Request == nil {
-			fail("AdmissionReview has no request", http.StatusBadRequest)
-			return
-		}
-		review.Response = Review(review.Request, opts, logger)
-		review.Request = nil // not echoed back: the API server only reads the response
-		review.APIVersion, review.Kind = admissionv1.SchemeGroupVersion.String(), "AdmissionReview"
-		out, err := json.Marshal(&review)
-		if err != nil {
-			fail("marshal AdmissionReview: "+err.Error(), http.StatusInternalServerError)
-			return
-		}
-		m.count(resultOf(review.Response))
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write(out)
 	})
 }
 

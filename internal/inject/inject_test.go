@@ -326,28 +326,45 @@ pisa_controller_webhook_requests_total{result="skipped"} 0
 	}
 }
 
+// Malformed requests: 405 for a method other than POST; otherwise controller-runtime's codec
+// answers HTTP 200 with a refusing review whose status carries the code.
 func TestHandlerBadRequests(t *testing.T) {
 	m := NewMetrics()
 	srv := httptest.NewServer(Handler(Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Metrics: m}))
 	defer srv.Close()
 	for _, tc := range []struct {
-		method, body string
-		want         int
+		method, contentType, body string
+		want                      int // HTTP status for 405, else response.status.code
 	}{
-		{http.MethodGet, "", http.StatusMethodNotAllowed},
-		{http.MethodPost, "not json", http.StatusBadRequest},
-		{http.MethodPost, `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}`, http.StatusBadRequest},
-		{http.MethodPost, strings.Repeat(" ", maxReviewBytes+1), http.StatusRequestEntityTooLarge},
+		{http.MethodGet, "", "", http.StatusMethodNotAllowed},
+		{http.MethodPost, "application/json", "", http.StatusBadRequest},
+		{http.MethodPost, "application/json", "not json", http.StatusBadRequest},
+		{http.MethodPost, "text/plain", `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u"}}`, http.StatusBadRequest},
+		{http.MethodPost, "application/json", `{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}`, http.StatusBadRequest},
+		{http.MethodPost, "application/json", strings.Repeat(" ", 8<<20), http.StatusRequestEntityTooLarge},
 	} {
 		req, _ := http.NewRequest(tc.method, srv.URL, strings.NewReader(tc.body))
+		if tc.contentType != "" {
+			req.Header.Set("Content-Type", tc.contentType)
+		}
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
+		data, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		if resp.StatusCode != tc.want {
-			t.Errorf("%s %.20q: %d, want %d", tc.method, tc.body, resp.StatusCode, tc.want)
+		code := resp.StatusCode
+		if code == http.StatusOK {
+			var out admissionv1.AdmissionReview
+			if err := json.Unmarshal(data, &out); err != nil || out.Response == nil || out.Response.Allowed || out.Response.Result == nil {
+				t.Errorf("%s %.20q: not a refusing review: %v %s", tc.method, tc.body, err, data)
+				continue
+			}
+			code = int(out.Response.Result.Code)
+		}
+		if code != tc.want {
+			t.Errorf("%s %.20q: %d, want %d (%s)", tc.method, tc.body, code, tc.want, data)
 		}
 	}
-	wantCounts(t, m, 0, 0, 4)
+	wantCounts(t, m, 0, 0, 6)
 }

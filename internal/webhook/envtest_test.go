@@ -13,7 +13,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"slices"
 	"testing"
@@ -73,15 +72,6 @@ func startAPIServer(t *testing.T) client.Client {
 		t.Fatal(err)
 	}
 	return c
-}
-
-func listen(t *testing.T) net.Listener {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ln
 }
 
 func namespace(ctx context.Context, t *testing.T, c client.Client, name string, labels map[string]string) {
@@ -223,10 +213,11 @@ func TestInjectionThroughAPIServer(t *testing.T) {
 	cm := &CertManager{Client: c, Namespace: ctlNS, DNSNames: ServiceDNSNames("pisa-controller", ctlNS),
 		IPAddresses: localhost, WebhookConfigName: mwcName, Logger: quiet}
 	std, native := inject.NewMetrics(), inject.NewMetrics()
-	stdURL, _ := startServer(t, &Server{Listener: listen(t), Certs: cm,
+	stdAddr, _ := startServer(t, Options{Certs: cm,
 		Inject: inject.Options{Image: proxyImage, ControllerNamespace: ctlNS, Metrics: std}})
-	nativeURL, _ := startServer(t, &Server{Listener: listen(t), Certs: cm,
+	nativeAddr, _ := startServer(t, Options{Certs: cm,
 		Inject: inject.Options{Image: proxyImage, ControllerNamespace: ctlNS, NativeSidecar: true, Metrics: native}})
+	stdURL, nativeURL := "https://"+stdAddr, "https://"+nativeAddr
 
 	mwc := testWebhooks(mwcName, stdURL+MutatePath, nativeURL+MutatePath)
 	if err := c.Create(ctx, mwc); err != nil {

@@ -12,7 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -32,29 +32,56 @@ import (
 
 var localhost = []net.IP{net.ParseIP("127.0.0.1")}
 
-// startServer starts srv on 127.0.0.1:0 and returns its base URL and a stop function that
-// cancels it and returns Start's result.
-func startServer(t *testing.T, srv *Server) (string, func() error) {
+// freePort returns a port free on 127.0.0.1 a moment ago (controller-runtime's server listens
+// itself, on a port given in advance).
+func freePort(t *testing.T) int {
 	t.Helper()
-	if srv.Listener == nil && srv.Addr == "" {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		srv.Listener = ln
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
 	}
-	if srv.Logger == nil {
-		srv.Logger = quiet
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// startServer starts the server of o on 127.0.0.1 (a free port unless o.Port is set), waits
+// until it accepts connections, and returns its host:port and a stop function that cancels it and
+// returns Start's result.
+func startServer(t *testing.T, o Options) (string, func() error) {
+	t.Helper()
+	if o.Host == "" {
+		o.Host = "127.0.0.1"
 	}
+	if o.Port == 0 {
+		o.Port = freePort(t)
+	}
+	if o.Logger == nil {
+		o.Logger = quiet
+	}
+	srv, err := NewServer(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if srv.NeedLeaderElection() {
+		t.Error("NeedLeaderElection")
+	}
+	addr := net.JoinHostPort(o.Host, strconv.Itoa(o.Port))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Start(ctx) }()
-	select {
-	case <-srv.Ready():
-	case err := <-done:
-		cancel()
-		t.Fatalf("Start: %v", err)
-	}
+	eventually(t, 30*time.Second, "webhook server not listening on "+addr, func() bool {
+		select {
+		case err := <-done:
+			cancel()
+			t.Fatalf("Start: %v", err)
+		default:
+		}
+		conn, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			conn.Close()
+		}
+		return err == nil
+	})
 	var once sync.Once
 	var result error
 	stop := func() error {
@@ -62,18 +89,18 @@ func startServer(t *testing.T, srv *Server) (string, func() error) {
 			cancel()
 			select {
 			case result = <-done:
-			case <-time.After(30 * time.Second):
-				result = errors.New("Start did not return 30 s after cancel")
+			case <-time.After(90 * time.Second):
+				result = errors.New("Start did not return 90 s after cancel")
 			}
 		})
 		return result
 	}
 	t.Cleanup(func() {
 		if err := stop(); err != nil {
-			t.Errorf("Server.Start: %v", err)
+			t.Errorf("webhook server Start: %v", err)
 		}
 	})
-	return "https://" + srv.Address().String(), stop
+	return addr, stop
 }
 
 // httpsClient trusts the PEM bundle ca; a new connection per request.
@@ -130,11 +157,8 @@ func get(t *testing.T, c *http.Client, url string) (int, string) {
 func TestServer(t *testing.T) {
 	m, secret := selfManager(t)
 	metrics := inject.NewMetrics()
-	srv := &Server{Certs: m, Inject: inject.Options{Image: "proxy:test", Metrics: metrics}}
-	if srv.NeedLeaderElection() {
-		t.Error("NeedLeaderElection")
-	}
-	base, stop := startServer(t, srv)
+	addr, stop := startServer(t, Options{Certs: m, Inject: inject.Options{Image: "proxy:test", Metrics: metrics}})
+	base := "https://" + addr
 	c := httpsClient(t, secret.Data[KeyCA])
 
 	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "shop"},
@@ -196,7 +220,7 @@ func TestServer(t *testing.T) {
 	// TLS 1.1 is refused.
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(secret.Data[KeyCA])
-	conn, err := tls.Dial("tcp", srv.Address().String(), &tls.Config{RootCAs: pool, MaxVersion: tls.VersionTLS11})
+	conn, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: pool, MaxVersion: tls.VersionTLS11})
 	if err == nil {
 		conn.Close()
 		t.Error("TLS 1.1 handshake succeeded")
@@ -219,7 +243,8 @@ func TestServer(t *testing.T) {
 func TestServerFollowsCertManager(t *testing.T) {
 	c := newFake()
 	m := &CertManager{Client: c, Namespace: testNS, IPAddresses: localhost, Logger: quiet}
-	base, _ := startServer(t, &Server{Certs: m})
+	addr, _ := startServer(t, Options{Certs: m})
+	base := "https://" + addr
 	if _, err := http.Get(base + HealthzPath); err == nil {
 		t.Fatal("connected without a certificate")
 	}
@@ -253,8 +278,8 @@ func TestServerFollowsCertManager(t *testing.T) {
 func TestServerGracefulShutdown(t *testing.T) {
 	m, secret := selfManager(t)
 	arrived := make(chan struct{}, 1)
-	srv := &Server{Certs: m, onRequest: func(*http.Request) { arrived <- struct{}{} }}
-	base, stop := startServer(t, srv)
+	addr, stop := startServer(t, Options{Certs: m, onRequest: func(*http.Request) { arrived <- struct{}{} }})
+	base := "https://" + addr
 	c := httpsClient(t, secret.Data[KeyCA])
 
 	pr, pw := io.Pipe()
@@ -284,7 +309,7 @@ func TestServerGracefulShutdown(t *testing.T) {
 	go func() { stopped <- stop() }()
 	// Shutdown closes the listener first: wait for that, then finish the request.
 	eventually(t, 10*time.Second, "listener not closed", func() bool {
-		conn, err := net.DialTimeout("tcp", srv.Address().String(), time.Second)
+		conn, err := net.DialTimeout("tcp", addr, time.Second)
 		if err == nil {
 			conn.Close()
 		}
@@ -302,14 +327,10 @@ func TestServerGracefulShutdown(t *testing.T) {
 	}
 }
 
-func TestServerAddrAndErrors(t *testing.T) {
+func TestServerHTTP2AndErrors(t *testing.T) {
 	m, secret := selfManager(t)
-	srv := &Server{Addr: "127.0.0.1:0", Certs: m, EnableHTTP2: true}
-	base, _ := startServer(t, srv)
-	if srv.Address() == nil || strings.HasSuffix(base, ":0") {
-		t.Fatalf("address %v", srv.Address())
-	}
-	resp, err := httpsClient(t, secret.Data[KeyCA]).Get(base + HealthzPath)
+	addr, _ := startServer(t, Options{Certs: m, EnableHTTP2: true})
+	resp, err := httpsClient(t, secret.Data[KeyCA]).Get("https://" + addr + HealthzPath)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -318,15 +339,19 @@ func TestServerAddrAndErrors(t *testing.T) {
 		t.Errorf("EnableHTTP2: %s", resp.Proto)
 	}
 
-	if err := (&Server{Addr: "127.0.0.1:0"}).Start(context.Background()); err == nil {
-		t.Error("Start without Certs: no error")
+	if _, err := NewServer(Options{Port: 1}); err == nil {
+		t.Error("NewServer without Certs: no error")
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	if err := (&Server{Addr: ln.Addr().String(), Certs: m, Logger: quiet}).Start(context.Background()); err == nil {
+	srv, err := NewServer(Options{Host: "127.0.0.1", Port: ln.Addr().(*net.TCPAddr).Port, Certs: m, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(context.Background()); err == nil {
 		t.Error("Start on a used address: no error")
 	}
 }
@@ -378,7 +403,8 @@ func TestFileCerts(t *testing.T) {
 	defer cancel()
 	watchDone := make(chan error, 1)
 	go func() { watchDone <- fc.Start(ctx) }()
-	base, _ := startServer(t, &Server{Certs: fc})
+	addr, _ := startServer(t, Options{Certs: fc})
+	base := "https://" + addr
 	resp, err := httpsClient(t, ca).Get(base + HealthzPath)
 	if err != nil {
 		t.Fatalf("GET with the file certificate: %v", err)
@@ -408,8 +434,6 @@ var (
 	_ manager.LeaderElectionRunnable = (*CertManager)(nil)
 	_ manager.Runnable               = (*FileCerts)(nil)
 	_ manager.LeaderElectionRunnable = (*FileCerts)(nil)
-	_ manager.Runnable               = (*Server)(nil)
-	_ manager.LeaderElectionRunnable = (*Server)(nil)
 	_ healthz.Checker                = (&CertManager{}).Checker
 	_ healthz.Checker                = (&FileCerts{}).Checker
 	_ CertSource                     = (*FileCerts)(nil)
