@@ -121,3 +121,46 @@ Call with (dict "image" .Values.x.image "root" .).
 {{- end -}}
 {{- $port -}}
 {{- end -}}
+
+{{/*
+Values of Pisanix's charts/pisa-controller, honoured so that a Pisanix values file works unchanged
+(docs/deploy.md, "Pisanix's values"). Each one, when given, sets the value that replaced it.
+Every template that reads those values includes this first; it only writes .Values, so including it
+again changes nothing.
+*/}}
+{{- define "pisanix.compat" -}}
+{{- $v := .Values -}}
+{{- if hasKey $v "replicaCount" -}}
+{{- $_ := set $v.controller "replicaCount" $v.replicaCount -}}
+{{- end -}}
+{{- with $v.image -}}
+{{- range $k := list "repository" "tag" "pullPolicy" -}}
+{{- if hasKey $.Values.image $k -}}
+{{- $_ := set $.Values.controller.image $k (index $.Values.image $k) -}}
+{{- end -}}
+{{- end -}}
+{{- if .imagePullSecrets -}}
+{{- $_ := set $v "imagePullSecrets" .imagePullSecrets -}}
+{{- end -}}
+{{- end -}}
+{{- with $v.proxyImage -}}
+{{- range $k := list "repository" "tag" -}}
+{{- if hasKey $.Values.proxyImage $k -}}
+{{- $_ := set $.Values.proxy.image $k (index $.Values.proxyImage $k) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- if hasKey $v "resources" -}}
+{{- $_ := set $v.controller "resources" $v.resources -}}
+{{- end -}}
+{{- if hasKey $v.service "corePort" -}}
+{{- $_ := set $v.service.ports "core" $v.service.corePort -}}
+{{- end -}}
+{{- if hasKey $v.service "webhookPort" -}}
+{{- $_ := set $v.controller.ports "webhook" $v.service.webhookPort -}}
+{{- end -}}
+{{- if hasKey $v.service "proxyConfigsPort" -}}
+{{- $_ := set $v.service.ports "proxyConfigs" $v.service.proxyConfigsPort -}}
+{{- $_ := set $v.controller.ports "proxyConfigs" $v.service.proxyConfigsPort -}}
+{{- end -}}
+{{- end -}}
