@@ -203,7 +203,8 @@ func (g *diffGen) dml() string {
 	return "UPDATE t_diff SET s1 = " + g.value("s1") + g.where()
 }
 
-// diffRows runs a query and returns its rows as strings.
+// diffRows runs a query and returns its rows as strings, the first being
+// its columns' names and types.
 func diffRows(db *sql.DB, q string, args ...any) ([]string, error) {
 	rows, err := db.Query(q, args...)
 	if err != nil {
@@ -214,7 +215,15 @@ func diffRows(db *sql.DB, q string, args ...any) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	var out []string
+	types, err := rows.ColumnTypes()
+	if err != nil {
+		return nil, err
+	}
+	meta := make([]string, len(cols))
+	for i, ct := range types {
+		meta[i] = cols[i] + " " + ct.DatabaseTypeName()
+	}
+	out := []string{"columns: " + strings.Join(meta, ", ")}
 	vals := make([]sql.NullString, len(cols))
 	ptrs := make([]any, len(cols))
 	for i := range vals {
@@ -345,8 +354,8 @@ func TestShardingDifferential(t *testing.T) {
 				}
 				ran++
 				if !ordered {
-					slices.Sort(want)
-					slices.Sort(got)
+					slices.Sort(want[1:])
+					slices.Sort(got[1:])
 				}
 				if !slices.Equal(want, got) {
 					t.Fatalf("seed %d: %s %v:\nreference (%d rows): %q\nsharded   (%d rows): %q", seed, q, args, len(want), want, len(got), got)

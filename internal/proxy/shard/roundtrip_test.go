@@ -57,7 +57,7 @@ func TestRestoreStatements(t *testing.T) {
 	rt := orderRouter(t)
 	cases := []struct{ sql, want string }{
 		{"select char(65, 66), char(65 using latin1), insert('abc', 1, 1, 'x') from t_order where id = 2",
-			"SELECT CHAR(65, 66),CHAR(65 USING latin1),INSERT('abc', 1, 1, 'x') FROM `db0`.`t_order_00000` WHERE `id`=2"},
+			"SELECT CHAR(65, 66) AS `char(65, 66)`,CHAR(65 USING latin1) AS `char(65 using latin1)`,INSERT('abc', 1, 1, 'x') AS `insert('abc', 1, 1, 'x')` FROM `db0`.`t_order_00000` WHERE `id`=2"},
 		{"select v from t_order force index (ix) where id = 2 limit 1 offset 2", "SELECT `v` FROM `db0`.`t_order_00000` FORCE INDEX (`ix`) WHERE `id`=2 LIMIT 2,1"},
 		{"select high_priority sql_no_cache v from t_order where id = 2 for update nowait", "SELECT HIGH_PRIORITY SQL_NO_CACHE `v` FROM `db0`.`t_order_00000` WHERE `id`=2 FOR UPDATE NOWAIT"},
 		{"select v from t_order where id = 2 for update skip locked", "SELECT `v` FROM `db0`.`t_order_00000` WHERE `id`=2 FOR UPDATE SKIP LOCKED"},

@@ -64,6 +64,7 @@ func (pc *prepCtx) prepareSelect(st *ast.SelectStmt, root ast.StmtNode) *Prepare
 	if err != nil {
 		p.multiErr = err
 	}
+	keepNames(st)
 
 	pc.rename(root)
 	t, rerr := pc.templ(root)
