@@ -1587,7 +1587,9 @@ func bigPacketBackend(t *testing.T) string {
 // client, go-sql-driver (text and binary protocol) and compression.
 func TestLargePacketsBothDirections(t *testing.T) {
 	addr := bigPacketBackend(t)
-	tp := startProxy(t, baseConfig(addr))
+	cfg := baseConfig(addr)
+	cfg.Proxy.Config[0].MaxAllowedPacket = 64 << 20 // the backend's too
+	tp := startProxy(t, cfg)
 	for _, deprecate := range []uint32{0, mysql.ClientDeprecateEOF} {
 		pc := pdialProxy(t, tp.addr, deprecate, 0)
 		// client → server

@@ -48,6 +48,9 @@ type Proxy struct {
 	warming  atomic.Int32 // endpoints being connected to for the first time
 	stopc    chan struct{}
 	parser   *sqlparse.Parser // shared statement classifier (cached)
+	// budget bounds the memory of large client packets being read, for
+	// the whole process (proxy.max_packet_memory).
+	budget *mysql.Budget
 
 	// Governance state that survives reloads, per listener name.
 	govMetrics *govmetrics.Metrics
@@ -78,6 +81,7 @@ func New(logger *slog.Logger, m *metrics.Proxy) *Proxy {
 		sessions:  registry{m: map[uint32]*session{}},
 		stopc:     make(chan struct{}),
 		parser:    sqlparse.New(sqlparse.Options{}),
+		budget:    mysql.NewBudget(proxyconfig.DefaultMaxPacketMemory),
 		govStates: map[string]*govern.State{},
 		breakers:  map[string]*breaker.Breaker{},
 	}
@@ -102,6 +106,9 @@ func (p *Proxy) watchHealth() {
 		}
 	}
 }
+
+// PacketMemory reports the packet memory budget: bytes in use and the limit.
+func (p *Proxy) PacketMemory() (used, limit int64) { return p.budget.Used(), p.budget.Limit() }
 
 // registry maps proxy connection ids to sessions, for KILL.
 type registry struct {
@@ -146,7 +153,14 @@ type runtime struct {
 	requireTLS    bool
 	extCaps       uint32
 	idleTimeout   time.Duration
-	maxConns      int
+	// idleTxTimeout closes a session idle inside a transaction;
+	// netReadTimeout bounds the rest of a packet; connectTimeout the login.
+	idleTxTimeout  time.Duration
+	netReadTimeout time.Duration
+	connectTimeout time.Duration
+	maxConns       int
+	maxHandshakes  int
+	maxPacket      int // max_allowed_packet
 	pools         []*backend.Pool
 	balancer      route.Balancer
 	// rw routes statements to readers or the writer when
@@ -317,7 +331,10 @@ type Listener struct {
 	sha2Cache sync.Map
 	metrics   *metrics.Proxy
 	logger    *slog.Logger
-	active    atomic.Int64
+	active    atomic.Int64 // connections being served (handshaking or logged in)
+	authed    atomic.Int64 // logged-in sessions (max_connections)
+	hs        handshakes   // connections in their handshake (max_handshakes)
+	logLimit  *logLimiter
 	wg        sync.WaitGroup
 	ctx       context.Context
 	cancel    context.CancelFunc
@@ -380,7 +397,7 @@ func (p *Proxy) Apply(cfg *proxyconfig.Config) error {
 		}
 		ctx, cancel := context.WithCancel(context.Background())
 		l := &Listener{proxy: p, name: lc.Name, addr: lc.ListenAddr, ln: ln, metrics: p.metrics,
-			logger: p.logger.With("listener", lc.Name), ctx: ctx, cancel: cancel}
+			logger: p.logger.With("listener", lc.Name), ctx: ctx, cancel: cancel, logLimit: newLogLimiter(time.Second)}
 		started[lc.Name] = l
 	}
 	// Commit.
@@ -426,6 +443,11 @@ func (p *Proxy) Apply(cfg *proxyconfig.Config) error {
 		}
 	}
 	p.pools = newPools
+	if m := cfg.Proxy.MaxPacketMemory; m > 0 {
+		p.budget.SetLimit(m)
+	} else {
+		p.budget.SetLimit(proxyconfig.DefaultMaxPacketMemory)
+	}
 	// Open one connection to every new endpoint now, so that an unreachable
 	// one is known (and /readyz says so) before the first client needs it.
 	for _, pl := range created {
@@ -454,10 +476,27 @@ func (p *Proxy) compile(cfg *proxyconfig.Config, lc *proxyconfig.Listener, pools
 		name:          lc.Name,
 		db:            lc.DB,
 		serverVersion: lc.ServerVersion,
-		users:         map[string]string{lc.User: lc.Password},
-		idleTimeout:   lc.IdleClientTimeout.Duration,
-		maxConns:      lc.MaxConnections,
-		requireTLS:    lc.TLS.Required,
+		users:          map[string]string{},
+		idleTimeout:    lc.IdleClientTimeout.Duration,
+		idleTxTimeout:  lc.IdleTransactionTimeout.Duration,
+		netReadTimeout: lc.NetReadTimeout.Duration,
+		connectTimeout: lc.ConnectTimeout.Duration,
+		maxConns:       lc.MaxConnections,
+		maxHandshakes:  lc.MaxHandshakes,
+		maxPacket:      lc.MaxAllowedPacket,
+		requireTLS:     lc.TLS.Required,
+	}
+	if rt.maxPacket <= 0 {
+		rt.maxPacket = proxyconfig.DefaultMaxAllowedPacket
+	}
+	if rt.connectTimeout <= 0 {
+		rt.connectTimeout = proxyconfig.DefaultConnectTimeout
+	}
+	// The listener's own account; without one (and without extra
+	// accounts) the empty user, which Validate refuses unless the listener
+	// says allow_passwordless.
+	if lc.User != "" || (len(lc.Users) == 0 && (lc.Access == nil || len(lc.Access.Users) == 0)) {
+		rt.users[lc.User] = lc.Password
 	}
 	if rt.serverVersion == "" {
 		rt.serverVersion = mysql.DefaultServerVersion
@@ -753,32 +792,45 @@ func (l *Listener) acceptLoop() {
 			_ = tc.SetNoDelay(true)
 			_ = tc.SetKeepAlivePeriod(30 * time.Second)
 		}
-		if rt.maxConns > 0 && l.active.Load() >= int64(rt.maxConns) {
-			l.refuse(nc, rt)
+		if rt.maxConns > 0 && l.authed.Load() >= int64(rt.maxConns) {
+			l.refuse(nc, rt, "max_connections")
 			continue
 		}
+		if rt.maxHandshakes > 0 && l.hs.count() >= rt.maxHandshakes {
+			// Full of connections that have not logged in: cut the oldest
+			// (a silent socket, most likely) rather than the newcomer.
+			if !l.hs.evictOldest() {
+				l.refuse(nc, rt, "max_handshakes")
+				continue
+			}
+			l.metrics.ClientRefused(rt.name, "handshake_evicted")
+			l.metrics.ClientHandshaking(rt.name, -1)
+		}
+		id := l.proxy.nextID.Add(1)
+		if id == 0 {
+			id = l.proxy.nextID.Add(1)
+		}
+		l.hs.add(id, nc)
+		l.metrics.ClientHandshaking(rt.name, 1)
 		l.active.Add(1)
 		l.wg.Add(1)
-		go l.handle(nc, rt)
+		go l.handle(nc, rt, id)
 	}
 }
 
-func (l *Listener) refuse(nc net.Conn, rt *runtime) {
+func (l *Listener) refuse(nc net.Conn, rt *runtime, reason string) {
 	c := mysql.NewConn(nc)
 	_ = nc.SetWriteDeadline(time.Now().Add(time.Second))
 	_ = c.WritePacketFlush(mysql.AppendErr(nil, mysql.NewError(mysql.ErrCodeTooManyConnections, "08004", "Too many connections")))
 	_ = nc.Close()
 	l.metrics.Error(rt.name, mysql.ErrCodeTooManyConnections)
-	l.logger.Warn("refused client: max_connections reached", "client", nc.RemoteAddr().String(), "max_connections", rt.maxConns)
+	l.metrics.ClientRefused(rt.name, reason)
+	l.logRefusal(rt, reason, nc.RemoteAddr().String())
 }
 
-func (l *Listener) handle(nc net.Conn, rt *runtime) {
+func (l *Listener) handle(nc net.Conn, rt *runtime, id uint32) {
 	defer l.wg.Done()
 	defer l.active.Add(-1)
-	id := l.proxy.nextID.Add(1)
-	if id == 0 {
-		id = l.proxy.nextID.Add(1)
-	}
 	s := &session{
 		l:      l,
 		rt:     rt,
@@ -786,13 +838,18 @@ func (l *Listener) handle(nc net.Conn, rt *runtime) {
 		client: mysql.NewConn(nc),
 		logger: l.logger.With("conn_id", id, "client", nc.RemoteAddr().String()),
 	}
-	s.client.MaxPacketSize = 1 << 30
 	l.proxy.sessions.add(s)
 	l.metrics.ClientConnected(rt.name)
 	start := time.Now()
 	s.serve(l.ctx)
 	l.proxy.sessions.remove(id)
 	l.metrics.ClientDisconnected(rt.name)
+	if l.hs.remove(id) {
+		l.metrics.ClientHandshaking(rt.name, -1)
+	}
+	if s.admitted {
+		l.authed.Add(-1)
+	}
 	if s.user != "" {
 		s.logger.Info("client disconnected", "duration", time.Since(start).Round(time.Millisecond))
 	}

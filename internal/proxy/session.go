@@ -18,6 +18,7 @@ import (
 	"github.com/database-mesh/pisanix-go/internal/mysql"
 	"github.com/database-mesh/pisanix-go/internal/proxy/backend"
 	"github.com/database-mesh/pisanix-go/internal/proxy/govern"
+	"github.com/database-mesh/pisanix-go/internal/proxy/govern/audit"
 	"github.com/database-mesh/pisanix-go/internal/proxy/route"
 	"github.com/database-mesh/pisanix-go/internal/sqlparse"
 )
@@ -30,9 +31,6 @@ const (
 	pinPrepared
 	pinLock
 )
-
-// handshakeTimeout bounds the connection phase.
-const handshakeTimeout = 10 * time.Second
 
 var pinNames = map[uint8]string{
 	pinTransaction:  "transaction",
@@ -130,6 +128,8 @@ type session struct {
 	// KILL from another session and for the disconnect watcher.
 	active atomic.Pointer[backend.Conn]
 	killed atomic.Bool
+	// admitted: the session logged in and holds a max_connections slot.
+	admitted bool
 	// idle is set while the session waits for a command with nothing
 	// pinned, so that shutdown can end it without cutting a transaction.
 	idle  atomic.Bool
@@ -148,8 +148,8 @@ func (s *session) serve(ctx context.Context) {
 	}()
 	rt := s.rt
 	users := rt.users
-	// A client gets handshakeTimeout to log in (MySQL's connect_timeout).
-	_ = s.client.TCPConn().SetDeadline(time.Now().Add(handshakeTimeout))
+	// A client gets connect_timeout to log in, in packets of a few KiB.
+	_ = s.client.TCPConn().SetDeadline(time.Now().Add(rt.connectTimeout))
 	greetStatus, greetColl := rt.greeting()
 	s.status = greetStatus & persistentStatus
 	info, err := mysql.ServerHandshake(s.client, &mysql.ServerConfig{
@@ -168,25 +168,52 @@ func (s *session) serve(ctx context.Context) {
 		AfterAuth:            s.start,
 	})
 	if err != nil {
-		switch {
-		case errors.Is(err, mysql.ErrAuthFailed):
-			s.l.metrics.ClientAuthFailed(rt.name)
-			s.l.metrics.Error(rt.name, mysql.ErrCodeAccessDenied)
-			s.logger.Info("client authentication failed", "error", err)
-		case errors.Is(err, mysql.ErrRejected):
-			s.l.metrics.Error(rt.name, toMySQLError(err).Code)
-			s.logger.Info("client connection rejected", "error", err)
-		case !isEOF(err):
-			s.logger.Info("client handshake failed", "error", err)
-		}
+		s.handshakeFailed(err)
 		return
 	}
 	_ = s.client.TCPConn().SetDeadline(time.Time{})
+	s.client.MaxPacketSize = rt.maxPacket
+	s.client.ReadTimeout = rt.netReadTimeout
+	s.client.Budget = s.l.proxy.budget
+	s.client.BudgetWait = packetMemoryWait
 	if info.Capabilities&mysql.ClientCompress != 0 {
 		s.client.EnableCompression()
 	}
-	s.logger.Info("client connected", "db", s.state.DB, "tls", info.TLS, "compress", s.client.Compressed())
+	s.logger.Info("client connected", "db", clip(s.state.DB), "tls", info.TLS, "compress", s.client.Compressed())
 	s.loop(ctx)
+}
+
+// handshakeFailed counts and logs a failed connection phase. Every ERR the
+// client got is counted by code; log lines are rate-limited per kind, since
+// anyone can make them.
+func (s *session) handshakeFailed(err error) {
+	rt := s.rt
+	var me *mysql.Error
+	if errors.As(err, &me) {
+		s.l.metrics.Error(rt.name, me.Code)
+	}
+	var ne net.Error
+	kind, msg := "", ""
+	switch {
+	case errors.Is(err, mysql.ErrAuthFailed):
+		s.l.metrics.ClientAuthFailed(rt.name)
+		kind, msg = "auth", "client authentication failed"
+	case errors.Is(err, mysql.ErrRejected):
+		kind, msg = "rejected", "client connection rejected"
+	case errors.As(err, &ne) && ne.Timeout():
+		s.l.metrics.ClientTimedOut(rt.name, "connect")
+		kind, msg = "timeout", "client did not log in within connect_timeout"
+	case !s.l.hs.remove(s.id) && !s.admitted:
+		// Closed to make room for a new connection (max_handshakes).
+		return
+	case isEOF(err):
+		return
+	default:
+		kind, msg = "protocol", "client handshake failed"
+	}
+	if ok, n := s.l.logLimit.allow("handshake:" + kind); ok {
+		s.logger.Info(msg, "error", clip(err.Error()), "suppressed_since_last", n)
+	}
 }
 
 func isEOF(err error) bool {
@@ -197,6 +224,9 @@ func isEOF(err error) bool {
 // before the handshake's OK: an unknown default schema is refused in the
 // handshake, as MySQL does.
 func (s *session) start(info *mysql.HandshakeInfo) error {
+	if err := s.l.admit(s); err != nil {
+		return err
+	}
 	s.user = info.User
 	s.caps = info.Capabilities
 	s.extCaps = info.ExtCaps
@@ -230,7 +260,7 @@ func (s *session) start(info *mysql.HandshakeInfo) error {
 }
 
 func (s *session) loop(ctx context.Context) {
-	idle := s.rt.idleTimeout
+	idle, idleTx := s.rt.idleTimeout, s.rt.idleTxTimeout
 	for {
 		if ctx.Err() != nil {
 			return
@@ -243,27 +273,40 @@ func (s *session) loop(ctx context.Context) {
 				return
 			}
 		}
-		if idle > 0 {
-			_ = s.client.NetConn().SetReadDeadline(time.Now().Add(idle))
+		// Waiting for a command: wait_timeout, or the shorter
+		// idle_transaction_timeout while a transaction holds a backend
+		// connection other clients may need.
+		timeout, kind := idle, "idle"
+		if s.pins&pinTransaction != 0 && idleTx > 0 && (timeout == 0 || idleTx < timeout) {
+			timeout, kind = idleTx, "idle_in_transaction"
+		}
+		if timeout > 0 {
+			_ = s.client.NetConn().SetReadDeadline(time.Now().Add(timeout))
 		}
 		p, err := s.client.ReadPacket()
 		s.idle.Store(false)
+		if timeout > 0 {
+			_ = s.client.NetConn().SetReadDeadline(time.Time{})
+		}
 		if err != nil {
+			if errors.Is(err, mysql.ErrNoPacketMemory) {
+				// The packet was read and dropped: the session goes on.
+				s.l.metrics.PacketMemoryRefused(s.rt.name)
+				if ok, n := s.l.logLimit.allow("packet_memory"); ok {
+					s.logger.Warn("client packet dropped: max_packet_memory in use by other clients", "error", err,
+						"suppressed_since_last", n)
+				}
+				if s.sendError(mysql.NewError(mysql.ErrCodeOutOfMemory, "HY001",
+					"Out of memory; the proxy's packet memory (max_packet_memory) is in use by other clients, try again")) != nil {
+					return
+				}
+				continue
+			}
 			if s.l.proxy.draining.Load() {
 				return
 			}
-			if !isEOF(err) {
-				var ne net.Error
-				if errors.As(err, &ne) && ne.Timeout() {
-					s.logger.Info("closing idle client connection", "idle_timeout", idle)
-				} else {
-					s.logger.Info("client read failed", "error", err)
-				}
-			}
+			s.readFailed(err, timeout, kind)
 			return
-		}
-		if idle > 0 {
-			_ = s.client.NetConn().SetReadDeadline(time.Time{})
 		}
 		if len(p) == 0 {
 			s.sendError(mysql.NewError(mysql.ErrCodeNetReadError, "08S01", "Got an empty packet"))
@@ -272,7 +315,11 @@ func (s *session) loop(ctx context.Context) {
 		if p[0] == mysql.ComQuit {
 			return
 		}
-		if err := s.dispatch(p); err != nil {
+		err = s.dispatch(p)
+		// A buffer grown for a large packet goes back now, not at the end
+		// of the session.
+		s.client.ShrinkBuffers()
+		if err != nil {
 			if !isEOF(err) && !errors.Is(err, errClientWrite) {
 				s.logger.Info("session ended", "error", err)
 			}
@@ -281,6 +328,42 @@ func (s *session) loop(ctx context.Context) {
 		if s.killed.Load() {
 			return
 		}
+	}
+}
+
+// readFailed ends a session whose command read failed: a protocol error
+// gets the ERR MariaDB sends before closing (1153 packet too large, 1156
+// out of order, 1159 a packet stalled past net_read_timeout); a timeout
+// waiting for a command closes silently, as MariaDB's wait_timeout does,
+// and one inside a transaction rolls it back (the pinned backend
+// connection is reset when the session closes).
+func (s *session) readFailed(err error, timeout time.Duration, kind string) {
+	if me := mysql.ProtocolError(err); me != nil {
+		if errors.Is(err, mysql.ErrPacketSequence) {
+			s.client.SetSeq(0) // as MariaDB answers
+		}
+		_ = s.sendError(me)
+		if errors.Is(err, mysql.ErrReadTimeout) {
+			s.l.metrics.ClientTimedOut(s.rt.name, "net_read")
+		}
+		if ok, n := s.l.logLimit.allow("protocol"); ok {
+			s.logger.Info("closing client connection", "error", err, "sent", me.Code, "suppressed_since_last", n)
+		}
+		return
+	}
+	var ne net.Error
+	switch {
+	case isEOF(err):
+	case errors.As(err, &ne) && ne.Timeout():
+		s.l.metrics.ClientTimedOut(s.rt.name, kind)
+		if kind == "idle_in_transaction" {
+			s.logger.Warn("closing client connection idle inside a transaction; the transaction is rolled back",
+				"idle_transaction_timeout", timeout)
+		} else {
+			s.logger.Info("closing idle client connection", "idle_timeout", timeout)
+		}
+	default:
+		s.logger.Info("client read failed", "error", err)
 	}
 }
 
@@ -357,6 +440,12 @@ func (s *session) sendError(err error) error {
 }
 
 func toMySQLError(err error) *mysql.Error {
+	if errors.Is(err, errNoBackend) || errors.Is(err, backend.ErrConnect) {
+		// Whatever the backend said (1045 naming the backend account,
+		// 1040...) stays in the proxy's log: the client learns that no
+		// backend could serve it.
+		return mysql.ErrNoHealthyBackend()
+	}
 	var me *mysql.Error
 	if errors.As(err, &me) {
 		return me
@@ -751,7 +840,7 @@ func (s *session) handleQuery(p []byte) error {
 			s.refreshTracker()
 		}
 		if s.l.logger.Enabled(context.Background(), slog.LevelDebug) {
-			s.logger.Debug("statement", "sql", truncate(q, 256), "rows", r.rows, "affected", r.affected, "pins", s.pins)
+			s.logger.Debug("statement", "sql", audit.Redact(truncate(q, 256)), "rows", r.rows, "affected", r.affected, "pins", s.pins)
 		}
 		return r, err
 	})
@@ -1235,6 +1324,7 @@ func (s *session) close() {
 		c.Pool.Put(c)
 	}
 	s.stopWatch()
+	s.client.ShrinkBuffers() // gives packet memory back
 	_ = s.client.Close()
 }
 
@@ -1275,7 +1365,7 @@ func parseChangeUser(p []byte, caps uint32) (*mysql.HandshakeInfo, []byte, error
 	if i < 0 {
 		return nil, nil, mysql.ErrMalformed
 	}
-	info := &mysql.HandshakeInfo{User: string(rest[:i])}
+	info := &mysql.HandshakeInfo{User: mysql.TruncateUserName(string(rest[:i]))}
 	rest = rest[i+1:]
 	var auth []byte
 	if caps&mysql.ClientSecureConnection != 0 {
