@@ -195,6 +195,9 @@ func newApp(adminAddr, logLevel string, pisanixMetrics bool) (*app, error) {
 	a.p = proxy.New(a.logger, m)
 	a.p.EnableGovernanceMetrics(reg)
 	reg.MustRegister(metrics.NewPoolCollector(a.p.PoolStats), a.p.ParserCollector())
+	reg.MustRegister(metrics.NewPacketMemoryCollector(
+		func() int64 { u, _ := a.p.PacketMemory(); return u },
+		func() int64 { _, l := a.p.PacketMemory(); return l })...)
 	a.adm = admin.New(admin.Options{
 		Addr:     adminAddr,
 		Gatherer: reg,
@@ -205,6 +208,16 @@ func newApp(adminAddr, logLevel string, pisanixMetrics bool) (*app, error) {
 				return c.Redacted()
 			}
 			return nil
+		},
+		// PISA_PROXY_ADMIN_TOKEN (the sidecar's way) wins over [admin] token.
+		Token: func() string {
+			if t := os.Getenv("PISA_PROXY_ADMIN_TOKEN"); t != "" {
+				return t
+			}
+			if c := a.current.load(); c != nil {
+				return c.Admin.Token
+			}
+			return ""
 		},
 		ShardRoute: a.p.ShardRoute,
 	})

@@ -7,12 +7,16 @@
 //	GET /metrics  Prometheus exposition of Options.Gatherer
 //	GET /config   the running configuration as JSON (404 without Options.Config)
 //
+// With Options.Token returning a non-empty token, every path but the probes
+// /healthz, /readyz and /version needs "Authorization: Bearer <token>".
+//
 // Pisanix served /healthz, /version and /metrics; /readyz and /config are
 // additions.
 package admin
 
 import (
 	"context"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -20,6 +24,7 @@ import (
 	"net"
 	"net/http"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"time"
 
@@ -43,6 +48,10 @@ type Options struct {
 	Config func() any
 	// Version is served on /version; empty means pisa-proxy's (version.String()).
 	Version string
+	// Token, if set and returning a non-empty string, is the bearer token
+	// every path but the probes requires. It is called per request, so a
+	// reload can change it.
+	Token func() string
 	// ShardRoute, if set, serves GET /sharding/route?sql=…[&db=…][&listener=…]:
 	// how a statement would be routed on the shards (like EXPLAIN). It
 	// returns ErrNotFound (wrapped) when the listener does not exist or
@@ -99,7 +108,7 @@ func New(opts Options) *Server {
 	}))
 	mux.HandleFunc("GET /config", s.config)
 	mux.HandleFunc("GET /sharding/route", s.shardRoute)
-	s.handler = s.recoverPanics(mux)
+	s.handler = s.recoverPanics(s.authorize(mux))
 	return s
 }
 
@@ -169,6 +178,31 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 	}
 	return err
+}
+
+// open are the paths served without the token: probes and the version.
+var open = map[string]bool{"/healthz": true, "/readyz": true, "/version": true}
+
+// authorize requires the bearer token, when one is set, on every path but
+// the probes.
+func (s *Server) authorize(next http.Handler) http.Handler {
+	if s.opts.Token == nil {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		token := s.opts.Token()
+		if token == "" || open[r.URL.Path] {
+			next.ServeHTTP(w, r)
+			return
+		}
+		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="pisa-proxy admin"`)
+			writeText(w, http.StatusUnauthorized, "unauthorized: this path needs Authorization: Bearer <admin token>")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
