@@ -14,7 +14,7 @@ func TestExplain(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := string(b)
-	for _, want := range []string{`"route":"all"`, `"table":"t_order_00001"`, `"Kind":"avg"`, `"Op":"\u003e"`, `"node":"ds0"`} {
+	for _, want := range []string{`"route":"all"`, `"table":"t_order_00001"`, `"kind":"avg"`, `"op":"\u003e"`, `"node":"ds0"`} {
 		if !strings.Contains(s, want) {
 			t.Errorf("explain lacks %s: %s", want, s)
 		}

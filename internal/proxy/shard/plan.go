@@ -101,45 +101,46 @@ type Merge struct {
 	// negative column index anywhere in Merge counts from the end of the
 	// shards' row (-1 is the last column): resolve it as ncols+index once
 	// the column count is known.
-	Columns int
+	Columns int `json:"columns"`
 	// Derived is the number of derived columns at the end of each row.
 	// Merge.Resolve(ncols) turns a spec with Columns -1 or negative
 	// indexes into an absolute one once the column count is known.
-	Derived int
+	Derived int `json:"derived"`
 	// OrderBy is the order the shards return their rows in (the rewrite
 	// pushes it down) and the order of the merged stream.
-	OrderBy []SortKey
+	OrderBy []SortKey `json:"order_by,omitempty"`
 	// GroupBy are the grouping columns. The shards return rows sorted by
 	// them (OrderBy starts with them, in some direction); rows of one group
 	// from all shards are adjacent after the k-way merge and combine into
 	// one row using Aggregates. When the client's ORDER BY is not a prefix
 	// of the grouping, Resort holds the final order.
-	GroupBy []int
+	GroupBy []int `json:"group_by,omitempty"`
 	// Aggregates are the aggregate columns (visible or derived). With no
 	// GroupBy and some Aggregates, the whole result is one row.
-	Aggregates []Aggregate
+	Aggregates []Aggregate `json:"aggregates,omitempty"`
 	// Having filters merged groups (all conditions must hold).
-	Having []Cond
+	Having []Cond `json:"having,omitempty"`
 	// Resort is applied after grouping when the client's ORDER BY cannot
 	// be pushed down (e.g. ORDER BY COUNT(*)): the merger buffers the groups,
 	// bounded by MemoryLimit.
-	Resort []SortKey
+	Resort []SortKey `json:"resort,omitempty"`
 	// Distinct drops a row equal over the visible columns to the previous
 	// one; the planner makes OrderBy cover every visible column so that
 	// duplicates are adjacent.
-	Distinct bool
+	Distinct bool `json:"distinct,omitempty"`
 	// Offset rows are skipped, then at most Limit rows sent (when HasLimit).
 	// The shards were sent LIMIT Offset+Limit.
-	Offset, Limit uint64
-	HasLimit      bool
+	Offset   uint64 `json:"offset,omitempty"`
+	Limit    uint64 `json:"limit,omitempty"`
+	HasLimit bool   `json:"has_limit,omitempty"`
 	// MemoryLimit bounds what the merger may buffer (Resort); 0 = default.
-	MemoryLimit int64
+	MemoryLimit int64 `json:"memory_limit,omitempty"`
 }
 
 // SortKey orders by one column.
 type SortKey struct {
-	Column int
-	Desc   bool
+	Column int  `json:"column"`
+	Desc   bool `json:"desc,omitempty"`
 }
 
 // AggKind is an aggregate function the merger can combine.
@@ -158,10 +159,10 @@ const (
 
 // Aggregate merges one column.
 type Aggregate struct {
-	Column      int
-	Kind        AggKind
-	SumColumn   int // AggAvg only
-	CountColumn int // AggAvg only
+	Column      int     `json:"column"`
+	Kind        AggKind `json:"kind"`
+	SumColumn   int     `json:"sum_column,omitempty"`   // AggAvg only
+	CountColumn int     `json:"count_column,omitempty"` // AggAvg only
 }
 
 // CmpOp is a HAVING comparison.
@@ -180,9 +181,9 @@ const (
 // literal (Value is its text form, as in a text-protocol row; Null for
 // IS NULL checks is not supported: the planner refuses those).
 type Cond struct {
-	Column int
-	Op     CmpOp
-	Value  string
+	Column int    `json:"column"`
+	Op     CmpOp  `json:"op"`
+	Value  string `json:"value"`
 }
 
 // Resolve returns the merge spec for shard rows of ncols columns: when
