@@ -30,7 +30,7 @@ func (s *session) handleAdminCommand(p []byte) error {
 // OK, ERR, or EOF (COM_DEBUG), converted for CLIENT_DEPRECATE_EOF.
 func (s *session) relayAdmin() (result, error) {
 	var r result
-	p, err := s.readBackend()
+	p, err := s.readBackendResult()
 	if err != nil {
 		return r, err
 	}

@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/database-mesh/pisanix-go/internal/mysql"
 	"github.com/database-mesh/pisanix-go/internal/proxy/govern/access"
@@ -264,6 +265,108 @@ func TestProgressReports(t *testing.T) {
 		}
 		if !bytes.Equal(pfinal, dfinal) {
 			t.Errorf("final packet: proxy %q, direct %q", pfinal, dfinal)
+		}
+	}
+}
+
+// brief describes results by kind, error code, row count and status flags
+// (error messages name thread ids, which differ).
+func brief(rs []*pres) string {
+	var b strings.Builder
+	for _, r := range masked(rs) {
+		switch {
+		case r.err != nil:
+			fmt.Fprintf(&b, "ERR %d %s;", r.err.Code, r.err.SQLState)
+		case r.ok != nil:
+			fmt.Fprintf(&b, "OK %#x;", r.status)
+		default:
+			fmt.Fprintf(&b, "RS %d %#x;", len(r.rows), r.status)
+		}
+	}
+	return b.String()
+}
+
+// KILL in every form MariaDB takes, alone or among other statements of one
+// COM_QUERY, by the proxy and by MariaDB directly: the same results, the
+// same effect on the target.
+func TestKillLikeServer(t *testing.T) {
+	tp := defaultProxy(t)
+	type side struct {
+		name string
+		dial func() *pconn
+	}
+	sides := []side{
+		{"direct", func() *pconn {
+			pc, err := pdial(t, "127.0.0.1:3306", pcOpts{user: "root", db: "test", extraCaps: mysql.ClientMultiStatements})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return pc
+		}},
+		{"proxy", func() *pconn { return pdialProxy(t, tp.addr, mysql.ClientMultiStatements, 0) }},
+	}
+	cases := []struct {
+		sql          string // %[1]d: own id, %[2]d: another connection's id
+		otherClosed  bool
+		selfClosed   bool
+		otherQueryID bool // %[3]d: the query id of a statement the other runs
+	}{
+		{sql: "KILL QUERY %[1]d"},
+		{sql: "KILL QUERY CONNECTION_ID()"},
+		{sql: "KILL HARD QUERY %[1]d; SELECT 1"},
+		{sql: "KILL %[2]d; SELECT 1", otherClosed: true},
+		{sql: "SELECT 1; KILL QUERY %[2]d; SELECT 2, 3"},
+		{sql: "KILL SOFT CONNECTION %[2]d", otherClosed: true},
+		{sql: "SELECT 1; KILL SOFT QUERY %[2]d"},
+		{sql: "KILL 4000000000; SELECT 1"},
+		{sql: "SELECT 1; KILL 4000000000; SELECT 2"},
+		{sql: "KILL QUERY ID 4000000000"},
+		{sql: "KILL CONNECTION ID 5"},
+		{sql: "KILL QUERY ID %[3]d", otherQueryID: true},
+		{sql: "KILL %[1]d; SELECT 1", selfClosed: true},
+		{sql: "KILL CONNECTION_ID()", selfClosed: true},
+	}
+	for _, tc := range cases {
+		var want string
+		for _, sd := range sides {
+			pc, other := sd.dial(), sd.dial()
+			other.ping(t)
+			qid := 0
+			if tc.otherQueryID {
+				other.send(t, append([]byte{mysql.ComQuery}, "SELECT SLEEP(20) AS pisa_kill_me"...))
+				for i := 0; i < 100 && qid == 0; i++ {
+					r := pc.mustQuery(t, "SELECT QUERY_ID FROM information_schema.PROCESSLIST WHERE INFO LIKE 'SELECT SLEEP(20) AS pisa_kill_me%'")
+					if len(r.rows) > 0 {
+						fmt.Sscan(textRow(t, r.rows[0])[0], &qid)
+					} else {
+						time.Sleep(20 * time.Millisecond)
+					}
+				}
+				if qid == 0 {
+					t.Fatal("the other connection's query is not in the processlist")
+				}
+			}
+			q := strings.NewReplacer("%[1]d", fmt.Sprint(pc.connID), "%[2]d", fmt.Sprint(other.connID), "%[3]d", fmt.Sprint(qid)).Replace(tc.sql)
+			got := brief(pc.query(t, q))
+			if tc.otherQueryID {
+				got += " other: " + brief(other.readResults(t, other.read(t), false))
+			}
+			if tc.selfClosed {
+				pc.expectClosed(t)
+			} else {
+				pc.ping(t)
+			}
+			if tc.otherClosed {
+				other.expectClosed(t)
+			} else {
+				other.ping(t)
+			}
+			t.Logf("%s %s: %s", sd.name, q, got)
+			if sd.name == "direct" {
+				want = got
+			} else if got != want {
+				t.Errorf("%s:\nproxy  %s\ndirect %s", tc.sql, got, want)
+			}
 		}
 	}
 }

@@ -79,23 +79,30 @@ func (s *session) relayOK(p []byte, r *result) error {
 	}
 	s.observeOK(&ok, r)
 	r.affected += ok.AffectedRows
-	if ok.Status&mysql.StatusSessionStateChange == 0 {
-		// Same format on both sides.
-		return s.writeClient(p)
+	same := true // the client gets the backend's bytes
+	if s.moreFollows && ok.Status&mysql.StatusMoreResultsExists == 0 {
+		// More results of the client's text follow (kill.go).
+		ok.Status |= mysql.StatusMoreResultsExists
+		same = false
 	}
-	if s.caps&mysql.ClientSessionTrack != 0 {
-		if !s.track.known {
-			return s.writeClient(p)
+	if ok.Status&mysql.StatusSessionStateChange != 0 {
+		switch {
+		case s.caps&mysql.ClientSessionTrack == 0:
+			same = false // AppendOK leaves the block out
+		case s.track.known:
+			// Only what the client's own trackers report.
+			s.trackBuf = s.filterSessionState(s.trackBuf[:0], ok.SessionState)
+			if len(s.trackBuf) != len(ok.SessionState) {
+				ok.SessionState = s.trackBuf
+				if len(s.trackBuf) == 0 {
+					ok.Status &^= mysql.StatusSessionStateChange
+				}
+				same = false
+			}
 		}
-		// Only what the client's own trackers report.
-		s.trackBuf = s.filterSessionState(s.trackBuf[:0], ok.SessionState)
-		if len(s.trackBuf) == len(ok.SessionState) {
-			return s.writeClient(p)
-		}
-		ok.SessionState = s.trackBuf
-		if len(s.trackBuf) == 0 {
-			ok.Status &^= mysql.StatusSessionStateChange
-		}
+	}
+	if same {
+		return s.writeClient(p)
 	}
 	s.scratch = mysql.AppendOK(s.scratch[:0], mysql.OKHeader, &ok, s.caps)
 	return s.writeClient(s.scratch)
@@ -126,8 +133,12 @@ func (s *session) writeEOF(p []byte, r *result, final bool) error {
 	warnings, status := mysql.ParseEOF(p)
 	r.status = status
 	s.status = status & persistentStatus
+	more := s.moreFollows && status&mysql.StatusMoreResultsExists == 0
+	if more {
+		status |= mysql.StatusMoreResultsExists // more results of the client's text follow
+	}
 	if !s.clientDeprecateEOF() {
-		if status&mysql.StatusSessionStateChange != 0 && (s.caps&mysql.ClientSessionTrack == 0 || (s.track.known && !s.track.state)) {
+		if more || status&mysql.StatusSessionStateChange != 0 && (s.caps&mysql.ClientSessionTrack == 0 || (s.track.known && !s.track.state)) {
 			// The backend's trackers are not the client's.
 			s.scratch = mysql.AppendEOF(s.scratch[:0], warnings, status)
 			return s.writeClient(s.scratch)
@@ -175,6 +186,7 @@ func (s *session) relayColumnDefs(n uint64, r *result, finalEOF bool) error {
 
 func (s *session) relayErr(p []byte, r *result) error {
 	r.err = mysql.ParseErr(p)
+	s.errSent = true
 	r.status &^= mysql.StatusMoreResultsExists
 	return s.writeClient(p)
 }
@@ -223,7 +235,7 @@ func (s *session) relayRows(r *result) error {
 func (s *session) relayResults(binary bool) (result, error) {
 	var r result
 	for {
-		p, err := s.readBackend()
+		p, err := s.readBackendResult()
 		if err != nil {
 			return r, err
 		}
@@ -233,12 +245,6 @@ func (s *session) relayResults(binary bool) (result, error) {
 				return r, err
 			}
 		case mysql.ERRHeader:
-			if isProgress(p) {
-				if err := s.relayProgress(p); err != nil {
-					return r, err
-				}
-				continue
-			}
 			return r, s.relayErr(p, &r)
 		case mysql.LocalInfileHeader:
 			if err := s.relayLocalInfile(p, &r); err != nil {
@@ -289,7 +295,7 @@ func (s *session) relayLocalInfile(p []byte, r *result) error {
 		if err := s.be.WritePacketFlush(nil); err != nil {
 			return &backendReadError{err}
 		}
-		q, err := s.readBackend()
+		q, err := s.readBackendResult()
 		if err != nil {
 			return err
 		}
@@ -327,12 +333,7 @@ func (s *session) relayLocalInfile(p []byte, r *result) error {
 			return &backendReadError{err}
 		}
 	}
-	q, err := s.readBackend()
-	for err == nil && isProgress(q) {
-		if err = s.relayProgress(q); err == nil {
-			q, err = s.readBackend()
-		}
-	}
+	q, err := s.readBackendResult()
 	if err != nil {
 		return err
 	}
@@ -340,6 +341,20 @@ func (s *session) relayLocalInfile(p []byte, r *result) error {
 		return s.relayErr(q, r)
 	}
 	return s.relayOK(q, r)
+}
+
+// readBackendResult reads the next packet of a response, relaying the
+// progress reports before it.
+func (s *session) readBackendResult() ([]byte, error) {
+	for {
+		p, err := s.readBackend()
+		if err != nil || !isProgress(p) {
+			return p, err
+		}
+		if err := s.relayProgress(p); err != nil {
+			return nil, err
+		}
+	}
 }
 
 // isProgress reports a MariaDB progress report: an ERR packet with code
@@ -438,7 +453,7 @@ func (s *session) relayFieldList() (result, error) {
 // relaySimple forwards a one-packet response (OK, ERR or a string).
 func (s *session) relaySimple() (result, error) {
 	var r result
-	p, err := s.readBackend()
+	p, err := s.readBackendResult()
 	if err != nil {
 		return r, err
 	}

@@ -80,6 +80,11 @@ type session struct {
 	track       clientTracker
 	status      uint16
 	trackBuf    []byte
+	// moreFollows: the text being relayed is a part of the client's
+	// multi-statement text and more results follow (see kill.go);
+	// errSent: an ERR went to the client since it was last cleared.
+	moreFollows bool
+	errSent     bool
 
 	state *backend.SessionState
 	be    *backend.Conn // current backend connection (pinned or in use)
@@ -431,6 +436,7 @@ func (s *session) writeOK(affected uint64) error {
 // becomes ERR 2002 (no healthy backend) or 1105.
 func (s *session) sendError(err error) error {
 	me := toMySQLError(err)
+	s.errSent = true
 	s.l.metrics.Error(s.rt.name, me.Code)
 	s.scratch = mysql.AppendErr(s.scratch[:0], me)
 	if werr := s.client.WritePacketFlush(s.scratch); werr != nil {
@@ -775,22 +781,17 @@ func (s *session) handleInitDB(p []byte) error {
 }
 
 func (s *session) handleQuery(p []byte) error {
-	q := p[1:]
-	if isKill(q) {
-		id, queryOnly, ok := parseKill(q)
-		if !ok {
-			// Never forward KILL: the backend would take the id (or an
-			// expression, or KILL USER) as its own threads, which belong
-			// to other clients and to the pool.
-			return s.sendError(mysql.NewError(1235, "42000",
-				"pisa-proxy supports only KILL [HARD|SOFT] [CONNECTION|QUERY] <connection id>"))
+	if q := p[1:]; indexFold(q, "KILL") >= 0 && (isKill(q) || s.state.MultiStatements) {
+		if handled, err := s.handleKillText(p); handled {
+			return err
 		}
-		return s.kill(id, queryOnly)
 	}
-	if s.state.MultiStatements && killInBatch(q) {
-		return s.sendError(mysql.NewError(1235, "42000",
-			"pisa-proxy supports KILL only as a statement of its own"))
-	}
+	return s.runQuery(p)
+}
+
+// runQuery runs a COM_QUERY.
+func (s *session) runQuery(p []byte) error {
+	q := p[1:]
 	return s.governed(mysql.ComQuery, q, func(facts *sqlparse.Facts, maxRows uint64) (result, error) {
 		if i := indexFold(q, "CONNECTION_ID()"); i >= 0 {
 			p = replaceConnectionID(p, s.id)
@@ -1328,33 +1329,14 @@ func (s *session) close() {
 	_ = s.client.Close()
 }
 
-// kill implements KILL [QUERY|CONNECTION] id for proxy connection ids.
+// kill implements COM_PROCESS_KILL: KILL CONNECTION id.
 func (s *session) kill(id uint32, queryOnly bool) error {
-	target := s.l.proxy.sessions.get(id)
-	if target == nil {
-		return s.sendError(mysql.NewError(mysql.ErrCodeNoSuchThread, "HY000", "Unknown thread id: %d", id))
-	}
-	if target.user != s.user || target.rt.name != s.rt.name {
-		return s.sendError(mysql.NewError(mysql.ErrCodeKillDenied, "HY000", "You are not owner of thread %d", id))
-	}
-	if target == s {
-		if queryOnly {
-			return s.writeOK(0)
+	if err := s.killConn(killStmt{id: uint64(id), query: queryOnly, hard: true}); err != nil {
+		_ = s.sendError(err)
+		if err.Code == 1927 {
+			s.killed.Store(true)
 		}
-		s.killed.Store(true)
-		return s.writeOK(0)
-	}
-	if c := target.active.Load(); c != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		err := c.Pool.Kill(ctx, c.Info.ConnectionID, true)
-		cancel()
-		if err != nil {
-			s.logger.Info("kill backend query failed", "target", id, "error", err)
-		}
-	}
-	if !queryOnly {
-		target.killed.Store(true)
-		_ = target.client.TCPConn().Close()
+		return nil
 	}
 	return s.writeOK(0)
 }

@@ -101,41 +101,6 @@ func indexFold(s []byte, needle string) int {
 
 func isKill(q []byte) bool { return hasKeyword(q, "KILL") }
 
-// parseKill parses "KILL [HARD|SOFT] [CONNECTION|QUERY] <id>".
-func parseKill(q []byte) (id uint32, queryOnly bool, ok bool) {
-	i := skipSpaceAndComments(q) + len("KILL")
-	rest := q[i:]
-	// MariaDB's KILL HARD|SOFT: the modifier does not matter to the proxy.
-	if hasKeyword(rest, "HARD") || hasKeyword(rest, "SOFT") {
-		rest = rest[skipSpaceAndComments(rest)+len("HARD"):]
-	}
-	if hasKeyword(rest, "QUERY") {
-		queryOnly = true
-		rest = rest[skipSpaceAndComments(rest)+len("QUERY"):]
-	} else if hasKeyword(rest, "CONNECTION") {
-		rest = rest[skipSpaceAndComments(rest)+len("CONNECTION"):]
-	}
-	j := skipSpaceAndComments(rest)
-	k := j
-	for k < len(rest) && '0' <= rest[k] && rest[k] <= '9' {
-		k++
-	}
-	if k == j {
-		return 0, false, false
-	}
-	v, err := strconv.ParseUint(string(rest[j:k]), 10, 32)
-	if err != nil {
-		return 0, false, false
-	}
-	tail := rest[k:]
-	for _, c := range tail {
-		if !isSpace(c) && c != ';' {
-			return 0, false, false
-		}
-	}
-	return uint32(v), queryOnly, true
-}
-
 // replaceConnectionID rewrites CONNECTION_ID() to the proxy's id so that
 // the id a client sees is the one KILL accepts. A bare select-list item keeps
 // its column name ("SELECT CONNECTION_ID()" still returns a column named
@@ -267,43 +232,4 @@ func setNamesCollation(q []byte) string {
 	}
 	name := strings.Trim(string(rest[j:k]), "'\"`")
 	return strings.ToLower(name)
-}
-
-// killInBatch reports a KILL statement after the first statement of a
-// multi-statement text (outside quotes and comments).
-func killInBatch(q []byte) bool {
-	if indexFold(q, "KILL") < 0 {
-		return false
-	}
-	var quote byte
-	for i := 0; i < len(q); i++ {
-		c := q[i]
-		if quote != 0 {
-			if c == '\\' && quote != '`' {
-				i++
-			} else if c == quote {
-				quote = 0
-			}
-			continue
-		}
-		switch {
-		case c == '\'' || c == '"' || c == '`':
-			quote = c
-		case c == '#' || (c == '-' && i+2 < len(q) && q[i+1] == '-' && isSpace(q[i+2])):
-			for i < len(q) && q[i] != '\n' {
-				i++
-			}
-		case c == '/' && i+1 < len(q) && q[i+1] == '*' && !(i+2 < len(q) && (q[i+2] == '!' || q[i+2] == 'M')):
-			end := indexFold(q[i+2:], "*/")
-			if end < 0 {
-				return false
-			}
-			i += 2 + end + 1
-		case c == ';':
-			if isKill(q[i+1:]) {
-				return true
-			}
-		}
-	}
-	return false
 }

@@ -1,6 +1,9 @@
 package proxy
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 func TestReplaceConnectionID(t *testing.T) {
 	cases := map[string]string{
@@ -46,16 +49,24 @@ func TestSQLTextChecks(t *testing.T) {
 		}
 	}
 	for in, want := range map[string]struct {
-		id    uint32
+		id    uint64
 		query bool
-		ok    bool
+		byQID bool
+		hard  bool
+		res   int
 	}{
-		"KILL 5": {5, false, true}, "kill query 9;": {9, true, true}, "KILL CONNECTION 3": {3, false, true},
-		"KILL USER bob": {0, false, false}, "KILL 5 6": {0, false, false}, "KILL HARD 5": {5, false, true}, "KILL SOFT QUERY 8": {8, true, true},
+		"KILL 5": {5, false, false, true, killOK}, "kill query 9": {9, true, false, true, killOK},
+		"KILL CONNECTION 3": {3, false, false, true, killOK}, "KILL USER bob": {0, false, false, true, killUnsupported},
+		"KILL 5 6": {5, false, false, true, killUnsupported}, "KILL HARD 5": {5, false, false, true, killOK},
+		"KILL SOFT QUERY 8": {8, true, false, false, killOK}, "KILL QUERY ID 12": {12, true, true, true, killOK},
+		"kill soft query id 12 ": {12, true, true, false, killOK}, "KILL ID 4": {0, false, false, true, killIDColumn},
+		"KILL CONNECTION ID 4": {0, false, false, true, killIDColumn}, "KILL CONNECTION_ID()": {77, false, false, true, killOK},
+		"KILL QUERY connection_id( ) /* me */": {77, true, false, true, killOK}, "KILL 1+1": {1, false, false, true, killUnsupported},
+		"KILL @x": {0, false, false, true, killUnsupported}, "KILL CONNECTION_ID": {0, false, false, true, killUnsupported},
 	} {
-		id, q, ok := parseKill([]byte(in))
-		if id != want.id || q != want.query || ok != want.ok {
-			t.Errorf("parseKill(%q) = %d %v %v", in, id, q, ok)
+		k, res := parseKillStmt([]byte(in), 77)
+		if k.id != want.id || k.query != want.query || k.byQueryID != want.byQID || k.hard != want.hard || res != want.res {
+			t.Errorf("parseKillStmt(%q) = %+v %d, want %+v", in, k, res, want)
 		}
 	}
 	if c := setNamesCollation([]byte("SET NAMES utf8mb4 COLLATE 'utf8mb4_bin'")); c != "utf8mb4_bin" {
@@ -66,19 +77,23 @@ func TestSQLTextChecks(t *testing.T) {
 	}
 }
 
-func TestKillInBatch(t *testing.T) {
-	for q, want := range map[string]bool{
-		"SELECT 1; KILL 5":               true,
-		"SELECT 1;\n  kill query 5":      true,
-		"SELECT 'a;KILL 5'":              false,
-		"SELECT 1 /* ; KILL 5 */":        false,
-		"SELECT 1; SELECT 'kill'":        false,
-		"SELECT 1 -- ; KILL 5\n; SELECT": false,
-		"KILL 5":                         false,
-		"SELECT 1; /*!KILL 5*/":          true,
+func TestSplitStatements(t *testing.T) {
+	for q, want := range map[string]string{
+		"SELECT 1; KILL 5":             "SELECT 1|KILL 5",
+		"SELECT 1;\n  kill query 5;":   "SELECT 1|kill query 5",
+		"SELECT 'a;KILL 5'":            "SELECT 'a;KILL 5'",
+		"SELECT 1 /* ; KILL 5 */":      "SELECT 1 /* ; KILL 5 */",
+		"SELECT 1 -- ; KILL 5\n; DO 2": "SELECT 1 -- ; KILL 5|DO 2",
+		"KILL 5; -- nothing\n;  ;":     "KILL 5",
+		"SELECT 1; /*!KILL 5*/":        "SELECT 1|/*!KILL 5*/",
+		"SELECT \"x\\\";\"; KILL 1":    "SELECT \"x\\\";\"|KILL 1",
 	} {
-		if got := killInBatch([]byte(q)); got != want {
-			t.Errorf("killInBatch(%q) = %v, want %v", q, got, want)
+		var got []string
+		for _, st := range splitStatements([]byte(q)) {
+			got = append(got, strings.TrimSpace(string(st)))
+		}
+		if strings.Join(got, "|") != want {
+			t.Errorf("splitStatements(%q) = %q, want %q", q, strings.Join(got, "|"), want)
 		}
 	}
 }
