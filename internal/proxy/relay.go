@@ -359,7 +359,9 @@ func (s *session) readBackendResult() ([]byte, error) {
 
 // isProgress reports a MariaDB progress report: an ERR packet with code
 // 0xffff, sent while a long statement runs.
-func isProgress(p []byte) bool { return len(p) >= 3 && p[0] == mysql.ERRHeader && p[1] == 0xff && p[2] == 0xff }
+func isProgress(p []byte) bool {
+	return len(p) >= 3 && p[0] == mysql.ERRHeader && p[1] == 0xff && p[2] == 0xff
+}
 
 // relayProgress passes a progress report to a client that asked for them
 // (MARIADB_CLIENT_PROGRESS) right away, and drops it for others (the server
