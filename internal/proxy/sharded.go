@@ -71,6 +71,7 @@ func (s *session) refuseShard(err error) error {
 var refusalReasons = []struct{ word, reason string }{
 	{"transaction", "transaction"},
 	{"join", "join"},
+	{"sharded tables", "join"},
 	{"subquer", "subquery"},
 	{"union", "union"},
 	{"sharding key", "sharding_key"},
@@ -269,7 +270,9 @@ func putAll(conns []*backend.Conn, broken bool) {
 // ran (there is no distributed transaction to undo them).
 func (s *session) fanout(rt *runtime, plan *shard.Plan, run func(*backend.Conn, shard.Target) (mysql.OK, error)) (result, error) {
 	var r result
-	if s.be != nil || s.pendingBegin != "" {
+	if s.be != nil || s.inTransaction() {
+		// With autocommit off each shard would start a transaction that
+		// nothing commits.
 		return r, s.refuseShard(errShardTx)
 	}
 	conns, err := s.shardConns(rt, plan.Targets, false)
@@ -367,7 +370,7 @@ func (src *shardSource) drain() {
 // protocol (COM_STMT_EXECUTE).
 func (s *session) scatter(rt *runtime, plan *shard.Plan, binary, read bool, maxRows uint64, cmd func(*backend.Conn, shard.Target) ([]byte, error)) (result, error) {
 	var r result
-	if (s.be != nil && s.pins&^pinPrepared != 0) || s.pendingBegin != "" {
+	if (s.be != nil && s.pins&^pinPrepared != 0) || s.inTransaction() {
 		return r, s.refuseShard(errShardTx)
 	}
 	// Before taking connections for the targets: the lookup needs one.

@@ -222,6 +222,24 @@ func TestShardingTransactions(t *testing.T) {
 	if got := rowsOf(t, sc.db, "SELECT COUNT(*) FROM t_order WHERE note = 'x'"); got[0] != "0" {
 		t.Fatalf("rows of a rolled back cross-shard transaction: %v", got)
 	}
+	// With autocommit off, a statement on several shards would open a
+	// transaction on each that nothing commits: refused, nothing written.
+	c := sqlConn(t, sc.db)
+	if _, err := c.ExecContext(ctx, "SET autocommit = 0"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.ExecContext(ctx, "UPDATE t_order SET note = 'lost'"); mysqlErrCode(err) != 1235 {
+		t.Fatalf("UPDATE on every shard with autocommit off: want 1235, got %v", err)
+	}
+	if _, err := c.ExecContext(ctx, "INSERT INTO t_order (id, note) VALUES (9, 'ac0')"); err != nil {
+		t.Fatalf("one-shard INSERT with autocommit off: %v", err)
+	}
+	if _, err := c.ExecContext(ctx, "COMMIT"); err != nil {
+		t.Fatal(err)
+	}
+	if got := rowsOf(t, sc.db, "SELECT note FROM t_order WHERE id = 9"); len(got) != 1 || got[0] != "ac0" {
+		t.Fatalf("a committed one-shard INSERT with autocommit off: %v", got)
+	}
 }
 
 func TestShardingTableStrategies(t *testing.T) {
