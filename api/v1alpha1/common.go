@@ -59,6 +59,12 @@ const (
 	// was found; its reason says what is missing otherwise.
 	ConditionReady = "Ready"
 
+	// ConditionDeprecated is True while a TrafficStrategy uses a field kept only for Pisanix
+	// compatibility (its message names each field and what to write instead).
+	ConditionDeprecated = "Deprecated"
+	// ReasonDeprecatedFields: the reason of the Deprecated condition.
+	ReasonDeprecatedFields = "DeprecatedFields"
+
 	// ReasonReconciled: the object is valid and everything it refers to exists.
 	ReasonReconciled = "Reconciled"
 	// ReasonTrafficStrategyNotFound: a VirtualDatabase service names a TrafficStrategy that does

@@ -136,11 +136,20 @@ type MasterHighAvailability struct {
 	// +optional
 	PasswordSecretRef *SecretKeySelector `json:"passwordSecretRef,omitempty"`
 
-	// MonitorInterval is how often (ms) the roles are re-evaluated. Pisanix v0.2.0–v0.3.2 charts
-	// spelled it monitorPeriod in the schema but read monitorInterval, so the value was lost;
-	// this CRD uses monitorInterval only.
+	// MonitorInterval is how often (ms) the roles are re-evaluated; 0 or absent means the proxy
+	// default (1000), or monitorPeriod when that is set.
 	// +kubebuilder:validation:Minimum=0
-	MonitorInterval int64 `json:"monitorInterval"`
+	// +optional
+	MonitorInterval int64 `json:"monitorInterval,omitempty"`
+
+	// MonitorPeriod is the deprecated spelling of monitorInterval: Pisanix v0.2.0–v0.3.2 charts
+	// and docs used it in the schema while Pisanix's controller read monitorInterval (the value
+	// was lost). pisa-controller reads it when monitorInterval is not set, and the
+	// TrafficStrategy's "Deprecated" condition says to rename it. Objects stored under
+	// Pisanix's schema keep it after an upgrade.
+	// +kubebuilder:validation:Minimum=0
+	// +optional
+	MonitorPeriod *int64 `json:"monitorPeriod,omitempty"`
 
 	// ConnectionProbe checks that a connection can be opened.
 	// +optional
@@ -173,10 +182,12 @@ type Probe struct {
 	// +kubebuilder:validation:Minimum=0
 	FailureThreshold int64 `json:"failureThreshold"`
 
-	// SuccessThreshold is accepted for Pisanix compatibility; neither Pisanix nor pisa-proxy uses
-	// it.
+	// SuccessThreshold is optional and, as in Pisanix (whose schema required it but which never
+	// read it), an endpoint counts as up again after one successful check. A value above 1 is
+	// therefore not honoured: the TrafficStrategy's "Deprecated" condition says so.
 	// +kubebuilder:validation:Minimum=0
-	SuccessThreshold int64 `json:"successThreshold"`
+	// +optional
+	SuccessThreshold int64 `json:"successThreshold,omitempty"`
 }
 
 // ReplicationLagProbe is a Probe with the largest acceptable lag.
@@ -408,7 +419,9 @@ type TrafficStrategyStatus struct {
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
-	// Conditions: "Ready" (reasons Reconciled, NoEndpoints, InvalidRule, SecretNotFound).
+	// Conditions: "Ready" (reasons Reconciled, NoEndpoints, InvalidRule, SecretNotFound);
+	// "Deprecated" (reason DeprecatedFields) while the spec uses a deprecated or unhonoured
+	// Pisanix field (monitorPeriod, successThreshold above 1).
 	// +listType=map
 	// +listMapKey=type
 	// +patchStrategy=merge

@@ -514,6 +514,11 @@ func (in *MasterHighAvailability) DeepCopyInto(out *MasterHighAvailability) {
 		*out = new(SecretKeySelector)
 		**out = **in
 	}
+	if in.MonitorPeriod != nil {
+		in, out := &in.MonitorPeriod, &out.MonitorPeriod
+		*out = new(int64)
+		**out = **in
+	}
 	if in.ConnectionProbe != nil {
 		in, out := &in.ConnectionProbe, &out.ConnectionProbe
 		*out = new(Probe)

@@ -96,6 +96,13 @@ func (r *Reconciler) writeStatus(ctx context.Context, b *nsBuild) error {
 			o.Status.ObservedGeneration = o.Generation
 			o.Status.Endpoints = selected
 			meta.SetStatusCondition(&o.Status.Conditions, readyCondition(o.Generation, ps, "the strategy is valid"))
+			if d := builder.Deprecations(o); len(d) > 0 {
+				meta.SetStatusCondition(&o.Status.Conditions, metav1.Condition{Type: v1alpha1.ConditionDeprecated,
+					Status: metav1.ConditionTrue, Reason: v1alpha1.ReasonDeprecatedFields, ObservedGeneration: o.Generation,
+					Message: truncate(strings.Join(d, "; "), maxMessage)})
+			} else {
+				meta.RemoveStatusCondition(&o.Status.Conditions, v1alpha1.ConditionDeprecated)
+			}
 		}))
 	}
 	for i := range objs.DatabaseEndpoints {

@@ -267,6 +267,50 @@ func (n *namespace) selected(ts *v1alpha1.TrafficStrategy, ps *problems) ([]*end
 	return out, nil
 }
 
+// unmatched explains that ts's selector matches no usable DatabaseEndpoint: it names the
+// TrafficStrategy and its selector, lists the namespace's endpoints it did not match with their
+// labels, and gives the kubectl label command that makes one match (for matchLabels selectors).
+func (n *namespace) unmatched(ts *v1alpha1.TrafficStrategy) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "TrafficStrategy %q: spec.selector %s matches no usable DatabaseEndpoint", ts.Name,
+		metav1.FormatLabelSelector(ts.Spec.Selector))
+	sel, _ := selector(ts) // valid: the caller selected with it
+	var names []string
+	var first string
+	for _, ep := range n.endpoints {
+		if sel.Matches(labels.Set(ep.obj.Labels)) {
+			continue // matched but unusable: its own problem says why
+		}
+		if first == "" {
+			first = ep.obj.Name
+		}
+		l := labels.Set(ep.obj.Labels).String()
+		if l == "" {
+			l = "no labels"
+		}
+		names = append(names, fmt.Sprintf("%s (%s)", ep.obj.Name, l))
+	}
+	if len(names) == 0 {
+		fmt.Fprintf(&b, "; namespace %s has no other DatabaseEndpoint with a MySQL server", n.name)
+		return b.String()
+	}
+	fmt.Fprintf(&b, "; not matched in namespace %s: %s", n.name, strings.Join(names, ", "))
+	if sel := ts.Spec.Selector; sel != nil && len(sel.MatchExpressions) == 0 && len(sel.MatchLabels) > 0 {
+		keys := make([]string, 0, len(sel.MatchLabels))
+		for k := range sel.MatchLabels {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		pairs := make([]string, 0, len(keys))
+		for _, k := range keys {
+			pairs = append(pairs, k+"="+sel.MatchLabels[k])
+		}
+		fmt.Fprintf(&b, "; to select an endpoint: kubectl label databaseendpoint -n %s %s %s",
+			n.name, first, strings.Join(pairs, " "))
+	}
+	return b.String()
+}
+
 // BuildProxyConfig builds the configuration of the sidecars of application app (the
 // VirtualDatabase named app) in namespace ns. It returns ErrVirtualDatabaseNotFound (wrapped)
 // when there is no such VirtualDatabase; every other difficulty is a Problem, and the services
@@ -393,7 +437,7 @@ func (b *proxyBuilder) service(svc *v1alpha1.VirtualDatabaseService) *built {
 		if ts == nil {
 			return fail(v1alpha1.ReasonNoEndpoints, "no usable DatabaseEndpoint in namespace %s", n.name)
 		}
-		return tsFail(v1alpha1.ReasonNoEndpoints, "the selector matches no usable DatabaseEndpoint")
+		return tsFail(v1alpha1.ReasonNoEndpoints, "%s", n.unmatched(ts))
 	}
 
 	host, port := m.Host, int(m.Port)
@@ -434,6 +478,9 @@ func (b *proxyBuilder) service(svc *v1alpha1.VirtualDatabaseService) *built {
 			if err != nil {
 				return tsFail(reason, "%v", err)
 			}
+			// Read/write splitting routes over the selected endpoints only (without nodes it
+			// would use every node of the configuration, as in Pisanix).
+			rw.Nodes = names(sel)
 			l.ReadWriteSplitting = rw
 		}
 		if reason, err := b.governance(ts, l); err != nil {
@@ -491,6 +538,10 @@ func (b *proxyBuilder) readWriteSplitting(in *v1alpha1.ReadWriteSplitting) (*pro
 			return nil, v1alpha1.ReasonInvalidRule,
 				errors.New("spec.loadBalance.readWriteSplitting.dynamic.discovery.masterHighAvailability is required")
 		}
+		if mp := mha.MonitorPeriod; mp != nil && mha.MonitorInterval != 0 && *mp != mha.MonitorInterval {
+			return nil, v1alpha1.ReasonInvalidSpec, fmt.Errorf("spec.loadBalance.readWriteSplitting.dynamic.discovery.masterHighAvailability: "+
+				"monitorInterval (%d) and its deprecated spelling monitorPeriod (%d) differ; remove monitorPeriod", mha.MonitorInterval, *mp)
+		}
 		password, p := b.n.password(mha.Password, mha.PasswordSecretRef)
 		if p != "" {
 			return nil, v1alpha1.ReasonSecretNotFound,
@@ -534,8 +585,12 @@ func discovery(mha *v1alpha1.MasterHighAvailability, password string) *proxyconf
 			or(p.TimeoutMilliseconds, proxyconfig.DefaultProbeTimeoutMS),
 			or(p.FailureThreshold, proxyconfig.DefaultFailureThreshold)
 	}
+	interval := mha.MonitorInterval
+	if interval == 0 && mha.MonitorPeriod != nil {
+		interval = *mha.MonitorPeriod // Pisanix v0.2.0–v0.3.2 spelling
+	}
 	d := &proxyconfig.Discovery{Type: proxyconfig.DefaultDiscoveryType, User: mha.User, Password: password,
-		MonitorPeriod: or(mha.MonitorInterval, proxyconfig.DefaultMonitorPeriodMS)}
+		MonitorPeriod: or(interval, proxyconfig.DefaultMonitorPeriodMS)}
 	d.ConnectPeriod, d.ConnectTimeout, d.ConnectFailureThreshold = probe(mha.ConnectionProbe)
 	d.PingPeriod, d.PingTimeout, d.PingFailureThreshold = probe(mha.PingProbe)
 	d.ReadOnlyPeriod, d.ReadOnlyTimeout, d.ReadOnlyFailureThreshold = probe(mha.ReadOnlyProbe)
@@ -578,4 +633,39 @@ func checkAlone(s *built) error {
 func check(cfg *proxyconfig.Config) error {
 	_, err := proxyconfig.Parse(mustJSON(cfg), proxyconfig.JSON)
 	return err
+}
+
+// Deprecations lists the fields of ts kept only for Pisanix compatibility, each with what to
+// write instead; pisa-controller reports them in the TrafficStrategy's Deprecated condition.
+func Deprecations(ts *v1alpha1.TrafficStrategy) []string {
+	lb := ts.Spec.LoadBalance
+	if lb == nil || lb.ReadWriteSplitting == nil || lb.ReadWriteSplitting.Dynamic == nil {
+		return nil
+	}
+	mha := lb.ReadWriteSplitting.Dynamic.Discovery.MasterHighAvailability
+	if mha == nil {
+		return nil
+	}
+	const path = "spec.loadBalance.readWriteSplitting.dynamic.discovery.masterHighAvailability"
+	var out []string
+	if mha.MonitorPeriod != nil {
+		out = append(out, fmt.Sprintf("%s.monitorPeriod is deprecated (Pisanix v0.2.0–v0.3.2 spelling): rename it to monitorInterval", path))
+	}
+	probes := []struct {
+		name string
+		p    *v1alpha1.Probe
+	}{{"connectionProbe", mha.ConnectionProbe}, {"pingProbe", mha.PingProbe}, {"readOnlyProbe", mha.ReadOnlyProbe}}
+	if mha.ReplicationLagProbe != nil {
+		probes = append(probes, struct {
+			name string
+			p    *v1alpha1.Probe
+		}{"replicationLagProbe", &mha.ReplicationLagProbe.Probe})
+	}
+	for _, pr := range probes {
+		if pr.p != nil && pr.p.SuccessThreshold > 1 {
+			out = append(out, fmt.Sprintf("%s.%s.successThreshold %d is not honoured: one successful check marks an endpoint up "+
+				"(as in Pisanix, which never read it); remove it or set 1", path, pr.name, pr.p.SuccessThreshold))
+		}
+	}
+	return out
 }
