@@ -154,6 +154,14 @@ func injectOptions(o *options, log *slog.Logger, m *inject.Metrics) inject.Optio
 			log.Warn("ignoring invalid PISA_PROXY_ADMIN_LISTEN_PORT", "value", v, "using", port)
 		}
 	}
+	pisanixMetrics := false
+	if v := os.Getenv("PISA_PROXY_PISANIX_METRICS"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			log.Warn("ignoring invalid PISA_PROXY_PISANIX_METRICS (want true or false); sidecars export only the native metric names", "value", v)
+		}
+		pisanixMetrics = b
+	}
 	return inject.Options{
 		Image:               envOr("PISA_PROXY_IMAGE", inject.DefaultImage),
 		ImagePullPolicy:     corev1.PullPolicy(os.Getenv("PISA_PROXY_IMAGE_PULL_POLICY")),
@@ -163,6 +171,7 @@ func injectOptions(o *options, log *slog.Logger, m *inject.Metrics) inject.Optio
 		AdminHost:           envOr("PISA_PROXY_ADMIN_LISTEN_HOST", inject.DefaultAdminHost),
 		AdminPort:           port,
 		LogLevel:            envOr("PISA_PROXY_ADMIN_LOG_LEVEL", inject.DefaultLogLevel),
+		PisanixMetrics:      pisanixMetrics,
 		NativeSidecar:       o.nativeSidecar,
 		Logger:              log,
 		Metrics:             m,

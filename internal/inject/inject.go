@@ -51,6 +51,9 @@ type Options struct {
 	AdminHost           string
 	AdminPort           int
 	LogLevel            string
+	// PisanixMetrics makes the sidecar also export Pisanix's metric names
+	// (PISA_PROXY_PISANIX_METRICS=true; pisa-proxy --pisanix-metrics).
+	PisanixMetrics bool
 	// NativeSidecar injects the proxy as a Kubernetes native sidecar (an init container with
 	// restartPolicy Always, first of the init containers: Kubernetes ≥ 1.29): it starts before
 	// the init containers and application containers and stops after them.
@@ -197,6 +200,9 @@ func Container(deployedName string, opts Options) corev1.Container {
 	}
 	if o.ControllerHost != "" {
 		env = append(env, corev1.EnvVar{Name: "PISA_CONTROLLER_HOST", Value: o.ControllerHost})
+	}
+	if o.PisanixMetrics {
+		env = append(env, corev1.EnvVar{Name: "PISA_PROXY_PISANIX_METRICS", Value: "true"})
 	}
 	c := corev1.Container{
 		Name:  ContainerName,

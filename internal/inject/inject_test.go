@@ -174,7 +174,7 @@ func TestInjectApplyAndIdempotency(t *testing.T) {
 func TestInjectOptions(t *testing.T) {
 	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p"}}
 	patch, _, err := Inject(pod, Options{AdminPort: 6000, LogLevel: "DEBUG", ControllerHost: "ctl:8080",
-		ImagePullPolicy: corev1.PullIfNotPresent})
+		ImagePullPolicy: corev1.PullIfNotPresent, PisanixMetrics: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -185,7 +185,8 @@ func TestInjectOptions(t *testing.T) {
 	}
 	if c.Ports[0].ContainerPort != 6000 || c.ReadinessProbe.HTTPGet.Port.IntValue() != 6000 ||
 		env["PISA_PROXY_ADMIN_LISTEN_PORT"] != "6000" || env["PISA_PROXY_ADMIN_LOG_LEVEL"] != "DEBUG" ||
-		env["PISA_CONTROLLER_HOST"] != "ctl:8080" || c.ImagePullPolicy != corev1.PullIfNotPresent {
+		env["PISA_CONTROLLER_HOST"] != "ctl:8080" || c.ImagePullPolicy != corev1.PullIfNotPresent ||
+		env["PISA_PROXY_PISANIX_METRICS"] != "true" {
 		t.Errorf("container: %+v", c)
 	}
 	if _, _, err := Inject(&corev1.Pod{}, Options{}); err == nil {

@@ -94,6 +94,9 @@ func TestHelmPisanixValues(t *testing.T) {
 	for _, e := range c.Env {
 		env[e.Name] = e.Value
 	}
+	if env["PISA_PROXY_PISANIX_METRICS"] != "true" {
+		t.Errorf("PISA_PROXY_PISANIX_METRICS %q (proxy.pisanixMetrics)", env["PISA_PROXY_PISANIX_METRICS"])
+	}
 	if env["PISA_PROXY_IMAGE"] != "registry.example.com/pisanixio/proxy:v0.3.2" {
 		t.Errorf("PISA_PROXY_IMAGE %q: the private proxy image is not used (proxyImage.*)", env["PISA_PROXY_IMAGE"])
 	}
