@@ -382,3 +382,26 @@ func TestRWRouteWithParser(t *testing.T) {
 		}
 	}
 }
+
+// A router whose nodes include no readwrite node reports NoWriter; Reader
+// picks a reader, and a readwrite decision finds no node (the caller refuses
+// the statement).
+func TestRWRouterNoWriter(t *testing.T) {
+	r := mustRouter(t, RWConfig{DefaultTarget: "read"}, []NodeInfo{
+		{Name: "r1", Role: RoleRead, Weight: 1}, {Name: "r2", Role: RoleRead, Weight: 1}})
+	if !r.NoWriter() {
+		t.Fatal("NoWriter false without a readwrite node")
+	}
+	for i := 0; i < 10; i++ {
+		ep, ok := r.Reader().Pick(nil)
+		if !ok || ep.Role != RoleRead || (ep.Index != 0 && ep.Index != 1) {
+			t.Fatalf("Reader().Pick = %+v %v", ep, ok)
+		}
+	}
+	if _, ok := r.Writer().Pick(nil); ok {
+		t.Fatal("a writer was picked on a router without one")
+	}
+	if mustRouter(t, RWConfig{}, testNodes()).NoWriter() {
+		t.Fatal("NoWriter true with a readwrite node")
+	}
+}
