@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/bits"
 	"net"
+	"sync"
 	"time"
 )
 
@@ -235,15 +237,32 @@ func (c *Conn) readPacket(limit int) ([]byte, error) {
 		if total+n > limit {
 			return nil, fmt.Errorf("%w: more than %d bytes", ErrPacketTooLarge, limit)
 		}
-		if !dropping && c.Budget != nil && total+n > smallBuf && !c.charge(total+n) {
-			dropping = true
+		budgeted := !dropping && c.Budget != nil && total+n > smallBuf
+		if budgeted && !c.charge(total+n) {
+			budgeted, dropping = false, true
 		}
-		if dropping {
+		switch {
+		case dropping:
 			if _, err := c.br.Discard(n); err != nil {
 				return nil, err
 			}
-		} else if c.buf, err = readAppend(c.br, c.buf[:total], n); err != nil {
-			return nil, err
+		case budgeted:
+			// The budget covers the size the header announces: take a
+			// buffer of that size at once (from the pool of large
+			// buffers) instead of growing one as the bytes arrive.
+			if cap(c.buf) < total+n {
+				nb := getBigBuf(total + n)[:total]
+				copy(nb, c.buf[:total])
+				c.buf = nb // the old one is garbage: pooled, it would stay alive
+			}
+			c.buf = c.buf[:total+n]
+			if _, err := io.ReadFull(c.br, c.buf[total:]); err != nil {
+				return nil, err
+			}
+		default:
+			if c.buf, err = readAppend(c.br, c.buf[:total], n); err != nil {
+				return nil, err
+			}
 		}
 		total += n
 		if n < MaxPayload {
@@ -260,7 +279,7 @@ func (c *Conn) readPacket(limit int) ([]byte, error) {
 // (growCap's rounding included), waiting up to BudgetWait for memory other
 // connections give back.
 func (c *Conn) charge(need int) bool {
-	want := int64(growCap(max(cap(c.buf), 1), need)) - smallBuf
+	want := int64(max(cap(c.buf), growCap(0, need))) - smallBuf
 	if want <= c.charged {
 		return true
 	}
@@ -281,6 +300,7 @@ func (c *Conn) charge(need int) bool {
 // ends, from the goroutine that reads.
 func (c *Conn) ShrinkBuffers() {
 	if cap(c.buf) > smallBuf {
+		putBigBuf(c.buf)
 		c.buf = nil
 	}
 	if c.charged > 0 {
@@ -315,6 +335,36 @@ func readAppend(r io.Reader, buf []byte, n int) ([]byte, error) {
 		n -= k
 	}
 	return buf, nil
+}
+
+// bigBufs pools payload buffers larger than smallBuf by power-of-two
+// capacity, so that a buffer given back after a large packet serves the next
+// one (of any connection) instead of becoming garbage.
+var bigBufs [32]sync.Pool
+
+func bigBufClass(c int) int { return bits.Len(uint(c)) - 1 }
+
+// getBigBuf returns an empty buffer of at least growCap(0, n) bytes: a
+// pooled one of that size or up to 4 times larger (a packet split over
+// several physical packets grows into it without copies), else a new one.
+func getBigBuf(n int) []byte {
+	c := growCap(0, n)
+	for k := bigBufClass(c); k <= bigBufClass(c)+2 && k < len(bigBufs); k++ {
+		if b, ok := bigBufs[k].Get().(*[]byte); ok {
+			return (*b)[:0]
+		}
+	}
+	return make([]byte, 0, c)
+}
+
+// putBigBuf keeps b for getBigBuf if it is a large power-of-two buffer.
+func putBigBuf(b []byte) {
+	c := cap(b)
+	if c <= smallBuf || c&(c-1) != 0 {
+		return
+	}
+	b = b[:0]
+	bigBufs[bigBufClass(c)].Put(&b)
 }
 
 func growCap(have, need int) int {
