@@ -21,7 +21,11 @@ const BackendCapabilities = ClientLongPassword | ClientLongFlag | ClientProtocol
 type ClientConfig struct {
 	User     string
 	Password string
-	DB       string
+	// PasswordSHA1, when set, stands for the password: SHA1(password), all
+	// mysql_native_password needs (accounts the proxy verified against the
+	// server's stored hash). Other plugins then fail.
+	PasswordSHA1 []byte
+	DB           string
 	// TLS, when set, upgrades the connection; the server must support it
 	// unless TLSOptional is set (then a server without TLS is used
 	// without).
@@ -117,7 +121,7 @@ func ClientHandshake(c *Conn, cfg *ClientConfig) (*ServerInfo, error) {
 	if plugin != AuthCachingSha2 {
 		plugin = AuthNativePassword
 	}
-	auth := scrambleFor(plugin, salt, cfg.Password)
+	auth := cfg.scramble(plugin, salt)
 	resp := head
 	resp = append(resp, cfg.User...)
 	resp = append(resp, 0)
@@ -143,6 +147,17 @@ func ClientHandshake(c *Conn, cfg *ClientConfig) (*ServerInfo, error) {
 		return nil, err
 	}
 	return si, nil
+}
+
+// scramble is the auth response for plugin with cfg's credentials.
+func (cfg *ClientConfig) scramble(plugin string, salt []byte) []byte {
+	if cfg.PasswordSHA1 != nil {
+		if plugin == AuthNativePassword {
+			return NativeScrambleFromStage1(salt, cfg.PasswordSHA1)
+		}
+		return nil // cannot: the server will refuse
+	}
+	return scrambleFor(plugin, salt, cfg.Password)
 }
 
 func scrambleFor(plugin string, salt []byte, password string) []byte {
@@ -229,7 +244,7 @@ func clientAuth(c *Conn, cfg *ClientConfig, plugin string, salt []byte, secure b
 			var data []byte
 			switch name {
 			case AuthNativePassword, AuthCachingSha2:
-				data = scrambleFor(name, salt, cfg.Password)
+				data = cfg.scramble(name, salt)
 			case AuthClearPassword:
 				if !secure {
 					return errors.New("mysql: backend asked for a cleartext password without TLS")

@@ -47,6 +47,10 @@ type ServerConfig struct {
 	RSAKey func() *rsa.PrivateKey
 	// Users returns a user's password.
 	Users Credentials
+	// VerifyNative, when set, verifies a mysql_native_password response of
+	// a user Users does not know (accounts kept as hashes); clients of such
+	// users that answer with another plugin are switched to it.
+	VerifyNative func(info *HandshakeInfo, response []byte) bool
 	// Sha2Cache remembers users that passed full caching_sha2 auth, so
 	// that later logins take the fast path (as MySQL does).
 	Sha2Cache *sync.Map
@@ -363,7 +367,11 @@ func Authenticate(c *Conn, cfg *ServerConfig, info *HandshakeInfo, announced str
 			plugin = announced
 		}
 	}
-	if plugin != AuthNativePassword && plugin != AuthCachingSha2 {
+	switchNative := cfg.VerifyNative != nil && !known && plugin != AuthNativePassword
+	if switchNative {
+		announced = AuthNativePassword
+	}
+	if switchNative || (plugin != AuthNativePassword && plugin != AuthCachingSha2) {
 		// Ask the client to switch to the plugin we announced.
 		sw := []byte{AuthSwitchRequest}
 		sw = append(sw, announced...)
@@ -385,6 +393,12 @@ func Authenticate(c *Conn, cfg *ServerConfig, info *HandshakeInfo, announced str
 		return sendErr(c, AccessDenied(info.User, c.tcp.RemoteAddr(), len(authData) > 0), ErrAuthFailed)
 	}
 	if plugin == AuthNativePassword {
+		if !known && cfg.VerifyNative != nil {
+			if !cfg.VerifyNative(info, authData) {
+				return denied()
+			}
+			return authOK(c, cfg, info)
+		}
 		if !known || !CheckScramble(plugin, info.Salt, authData, password) {
 			return denied()
 		}

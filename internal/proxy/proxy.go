@@ -188,6 +188,8 @@ type runtime struct {
 	// collations caches the string columns' collations of physical tables
 	// (see fixCollations).
 	collations sync.Map
+	// accounts are the backend's accounts (backend_accounts); nil when off.
+	accounts *accountStore
 }
 
 // nodeGroup is a [[node_group.member]] used as a sharding datanode: its
@@ -237,8 +239,7 @@ func (rt *runtime) authPluginName() string {
 
 // pick returns a connection from a balanced, healthy endpoint, trying the
 // others when one cannot be reached.
-func (rt *runtime) pick(d *route.Decision, foundRows bool, attrs []byte) (*backend.Conn, error) {
-	v := backend.Variant{FoundRows: foundRows, ClientAttrs: attrs}
+func (rt *runtime) pick(d *route.Decision, v backend.Variant) (*backend.Conn, error) {
 	if d != nil {
 		return rt.pickRW(*d, v)
 	}
@@ -504,6 +505,9 @@ func (p *Proxy) compile(cfg *proxyconfig.Config, lc *proxyconfig.Listener, pools
 	for _, u := range lc.Users {
 		rt.users[u.User] = u.Password
 	}
+	if lc.BackendAccounts {
+		defer func() { rt.accounts = &accountStore{pools: rt.pools} }()
+	}
 	if strings.HasPrefix(rt.serverVersion, "8.") {
 		rt.authPlugin = mysql.AuthCachingSha2
 	}
@@ -677,8 +681,13 @@ func (p *Proxy) compileGovernance(lc *proxyconfig.Listener, rt *runtime) error {
 		rt.chain = chain
 		rt.parser = p.parser
 		if lc.Access != nil {
-			// Access-controlled accounts log in with their own passwords.
+			// Access-controlled accounts log in with their own passwords;
+			// with backend_accounts, one without a password logs in with
+			// the backend's account of that name.
 			for _, u := range lc.Access.Users {
+				if u.Password == "" && lc.BackendAccounts {
+					continue
+				}
 				rt.users[u.User] = u.Password
 			}
 		}

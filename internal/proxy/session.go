@@ -85,6 +85,10 @@ type session struct {
 	// errSent: an ERR went to the client since it was last cleared.
 	moreFollows bool
 	errSent     bool
+	// account is the client's backend account (backend_accounts): its
+	// connections log in as it; nil for accounts of the configuration.
+	// pendingAccount is set by a login being verified.
+	account, pendingAccount *backend.Account
 
 	state *backend.SessionState
 	be    *backend.Conn // current backend connection (pinned or in use)
@@ -169,6 +173,7 @@ func (s *session) serve(ctx context.Context) {
 		AuthPlugin:           rt.authPlugin,
 		RSAKey:               rsaKey,
 		Users:                func(u string) (string, bool) { p, ok := users[u]; return p, ok },
+		VerifyNative:         s.verifyNativeFunc(),
 		Sha2Cache:            &s.l.sha2Cache,
 		AfterAuth:            s.start,
 	})
@@ -233,6 +238,7 @@ func (s *session) start(info *mysql.HandshakeInfo) error {
 		return err
 	}
 	s.user = info.User
+	s.account, s.pendingAccount = s.pendingAccount, nil
 	s.caps = info.Capabilities
 	s.extCaps = info.ExtCaps
 	s.foundRows = info.Capabilities&mysql.ClientFoundRows != 0
@@ -489,9 +495,9 @@ func (s *session) acquire() error {
 		var c *backend.Conn
 		var err error
 		if s.forcePool != nil {
-			c, err = getConn(s.forcePool, backend.Variant{FoundRows: s.foundRows, ClientAttrs: s.attrs})
+			c, err = getConn(s.forcePool, backend.Variant{FoundRows: s.foundRows, ClientAttrs: s.attrs, Account: s.account})
 		} else {
-			c, err = rt.pick(s.decision, s.foundRows, s.attrs)
+			c, err = rt.pick(s.decision, backend.Variant{FoundRows: s.foundRows, ClientAttrs: s.attrs, Account: s.account})
 		}
 		if err != nil {
 			lastErr = err
@@ -1290,10 +1296,12 @@ func (s *session) handleChangeUser(p []byte) error {
 	info.Salt = s.salt
 	users := s.rt.users
 	cfg := &mysql.ServerConfig{
-		Users:     func(u string) (string, bool) { p, ok := users[u]; return p, ok },
-		RSAKey:    rsaKey,
-		Sha2Cache: &s.l.sha2Cache,
+		Users:        func(u string) (string, bool) { p, ok := users[u]; return p, ok },
+		VerifyNative: s.verifyNativeFunc(),
+		RSAKey:       rsaKey,
+		Sha2Cache:    &s.l.sha2Cache,
 	}
+	s.pendingAccount = nil
 	info.TLS = s.client.NetConn() != s.client.TCPConn()
 	if err := s.checkCollation(info.Collation); err != nil {
 		// MariaDB checks the character set first and ends the session.
@@ -1309,6 +1317,7 @@ func (s *session) handleChangeUser(p []byte) error {
 		db = s.rt.db
 	}
 	s.user = info.User
+	s.account, s.pendingAccount = s.pendingAccount, nil
 	s.resetSession(db)
 	s.applyCharset()
 	return nil

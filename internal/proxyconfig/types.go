@@ -114,6 +114,10 @@ type Listener struct {
 	// password (or no account at all: the empty user). Without it such a
 	// listener is refused by Validate.
 	AllowPasswordless bool `toml:"allow_passwordless,omitempty" json:"allow_passwordless,omitempty"`
+	// BackendAccounts lets clients log in with the backend's own accounts
+	// (mysql.user, mysql_native_password), besides the accounts written
+	// here; their statements run as those accounts.
+	BackendAccounts bool `toml:"backend_accounts,omitempty" json:"backend_accounts,omitempty"`
 	// Users are extra client accounts besides User/Password.
 	Users []ListenerUser `toml:"users,omitempty" json:"users,omitempty"`
 

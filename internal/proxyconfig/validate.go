@@ -435,6 +435,10 @@ func (c *Config) validateListener(v *validator, p string, l *Listener) {
 	for i := range l.Sharding {
 		c.validateSharding(v, fmt.Sprintf("%s.sharding[%d]", p, i), &l.Sharding[i], l.ReadWriteSplitting != nil)
 	}
+	if l.BackendAccounts && len(l.Sharding) > 0 {
+		// Sharded statements run on the datanodes' accounts.
+		v.addf(p+".backend_accounts", "is not supported with sharding")
+	}
 }
 
 func (c *Config) validateRules(v *validator, p string, rules []Rule) {

@@ -29,7 +29,9 @@ var (
 // Endpoint is one backend server.
 type Endpoint struct {
 	Name, Addr, User, Password, DB string // Addr = "host:port"
-	TLS                            *tls.Config
+	// PasswordSHA1, when not nil, replaces Password (see Account).
+	PasswordSHA1 []byte
+	TLS          *tls.Config
 	// TLSPreferred: use TLS when the server offers it, plain TCP when it
 	// does not (TLS must be set).
 	TLSPreferred bool
@@ -56,6 +58,9 @@ type Variant struct {
 	// to the backend with "pisa_proxy" added. They do not select idle
 	// connections.
 	ClientAttrs []byte
+	// Account, when set, is the client's own account: the connection
+	// logs in as it, from a pool of that account's connections.
+	Account *Account
 }
 
 func (v Variant) index() int {

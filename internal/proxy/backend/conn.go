@@ -644,6 +644,7 @@ func (p *Pool) dial(ctx context.Context, v Variant) (*Conn, error) {
 	info, err := mysql.ClientHandshake(mc, &mysql.ClientConfig{
 		User:         p.ep.User,
 		Password:     p.ep.Password,
+		PasswordSHA1: p.ep.PasswordSHA1,
 		DB:           p.ep.DB,
 		TLS:          p.tls,
 		TLSOptional:  p.ep.TLSPreferred,

@@ -42,6 +42,11 @@ type Pool struct {
 	timeouts int64
 	waitDur  time.Duration
 
+	// children are the pools of client accounts (accountPool), under mu;
+	// child marks such a pool.
+	children map[string]*Pool
+	child    bool
+
 	closedN  atomic.Int64
 	healthy  atomic.Bool
 	defaults atomic.Pointer[ServerDefaults] // read by the first dial
@@ -129,6 +134,13 @@ func (p *Pool) Healthy() bool { return p.healthy.Load() }
 // dials a new one while fewer than MaxOpen are open; otherwise it waits, in
 // FIFO order, up to WaitTimeout (or ctx) for one to be returned.
 func (p *Pool) Get(ctx context.Context, v Variant) (*Conn, error) {
+	if v.Account != nil && !p.child {
+		cp, err := p.accountPool(v.Account)
+		if err != nil {
+			return nil, err
+		}
+		return cp.Get(ctx, v)
+	}
 	vi := v.index()
 	for {
 		p.mu.Lock()
@@ -354,6 +366,11 @@ func (p *Pool) Close() {
 		return
 	}
 	p.closed = true
+	children := p.children
+	p.children = nil
+	for _, c := range children {
+		defer c.Close()
+	}
 	var conns []*Conn
 	for vi := range p.idle {
 		for _, c := range p.idle[vi] {
