@@ -496,7 +496,7 @@ func (p *Proxy) compile(cfg *proxyconfig.Config, lc *proxyconfig.Listener, pools
 	// The listener's own account; without one (and without extra
 	// accounts) the empty user, which Validate refuses unless the listener
 	// says allow_passwordless.
-	if lc.User != "" || (len(lc.Users) == 0 && (lc.Access == nil || len(lc.Access.Users) == 0)) {
+	if lc.User != "" || (len(lc.Users) == 0 && !lc.BackendAccounts && (lc.Access == nil || len(lc.Access.Users) == 0)) {
 		rt.users[lc.User] = lc.Password
 	}
 	if rt.serverVersion == "" {

@@ -407,6 +407,10 @@ func TestValidateCases(t *testing.T) {
 			`proxy.config[0].password: user "app" has no password`},
 		{"extra user without password", func(c *Config) { c.Proxy.Config[0].Users = []ListenerUser{{User: "x"}} },
 			`proxy.config[0].users[0].password: user "x" has no password`},
+		{"backend accounts only", func(c *Config) {
+			c.Proxy.Config[0].User, c.Proxy.Config[0].Password = "", ""
+			c.Proxy.Config[0].BackendAccounts = true
+		}, ""},
 		{"extra users only", func(c *Config) {
 			c.Proxy.Config[0].User, c.Proxy.Config[0].Password = "", ""
 			c.Proxy.Config[0].Users = []ListenerUser{{User: "x", Password: "y"}}

@@ -102,7 +102,10 @@ func (c *Config) validateAccounts(v *validator, p string, l *Listener) {
 	if l.AllowPasswordless {
 		return
 	}
-	named := l.User != ""
+	// With backend_accounts the backend's accounts log in with their own
+	// passwords, and an access.users entry without one names such an
+	// account.
+	named := l.User != "" || l.BackendAccounts
 	if l.User != "" && l.Password == "" {
 		v.addf(p+".password", "user %q has no password: anyone who knows the name logs in with the backend account's rights; set a password, or allow_passwordless = true to mean it", l.User)
 	}
@@ -119,7 +122,7 @@ func (c *Config) validateAccounts(v *validator, p string, l *Listener) {
 			if u.User != "" {
 				named = true
 			}
-			if u.User != "" && u.Password == "" {
+			if u.User != "" && u.Password == "" && !l.BackendAccounts {
 				v.addf(fmt.Sprintf("%s.access.users[%d].password", p, i), "user %q has no password; set one, or allow_passwordless = true on the listener to mean it", u.User)
 			}
 		}
