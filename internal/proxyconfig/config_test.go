@@ -407,6 +407,8 @@ func TestValidateCases(t *testing.T) {
 			`proxy.config[0].password: user "app" has no password`},
 		{"extra user without password", func(c *Config) { c.Proxy.Config[0].Users = []ListenerUser{{User: "x"}} },
 			`proxy.config[0].users[0].password: user "x" has no password`},
+		{"user name too long", func(c *Config) { c.Proxy.Config[0].User = strings.Repeat("u", 129) },
+			"proxy.config[0].user: user name of 129 characters: MariaDB allows 128"},
 		{"backend accounts only", func(c *Config) {
 			c.Proxy.Config[0].User, c.Proxy.Config[0].Password = "", ""
 			c.Proxy.Config[0].BackendAccounts = true

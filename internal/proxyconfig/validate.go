@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // ValidationError lists every problem found by Validate. Each problem
@@ -95,10 +96,27 @@ func (c *Config) Validate() error {
 	return &ValidationError{Problems: v.problems}
 }
 
+// maxUserNameChars is MariaDB's USERNAME_CHAR_LENGTH.
+const maxUserNameChars = 128
+
 // validateAccounts refuses a listener that lets someone in without a
 // password (no account at all means the empty user with no password),
 // unless it says allow_passwordless = true.
 func (c *Config) validateAccounts(v *validator, p string, l *Listener) {
+	long := func(path, user string) {
+		if n := utf8.RuneCountInString(user); n > maxUserNameChars {
+			v.addf(path, "user name of %d characters: MariaDB allows %d, and a longer name sent by a client is cut to that, so it could never log in", n, maxUserNameChars)
+		}
+	}
+	long(p+".user", l.User)
+	for i, u := range l.Users {
+		long(fmt.Sprintf("%s.users[%d].user", p, i), u.User)
+	}
+	if l.Access != nil {
+		for i, u := range l.Access.Users {
+			long(fmt.Sprintf("%s.access.users[%d].user", p, i), u.User)
+		}
+	}
 	if l.AllowPasswordless {
 		return
 	}
