@@ -1,14 +1,36 @@
 #!/usr/bin/env bash
 # sysbench: MariaDB directly vs through HAProxy (TCP mode, the L4 floor) vs through
-# pisa-proxy, alternating targets over rounds in one run (see ARCHITECTURE.md,
-# "Performance bars"). Prints QPS, p95 latency and, for each proxy, its CPU time per
-# query (from /proc/PID/stat); then each target's QPS as a ratio of direct and of HAProxy.
+# pisa-proxy vs through a sharding pisa-proxy, alternating targets over rounds in one run
+# (see ARCHITECTURE.md, "Performance bars", and docs/sharding.md, "Performance"). Prints
+# QPS, p95 latency and, for each proxy, its CPU time per query (from /proc/PID/stat); then
+# each target's QPS as a ratio of direct and of HAProxy, its CPU per query as a ratio of
+# HAProxy's and of the unsharded pisa-proxy's.
+#
+# Targets:
+#   direct   MariaDB on 127.0.0.1:3306, database sbtest
+#   haproxy  HAProxy in TCP mode in front of it
+#   proxy    pisa-proxy, one listener, database sbtest
+#   shard    a second pisa-proxy process whose sbtest1..N are sharded (database_strategy,
+#            mod on id) over two datanodes: schemas sbtest_s0 (even ids) and sbtest_s1 (odd
+#            ids) on the same MariaDB, copied from sbtest once and kept; sysbench uses
+#            --mysql-db=sbtest_s0. A transaction on both datanodes gets ERR 1235 (no
+#            cross-shard transactions yet), so oltp_read_only/oltp_read_write fail there as
+#            they are (shown as FAILED with the error): their "+notrx" variants run.
+#   base     see BENCH_BASE_BIN
+#
+# Tests: sysbench test names; NAME+notrx is NAME with --skip_trx=on (no BEGIN/COMMIT) and
+# --mysql-ignore-errors=1062,1213,1020,1205 (without transactions oltp_read_write's
+# DELETE+INSERT of a random id races between threads: 1062, counted under "errors").
+# A +notrx test runs only on the targets in BENCH_NOTRX_TARGETS.
 #
 # Environment (defaults):
 #   BENCH_TIME=20            seconds per run ("20s" works too)
 #   BENCH_THREADS="1 8 32"   sysbench thread counts
-#   BENCH_TESTS="oltp_point_select oltp_read_only oltp_read_write"
-#   BENCH_TARGETS="direct haproxy proxy"
+#   BENCH_TESTS="oltp_point_select oltp_read_only oltp_read_write" and, when "shard" is a
+#                            target, "oltp_read_only+notrx" (add oltp_read_write+notrx for
+#                            the sharded read/write mix)
+#   BENCH_TARGETS="direct haproxy proxy shard"
+#   BENCH_NOTRX_TARGETS="proxy base shard"   targets that run the +notrx tests
 #   BENCH_ROUNDS=2
 #   BENCH_PS_MODE=auto       sysbench --db-ps-mode (auto = prepared statements on)
 #   BENCH_TABLES=4 BENCH_TABLE_SIZE=10000   the sbtest data set (prepared once, kept)
@@ -28,11 +50,15 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BENCH_TIME=${BENCH_TIME:-20}
 BENCH_TIME=${BENCH_TIME%s}
 BENCH_THREADS=${BENCH_THREADS:-"1 8 32"}
-BENCH_TESTS=${BENCH_TESTS:-"oltp_point_select oltp_read_only oltp_read_write"}
 if [ -z "${BENCH_TARGETS:-}" ]; then
-	BENCH_TARGETS="direct haproxy proxy"
-	if [ -n "${BENCH_BASE_BIN:-}${BENCH_BASE_ENV:-}" ]; then BENCH_TARGETS="direct haproxy base proxy"; fi
+	BENCH_TARGETS="direct haproxy proxy shard"
+	if [ -n "${BENCH_BASE_BIN:-}${BENCH_BASE_ENV:-}" ]; then BENCH_TARGETS="direct haproxy base proxy shard"; fi
 fi
+if [ -z "${BENCH_TESTS:-}" ]; then
+	BENCH_TESTS="oltp_point_select oltp_read_only oltp_read_write"
+	case " $BENCH_TARGETS " in *" shard "*) BENCH_TESTS="$BENCH_TESTS oltp_read_only+notrx" ;; esac
+fi
+BENCH_NOTRX_TARGETS=${BENCH_NOTRX_TARGETS:-"proxy base shard"}
 BENCH_ROUNDS=${BENCH_ROUNDS:-2}
 BENCH_PS_MODE=${BENCH_PS_MODE:-auto}
 BENCH_TABLES=${BENCH_TABLES:-4}
@@ -47,8 +73,10 @@ RAW=/tmp/pisa-bench-$STAMP.tsv
 WORK=$(mktemp -d /tmp/pisa-bench-work.XXXXXX)
 CLK_TCK=$(getconf CLK_TCK)
 
-HA_PID="" PROXY_PID="" BASE_PID=""
-declare -A PORT=() PID=() BROKEN=()
+HA_PID="" PROXY_PID="" BASE_PID="" SHARD_PID=""
+SHARD_DBS="sbtest_s0 sbtest_s1"
+declare -A PORT=() PID=() BROKEN=() DB=()
+notstarted=()
 
 exec > >(tee -a "$RESULTS") 2>&1
 
@@ -78,6 +106,7 @@ cleanup() {
 	trap - EXIT INT TERM
 	stop_pid "$PROXY_PID"
 	stop_pid "$BASE_PID"
+	stop_pid "$SHARD_PID"
 	stop_pid "$HA_PID"
 	if [ "${BENCH_KEEP:-}" = 1 ]; then
 		echo "work directory kept: $WORK"
@@ -113,10 +142,21 @@ cpu_ticks() {
 	echo $((${12} + ${13}))
 }
 
+# sb_common [db]
 sb_common() {
 	echo --db-driver=mysql --mysql-host=127.0.0.1 --mysql-user=root --mysql-password= \
-		--mysql-db=sbtest --tables="$BENCH_TABLES" --table-size="$BENCH_TABLE_SIZE"
+		--mysql-db="${1:-sbtest}" --tables="$BENCH_TABLES" --table-size="$BENCH_TABLE_SIZE"
 }
+
+# test_args <test>: the sysbench test name and its options for a test spec NAME[+notrx].
+test_args() {
+	case $1 in
+	*+notrx) echo "${1%+notrx}" --skip_trx=on --mysql-ignore-errors=1062,1213,1020,1205 ;;
+	*) echo "$1" ;;
+	esac
+}
+
+has_word() { case " $1 " in *" $2 "*) return 0 ;; esac; return 1; }
 
 # ---------------------------------------------------------------- requirements
 "$ROOT/hack/ensure-packages.sh" sysbench:/usr/bin/sysbench haproxy:/usr/sbin/haproxy curl:/usr/bin/curl
@@ -140,18 +180,51 @@ if [ "$tables" != "$BENCH_TABLES" ] || [ "$rows" != "$BENCH_TABLE_SIZE" ]; then
 		tail -20 "$WORK/prepare.log"
 		exit 1
 	}
+	sbtest_fresh=1
 else
 	log "sbtest already prepared ($BENCH_TABLES tables x $BENCH_TABLE_SIZE rows)"
 fi
+
+# The shard target's data: sbtestN's even ids in sbtest_s0.sbtestN, odd ids in
+# sbtest_s1.sbtestN (database_strategy, mod on id, datanodes in that order), copied from
+# sbtest and kept; copied again when sbtest was prepared again or a count is off.
+prepare_shards() {
+	local ok=1 n want have db
+	if [ -z "${sbtest_fresh:-}" ]; then
+		for n in $(seq 1 "$BENCH_TABLES"); do
+			want="$((BENCH_TABLE_SIZE / 2)) $(((BENCH_TABLE_SIZE + 1) / 2))"
+			have=$(client -N -e "SELECT (SELECT COUNT(*) FROM sbtest_s0.sbtest$n), (SELECT COUNT(*) FROM sbtest_s1.sbtest$n)" 2>/dev/null | tr '\t' ' ') || have=""
+			[ "$have" = "$want" ] || ok=""
+		done
+		for db in $SHARD_DBS; do
+			have=$(client -N -e "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema='$db' AND table_name LIKE 'sbtest%'")
+			[ "$have" = "$BENCH_TABLES" ] || ok=""
+		done
+	else
+		ok=""
+	fi
+	if [ -n "$ok" ]; then
+		log "shard data already copied (sbtest_s0: even ids, sbtest_s1: odd ids)"
+		return
+	fi
+	log "copying sbtest into sbtest_s0 (even ids) and sbtest_s1 (odd ids)"
+	local sql="DROP DATABASE IF EXISTS sbtest_s0; DROP DATABASE IF EXISTS sbtest_s1; CREATE DATABASE sbtest_s0; CREATE DATABASE sbtest_s1;"
+	for n in $(seq 1 "$BENCH_TABLES"); do
+		sql+=" CREATE TABLE sbtest_s0.sbtest$n LIKE sbtest.sbtest$n; INSERT INTO sbtest_s0.sbtest$n SELECT * FROM sbtest.sbtest$n WHERE id % 2 = 0;"
+		sql+=" CREATE TABLE sbtest_s1.sbtest$n LIKE sbtest.sbtest$n; INSERT INTO sbtest_s1.sbtest$n SELECT * FROM sbtest.sbtest$n WHERE id % 2 = 1;"
+	done
+	client -e "$sql"
+}
+if has_word "$BENCH_TARGETS" shard; then prepare_shards; fi
 
 # ---------------------------------------------------------------- targets
 PORT[direct]=$DB_PORT
 PID[direct]=""
 DB_PID=$(ss -Htlnp "sport = :$DB_PORT" 2>/dev/null | grep -o 'pid=[0-9]*' | head -1 | cut -d= -f2 || true)
 
-wait_sql() { # port seconds
+wait_sql() { # port seconds [db]
 	local deadline=$((SECONDS + $2))
-	until mariadb --no-defaults --connect-timeout=2 -h127.0.0.1 -P"$1" -uroot -e 'SELECT 1' sbtest >/dev/null 2>&1; do
+	until mariadb --no-defaults --connect-timeout=2 -h127.0.0.1 -P"$1" -uroot -e 'SELECT 1' "${3:-sbtest}" >/dev/null 2>&1; do
 		[ "$SECONDS" -lt "$deadline" ] || return 1
 		sleep 0.2
 	done
@@ -186,24 +259,19 @@ start_haproxy() {
 	log "haproxy: 127.0.0.1:$port pid $HA_PID"
 }
 
-# start_proxy <target> <binary> <env>: starts a pisa-proxy as target
-# "proxy" or "base"; sets PORT, PID and PROXY_PID or BASE_PID.
-start_proxy() {
-	local target=$1 bin=$2 env=$3 pid
-	local port admin
-	port=$(free_port 13307)
-	admin=$(free_port 15591)
-	[ "$admin" != "$port" ] || admin=$(free_port $((port + 1)))
-	cat >"$WORK/$target.toml" <<-EOF
+# proxy_conf <port> <admin>: the unsharded listener.
+proxy_conf() {
+	cat <<-EOF
 		[admin]
 		host = "127.0.0.1"
-		port = $admin
+		port = $2
 
 		[[proxy.config]]
 		name = "bench"
-		listen_addr = "127.0.0.1:$port"
+		listen_addr = "127.0.0.1:$1"
 		user = "root"
 		password = ""
+		allow_passwordless = true
 		db = "sbtest"
 		backend_type = "mysql"
 		pool_size = 64
@@ -221,10 +289,87 @@ start_proxy() {
 		db = "sbtest"
 		role = "readwrite"
 	EOF
+}
+
+# shard_conf <port> <admin>: sbtest1..N sharded by id % 2 over ds001 (sbtest_s0) and
+# ds002 (sbtest_s1), both on the local MariaDB (docs/sharding.md).
+shard_conf() {
+	local n
+	cat <<-EOF
+		[admin]
+		host = "127.0.0.1"
+		port = $2
+
+		[[proxy.config]]
+		name = "shard"
+		listen_addr = "127.0.0.1:$1"
+		user = "root"
+		password = ""
+		allow_passwordless = true
+		db = "sbtest_s0"
+		backend_type = "mysql"
+		pool_size = 64
+
+		[proxy.config.simple_loadbalance]
+		balance_type = "random"
+		nodes = ["ds001"]
+	EOF
+	for n in $(seq 1 "$BENCH_TABLES"); do
+		cat <<-EOF
+
+			[[proxy.config.sharding]]
+			table_name = "sbtest$n"
+			actual_datanodes = ["ds001", "ds002"]
+			[proxy.config.sharding.database_strategy]
+			database_sharding_algorithm_name = "mod"
+			database_sharding_column = "id"
+		EOF
+	done
+	cat <<-EOF
+
+		[[mysql.node]]
+		name = "ds001"
+		host = "$DB_HOST"
+		port = $DB_PORT
+		user = "root"
+		password = ""
+		db = "sbtest_s0"
+		role = "readwrite"
+
+		[[mysql.node]]
+		name = "ds002"
+		host = "$DB_HOST"
+		port = $DB_PORT
+		user = "root"
+		password = ""
+		db = "sbtest_s1"
+		role = "readwrite"
+	EOF
+}
+
+# start_proxy <target> <binary> <env>: starts a pisa-proxy as target "proxy", "base"
+# (both proxy_conf) or "shard" (shard_conf); sets PORT, PID, DB and PROXY_PID, BASE_PID
+# or SHARD_PID.
+start_proxy() {
+	local target=$1 bin=$2 env=$3 pid
+	local port admin db=sbtest
+	port=$(free_port 13307)
+	admin=$(free_port 15591)
+	[ "$admin" != "$port" ] || admin=$(free_port $((port + 1)))
+	if [ "$target" = shard ]; then
+		db=sbtest_s0
+		shard_conf "$port" "$admin" >"$WORK/$target.toml"
+	else
+		proxy_conf "$port" "$admin" >"$WORK/$target.toml"
+	fi
 	# shellcheck disable=SC2086
 	env $env "$bin" daemon -c "$WORK/$target.toml" </dev/null >"$WORK/$target.log" 2>&1 &
 	pid=$!
-	if [ "$target" = base ]; then BASE_PID=$pid; else PROXY_PID=$pid; fi
+	case $target in
+	base) BASE_PID=$pid ;;
+	shard) SHARD_PID=$pid ;;
+	*) PROXY_PID=$pid ;;
+	esac
 	local deadline=$((SECONDS + 20))
 	until curl -fsS -o /dev/null "http://127.0.0.1:$admin/healthz" 2>/dev/null; do
 		if ! alive "$pid" || [ "$SECONDS" -ge "$deadline" ]; then
@@ -236,7 +381,7 @@ start_proxy() {
 		fi
 		sleep 0.2
 	done
-	if ! wait_sql "$port" 10; then
+	if ! wait_sql "$port" 10 "$db"; then
 		echo "pisa-proxy ($target): healthy but SELECT 1 through 127.0.0.1:$port fails; log tail:"
 		tail -20 "$WORK/$target.log"
 		cp "$WORK/$target.log" "/tmp/pisa-bench-$STAMP.$target.log" 2>/dev/null || true
@@ -245,6 +390,7 @@ start_proxy() {
 	fi
 	PORT[$target]=$port
 	PID[$target]=$pid
+	DB[$target]=$db
 	log "pisa-proxy ($target): 127.0.0.1:$port (admin $admin) pid $pid, $bin${env:+, env $env}"
 }
 
@@ -253,12 +399,17 @@ proxy_bin() {
 		echo "$BENCH_PROXY_BIN"
 		return
 	fi
+	if [ -e "$WORK/built" ]; then # once per run (proxy and shard share it)
+		echo "$ROOT/bin/pisa-proxy"
+		return
+	fi
 	log "building bin/pisa-proxy" >&2
 	if ! (cd "$ROOT" && go build -trimpath -o bin/pisa-proxy ./cmd/pisa-proxy) >"$WORK/build.log" 2>&1; then
 		echo "pisa-proxy: build failed:" >&2
 		tail -20 "$WORK/build.log" >&2
 		return 1
 	fi
+	touch "$WORK/built"
 	echo "$ROOT/bin/pisa-proxy"
 }
 
@@ -266,24 +417,32 @@ targets=()
 for t in $BENCH_TARGETS; do
 	case $t in
 	direct) targets+=(direct) ;;
-	haproxy) if start_haproxy; then targets+=(haproxy); else log "haproxy failed to start: skipped"; fi ;;
+	haproxy) if start_haproxy; then targets+=(haproxy); else notstarted+=(haproxy); fi ;;
 	proxy)
 		if bin=$(proxy_bin) && start_proxy proxy "$bin" "${BENCH_PROXY_ENV:-}"; then
 			targets+=(proxy)
 		else
-			log "pisa-proxy failed to start: skipped (the others still run)"
+			notstarted+=(proxy)
+		fi
+		;;
+	shard)
+		if bin=$(proxy_bin) && start_proxy shard "$bin" "${BENCH_PROXY_ENV:-}"; then
+			targets+=(shard)
+		else
+			notstarted+=(shard)
 		fi
 		;;
 	base)
 		if bin=${BENCH_BASE_BIN:-$(proxy_bin)} && start_proxy base "$bin" "${BENCH_BASE_ENV:-}"; then
 			targets+=(base)
 		else
-			log "pisa-proxy (base) failed to start: skipped (the others still run)"
+			notstarted+=(base)
 		fi
 		;;
 	*) log "unknown target $t: skipped" ;;
 	esac
 done
+for t in "${notstarted[@]}"; do log "NOT STARTED: $t failed to start (see above); the others still run"; done
 [ ${#targets[@]} -gt 0 ] || {
 	log "no target to run"
 	exit 1
@@ -296,23 +455,24 @@ if [ "$BENCH_WARMUP" -gt 0 ]; then
 	sysbench oltp_read_only $(sb_common) --mysql-port="$DB_PORT" --threads=4 --time="$BENCH_WARMUP" run >/dev/null 2>&1 || true
 fi
 
-printf 'round\ttest\tthreads\ttarget\tqps\tp95_ms\tqueries\tproxy_cpu_us_per_q\tdb_cpu_us_per_q\tstatus\n' >"$RAW"
+printf 'round\ttest\tthreads\ttarget\tqps\tp95_ms\tqueries\tproxy_cpu_us_per_q\tdb_cpu_us_per_q\tstatus\terrors\n' >"$RAW"
 
 # run_one <round> <test> <threads> <target>
 run_one() {
 	local round=$1 test=$2 threads=$3 target=$4
 	local port=${PORT[$target]} pid=${PID[$target]:-}
+	case $test in *+notrx) has_word "$BENCH_NOTRX_TARGETS" "$target" || return 0 ;; esac
 	if [ -n "${BROKEN[$target]:-}" ] || { [ -n "$pid" ] && ! alive "$pid"; }; then
 		BROKEN[$target]=1
 		printf '%s\t%s\t%s\t%s\t-\t-\t-\t-\t-\tdead\n' "$round" "$test" "$threads" "$target" >>"$RAW"
-		printf '  %-8s %-18s %3s thr  %s\n' "$target" "$test" "$threads" "SKIPPED: process is gone"
+		printf '  %-8s %-20s %3s thr  %s\n' "$target" "$test" "$threads" "SKIPPED: process is gone"
 		return
 	fi
 	local c0=-1 c1=-1 d0=-1 d1=-1 out rc=0
 	[ -n "$pid" ] && c0=$(cpu_ticks "$pid")
 	[ -n "$DB_PID" ] && d0=$(cpu_ticks "$DB_PID")
 	# shellcheck disable=SC2046
-	out=$(sysbench "$test" $(sb_common) --mysql-port="$port" --threads="$threads" --time="$BENCH_TIME" \
+	out=$(sysbench $(test_args "$test") $(sb_common "${DB[$target]:-sbtest}") --mysql-port="$port" --threads="$threads" --time="$BENCH_TIME" \
 		--db-ps-mode="$BENCH_PS_MODE" --percentile=95 --report-interval=0 --histogram=off run 2>&1) || rc=$?
 	[ -n "$pid" ] && c1=$(cpu_ticks "$pid")
 	[ -n "$DB_PID" ] && d1=$(cpu_ticks "$DB_PID")
@@ -322,9 +482,16 @@ run_one() {
 	p95=$(awk '/95th percentile:/ {print $3; exit}' <<<"$out")
 	errors=$(awk '/^ +ignored errors:/ {print $3; exit}' <<<"$out")
 	if [ "$rc" != 0 ] || [ -z "$queries" ] || [ "$queries" = 0 ]; then
-		printf '%s\t%s\t%s\t%s\t-\t-\t-\t-\t-\tfail\n' "$round" "$test" "$threads" "$target" >>"$RAW"
-		printf '  %-8s %-18s %3s thr  FAILED (sysbench rc=%s):\n' "$target" "$test" "$threads" "$rc"
-		tail -8 <<<"$out" | sed 's/^/      /'
+		# the first SQL error number sysbench names, if any: "fail:1235"
+		local errno
+		errno=$(grep -o -m1 -E 'errno = [0-9]+|returned error [0-9]+' <<<"$out" | grep -o -E '[0-9]+$' || true)
+		printf '%s\t%s\t%s\t%s\t-\t-\t-\t-\t-\tfail%s\n' "$round" "$test" "$threads" "$target" "${errno:+:$errno}" >>"$RAW"
+		printf '  %-8s %-20s %3s thr  FAILED (sysbench rc=%s):\n' "$target" "$test" "$threads" "$rc"
+		# each distinct error once (every thread repeats it), else the output's tail
+		local msgs
+		msgs=$(awk '/FATAL|ERROR|[Ee]rror/ && !seen[$0]++ && n++ < 3' <<<"$out")
+		[ -n "$msgs" ] || msgs=$(tail -8 <<<"$out")
+		sed 's/^/      /' <<<"$msgs"
 		if [ -n "$pid" ] && ! alive "$pid"; then BROKEN[$target]=1; fi
 		return
 	fi
@@ -335,8 +502,8 @@ run_one() {
 	if [ "$d0" -ge 0 ] && [ "$d1" -ge 0 ]; then
 		dbcpu=$(awk -v d=$((d1 - d0)) -v hz="$CLK_TCK" -v q="$queries" 'BEGIN {printf "%.1f", d / hz * 1e6 / q}')
 	fi
-	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\tok\n' "$round" "$test" "$threads" "$target" "$qps" "$p95" "$queries" "$cpu" "$dbcpu" >>"$RAW"
-	printf '  %-8s %-18s %3s thr  %10s qps  p95 %7s ms  proxy cpu %7s us/q  mariadbd cpu %6s us/q  errors %s\n' \
+	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\tok\t%s\n' "$round" "$test" "$threads" "$target" "$qps" "$p95" "$queries" "$cpu" "$dbcpu" "${errors:-0}" >>"$RAW"
+	printf '  %-8s %-20s %3s thr  %10s qps  p95 %7s ms  proxy cpu %7s us/q  mariadbd cpu %6s us/q  errors %s\n' \
 		"$target" "$test" "$threads" "$qps" "$p95" "$cpu" "$dbcpu" "${errors:-0}"
 }
 
@@ -353,34 +520,51 @@ done
 
 # ---------------------------------------------------------------- summary
 echo
-echo "Summary (averaged over rounds; ratios are per-round QPS ratios, averaged; cpu = proxy process CPU per query)"
-awk -F'\t' -v tests="$BENCH_TESTS" -v threads="$BENCH_THREADS" -v targets="${targets[*]}" '
+echo "Summary (averaged over rounds; QPS ratios are per-round ratios, averaged; cpu = the proxy process's CPU per query;"
+echo "cpu x ha, cpu x px = ratio of the averages to haproxy's and to the unsharded pisa-proxy's; errors = sysbench's ignored errors, summed)"
+awk -F'\t' -v tests="$BENCH_TESTS" -v threads="$BENCH_THREADS" -v targets="${targets[*]}" -v notrx="$BENCH_NOTRX_TARGETS" '
 NR == 1 { next }
+{ k = $2 SUBSEP $3 SUBSEP $4; seen[k] = 1 }
 $10 == "ok" {
-	k = $2 SUBSEP $3 SUBSEP $4
-	qps[k, $1] = $5; n[k]++; sq[k] += $5; sp[k] += $6
+	qps[k, $1] = $5; n[k]++; sq[k] += $5; sp[k] += $6; se[k] += $11
 	if ($8 != "-") { sc[k] += $8; nc[k]++ }
 	rounds[$1] = 1
+	next
 }
+{ bad[k] = bad[k] (bad[k] == "" ? "" : " ") $10 }
 END {
 	nt = split(tests, T, " "); nh = split(threads, H, " "); ng = split(targets, G, " ")
-	printf "%-18s %4s  %-8s %10s %8s %9s %9s %10s %9s\n", "test", "thr", "target", "QPS", "p95 ms", "x direct", "x haproxy", "cpu us/q", "cpu x ha"
+	printf "%-20s %4s  %-8s %10s %8s %9s %9s %9s %8s %8s %7s\n", "test", "thr", "target", "QPS", "p95 ms", "x direct", "x haproxy", "cpu us/q", "cpu x ha", "cpu x px", "errors"
 	for (i = 1; i <= nt; i++) for (j = 1; j <= nh; j++) {
 		for (g = 1; g <= ng; g++) {
 			k = T[i] SUBSEP H[j] SUBSEP G[g]
-			if (!n[k]) { printf "%-18s %4s  %-8s %10s\n", T[i], H[j], G[g], "no data"; continue }
+			if (!seen[k]) {
+				if (T[i] !~ /\+notrx$/ || index(" " notrx " ", " " G[g] " ")) printf "%-20s %4s  %-8s %10s\n", T[i], H[j], G[g], "no data"
+				continue
+			}
+			if (!n[k]) { printf "%-20s %4s  %-8s %10s  %s\n", T[i], H[j], G[g], "FAILED", "(" bad[k] ")"; continue }
 			rd = ratio(T[i], H[j], G[g], "direct"); rh = ratio(T[i], H[j], G[g], "haproxy")
 			cpu = nc[k] ? sprintf("%.1f", sc[k] / nc[k]) : "-"
-			kh = T[i] SUBSEP H[j] SUBSEP "haproxy"
-			cx = (nc[k] && nc[kh] && sc[kh] > 0) ? sprintf("%.2f", (sc[k] / nc[k]) / (sc[kh] / nc[kh])) : "-"
-			printf "%-18s %4s  %-8s %10.0f %8.2f %9s %9s %10s %9s\n", T[i], H[j], G[g], sq[k] / n[k], sp[k] / n[k], rd, rh, cpu, cx
+			cx = cpuratio(k, T[i] SUBSEP H[j] SUBSEP "haproxy")
+			cp = (G[g] == "direct" || G[g] == "haproxy" || G[g] == "proxy") ? "-" : cpuratio(k, T[i] SUBSEP H[j] SUBSEP "proxy")
+			printf "%-20s %4s  %-8s %10.0f %8.2f %9s %9s %9s %8s %8s %7d%s\n", T[i], H[j], G[g], sq[k] / n[k], sp[k] / n[k], rd, rh, cpu, cx, cp, se[k], \
+				(bad[k] != "" ? "  also FAILED: " bad[k] : "")
 		}
 	}
+}
+function cpuratio(k, kb) {
+	return (nc[k] && nc[kb] && sc[kb] > 0) ? sprintf("%.2f", (sc[k] / nc[k]) / (sc[kb] / nc[kb])) : "-"
 }
 function ratio(t, h, g, base,   r, s, c, kb, kg) {
 	kg = t SUBSEP h SUBSEP g; kb = t SUBSEP h SUBSEP base
 	for (r in rounds) if (((kg, r) in qps) && ((kb, r) in qps) && qps[kb, r] > 0) { s += qps[kg, r] / qps[kb, r]; c++ }
 	return c ? sprintf("%.3f", s / c) : "-"
 }' "$RAW"
+for t in "${notstarted[@]}"; do echo "NOT STARTED: $t (failed to start, see the log above): no rows"; done
 echo
-echo "Aim (ARCHITECTURE.md): at 8 and 32 threads, proxy QPS >= 0.9 x haproxy and proxy cpu <= 1.2 x haproxy."
+echo "Aims (ARCHITECTURE.md): at 8 and 32 threads, proxy QPS >= 1.0 x haproxy and proxy cpu <= 1.0 x haproxy;"
+echo "shard (single-shard statements: oltp_point_select) cpu <= 1.3 x the unsharded proxy (cpu x px)."
+if has_word "${targets[*]}" shard; then
+	echo "shard: oltp_read_only/oltp_read_write run in BEGIN ... COMMIT across both datanodes: ERR 1235 (no cross-shard"
+	echo "transactions, docs/sharding.md); their +notrx variants (--skip_trx=on) run on [$BENCH_NOTRX_TARGETS]."
+fi
