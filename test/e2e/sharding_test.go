@@ -5,12 +5,16 @@ import (
 	"database/sql"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"hash/crc32"
 	"io"
 	"net"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -21,6 +25,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/database-mesh/pisanix-go/api/v1alpha1"
@@ -563,4 +568,273 @@ func TestShardingDataShard(t *testing.T) {
 		}
 		return ""
 	})
+}
+
+// readmeSQL is a statement of a ```sql block of a README and what the README says it answers:
+// "" (it succeeds), "N rows affected", "ERROR <code> (<state>): <message>" (… in the message
+// stands for any text) or the rows, columns joined by "|" and rows by ",".
+type readmeSQL struct{ sql, want string }
+
+// sqlBlocks reads the ```sql blocks of a README. A statement is one line ending with ';',
+// optionally followed by "-- <answer>"; a comment line "-- ERROR …" right after a statement
+// is its answer; other comment lines are prose.
+func sqlBlocks(t *testing.T, readme string) []readmeSQL {
+	t.Helper()
+	var out []readmeSQL
+	in := false
+	for i, line := range strings.Split(readme, "\n") {
+		line = strings.TrimSpace(line)
+		switch {
+		case line == "```sql":
+			in = true
+			continue
+		case strings.HasPrefix(line, "```"):
+			in = false
+			continue
+		case !in || line == "":
+			continue
+		case strings.HasPrefix(line, "--"):
+			c := strings.TrimSpace(strings.TrimPrefix(line, "--"))
+			if strings.HasPrefix(c, "ERROR ") && len(out) > 0 && out[len(out)-1].want == "" {
+				out[len(out)-1].want = c
+			}
+			continue
+		}
+		stmt, rest, ok := strings.Cut(line, ";")
+		if !ok {
+			t.Fatalf("README line %d: a statement must be one line ending with ';': %s", i+1, line)
+		}
+		rest = strings.TrimSpace(rest)
+		if rest != "" && !strings.HasPrefix(rest, "--") {
+			t.Fatalf("README line %d: after ';' only a comment: %s", i+1, line)
+		}
+		out = append(out, readmeSQL{sql: stmt, want: strings.TrimSpace(strings.TrimPrefix(rest, "--"))})
+	}
+	return out
+}
+
+// runREADME runs the statements on one connection (a client session) and checks each answer.
+func runREADME(ctx context.Context, t *testing.T, conn *sql.Conn, stmts []readmeSQL) {
+	t.Helper()
+	for _, s := range stmts {
+		switch {
+		case strings.HasPrefix(s.want, "ERROR "):
+			var code int
+			var state, msg string
+			if _, err := fmt.Sscanf(s.want, "ERROR %d (%5s):", &code, &state); err != nil {
+				t.Fatalf("README: bad error %q: %v", s.want, err)
+			}
+			_, msg, _ = strings.Cut(s.want, "): ")
+			_, err := conn.ExecContext(ctx, s.sql)
+			var me *mysql.MySQLError
+			if !errors.As(err, &me) || int(me.Number) != code || string(me.SQLState[:]) != state {
+				t.Errorf("%s: got %v, want %s", s.sql, err, s.want)
+				continue
+			}
+			for _, part := range strings.Split(msg, "…") {
+				if !strings.Contains(me.Message, strings.TrimSpace(part)) {
+					t.Errorf("%s: message %q, want %q", s.sql, me.Message, msg)
+				}
+			}
+		case s.want == "" || strings.HasSuffix(s.want, " rows affected"):
+			res, err := conn.ExecContext(ctx, s.sql)
+			if err != nil {
+				t.Errorf("%s: %v", s.sql, err)
+				continue
+			}
+			if s.want != "" {
+				n, _ := res.RowsAffected()
+				if want := strings.TrimSuffix(s.want, " rows affected"); strconv.FormatInt(n, 10) != want {
+					t.Errorf("%s: %d rows affected, want %s", s.sql, n, want)
+				}
+			}
+		default:
+			if got := shardRows(ctx, t, conn, s.sql); got != s.want {
+				t.Errorf("%s: got %q, want %q (as the README says)", s.sql, got, s.want)
+			}
+		}
+	}
+}
+
+// TestShardingKubernetesExample applies examples/k8s/sharding as written (the servers, the
+// application and the hosts aside: two throwaway MariaDB servers stand for the StatefulSet,
+// the test for the application's pod), runs the SQL of its README through the sidecar and
+// checks every answer the README gives, the placement it describes on each server, the route
+// explanation and the status message it quotes.
+func TestShardingKubernetesExample(t *testing.T) {
+	kubetest.NeedAPIServer(t, startErr)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	dir := repoPath("examples", "k8s", "sharding")
+	readmeBytes, err := os.ReadFile(filepath.Join(dir, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme := string(readmeBytes)
+	stmts := sqlBlocks(t, readme)
+	if len(stmts) < 15 {
+		t.Fatalf("README: %d SQL statements found", len(stmts))
+	}
+	kust, err := os.ReadFile(filepath.Join(dir, "kustomization.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resources, _, _ := unstructured.NestedStringSlice(decode(t, kust)[0].Object, "resources")
+	var objs []*unstructured.Unstructured
+	for _, r := range resources {
+		b, err := os.ReadFile(filepath.Join(dir, r))
+		if err != nil {
+			t.Fatal(err)
+		}
+		objs = append(objs, decode(t, b)...)
+	}
+	var secret map[string]any
+	for _, u := range objs {
+		if u.GetKind() == "Secret" && u.GetName() == "shop-db" {
+			secret, _, _ = unstructured.NestedMap(u.Object, "stringData")
+		}
+	}
+	proxyPassword, _ := secret["proxy-password"].(string)
+	appPassword, _ := secret["app-password"].(string)
+	if proxyPassword == "" || appPassword == "" {
+		t.Fatalf("examples/k8s/sharding: Secret shop-db stringData: %v", secret)
+	}
+
+	// The StatefulSet's two servers: schema shop and the proxy's account, as the mariadb
+	// image makes them from its environment.
+	servers := map[string]*testutil.MariaDB{"shard-db-0.shard-db": testutil.StartMariaDB(t), "shard-db-1.shard-db": testutil.StartMariaDB(t)}
+	for _, m := range servers {
+		m.Exec(t, "CREATE DATABASE shop; CREATE USER shop_proxy@'%' IDENTIFIED BY '"+proxyPassword+"'; GRANT ALL ON shop.* TO shop_proxy@'%'")
+	}
+
+	controllerAddr := startController(t)
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "e2e-shard-example-"}}
+	if err := k8s.Create(ctx, ns); err != nil {
+		t.Fatal(err)
+	}
+	listen := freePort(t)
+	kinds := map[string]bool{}
+	for _, u := range objs {
+		kinds[u.GetKind()] = true
+		switch u.GetKind() {
+		case "Service", "StatefulSet", "Deployment":
+			continue // no kubelet here: stood for by the servers above and by the test
+		case "DatabaseEndpoint":
+			host, _, _ := unstructured.NestedString(u.Object, "spec", "database", "MySQL", "host")
+			m := servers[host]
+			if m == nil {
+				t.Fatalf("DatabaseEndpoint %s: host %q is not a pod of the StatefulSet shard-db", u.GetName(), host)
+			}
+			_ = unstructured.SetNestedField(u.Object, "127.0.0.1", "spec", "database", "MySQL", "host")
+			_ = unstructured.SetNestedField(u.Object, int64(m.Port), "spec", "database", "MySQL", "port")
+		case "VirtualDatabase":
+			svcs, _, _ := unstructured.NestedSlice(u.Object, "spec", "services")
+			for _, s := range svcs {
+				_ = unstructured.SetNestedField(s.(map[string]any), int64(listen), "databaseMySQL", "port")
+			}
+			_ = unstructured.SetNestedSlice(u.Object, svcs, "spec", "services")
+		}
+		u.SetNamespace(ns.Name)
+		if err := k8s.Create(ctx, u); err != nil {
+			t.Fatalf("create %s %s: %v", u.GetKind(), u.GetName(), err)
+		}
+	}
+	for _, want := range []string{"Secret", "StatefulSet", "Deployment", "DatabaseEndpoint", "TrafficStrategy", "DataShard", "VirtualDatabase"} {
+		if !kinds[want] {
+			t.Errorf("examples/k8s/sharding has no %s", want)
+		}
+	}
+
+	admin := freePort(t)
+	start(t, "pisa-proxy", []string{
+		"PISA_CONTROLLER_HOST=" + controllerAddr,
+		"PISA_DEPLOYED_NAMESPACE=" + ns.Name,
+		"PISA_DEPLOYED_NAME=shop",
+		"PISA_PROXY_ADMIN_LISTEN_HOST=127.0.0.1",
+		"PISA_PROXY_ADMIN_LISTEN_PORT=" + strconv.Itoa(admin),
+		"POD_NAME=shop-7b9c6d5f4-abcde",
+	}, "sidecar")
+	eventually(t, 30*time.Second, "sidecar ready", func() string {
+		if code, body := httpStatus(fmt.Sprintf("http://127.0.0.1:%d/readyz", admin)); code != http.StatusOK {
+			return fmt.Sprintf("%d %s", code, body)
+		}
+		return ""
+	})
+	dsKey := client.ObjectKey{Namespace: ns.Name, Name: "shop"}
+	ds := &v1alpha1.DataShard{}
+	eventually(t, 15*time.Second, "DataShard shop Ready", func() string {
+		if err := k8s.Get(ctx, dsKey, ds); err != nil {
+			return err.Error()
+		}
+		if c, why := readyOf(ds.Status.Conditions, ds.Generation); c == nil || c.Status != metav1.ConditionTrue {
+			return fmt.Sprintf("Ready %+v %s", c, why)
+		}
+		return ""
+	})
+
+	cfg := mysql.NewConfig()
+	cfg.User, cfg.Passwd, cfg.Net, cfg.Addr, cfg.DBName = "shop_app", appPassword, "tcp", fmt.Sprintf("127.0.0.1:%d", listen), "shop"
+	cfg.Timeout = 5 * time.Second
+	connector, err := mysql.NewConnector(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := sql.OpenDB(connector)
+	defer db.Close()
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	runREADME(ctx, t, conn, stmts)
+
+	// Where the README says the rows and tables are.
+	ds001, ds002 := servers["shard-db-0.shard-db"].Open(t, "shop"), servers["shard-db-1.shard-db"].Open(t, "shop")
+	for _, c := range []struct {
+		db         *sql.DB
+		name, q, w string
+	}{
+		{ds001, "ds001", "SHOW TABLES", "t_config,t_item_00000,t_item_00001,t_item_00002,t_item_00003,t_order,t_user_00000,t_user_00001"},
+		{ds002, "ds002", "SHOW TABLES", "t_order,t_user_00000,t_user_00001"},
+		{ds001, "ds001", "SELECT id FROM t_order ORDER BY id", "2,4,6"},
+		{ds002, "ds002", "SELECT id FROM t_order ORDER BY id", "1,3,5"},
+		{ds001, "ds001", "SELECT GROUP_CONCAT(id ORDER BY id) FROM t_item_00000", "4,100"},
+		{ds001, "ds001", "SELECT GROUP_CONCAT(id ORDER BY id) FROM t_item_00003", "1,3"},
+		{ds001, "ds001", "SELECT uid, id FROM t_user_00001", "2|3"},
+		{ds002, "ds002", "SELECT uid, id FROM t_user_00000", "1|2"},
+	} {
+		if got := shardRows(ctx, t, c.db, c.q); got != c.w {
+			t.Errorf("on %s: %s: %q, want %q", c.name, c.q, got, c.w)
+		}
+	}
+	if r, why := getShardRoute(admin, "SELECT * FROM t_order WHERE id=3"); r == nil || r.String() != "single ds002:shop.t_order" {
+		t.Errorf("/sharding/route: %v %s", r, why)
+	}
+	if !strings.Contains(readme, `"node": "ds002", "schema": "shop", "table": "t_order"`) {
+		t.Errorf("README: the route example changed; check it against the sidecar")
+	}
+
+	// The status message the README quotes.
+	quoted := regexp.MustCompile("message `([^`]+)`").FindStringSubmatch(readme)
+	if quoted == nil {
+		t.Fatal("README: no status message quoted")
+	}
+	want := strings.Join(strings.Fields(quoted[1]), " ")
+	update(ctx, t, ds, func(d *v1alpha1.DataShard) {
+		d.Spec.Rules[0].ActualDatanodes.ValueSource.Nodes[1].Value = "ds003"
+	})
+	eventually(t, 15*time.Second, "the README's status message", func() string {
+		if err := k8s.Get(ctx, dsKey, ds); err != nil {
+			return err.Error()
+		}
+		c, why := readyOf(ds.Status.Conditions, ds.Generation)
+		if c == nil || c.Status != metav1.ConditionFalse || c.Reason != v1alpha1.ReasonDatabaseEndpointNotFound || c.Message != want {
+			return fmt.Sprintf("Ready %+v %s, want message %q", c, why, want)
+		}
+		return ""
+	})
+	// The sidecar keeps the last good rules.
+	if got := shardRows(ctx, t, conn, "SELECT COUNT(*) FROM t_order"); got != "6" {
+		t.Errorf("after the broken DataShard: count %s", got)
+	}
 }
