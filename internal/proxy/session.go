@@ -392,6 +392,9 @@ func (s *session) dispatch(p []byte) error {
 	case mysql.ComInitDB:
 		return s.handleInitDB(p)
 	case mysql.ComFieldList:
+		if rt := s.l.rt.Load(); rt.shard != nil {
+			return s.fieldListSharded(rt, p)
+		}
 		return s.forward(p, cmd, (*session).relayFieldList)
 	case mysql.ComStatistics:
 		return s.forward(p, cmd, (*session).relaySimple)

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -98,6 +99,10 @@ func refusalReason(msg string) string {
 	}
 	return "other"
 }
+
+// shardsServer is the "server" label of statements that ran on several
+// shards (pisa_proxy_sql_processed_total and its histogram).
+const shardsServer = "shards"
 
 var errShardTx = mysql.NewError(shard.ErrCodeNotSupported, "42000",
 	"a statement on several shards inside a transaction is not supported (distributed transactions are not); run it outside the transaction")
@@ -279,6 +284,9 @@ func (s *session) fanout(rt *runtime, plan *shard.Plan, run func(*backend.Conn, 
 	if err != nil {
 		return r, s.sendError(err)
 	}
+	cm := s.l.metrics.Command(rt.name, mysql.CommandName(mysql.ComQuery), shardsServer)
+	start := cm.Begin()
+	defer cm.End(start)
 	var total mysql.OK
 	for i, t := range plan.Targets {
 		c := conns[i]
@@ -373,6 +381,12 @@ func (s *session) scatter(rt *runtime, plan *shard.Plan, binary, read bool, maxR
 	if (s.be != nil && s.pins&^pinPrepared != 0) || s.inTransaction() {
 		return r, s.refuseShard(errShardTx)
 	}
+	cm := s.l.metrics.Command(rt.name, mysql.CommandName(mysql.ComQuery), shardsServer)
+	if binary {
+		cm = s.l.metrics.Command(rt.name, mysql.CommandName(mysql.ComStmtExecute), shardsServer)
+	}
+	start := cm.Begin()
+	defer cm.End(start)
 	// Before taking connections for the targets: the lookup needs one.
 	t0 := plan.Targets[0]
 	colls := s.tableCollations(rt, rt.shardPools[t0.Node], t0.Schema, t0.Table)
@@ -826,4 +840,23 @@ func columnOrigin(def []byte) (orgTable, orgName string, ok bool) {
 		pos += n
 	}
 	return string(f[3]), string(f[5]), true
+}
+
+// fieldListSharded answers COM_FIELD_LIST (clients list a table's columns
+// for completion) on a sharding listener: a logical table's columns come
+// from its first physical table.
+func (s *session) fieldListSharded(rt *runtime, p []byte) error {
+	table, wild, _ := bytes.Cut(p[1:], []byte{0})
+	plan, err := rt.shard.Plan("SHOW COLUMNS FROM `"+strings.ReplaceAll(string(table), "`", "``")+"`", s.state.DB)
+	if err != nil || plan.Kind == shard.RouteUnsharded || len(plan.Targets) != 1 {
+		return s.forward(p, mysql.ComFieldList, (*session).relayFieldList)
+	}
+	t := plan.Targets[0]
+	pl := rt.shardPools[t.Node]
+	if s.be != nil && s.be.Pool != pl {
+		return s.forward(p, mysql.ComFieldList, (*session).relayFieldList)
+	}
+	s.forcePool = pl
+	s.shardScratch = append(append(append(append(s.shardScratch[:0], mysql.ComFieldList), t.Table...), 0), wild...)
+	return s.forward(s.shardScratch, mysql.ComFieldList, (*session).relayFieldList)
 }

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/database-mesh/pisanix-go/internal/admin"
+	"github.com/database-mesh/pisanix-go/internal/mysql"
 	"github.com/database-mesh/pisanix-go/internal/proxy/shard"
 	"github.com/database-mesh/pisanix-go/internal/proxyconfig"
 	"github.com/database-mesh/pisanix-go/internal/testutil"
@@ -272,6 +273,25 @@ func TestShardingTableStrategies(t *testing.T) {
 	}
 	if got := rowsOf(t, sc.db, "DESCRIBE t_item"); len(got) != 2 || !strings.HasPrefix(got[0], "id|bigint(20)|NO|PRI") {
 		t.Errorf("DESCRIBE through the proxy: %q", got)
+	}
+	// COM_FIELD_LIST (clients' table completion) lists a logical table's
+	// columns.
+	pc := pdialProxy(t, sc.tp.addr, 0, 0)
+	pc.send(t, append([]byte{mysql.ComFieldList}, "t_item\x00"...))
+	var fields []string
+	for {
+		p := pc.read(t)
+		if p[0] == mysql.ERRHeader {
+			t.Fatalf("COM_FIELD_LIST t_item: %v", mysql.ParseErr(p))
+		}
+		if pc.isEnd(p) {
+			break
+		}
+		name, _, _ := columnDef(t, p, false)
+		fields = append(fields, name)
+	}
+	if strings.Join(fields, ",") != "id,name" {
+		t.Errorf("COM_FIELD_LIST t_item: %v", fields)
 	}
 	for _, c := range []struct{ q, want string }{
 		{"SELECT COUNT(*) FROM t_item", "20"},
