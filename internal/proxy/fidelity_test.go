@@ -370,3 +370,71 @@ func TestKillLikeServer(t *testing.T) {
 		}
 	}
 }
+
+// CONNECTION_ID() gives the id of the handshake (the proxy's, which KILL
+// takes) without changing a statement's meaning or its result metadata:
+// column definitions are byte for byte the server's, values the same with
+// the id substituted; lookups of one's own thread in information_schema
+// (and performance_schema) find the backend connection's own row, never
+// another client's.
+func TestConnectionIDExact(t *testing.T) {
+	tp := mariaProxy(t)
+	for _, q := range []string{
+		"SELECT CONNECTION_ID()",
+		"select connection_id() /* c */ , 1",
+		"SELECT CONCAT(CONNECTION_ID()), IF(0, CONNECTION_ID(), 5), CONNECTION_ID() + 1",
+		"SELECT CONNECTION_ID() AS id, CONNECTION_ID() id2, CONNECTION_ID() 'id3'",
+		"SELECT DISTINCT CONNECTION_ID() FROM seq_1_to_3",
+		"SELECT 'CONNECTION_ID()', `CONNECTION_ID()` FROM (SELECT 1 AS `CONNECTION_ID()`) t",
+		"SELECT * FROM (SELECT CONNECTION_ID()) t",
+		"SELECT (SELECT CONNECTION_ID()), -CONNECTION_ID() + @pisa_c, CONNECTION_ID() DIV 2 - @pisa_c DIV 2",
+		"SELECT CONNECTION_ID() UNION ALL SELECT CONNECTION_ID() + 0",
+		"SELECT CONNECTION_ID() - 4294967296",
+		"SELECT seq FROM seq_1_to_3 WHERE seq < CONNECTION_ID() ORDER BY seq",
+		"DO CONNECTION_ID()",
+		"SELECT 1; SELECT CONNECTION_ID(), 2 FROM seq_1_to_2; SELECT CONCAT(CONNECTION_ID())",
+		"SET @pisa_c = CONNECTION_ID()",
+		"SELECT @pisa_c = CONNECTION_ID()",
+		"SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = CONNECTION_ID()",
+		"SELECT ATTR_VALUE FROM performance_schema.session_connect_attrs WHERE PROCESSLIST_ID = CONNECTION_ID()",
+	} {
+		proxy, direct, perr, derr := dialBoth(t, tp, pcOpts{extraCaps: mysql.ClientMultiStatements})
+		if perr != nil || derr != nil {
+			t.Fatal(perr, derr)
+		}
+		// Both connections need @pisa_c for the comparison after SET.
+		for _, pc := range []*pconn{proxy, direct} {
+			pc.mustQuery(t, "SET @pisa_c = CONNECTION_ID()")
+		}
+		norm := func(pc *pconn) string {
+			var b strings.Builder
+			for _, r := range pc.query(t, q) {
+				switch {
+				case r.err != nil:
+					fmt.Fprintf(&b, "ERR %d;", r.err.Code)
+				case r.ok != nil:
+					fmt.Fprintf(&b, "OK %d %d;", r.ok.AffectedRows, r.ok.Warnings)
+				default:
+					for _, c := range r.cols {
+						fmt.Fprintf(&b, "col %q;", c)
+					}
+					for _, row := range r.rows {
+						vals := textRow(t, row)
+						for i, v := range vals {
+							if v == fmt.Sprint(pc.connID) {
+								vals[i] = "<id>"
+							} else if v == fmt.Sprint(pc.connID+1) {
+								vals[i] = "<id+1>"
+							}
+						}
+						fmt.Fprintf(&b, "row %q;", vals)
+					}
+				}
+			}
+			return b.String()
+		}
+		if p, d := norm(proxy), norm(direct); p != d {
+			t.Errorf("%s:\nproxy  %s\ndirect %s", q, p, d)
+		}
+	}
+}

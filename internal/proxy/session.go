@@ -802,8 +802,8 @@ func (s *session) handleQuery(p []byte) error {
 func (s *session) runQuery(p []byte) error {
 	q := p[1:]
 	return s.governed(mysql.ComQuery, q, func(facts *sqlparse.Facts, maxRows uint64) (result, error) {
-		if i := indexFold(q, "CONNECTION_ID()"); i >= 0 {
-			p = replaceConnectionID(p, s.id)
+		if indexFold(q, "CONNECTION_ID()") >= 0 {
+			p = s.rewriteConnectionID(p)
 		}
 		if maxRows > 0 && facts != nil && facts.Kind == sqlparse.KindSelect && !facts.Multi {
 			// Access control's row limit, with MariaDB's per-statement

@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"strconv"
 	"strings"
 )
 
@@ -100,68 +99,6 @@ func indexFold(s []byte, needle string) int {
 }
 
 func isKill(q []byte) bool { return hasKeyword(q, "KILL") }
-
-// replaceConnectionID rewrites CONNECTION_ID() to the proxy's id so that
-// the id a client sees is the one KILL accepts. A bare select-list item keeps
-// its column name ("SELECT CONNECTION_ID()" still returns a column named
-// CONNECTION_ID()). It returns a new packet.
-func replaceConnectionID(p []byte, id uint32) []byte {
-	const fn = "CONNECTION_ID()"
-	out := make([]byte, 0, len(p)+32)
-	out = append(out, p[0])
-	q := p[1:]
-	lit := strconv.FormatUint(uint64(id), 10)
-	for {
-		i := indexFold(q, fn)
-		if i < 0 {
-			break
-		}
-		out = append(out, q[:i]...)
-		out = append(out, lit...)
-		if selectItemBefore(out[1:]) && selectItemEnds(q[i+len(fn):]) {
-			out = append(out, " AS `"...)
-			out = append(out, q[i:i+len(fn)]...)
-			out = append(out, '`')
-		}
-		q = q[i+len(fn):]
-	}
-	return append(out, q...)
-}
-
-// selectItemBefore reports whether the text before a select-list item
-// (written so far, ending with the literal) ends with SELECT, DISTINCT or a
-// comma before the literal.
-func selectItemBefore(b []byte) bool {
-	i := len(b) - 1
-	for i >= 0 && '0' <= b[i] && b[i] <= '9' {
-		i--
-	}
-	for i >= 0 && isSpace(b[i]) {
-		i--
-	}
-	if i >= 0 && b[i] == ',' {
-		return true
-	}
-	for _, kw := range []string{"SELECT", "DISTINCT"} {
-		if i+1 >= len(kw) && indexFold(b[i+1-len(kw):i+1], kw) == 0 {
-			j := i - len(kw)
-			return j < 0 || isSpace(b[j]) || b[j] == '('
-		}
-	}
-	return false
-}
-
-// selectItemEnds reports whether a select-list item ends here (no alias).
-func selectItemEnds(b []byte) bool {
-	i := 0
-	for i < len(b) && isSpace(b[i]) {
-		i++
-	}
-	if i == len(b) || b[i] == ',' || b[i] == ';' {
-		return true
-	}
-	return hasKeyword(b[i:], "FROM")
-}
 
 // hasLock reports statements that take locks that live beyond the statement.
 func hasLock(q []byte) bool {

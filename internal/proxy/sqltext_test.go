@@ -5,21 +5,34 @@ import (
 	"testing"
 )
 
-func TestReplaceConnectionID(t *testing.T) {
-	cases := map[string]string{
-		"SELECT CONNECTION_ID()":                     "SELECT 7 AS `CONNECTION_ID()`",
-		"select connection_id(), @@version":          "select 7 AS `connection_id()`, @@version",
-		"SELECT 1, CONNECTION_ID() FROM dual":        "SELECT 1, 7 AS `CONNECTION_ID()` FROM dual",
-		"SELECT CONNECTION_ID() AS id":               "SELECT 7 AS id",
-		"SELECT * FROM t WHERE id = CONNECTION_ID()": "SELECT * FROM t WHERE id = 7",
-		"SELECT CONNECTION_ID() + 1":                 "SELECT 7 + 1",
-		"KILL QUERY CONNECTION_ID()":                 "KILL QUERY 7",
-		"SELECT DISTINCT CONNECTION_ID();":           "SELECT DISTINCT 7 AS `CONNECTION_ID()`;",
+func TestConnectionIDCalls(t *testing.T) {
+	for in, want := range map[string]int{
+		"SELECT CONNECTION_ID()":                  1,
+		"select connection_id(), CONNECTION_ID()": 2,
+		"SELECT 'CONNECTION_ID()'":                0,
+		"SELECT `CONNECTION_ID()`":                0,
+		"SELECT /* CONNECTION_ID() */ 1":          0,
+		"SELECT 1 -- CONNECTION_ID()\n":           0,
+		"SELECT my_connection_id()":               0,
+		"SELECT test.CONNECTION_ID()":             0,
+		"SELECT 'a\\' , CONNECTION_ID()":          0, // one string to the end
+		"SELECT 'a\\\\', CONNECTION_ID()":         1,
+		"SELECT CONNECTION_ID ()":                 0,
+		"SELECT IF(0, CONNECTION_ID(), 1)":        1,
+	} {
+		if got := len(connectionIDCalls([]byte(in), false)); got != want {
+			t.Errorf("connectionIDCalls(%q) = %d, want %d", in, got, want)
+		}
 	}
-	for in, want := range cases {
-		got := string(replaceConnectionID(append([]byte{3}, in...), 7)[1:])
-		if got != want {
-			t.Errorf("%q → %q, want %q", in, got, want)
+	// With NO_BACKSLASH_ESCAPES a backslash ends nothing.
+	if got := len(connectionIDCalls([]byte(`SELECT 'a\', CONNECTION_ID()`), true)); got != 1 {
+		t.Errorf("NO_BACKSLASH_ESCAPES: %d calls", got)
+	}
+	for in, want := range map[string]string{
+		"CONNECTION_ID() /* c */ ": "CONNECTION_ID()", "a + 'x' -- c\n": "a + 'x'", "f(x)": "f(x)",
+	} {
+		if got := in[:trimTrailingComments([]byte(in))]; got != want {
+			t.Errorf("trimTrailingComments(%q) = %q", in, got)
 		}
 	}
 }
