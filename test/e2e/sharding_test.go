@@ -838,3 +838,145 @@ func TestShardingKubernetesExample(t *testing.T) {
 		t.Errorf("after the broken DataShard: count %s", got)
 	}
 }
+
+// TestShardingNodeGroupDataShard runs a DataShard whose first datanode is a node group
+// (readWriteSplittingGroup: a primary and a replica, chosen by the database-mesh.io/role
+// annotations of the endpoints the TrafficStrategy selects) and whose second is a plain
+// DatabaseEndpoint. Writes reach the group's primary, reads by key outside a transaction its
+// replica, reads inside a transaction the primary. The "replica" is a server of its own holding
+// rows marked 'replica', so the test sees which server answered.
+func TestShardingNodeGroupDataShard(t *testing.T) {
+	kubetest.NeedAPIServer(t, startErr)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	primary, replica, other := testutil.StartMariaDB(t), testutil.StartMariaDB(t), testutil.StartMariaDB(t)
+	controllerAddr := startController(t)
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "e2e-shard-groups-"}}
+	if err := k8s.Create(ctx, ns); err != nil {
+		t.Fatal(err)
+	}
+	endpoint := func(name, role string, m *testutil.MariaDB, labels map[string]string) *v1alpha1.DatabaseEndpoint {
+		host, port, _ := net.SplitHostPort(m.Addr)
+		p, _ := strconv.Atoi(port)
+		return &v1alpha1.DatabaseEndpoint{ObjectMeta: metav1.ObjectMeta{Namespace: ns.Name, Name: name, Labels: labels,
+			Annotations: map[string]string{v1alpha1.DatabaseEndpointRoleAnnotation: role}},
+			Spec: v1alpha1.DatabaseEndpointSpec{Database: v1alpha1.Database{MySQL: &v1alpha1.MySQL{
+				Host: host, Port: int32(p), User: "root", DB: "test"}}}}
+	}
+	listen, admin := freePort(t), freePort(t)
+	const pod = "orders-6b7c8d9f5-x1y2z"
+	for _, o := range []client.Object{
+		&corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns.Name, Name: pod},
+			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "orders", Image: "orders"}}}},
+		endpoint("ds001", "readwrite", primary, map[string]string{"group": "g1"}),
+		endpoint("ds001-replica", "read", replica, map[string]string{"group": "g1"}),
+		endpoint("ds002", "readwrite", other, nil),
+		&v1alpha1.TrafficStrategy{ObjectMeta: metav1.ObjectMeta{Namespace: ns.Name, Name: "orders"},
+			Spec: v1alpha1.TrafficStrategySpec{
+				Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"group": "g1"}},
+				LoadBalance: &v1alpha1.LoadBalance{ReadWriteSplitting: &v1alpha1.ReadWriteSplitting{
+					Static: &v1alpha1.ReadWriteSplittingStatic{DefaultTarget: v1alpha1.TargetReadWrite}}}}},
+		&v1alpha1.DataShard{ObjectMeta: metav1.ObjectMeta{Namespace: ns.Name, Name: "orders"},
+			Spec: v1alpha1.DataShardSpec{Rules: []v1alpha1.ShardingRule{{TableName: "t_order",
+				ActualDatanodes: &v1alpha1.ActualDatanodesValue{ValueSource: &v1alpha1.ValueSourceType{Nodes: []v1alpha1.ValueFromType{
+					{ValueFromReadWriteSplitting: &v1alpha1.ValueFromReadWriteSplitting{Name: "g1"}}, {Value: "ds002"}}}},
+				DatabaseStrategy: &v1alpha1.DatabaseStrategy{DatabaseShardingAlgorithmName: "mod", DatabaseShardingColumn: "id"},
+				ReadWriteSplittingGroup: []v1alpha1.ReadWriteSplittingGroup{{Name: "g1", Rules: []v1alpha1.ReadWriteSplittingRule{{
+					Name: "reads", Type: v1alpha1.RuleTypeRegex, Regex: []string{"(?i)^SELECT"}, Target: v1alpha1.TargetRead,
+					AlgorithmName: v1alpha1.LoadBalanceRandom}}}}}}}},
+		&v1alpha1.VirtualDatabase{ObjectMeta: metav1.ObjectMeta{Namespace: ns.Name, Name: "orders"},
+			Spec: v1alpha1.VirtualDatabaseSpec{Services: []v1alpha1.VirtualDatabaseService{{
+				Name: "mysql", TrafficStrategy: "orders", DataShard: "orders",
+				DatabaseService: v1alpha1.DatabaseService{DatabaseMySQL: &v1alpha1.DatabaseMySQL{
+					Host: "127.0.0.1", Port: int32(listen), User: "app", Password: "app_password", DB: "test"}}}}}},
+	} {
+		if err := k8s.Create(ctx, o); err != nil {
+			t.Fatalf("create %T: %v", o, err)
+		}
+	}
+	start(t, "pisa-proxy", []string{
+		"PISA_CONTROLLER_HOST=" + controllerAddr,
+		"PISA_DEPLOYED_NAMESPACE=" + ns.Name,
+		"PISA_DEPLOYED_NAME=orders",
+		"PISA_PROXY_ADMIN_LISTEN_HOST=127.0.0.1",
+		"PISA_PROXY_ADMIN_LISTEN_PORT=" + strconv.Itoa(admin),
+		"POD_NAME=" + pod,
+	}, "sidecar")
+	eventually(t, 30*time.Second, "sidecar ready", func() string {
+		if code, body := httpStatus(fmt.Sprintf("http://127.0.0.1:%d/readyz", admin)); code != http.StatusOK {
+			return fmt.Sprintf("%d %s", code, body)
+		}
+		return ""
+	})
+	eventually(t, 15*time.Second, "DataShard Ready", func() string {
+		ds := &v1alpha1.DataShard{}
+		if err := k8s.Get(ctx, client.ObjectKey{Namespace: ns.Name, Name: "orders"}, ds); err != nil {
+			return err.Error()
+		}
+		if c, why := readyOf(ds.Status.Conditions, ds.Generation); c == nil || c.Status != metav1.ConditionTrue {
+			return fmt.Sprintf("Ready %+v %s", c, why)
+		}
+		return ""
+	})
+	// The served configuration: the group's members from the roles of the selected endpoints.
+	code, body := httpStatus(fmt.Sprintf("http://%s/apis/configs.database-mesh.io/v1alpha1/namespaces/%s/proxyconfigs/orders", controllerAddr, ns.Name))
+	var served struct {
+		NodeGroup struct {
+			Member []struct {
+				Name      string   `json:"name"`
+				ReadWrite string   `json:"readwrite"`
+				Reads     []string `json:"reads"`
+			} `json:"member"`
+		} `json:"node_group"`
+	}
+	if code != http.StatusOK || json.Unmarshal([]byte(body), &served) != nil || len(served.NodeGroup.Member) != 1 ||
+		served.NodeGroup.Member[0].Name != "g1" || served.NodeGroup.Member[0].ReadWrite != "ds001" ||
+		!slices.Equal(served.NodeGroup.Member[0].Reads, []string{"ds001-replica"}) {
+		t.Fatalf("served configuration: %d %s", code, body)
+	}
+
+	cfg := mysql.NewConfig()
+	cfg.User, cfg.Passwd, cfg.Net, cfg.Addr, cfg.DBName = "app", "app_password", "tcp", fmt.Sprintf("127.0.0.1:%d", listen), "test"
+	cfg.Timeout = 5 * time.Second
+	connector, err := mysql.NewConnector(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := sql.OpenDB(connector)
+	defer db.Close()
+	// DDL reaches the group's primary and ds002; the replica gets the table as replication
+	// would give it, with rows of its own.
+	if _, err := db.ExecContext(ctx, "CREATE TABLE t_order (id INT PRIMARY KEY, note VARCHAR(20))"); err != nil {
+		t.Fatal(err)
+	}
+	replica.Exec(t, "CREATE TABLE t_order (id INT PRIMARY KEY, note VARCHAR(20)); INSERT INTO t_order VALUES (2, 'replica'), (4, 'replica')")
+	if _, err := db.ExecContext(ctx, "INSERT INTO t_order (id, note) VALUES (1, 'primary'), (2, 'primary'), (3, 'primary'), (4, 'primary')"); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		m    *testutil.MariaDB
+		name string
+		want string
+	}{{primary, "ds001", "2|primary,4|primary"}, {other, "ds002", "1|primary,3|primary"}, {replica, "ds001-replica", "2|replica,4|replica"}} {
+		if got := shardRows(ctx, t, c.m.Open(t, "test"), "SELECT id, note FROM t_order ORDER BY id"); got != c.want {
+			t.Errorf("on %s: %s, want %s", c.name, got, c.want)
+		}
+	}
+	for i := 0; i < 3; i++ {
+		if got := shardRows(ctx, t, db, "SELECT note FROM t_order WHERE id = 2"); got != "replica" {
+			t.Errorf("a read by key on the group outside a transaction: %q, want the replica's row", got)
+		}
+		if got := shardRows(ctx, t, db, "SELECT note FROM t_order WHERE id = 3"); got != "primary" {
+			t.Errorf("a read by key on ds002: %q", got)
+		}
+	}
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var note string
+	if err := tx.QueryRowContext(ctx, "SELECT note FROM t_order WHERE id = 2").Scan(&note); err != nil || note != "primary" {
+		t.Errorf("a read by key on the group inside a transaction: %q %v, want the primary's row", note, err)
+	}
+	_ = tx.Rollback()
+}
