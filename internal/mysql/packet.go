@@ -294,6 +294,9 @@ func (c *Conn) charge(need int) bool {
 	return true
 }
 
+// PayloadCap is the capacity of the payload buffer (for tests).
+func (c *Conn) PayloadCap() int { return cap(c.buf) }
+
 // ShrinkBuffers drops payload buffers grown beyond smallBuf for a large
 // packet (the last packet read is no longer valid) and gives their memory
 // back to the budget. Call it between commands, and when the connection

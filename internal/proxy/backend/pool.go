@@ -283,6 +283,9 @@ func (p *Pool) Put(c *Conn) {
 	if !c.broken && c.Buffered() > 0 {
 		c.broken = true // unread response data: the stream is out of step
 	}
+	// A buffer grown for a large packet does not stay with an idle
+	// connection.
+	c.ShrinkBuffers()
 	lifeOver := p.opts.MaxLifetime > 0 && now.Sub(c.created) >= p.opts.MaxLifetime
 
 	p.mu.Lock()
