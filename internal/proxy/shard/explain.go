@@ -57,7 +57,7 @@ func (rt *Router) Explain(sql, db string) *Explanation {
 	e.Route = p.Kind.String()
 	e.Tables, e.Merge, e.Rename = p.Tables, p.Merge, p.Rename
 	for _, t := range p.Targets {
-		e.Targets = append(e.Targets, ExplainTarget{Node: t.Node, Shard: t.Shard, Schema: t.Schema, Table: t.Table, SQL: t.SQL, Params: t.Params})
+		e.Targets = append(e.Targets, ExplainTarget(t))
 	}
 	return e
 }
