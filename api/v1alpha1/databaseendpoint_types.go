@@ -109,5 +109,5 @@ type DatabaseEndpointList struct {
 }
 
 func init() {
-	SchemeBuilder.Register(&DatabaseEndpoint{}, &DatabaseEndpointList{})
+	register(&DatabaseEndpoint{}, &DatabaseEndpointList{})
 }

@@ -179,5 +179,5 @@ type DataShardList struct {
 }
 
 func init() {
-	SchemeBuilder.Register(&DataShard{}, &DataShardList{})
+	register(&DataShard{}, &DataShardList{})
 }

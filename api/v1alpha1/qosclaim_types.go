@@ -78,5 +78,5 @@ type QoSClaimList struct {
 }
 
 func init() {
-	SchemeBuilder.Register(&QoSClaim{}, &QoSClaimList{})
+	register(&QoSClaim{}, &QoSClaimList{})
 }

@@ -460,5 +460,5 @@ type TrafficStrategyList struct {
 }
 
 func init() {
-	SchemeBuilder.Register(&TrafficStrategy{}, &TrafficStrategyList{})
+	register(&TrafficStrategy{}, &TrafficStrategyList{})
 }

@@ -175,5 +175,5 @@ type VirtualDatabaseList struct {
 }
 
 func init() {
-	SchemeBuilder.Register(&VirtualDatabase{}, &VirtualDatabaseList{})
+	register(&VirtualDatabase{}, &VirtualDatabaseList{})
 }

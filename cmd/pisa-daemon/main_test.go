@@ -20,13 +20,12 @@ import (
 )
 
 type fakeDP struct {
-	mu       sync.Mutex
-	devices  []string
-	last     daemon.Desired
-	syncs    int
-	cleaned  bool
-	closed   bool
-	minorKey map[uint16]daemon.ClassKey
+	mu      sync.Mutex
+	devices []string
+	last    daemon.Desired
+	syncs   int
+	cleaned bool
+	closed  bool
 }
 
 func (f *fakeDP) Inventory() (daemon.Inventory, error) {

@@ -296,7 +296,7 @@ func (m *CertManager) ensureSecret(ctx context.Context) (*material, error) {
 			"not_after", mat.serving.cert.NotAfter.UTC().Format(time.RFC3339))
 		return mat, nil
 	}
-	return nil, fmt.Errorf("Secret %s kept changing under concurrent writers: %w", key, lastErr)
+	return nil, fmt.Errorf("secret %s kept changing under concurrent writers: %w", key, lastErr)
 }
 
 // verdict is what inspect found in a Secret.

@@ -143,17 +143,6 @@ func admissionBody(t *testing.T, pod *corev1.Pod) []byte {
 	return body
 }
 
-func get(t *testing.T, c *http.Client, url string) (int, string) {
-	t.Helper()
-	resp, err := c.Get(url)
-	if err != nil {
-		t.Fatalf("GET %s: %v", url, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
-}
-
 func TestServer(t *testing.T) {
 	m, secret := selfManager(t)
 	metrics := inject.NewMetrics()

@@ -100,8 +100,8 @@ func applyDryRun(ctx context.Context, t *testing.T, objs []*unstructured.Unstruc
 			}
 			continue
 		}
-		//nolint:staticcheck // server-side apply of unstructured objects
-		err := k8s.Patch(ctx, u, client.Apply, client.FieldOwner("pisanix-e2e"), client.ForceOwnership, client.DryRunAll)
+		err := k8s.Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner("pisanix-e2e"),
+			client.ForceOwnership, client.DryRunAll)
 		if err != nil {
 			t.Errorf("%s %s/%s refused by the API server: %v", u.GetKind(), u.GetNamespace(), u.GetName(), err)
 		}

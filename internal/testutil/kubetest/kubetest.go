@@ -19,8 +19,8 @@ import (
 
 // ErrNoAPIServer is returned by StartAPIServer when KUBEBUILDER_ASSETS is unset outside CI: the
 // caller's tests should skip with its message.
-var ErrNoAPIServer = errors.New("KUBEBUILDER_ASSETS is not set: these tests need kube-apiserver and etcd; " +
-	"run `make test`, or KUBEBUILDER_ASSETS=$(hack/envtest.sh) go test ./...")
+var ErrNoAPIServer = errors.New("KUBEBUILDER_ASSETS is not set: these tests need kube-apiserver and etcd " +
+	"(run `make test`, or KUBEBUILDER_ASSETS=$(hack/envtest.sh) go test ./...)")
 
 // APIServer is a real kube-apiserver and etcd (controller-runtime envtest) with the project's
 // CRDs installed.
