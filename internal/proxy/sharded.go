@@ -237,21 +237,31 @@ func (s *session) shardConns(rt *runtime, targets []shard.Target, read bool) ([]
 			putAll(conns, false)
 			return nil, fmt.Errorf("no pool for datanode %q", t.Node)
 		}
-		c, err := getConn(pl, v)
-		if err != nil {
-			putAll(conns, false)
-			return nil, err
-		}
-		if err := c.Sync(s.state); err != nil {
-			var me *mysql.Error
-			if !errors.As(err, &me) {
-				c.MarkBroken()
+		for attempt := 0; ; attempt++ {
+			c, err := getConn(pl, v)
+			if err != nil {
+				putAll(conns, false)
+				return nil, err
 			}
+			err = c.Sync(s.state)
+			if err == nil {
+				conns = append(conns, c)
+				break
+			}
+			var me *mysql.Error
+			if errors.As(err, &me) {
+				c.Pool.Put(c)
+				putAll(conns, false)
+				return nil, err
+			}
+			// A pooled connection that died while idle: another one.
+			c.MarkBroken()
 			c.Pool.Put(c)
-			putAll(conns, false)
-			return nil, err
+			if attempt > 0 {
+				putAll(conns, false)
+				return nil, &backendReadError{err}
+			}
 		}
-		conns = append(conns, c)
 	}
 	return conns, nil
 }
@@ -390,75 +400,29 @@ func (s *session) scatter(rt *runtime, plan *shard.Plan, binary, read bool, maxR
 	// Before taking connections for the targets: the lookup needs one.
 	t0 := plan.Targets[0]
 	colls := s.tableCollations(rt, rt.shardPools[t0.Node], t0.Schema, t0.Table)
-	conns, err := s.shardConns(rt, plan.Targets, read)
-	if err != nil {
-		return r, s.sendError(err)
-	}
-	srcs := make([]*shardSource, len(conns))
-	var cmdErr error
-	for i, c := range conns {
-		srcs[i] = &shardSource{c: c}
-		q, err := cmd(c, plan.Targets[i])
-		if err != nil {
-			srcs[i].done = true
-			var me *mysql.Error
-			srcs[i].failed = !errors.As(err, &me)
-			if cmdErr == nil {
-				cmdErr = err
-			}
+	var (
+		srcs   []*shardSource
+		defs   [][]byte
+		cols   []merge.Column
+		ncols  int
+		finish func()
+	)
+	for attempt := 0; ; attempt++ {
+		var err error
+		var retry bool
+		srcs, defs, cols, ncols, retry, err = s.scatterOpen(rt, plan, read, cmd)
+		if err == nil {
+			break
+		}
+		if retry && attempt == 0 {
+			// A pooled connection had died while idle: nothing reached
+			// the client, and a SELECT may run again.
 			continue
 		}
-		c.ResetSeq()
-		if err := c.WritePacket(q); err == nil {
-			err = c.Flush()
-		}
-		if err != nil {
-			srcs[i].done, srcs[i].failed = true, true
-		}
+		return r, s.sendError(err)
 	}
-	finish := func() {
-		for _, src := range srcs {
-			src.drain()
-			if src.failed {
-				src.c.MarkBroken()
-			}
-			src.c.Pool.Put(src.c)
-		}
-	}
-	if cmdErr != nil {
-		finish()
-		return r, s.sendError(cmdErr)
-	}
-	for _, src := range srcs {
-		if src.failed {
-			finish()
-			return r, s.sendError(&backendReadError{errors.New("write to shard failed")})
-		}
-	}
-	// The heads: a column count and definitions from each shard (or ERR).
-	var defs [][]byte
-	var cols []merge.Column
-	ncols := -1
-	var firstErr error
-	for i, src := range srcs {
-		n, herr := src.readHead(i == 0, &defs, &cols)
-		switch {
-		case herr != nil:
-			if firstErr == nil {
-				firstErr = herr
-			}
-		case ncols >= 0 && n != ncols:
-			if firstErr == nil {
-				firstErr = fmt.Errorf("shards returned %d and %d columns", ncols, n)
-			}
-		default:
-			ncols = n
-		}
-	}
-	if firstErr != nil {
-		finish()
-		return r, s.sendError(firstErr)
-	}
+	finish = func() { finishSources(srcs) }
+	conns := []*backend.Conn{srcs[0].c}
 	s.fixCollations(conns[0].Pool, colls, plan.Targets[0], defs, cols)
 	spec := plan.Merge.Resolve(ncols)
 	if spec == nil {
@@ -538,6 +502,86 @@ func (s *session) scatter(rt *runtime, plan *shard.Plan, binary, read bool, maxR
 		return r, fmt.Errorf("%w: %w", errClientWrite, err)
 	}
 	return r, nil
+}
+
+// finishSources drains the sources and returns their connections.
+func finishSources(srcs []*shardSource) {
+	for _, src := range srcs {
+		src.drain()
+		if src.failed {
+			src.c.MarkBroken()
+		}
+		src.c.Pool.Put(src.c)
+	}
+}
+
+// scatterOpen takes a connection per target, sends each its command and
+// reads the result heads (column count and definitions; shard 0's are
+// kept). On error everything went back to the pools; retry says the error
+// was a connection failing before any shard answered.
+func (s *session) scatterOpen(rt *runtime, plan *shard.Plan, read bool, cmd func(*backend.Conn, shard.Target) ([]byte, error)) (
+	srcs []*shardSource, defs [][]byte, cols []merge.Column, ncols int, retry bool, err error) {
+	conns, err := s.shardConns(rt, plan.Targets, read)
+	if err != nil {
+		return nil, nil, nil, 0, false, err
+	}
+	srcs = make([]*shardSource, len(conns))
+	var cmdErr error
+	for i, c := range conns {
+		srcs[i] = &shardSource{c: c}
+		q, err := cmd(c, plan.Targets[i])
+		if err != nil {
+			srcs[i].done = true
+			var me *mysql.Error
+			srcs[i].failed = !errors.As(err, &me)
+			if cmdErr == nil {
+				cmdErr = err
+			}
+			continue
+		}
+		c.ResetSeq()
+		if err := c.WritePacket(q); err == nil {
+			err = c.Flush()
+		}
+		if err != nil {
+			srcs[i].done, srcs[i].failed = true, true
+		}
+	}
+	if cmdErr != nil {
+		var me *mysql.Error
+		finishSources(srcs)
+		return nil, nil, nil, 0, !errors.As(cmdErr, &me), cmdErr
+	}
+	for _, src := range srcs {
+		if src.failed {
+			finishSources(srcs)
+			return nil, nil, nil, 0, true, &backendReadError{errors.New("write to shard failed")}
+		}
+	}
+	ncols = -1
+	var firstErr error
+	broke := false
+	for i, src := range srcs {
+		n, herr := src.readHead(i == 0, &defs, &cols)
+		switch {
+		case herr != nil:
+			broke = broke || src.failed
+			if firstErr == nil {
+				firstErr = herr
+			}
+		case ncols >= 0 && n != ncols:
+			if firstErr == nil {
+				firstErr = fmt.Errorf("shards returned %d and %d columns", ncols, n)
+			}
+		default:
+			ncols = n
+		}
+	}
+	if firstErr != nil {
+		finishSources(srcs)
+		return nil, nil, nil, 0, broke, firstErr
+	}
+	return srcs, defs, cols, ncols, false, nil
 }
 
 // sharedStatus is the status a locally merged result reports.

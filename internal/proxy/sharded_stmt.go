@@ -329,23 +329,32 @@ func (s *session) executeSharded(rt *runtime, p []byte, st *stmt) (result, error
 				"this statement goes to datanode %s but the session's transaction (or pinned session) is on %s: cross-shard transactions are not supported",
 				t.Node, s.be.Pool.Endpoint().Name))
 		}
-		s.decision = nil
-		s.forcePool = pl
-		if err := s.acquire(); err != nil {
-			return r, s.sendError(err)
-		}
-		pkt, err := send(s.be, t)
-		if err != nil {
-			var me *mysql.Error
-			if !errors.As(err, &me) {
-				s.dropBackend(true)
-				if s.lost != 0 {
-					return r, s.endLostSession(err)
-				}
-			} else {
-				s.release()
+		var pkt []byte
+		for attempt := 0; ; attempt++ {
+			wasPinned := s.be != nil
+			s.decision = nil
+			s.forcePool = pl
+			if err := s.acquire(); err != nil {
+				return r, s.sendError(err)
 			}
-			return r, s.sendError(err)
+			var err error
+			if pkt, err = send(s.be, t); err == nil {
+				break
+			}
+			var me *mysql.Error
+			if errors.As(err, &me) {
+				s.release()
+				return r, s.sendError(err)
+			}
+			s.dropBackend(true)
+			if s.lost != 0 {
+				return r, s.endLostSession(err)
+			}
+			if wasPinned || attempt > 0 {
+				return r, s.sendError(&backendReadError{err})
+			}
+			// A pooled connection that died while idle: nothing ran, so
+			// once more on another.
 		}
 		return s.exec(pkt, mysql.ComStmtExecute, func(s *session) (result, error) { return s.relayResults(true) }, false)
 	case plan.Merge == nil:

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/database-mesh/pisanix-go/internal/admin"
 	"github.com/database-mesh/pisanix-go/internal/mysql"
@@ -363,4 +364,40 @@ func TestShardingNodeGroups(t *testing.T) {
 		t.Fatalf("a read inside a transaction: %q, %v; want the readwrite node's row", note, err)
 	}
 	_ = tx.Rollback()
+}
+
+// killIdle kills every sleeping connection on m but the caller's own: the
+// proxy's pooled backend connections die while idle.
+func killIdle(t *testing.T, m *testutil.MariaDB) int {
+	t.Helper()
+	db := m.Open(t, "test")
+	db.SetMaxOpenConns(1)
+	ids := rowsOf(t, db, "SELECT ID FROM information_schema.PROCESSLIST WHERE COMMAND = 'Sleep' AND ID <> CONNECTION_ID()")
+	for _, id := range ids {
+		_, _ = db.Exec("KILL " + id)
+	}
+	return len(ids)
+}
+
+// Pooled connections that died while idle are replaced without the client
+// seeing an error: for a scatter, a one-shard statement and a prepared one.
+func TestShardingStalePooledConnections(t *testing.T) {
+	sc := startSharded(t)
+	sc.exec(t, "CREATE TABLE t_order (id BIGINT PRIMARY KEY, note VARCHAR(20))")
+	sc.exec(t, "INSERT INTO t_order (id, note) VALUES (1, 'a'), (2, 'b'), (3, 'c')")
+	sc.db.SetMaxIdleConns(0) // the client side reconnects; the proxy's pool keeps its connections
+	for i := 0; i < 3; i++ {
+		for _, q := range []string{"SELECT COUNT(*) FROM t_order", "SELECT note FROM t_order WHERE id = 3"} {
+			if got := rowsOf(t, sc.db, q); len(got) != 1 {
+				t.Fatalf("%s: %v", q, got)
+			}
+		}
+		if got := rowsOf(t, sc.db, "SELECT note FROM t_order WHERE id = ?", 2); len(got) != 1 || got[0] != "b" {
+			t.Fatalf("prepared: %v", got)
+		}
+		if killIdle(t, sc.m1)+killIdle(t, sc.m2) == 0 {
+			t.Fatal("no idle pooled backend connection to kill")
+		}
+		time.Sleep(50 * time.Millisecond) // let the kills land
+	}
 }
