@@ -75,7 +75,8 @@ type Conn struct {
 	MaxPacketSize int
 	// ReadTimeout, when set, bounds how long the rest of a packet may take
 	// once its first byte arrived (MariaDB's net_read_timeout). The wait
-	// for the first byte is the caller's deadline.
+	// for the first byte is the caller's deadline (set it with
+	// SetReadDeadline, so that it is restored afterwards).
 	ReadTimeout time.Duration
 	// Budget, when set, is charged with the payload buffer's capacity
 	// above smallBuf while ReadPacket assembles a large packet; when it
@@ -84,6 +85,9 @@ type Conn struct {
 	Budget     *Budget
 	BudgetWait time.Duration
 	charged    int64 // capacity charged to Budget
+	// readDeadline is the deadline set by SetReadDeadline, restored after
+	// ReadPacket bounded the rest of a packet with ReadTimeout.
+	readDeadline time.Time
 }
 
 // NewConn wraps a network connection.
@@ -108,7 +112,19 @@ func (c *Conn) TCPConn() net.Conn { return c.tcp }
 func (c *Conn) Close() error { return c.raw.Close() }
 
 // SetDeadline sets read and write deadlines on the underlying connection.
-func (c *Conn) SetDeadline(t time.Time) error { return c.raw.SetDeadline(t) }
+func (c *Conn) SetDeadline(t time.Time) error {
+	c.readDeadline = t
+	return c.raw.SetDeadline(t)
+}
+
+// SetReadDeadline sets the read deadline of the underlying connection.
+func (c *Conn) SetReadDeadline(t time.Time) error {
+	c.readDeadline = t
+	return c.raw.SetReadDeadline(t)
+}
+
+// ReadDeadline is the deadline last set with SetReadDeadline or SetDeadline.
+func (c *Conn) ReadDeadline() time.Time { return c.readDeadline }
 
 // Seq returns the next expected sequence id.
 func (c *Conn) Seq() uint8 { return c.seq }
@@ -203,7 +219,7 @@ func (c *Conn) ReadPacket() ([]byte, error) {
 				return nil, err
 			}
 			p, err := c.readPacket(limit)
-			_ = c.raw.SetReadDeadline(time.Time{})
+			_ = c.raw.SetReadDeadline(c.readDeadline)
 			var ne net.Error
 			if err != nil && errors.As(err, &ne) && ne.Timeout() {
 				err = fmt.Errorf("%w: %w", ErrReadTimeout, err)

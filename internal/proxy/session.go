@@ -291,14 +291,9 @@ func (s *session) loop(ctx context.Context) {
 		if s.pins&pinTransaction != 0 && idleTx > 0 && (timeout == 0 || idleTx < timeout) {
 			timeout, kind = idleTx, "idle_in_transaction"
 		}
-		if timeout > 0 {
-			_ = s.client.NetConn().SetReadDeadline(time.Now().Add(timeout))
-		}
+		s.armReadDeadline(timeout)
 		p, err := s.client.ReadPacket()
 		s.idle.Store(false)
-		if timeout > 0 {
-			_ = s.client.NetConn().SetReadDeadline(time.Time{})
-		}
 		if err != nil {
 			if errors.Is(err, mysql.ErrNoPacketMemory) {
 				// The packet was read and dropped: the session goes on.
@@ -339,6 +334,26 @@ func (s *session) loop(ctx context.Context) {
 		if s.killed.Load() {
 			return
 		}
+	}
+}
+
+// armReadDeadline makes the client socket's read deadline now+timeout
+// (none for 0), moving the armed one only when it is earlier than that by
+// more than 1% of timeout or later than that: a busy session re-arms its
+// idle deadline rarely rather than twice per command. The deadline stays
+// armed while the command runs; reads from the client then (LOAD DATA
+// LOCAL) are bounded by it too.
+func (s *session) armReadDeadline(timeout time.Duration) {
+	armed := s.client.ReadDeadline()
+	if timeout <= 0 {
+		if !armed.IsZero() {
+			_ = s.client.SetReadDeadline(time.Time{})
+		}
+		return
+	}
+	want := time.Now().Add(timeout)
+	if armed.IsZero() || armed.After(want) || want.Sub(armed) > timeout/100 {
+		_ = s.client.SetReadDeadline(want)
 	}
 }
 
