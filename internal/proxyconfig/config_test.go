@@ -486,18 +486,35 @@ func TestValidateCases(t *testing.T) {
 			c.NodeGroup.Members = []NodeGroupMember{{Name: "g", ReadWrite: "nope", Reads: []string{"ds001", "nope2"}}}
 		}, `node_group.member[0].reads[1]: unknown node "nope2"`},
 		{"sharding datanode is node group with rw", func(c *Config) {
+			c.MySQL.Nodes[0].DB = "shop"
 			c.NodeGroup.Members = []NodeGroupMember{{Name: "g", ReadWrite: "ds001"}}
 			c.Proxy.Config[0].ReadWriteSplitting = &ReadWriteSplitting{Static: &RWSplittingStatic{}}
 			c.Proxy.Config[0].Sharding = []Sharding{{TableName: "t", ActualDatanodes: []string{"g"},
 				DatabaseStrategy: &DatabaseStrategy{DatabaseShardingAlgorithmName: "crc32mod", DatabaseShardingColumn: "id"}}}
 		}, ""},
+		{"sharding datanode without db", func(c *Config) {
+			c.Proxy.Config[0].Sharding = []Sharding{{TableName: "t", ActualDatanodes: []string{"ds001"},
+				DatabaseStrategy: &DatabaseStrategy{DatabaseShardingAlgorithmName: "mod", DatabaseShardingColumn: "id"}}}
+		}, `sharding[0].actual_datanodes[0]: datanode "ds001" has no db`},
+		{"two sharding datanodes on one database", func(c *Config) {
+			c.MySQL.Nodes[0].DB = "shop"
+			c.MySQL.Nodes = append(c.MySQL.Nodes, Node{Name: "ds002", User: "root", DB: "shop"})
+			c.Proxy.Config[0].Sharding = []Sharding{{TableName: "t", ActualDatanodes: []string{"ds001", "ds002"},
+				DatabaseStrategy: &DatabaseStrategy{DatabaseShardingAlgorithmName: "mod", DatabaseShardingColumn: "id"}}}
+		}, `sharding[0].actual_datanodes[1]: datanode "ds002" is the same database (127.0.0.1:3306/shop) as actual_datanodes[0]`},
+		{"two rules for one table", func(c *Config) {
+			c.MySQL.Nodes[0].DB = "shop"
+			r := Sharding{TableName: "t", ActualDatanodes: []string{"ds001"},
+				TableStrategy: &TableStrategy{TableShardingAlgorithmName: "mod", TableShardingColumn: "id", ShardingCount: 2}}
+			c.Proxy.Config[0].Sharding = []Sharding{r, r}
+		}, `sharding[1].table_name: table "t" already has a rule (proxy.config[0].sharding[0])`},
 		{"two strategies", func(c *Config) {
 			c.Proxy.Config[0].Sharding = []Sharding{{TableName: "t", ActualDatanodes: []string{"ds001"},
 				DatabaseStrategy: &DatabaseStrategy{DatabaseShardingAlgorithmName: "mod", DatabaseShardingColumn: "id"},
 				TableStrategy:    &TableStrategy{TableShardingAlgorithmName: "mod", TableShardingColumn: "id", ShardingCount: 2}}}
 		}, "sharding[0]: only one of"},
 		{"concurrency negative", func(c *Config) {
-			c.Proxy.Config[0].Plugin = &Plugin{ConcurrencyControl: []ConcurrencyControl{{Regex: []string{"x"}, Duration: -1}}}
+			c.Proxy.Config[0].Plugin = &Plugin{ConcurrencyControl: []ConcurrencyControl{{MatchSpec: MatchSpec{Regex: []string{"x"}}, Duration: -1}}}
 		}, "concurrency_control[0].duration: must be >= 0 seconds"},
 		{"user equals listener user", func(c *Config) {
 			c.Proxy.Config[0].User = "root"

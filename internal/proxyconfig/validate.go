@@ -453,8 +453,17 @@ func (c *Config) validateListener(v *validator, p string, l *Listener) {
 		}
 	}
 
+	tables := map[string]int{}
 	for i := range l.Sharding {
-		c.validateSharding(v, fmt.Sprintf("%s.sharding[%d]", p, i), &l.Sharding[i], l.ReadWriteSplitting != nil)
+		sp := fmt.Sprintf("%s.sharding[%d]", p, i)
+		c.validateSharding(v, sp, &l.Sharding[i], l.ReadWriteSplitting != nil)
+		if name := l.Sharding[i].TableName; name != "" {
+			if j, dup := tables[name]; dup {
+				v.addf(sp+".table_name", "table %q already has a rule (%s.sharding[%d]): one rule per table", name, p, j)
+			} else {
+				tables[name] = i
+			}
+		}
 	}
 	if l.BackendAccounts && len(l.Sharding) > 0 {
 		// Sharded statements run on the datanodes' accounts.
@@ -547,6 +556,34 @@ func (c *Config) validateSharding(v *validator, p string, s *Sharding, withRW bo
 				what = "[mysql.node] or [node_group]"
 			}
 			v.addf(fmt.Sprintf("%s.actual_datanodes[%d]", p, i), "unknown datanode %q (not in %s)", dn, what)
+		}
+	}
+	// Every datanode needs its database (the physical tables' schema), and
+	// two datanodes of one rule must not be the same database: both shards
+	// would be one table, and every row would be counted twice.
+	seen := map[string]int{}
+	for i, dn := range s.ActualDatanodes {
+		n := c.Node(dn)
+		if n == nil && withRW {
+			for _, m := range c.NodeGroup.Members {
+				if m.Name == dn {
+					n = c.Node(m.ReadWrite)
+				}
+			}
+		}
+		if n == nil {
+			continue
+		}
+		path := fmt.Sprintf("%s.actual_datanodes[%d]", p, i)
+		if n.DB == "" {
+			v.addf(path, "datanode %q has no db: the physical tables' database must be set on [[mysql.node]] %q", dn, n.Name)
+			continue
+		}
+		key := n.Addr() + "/" + n.DB
+		if j, dup := seen[key]; dup {
+			v.addf(path, "datanode %q is the same database (%s) as actual_datanodes[%d]: two shards would be one table", dn, key, j)
+		} else {
+			seen[key] = i
 		}
 	}
 	if len(s.BindingTables) > 0 {
