@@ -49,14 +49,34 @@ test: ## start/verify MariaDB on 127.0.0.1:3306, go vet, envtest binaries, then 
 		time $(GO) test -race -count=1 -timeout 30m ./...
 
 IMAGE_REPO ?= ghcr.io/database-mesh
-IMAGE_TAG  ?= $(VERSION)
+# The tag the chart pulls by default: its appVersion.
+IMAGE_TAG  ?= $(shell sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\}/\1/p' charts/pisanix/Chart.yaml)
+IMAGES     := pisa-proxy pisa-controller pisa-daemon
+IMAGE_DIR  ?= dist/images
 
-images: ## container images of the three programs (docker build; IMAGE_REPO, IMAGE_TAG)
-	@for c in pisa-proxy pisa-controller pisa-daemon; do \
+.PHONY: images images-docker cluster-up cluster-down e2e
+
+images: ## the three images as docker-archive tarballs in dist/images, no Docker needed (IMAGE_REPO, IMAGE_TAG; version in a label)
+	@mkdir -p $(BIN)/static
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/static/ $(addprefix ./cmd/,$(IMAGES))
+	$(GO) run ./hack/images -out $(IMAGE_DIR) -repo $(IMAGE_REPO) -tag $(IMAGE_TAG) -version $(VERSION) -commit $(GIT_COMMIT) \
+		$(foreach c,$(IMAGES),$(c)=$(BIN)/static/$(c))
+
+images-docker: ## the three images with docker build (Dockerfile; IMAGE_REPO, IMAGE_TAG)
+	@for c in $(IMAGES); do \
 		echo "== $(IMAGE_REPO)/$$c:$(IMAGE_TAG)"; \
 		docker build --build-arg CMD=$$c --build-arg VERSION=$(VERSION) --build-arg GIT_COMMIT=$(GIT_COMMIT) \
 			-t $(IMAGE_REPO)/$$c:$(IMAGE_TAG) . || exit 1; \
 	done
+
+cluster-up: images ## a one-node Kubernetes on this machine (hack/cluster.sh up; root), the images imported
+	hack/cluster.sh up
+
+cluster-down: ## stop it and remove everything it made (hack/cluster.sh down)
+	hack/cluster.sh down
+
+e2e: images ## the chart on a one-node cluster: controller Ready, webhook registered (test/cluster; root; cold: see docs/deploy.md)
+	hack/cluster.sh e2e
 
 envtest: ## build kube-apiserver + etcd for the controller tests (cached in ~/.cache/pisanix/envtest) and print the directory
 	@hack/envtest.sh
