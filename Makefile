@@ -25,11 +25,15 @@ LDFLAGS := -s -w \
 CMDS := $(notdir $(patsubst %/,%,$(dir $(wildcard cmd/*/*.go))))
 CMDS := $(sort $(CMDS))
 
-.PHONY: build test vet lint fmt bench demo fuzz clean help envtest generate images $(addprefix $(BIN)/,$(CMDS))
+.PHONY: build test test-unit vet lint fmt bench demo fuzz clean help envtest generate images $(addprefix $(BIN)/,$(CMDS))
 
 # controller-gen, pinned; installed into bin/ on first use.
 CONTROLLER_GEN_VERSION ?= v0.23.0
 CONTROLLER_GEN ?= $(BIN)/controller-gen-$(CONTROLLER_GEN_VERSION)
+
+# staticcheck, pinned (v0.8.2 is staticcheck 2026.2.2); installed into bin/ on first use.
+STATICCHECK_VERSION ?= v0.8.2
+STATICCHECK ?= $(BIN)/staticcheck-$(STATICCHECK_VERSION)
 
 build: $(addprefix $(BIN)/,$(CMDS)) ## build bin/pisa-proxy (and every other cmd/*)
 	@[ -n "$(CMDS)" ] || echo "no cmd/* with Go files to build yet"
@@ -47,6 +51,10 @@ test: ## start/verify MariaDB on 127.0.0.1:3306, go vet, envtest binaries, then 
 	@echo "== go test -race"; assets=$$(hack/envtest.sh) && export KUBEBUILDER_ASSETS=$$assets && \
 		export PISANIX_HELM=$$(hack/tools.sh helm) PISANIX_KUSTOMIZE=$$(hack/tools.sh kustomize) && \
 		time $(GO) test -race -count=1 -timeout 30m ./...
+
+test-unit: ## the tests that need no MariaDB, envtest or helm (go test -short; results cached between runs)
+	@echo "== go test -short (KUBEBUILDER_ASSETS, PISANIX_HELM, PISANIX_KUSTOMIZE and CI unset: those tests skip)"
+	@time env -u KUBEBUILDER_ASSETS -u PISANIX_HELM -u PISANIX_KUSTOMIZE CI= $(GO) test -short $(or $(PKGS),./...)
 
 IMAGE_REPO ?= ghcr.io/database-mesh
 # The tag the chart pulls by default: its appVersion.
@@ -81,23 +89,31 @@ e2e: images ## the chart on a one-node cluster: controller Ready, webhook regist
 envtest: ## build kube-apiserver + etcd for the controller tests (cached in ~/.cache/pisanix/envtest) and print the directory
 	@hack/envtest.sh
 
-generate: $(CONTROLLER_GEN) ## regenerate api/v1alpha1 deepcopy, config/crd/bases and config/rbac/role.yaml (controller-gen)
+generate: $(CONTROLLER_GEN) ## regenerate api/v1alpha1 deepcopy, config/crd/bases, config/rbac/role.yaml (controller-gen) and their packaging copies (chart CRDs and ClusterRole)
 	$(CONTROLLER_GEN) object paths=./api/...
 	$(CONTROLLER_GEN) crd paths=./api/... output:crd:artifacts:config=config/crd/bases
 	$(CONTROLLER_GEN) rbac:roleName=pisa-controller paths=./internal/controller/... output:rbac:artifacts:config=config/rbac
+	hack/sync-chart-crds.sh
 
 $(CONTROLLER_GEN):
 	@mkdir -p $(BIN)/.controller-gen
 	GOBIN=$(abspath $(BIN))/.controller-gen $(GO) install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_GEN_VERSION)
 	mv $(BIN)/.controller-gen/controller-gen $@ && rmdir $(BIN)/.controller-gen
 
+$(STATICCHECK):
+	@mkdir -p $(BIN)/.staticcheck
+	GOBIN=$(abspath $(BIN))/.staticcheck $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+	mv $(BIN)/.staticcheck/staticcheck $@ && rmdir $(BIN)/.staticcheck
+
 vet:
 	$(GO) vet ./...
 
-lint: ## gofmt must list nothing; go vet
+lint: $(STATICCHECK) ## gofmt lists nothing, go.mod/go.sum tidy (go mod tidy -diff), go vet, staticcheck (pinned)
 	@out=$$(gofmt -l $$(git ls-files --cached --others --exclude-standard '*.go' 2>/dev/null || find . -name '*.go' -not -path './vendor/*')); \
 	if [ -n "$$out" ]; then echo "gofmt -l reports (run: make fmt):"; echo "$$out"; exit 1; fi
-	$(GO) vet ./...
+	@echo "== go mod tidy -diff"; $(GO) mod tidy -diff || { echo "go.mod/go.sum not tidy: run go mod tidy"; exit 1; }
+	@echo "== go vet"; $(GO) vet ./...
+	@echo "== staticcheck $(STATICCHECK_VERSION)"; $(STATICCHECK) ./...
 
 fmt:
 	gofmt -w $$(git ls-files --cached --others --exclude-standard '*.go')
@@ -121,4 +137,4 @@ clean:
 	rm -rf $(BIN) dist
 
 help:
-	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'

@@ -26,9 +26,10 @@ type Replication struct {
 
 // StartReplication starts a primary and the given number of replicas with
 // hack/replication.sh, waits until every replica replicates, and stops them all
-// when the test ends. Replicas run with read_only=1.
+// when the test ends. Replicas run with read_only=1. Under -short it skips the test.
 func StartReplication(t testing.TB, replicas int) *Replication {
 	t.Helper()
+	SkipShort(t)
 	root := RepoRoot(t)
 	r := &Replication{t: t, script: filepath.Join(root, "hack", "replication.sh")}
 	start := func(cmd string, args ...string) *MariaDB {

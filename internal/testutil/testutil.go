@@ -41,11 +41,22 @@ var (
 	sharedCheck = map[string]error{} // addr -> result of the first reachability check
 )
 
+// SkipShort skips t under `go test -short` (`make test-unit`): it needs a MariaDB server. Every
+// helper of this package that gives a test a server calls it.
+func SkipShort(t testing.TB) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("-short: this test needs MariaDB (make test runs it)")
+	}
+}
+
 // MariaDBAddr returns host:port of the shared test server: $PISA_TEST_MYSQL_ADDR or
 // 127.0.0.1:3306. It fails the test if the server does not answer as root with an empty
-// password on database test (checked once per process and address).
+// password on database test (checked once per process and address). Under -short it skips the
+// test.
 func MariaDBAddr(t testing.TB) string {
 	t.Helper()
+	SkipShort(t)
 	addr := os.Getenv(EnvMySQLAddr)
 	if addr == "" {
 		addr = DefaultMySQLAddr
@@ -137,8 +148,10 @@ type MariaDB struct {
 // StartMariaDB starts a MariaDB on a free port of 127.0.0.1, with root (empty password)
 // and database test, and stops it and removes its files when the test ends. extraArgs
 // are appended to the mariadbd command line (e.g. "--log-bin", "--max-connections=20").
+// Under -short it skips the test.
 func StartMariaDB(t testing.TB, extraArgs ...string) *MariaDB {
 	t.Helper()
+	SkipShort(t)
 	m, err := launch(t, filepath.Join(RepoRoot(t), "hack", "mariadb.sh"), "start", withSep(extraArgs)...)
 	if err != nil {
 		t.Fatalf("testutil: StartMariaDB: %v", err)
