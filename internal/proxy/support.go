@@ -93,12 +93,13 @@ func (s *session) startWatch(c *backend.Conn) {
 	w := &s.watch
 	w.mu.Lock()
 	w.conn = c
-	w.mu.Unlock()
+	// Under the lock: onWatch (the timer's goroutine) reads w.timer.
 	if w.timer == nil {
 		w.timer = time.AfterFunc(watchInterval, s.onWatch)
 	} else {
 		w.timer.Reset(watchInterval)
 	}
+	w.mu.Unlock()
 }
 
 func (s *session) stopWatch() {
