@@ -449,16 +449,12 @@ func TestInvalidRejected(t *testing.T) {
 			[]string{"spec.loadBalance.readWriteSplitting.static.rules[0].name", "Required value"}},
 		{"ts dynamic without discovery", tsRW, []edit{{"spec.loadBalance.readWriteSplitting.dynamic.discovery", del}},
 			[]string{"spec.loadBalance.readWriteSplitting.dynamic.discovery", "Required value"}},
-		{"ts mha without monitorInterval", tsRW, []edit{{mha + ".monitorInterval", del}},
-			[]string{mha + ".monitorInterval", "Required value"}},
-		{"ts mha monitorPeriod (Pisanix chart bug)", tsRW, []edit{{mha + ".monitorPeriod", int64(1000)}},
-			[]string{`unknown field "` + mha + `.monitorPeriod"`}},
+		{"ts mha negative monitorPeriod", tsRW, []edit{{mha + ".monitorPeriod", int64(-1)}},
+			[]string{mha + ".monitorPeriod", "greater than or equal to 0"}},
 		{"ts mha without user", tsRW, []edit{{mha + ".user", del}},
 			[]string{mha + ".user", "Required value"}},
 		{"ts mha without password", tsRW, []edit{{mha + ".passwordSecretRef", del}},
 			[]string{mha, "exactly one of password and passwordSecretRef must be set"}},
-		{"ts probe without successThreshold", tsRW, []edit{{mha + ".pingProbe.successThreshold", del}},
-			[]string{mha + ".pingProbe.successThreshold", "Required value"}},
 		{"ts negative probe period", tsRW, []edit{{mha + ".connectionProbe.periodMilliseconds", int64(-1)}},
 			[]string{mha + ".connectionProbe.periodMilliseconds", "greater than or equal to 0"}},
 		{"ts lag probe without maxReplicationLag", tsRW, []edit{{mha + ".replicationLagProbe.maxReplicationLag", del}},
@@ -585,6 +581,11 @@ func TestValidEdgeCases(t *testing.T) {
 		{"ts empty spec", tsSample, []edit{{"spec", map[string]any{}}}},
 		{"ts mha with plain password, no probes", tsRW, []edit{
 			{mha, map[string]any{"user": "monitor", "password": "monitor", "monitorInterval": int64(0)}}}},
+		// Pisanix v0.2.0–v0.3.2's documented MHA shape: monitorPeriod (deprecated alias), no
+		// monitorInterval, probes without successThreshold.
+		{"ts mha Pisanix spelling", tsRW, []edit{{mha + ".monitorInterval", del}, {mha + ".monitorPeriod", int64(1000)},
+			{mha + ".pingProbe.successThreshold", del}}},
+		{"ts mha without monitorInterval", tsRW, []edit{{mha + ".monitorInterval", del}}},
 		{"ts static only, no rules", tsRW, []edit{
 			{"spec.loadBalance.readWriteSplitting", map[string]any{"static": map[string]any{"defaultTarget": "read"}}}}},
 		{"ts concurrency window 0", tsRW, []edit{{"spec.concurrencyControls.0.duration", int64(0)}}},
