@@ -4,6 +4,11 @@
 // injects the pisa-proxy sidecar into labelled pods (mutating webhook on -webhookPort).
 //
 // Flags and environment follow Pisanix (docs/controller.md); run with -help for the list.
+//
+// Two offline commands show what the mesh will do before anything is applied (no cluster needed):
+//
+//	pisa-controller inject -f pod.yaml           the pod as the webhook would admit it
+//	pisa-controller build-config -f crds.yaml    the proxy configuration built for a VirtualDatabase
 package main
 
 import (
@@ -205,7 +210,15 @@ func main() {
 	}
 }
 
+// stdin is read by the offline commands' "-f -".
+var stdin io.Reader = os.Stdin
+
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 {
+		if cmd, ok := offlineCommands[args[0]]; ok {
+			return cmd(args[1:], stdin, stdout, stderr)
+		}
+	}
 	o, err := parseFlags(args, stderr)
 	if err != nil {
 		return err
