@@ -223,14 +223,15 @@ func TestAdminCommands(t *testing.T) {
 // (MARIADB_CLIENT_PROGRESS), as from the server, and no others.
 func TestProgressReports(t *testing.T) {
 	tp := mariaProxy(t)
-	rootExec(t, "DROP TABLE IF EXISTS pisa_progress",
-		"CREATE TABLE pisa_progress (a INT PRIMARY KEY, b VARCHAR(50)) ENGINE=Aria",
-		"INSERT INTO pisa_progress SELECT seq, REPEAT('x', 40) FROM seq_1_to_60000",
-		"ALTER TABLE pisa_progress ADD CONSTRAINT c CHECK (a > 0)")
-	t.Cleanup(func() { rootExec(t, "DROP TABLE IF EXISTS pisa_progress") })
+	// A name of its own: other runs of the package share the server.
+	table := fmt.Sprintf("pisa_progress_%d", time.Now().UnixNano()%1e9)
+	rootExec(t, "CREATE TABLE "+table+" (a INT PRIMARY KEY, b VARCHAR(50)) ENGINE=Aria",
+		"INSERT INTO "+table+" SELECT seq, REPEAT('x', 40) FROM seq_1_to_60000",
+		"ALTER TABLE "+table+" ADD CONSTRAINT c CHECK (a > 0)")
+	t.Cleanup(func() { rootExec(t, "DROP TABLE IF EXISTS "+table) })
 	// A copying ALTER that takes a few seconds (a costly CHECK per row).
 	alter := func() string {
-		return "ALTER TABLE pisa_progress DROP CONSTRAINT IF EXISTS c, ADD CONSTRAINT c CHECK (CRC32(REPEAT(b, 5000)) >= 0), ALGORITHM=COPY"
+		return "ALTER TABLE " + table + " DROP CONSTRAINT IF EXISTS c, ADD CONSTRAINT c CHECK (CRC32(REPEAT(b, 5000)) >= 0), ALGORITHM=COPY"
 	}
 	run := func(pc *pconn) (progress int, final []byte) {
 		pc.mustQuery(t, "SET progress_report_time = 1")
@@ -333,9 +334,11 @@ func TestKillLikeServer(t *testing.T) {
 			other.ping(t)
 			qid := 0
 			if tc.otherQueryID {
-				other.send(t, append([]byte{mysql.ComQuery}, "SELECT SLEEP(20) AS pisa_kill_me"...))
+				// A marker of its own: other runs share the server.
+				marker := fmt.Sprintf("pisa_kill_me_%d", time.Now().UnixNano())
+				other.send(t, append([]byte{mysql.ComQuery}, "SELECT SLEEP(20) AS "+marker...))
 				for i := 0; i < 100 && qid == 0; i++ {
-					r := pc.mustQuery(t, "SELECT QUERY_ID FROM information_schema.PROCESSLIST WHERE INFO LIKE 'SELECT SLEEP(20) AS pisa_kill_me%'")
+					r := pc.mustQuery(t, "SELECT QUERY_ID FROM information_schema.PROCESSLIST WHERE INFO = 'SELECT SLEEP(20) AS "+marker+"'")
 					if len(r.rows) > 0 {
 						fmt.Sscan(textRow(t, r.rows[0])[0], &qid)
 					} else {
@@ -435,6 +438,26 @@ func TestConnectionIDExact(t *testing.T) {
 		}
 		if p, d := norm(proxy), norm(direct); p != d {
 			t.Errorf("%s:\nproxy  %s\ndirect %s", q, p, d)
+		}
+	}
+}
+
+// The mariadb client with each --default-character-set (the collation it
+// sends in the handshake) sees the same through the proxy as directly,
+// non-ASCII text included; ucs2 is refused the same way.
+func TestCLICharsets(t *testing.T) {
+	tp := defaultProxy(t)
+	direct := &testProxy{addr: "127.0.0.1:3306"}
+	const q = "SELECT @@character_set_client, @@character_set_results, @@collation_connection, 'é€', HEX('é')"
+	for _, cs := range []string{"", "utf8mb4", "utf8mb3", "latin1", "binary", "ucs2", "utf32", "gbk"} {
+		var args []string
+		if cs != "" {
+			args = append(args, "--default-character-set="+cs)
+		}
+		po, pe, perr := runCLI(t, tp, append(args, "-uproxy", "-pproxypass", "test", "-e", q)...)
+		do, de, derr := runCLI(t, direct, append(args, "-uroot", "test", "-e", q)...)
+		if po != do || (perr == nil) != (derr == nil) {
+			t.Errorf("--default-character-set=%s:\nproxy  %q %q %v\ndirect %q %q %v", cs, po, pe, perr, do, de, derr)
 		}
 	}
 }
