@@ -6,8 +6,8 @@ import (
 	"testing"
 
 	"github.com/database-mesh/pisanix-go/internal/mysql"
-	"github.com/database-mesh/pisanix-go/internal/proxy/govern/access"
 	"github.com/database-mesh/pisanix-go/internal/testutil"
+	"github.com/database-mesh/pisanix-go/internal/proxyconfig"
 )
 
 // With backend_accounts, accounts created on the backend log in through the
@@ -24,7 +24,7 @@ func TestBackendAccounts(t *testing.T) {
 	srv.Exec(t, "CREATE TABLE test.acct_t (a INT)")
 	cfg := baseConfig(srv.Addr)
 	cfg.Proxy.Config[0].BackendAccounts = true
-	cfg.Proxy.Config[0].Access = &access.Config{Users: []access.User{{User: "pisa_ro", Kinds: []string{"read"}}}}
+	cfg.Proxy.Config[0].Access = &proxyconfig.Access{Users: []proxyconfig.AccessUser{{User: "pisa_ro", Kinds: []string{"read"}}}}
 	tp := startProxy(t, cfg)
 
 	both := func(user, password, q string) (proxy, direct string) {

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/database-mesh/pisanix-go/internal/mysql"
-	"github.com/database-mesh/pisanix-go/internal/proxy/govern/access"
+	"github.com/database-mesh/pisanix-go/internal/proxyconfig"
 )
 
 // Tests that a client cannot tell the proxy from MariaDB (issue 11): each
@@ -182,7 +182,7 @@ func okKey(t *testing.T, p []byte, caps uint32) string {
 // privilege error.
 func TestAdminCommands(t *testing.T) {
 	cfg := baseConfig("127.0.0.1:3306")
-	cfg.Proxy.Config[0].Access = &access.Config{Users: []access.User{
+	cfg.Proxy.Config[0].Access = &proxyconfig.Access{Users: []proxyconfig.AccessUser{
 		{User: "pisa_reader", Password: "r", Kinds: []string{"read"}},
 		{User: "pisa_admin", Password: "a", Kinds: []string{"read", "admin"}},
 	}}

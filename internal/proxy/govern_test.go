@@ -13,11 +13,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/database-mesh/pisanix-go/internal/proxy/govern/access"
-	"github.com/database-mesh/pisanix-go/internal/proxy/govern/audit"
 	"github.com/database-mesh/pisanix-go/internal/proxy/govern/breaker"
 	"github.com/database-mesh/pisanix-go/internal/proxyconfig"
-	"github.com/database-mesh/pisanix-go/internal/proxyconfig/duration"
 	"github.com/database-mesh/pisanix-go/internal/testutil"
 )
 
@@ -34,13 +31,13 @@ func TestCircuitBreakAndConcurrencyControl(t *testing.T) {
 	cfg := baseConfig(testutil.MariaDBAddr(t))
 	cfg.Proxy.Config[0].Plugin = &proxyconfig.Plugin{
 		CircuitBreak: []proxyconfig.CircuitBreak{
-			{Name: "no-sleep-99", Regex: []string{`SLEEP\(99\)`}},
-			{Name: "no-drop", Regex: []string{`drop\s+table`}, CaseInsensitive: true},
-			{Name: "watch-benchmark", Regex: []string{`BENCHMARK`}, DryRun: true},
+			{Name: "no-sleep-99", MatchSpec: proxyconfig.MatchSpec{Regex: []string{`SLEEP\(99\)`}}},
+			{Name: "no-drop", MatchSpec: proxyconfig.MatchSpec{Regex: []string{`drop\s+table`}, CaseInsensitive: true}},
+			{Name: "watch-benchmark", MatchSpec: proxyconfig.MatchSpec{Regex: []string{`BENCHMARK`}}, DryRun: true},
 		},
 		ConcurrencyControl: []proxyconfig.ConcurrencyControl{
-			{Name: "one-sleeper", Regex: []string{`SLEEP\(0\.5\)`}, MaxConcurrency: 1},
-			{Name: "queued", Regex: []string{`SLEEP\(0\.3\)`}, MaxConcurrency: 1, WaitTimeout: duration.D(3 * time.Second)},
+			{Name: "one-sleeper", MatchSpec: proxyconfig.MatchSpec{Regex: []string{`SLEEP\(0\.5\)`}}, MaxConcurrency: 1},
+			{Name: "queued", MatchSpec: proxyconfig.MatchSpec{Regex: []string{`SLEEP\(0\.3\)`}}, MaxConcurrency: 1, WaitTimeout: proxyconfig.D(3 * time.Second)},
 		},
 	}
 	tp := startProxy(t, cfg)
@@ -102,7 +99,7 @@ func TestAccessControl(t *testing.T) {
 	root.Exec("INSERT IGNORE INTO acl_allowed SELECT seq FROM seq_1_to_20")
 	root.Exec("CREATE TABLE IF NOT EXISTS acl_secret (id INT PRIMARY KEY)")
 	cfg := baseConfig(testutil.MariaDBAddr(t))
-	cfg.Proxy.Config[0].Access = &access.Config{Users: []access.User{{
+	cfg.Proxy.Config[0].Access = &proxyconfig.Access{Users: []proxyconfig.AccessUser{{
 		User: "reader", Password: "readerpw", Schemas: []string{"test"},
 		Tables: []string{"test.acl_allowed"}, Kinds: []string{"read"}, MaxRows: 5,
 	}}}
@@ -145,8 +142,8 @@ func TestAccessControl(t *testing.T) {
 func TestAuditLog(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "audit.jsonl")
 	cfg := baseConfig(testutil.MariaDBAddr(t))
-	cfg.Proxy.Config[0].Audit = &audit.Config{Output: file}
-	cfg.Proxy.Config[0].Plugin = &proxyconfig.Plugin{CircuitBreak: []proxyconfig.CircuitBreak{{Name: "deny-42", Regex: []string{"4242"}}}}
+	cfg.Proxy.Config[0].Audit = &proxyconfig.Audit{Output: file}
+	cfg.Proxy.Config[0].Plugin = &proxyconfig.Plugin{CircuitBreak: []proxyconfig.CircuitBreak{{Name: "deny-42", MatchSpec: proxyconfig.MatchSpec{Regex: []string{"4242"}}}}}
 	tp := startProxy(t, cfg)
 	db := openDB(t, tp.dsn(""))
 	db.Exec("SELECT 'secret-literal', 1")
@@ -209,8 +206,8 @@ func TestEndpointBreaker(t *testing.T) {
 	sick := testutil.StartMariaDB(t)
 	cfg := baseConfig(good, sick.Addr)
 	cfg.Proxy.Config[0].SimpleLoadBalance = &proxyconfig.SimpleLoadBalance{BalanceType: "roundrobin"}
-	cfg.Proxy.Config[0].EndpointBreaker = &breaker.Config{ErrorRate: 0.5, MinRequests: 4,
-		Window: duration.D(10 * time.Second), OpenFor: duration.D(time.Minute)}
+	cfg.Proxy.Config[0].EndpointBreaker = &proxyconfig.EndpointBreaker{ErrorRate: 0.5, MinRequests: 4,
+		Window: proxyconfig.D(10 * time.Second), OpenFor: proxyconfig.D(time.Minute)}
 	tp := startProxy(t, cfg)
 	db := openDB(t, tp.dsn(""))
 	// Make the second endpoint sick: statements fail with a server error
@@ -265,7 +262,7 @@ func TestGovernanceReload(t *testing.T) {
 		t.Fatal(got)
 	}
 	next := baseConfig(testutil.MariaDBAddr(t))
-	next.Proxy.Config[0].Plugin = &proxyconfig.Plugin{CircuitBreak: []proxyconfig.CircuitBreak{{Name: "reloaded", Regex: []string{"'after'"}}}}
+	next.Proxy.Config[0].Plugin = &proxyconfig.Plugin{CircuitBreak: []proxyconfig.CircuitBreak{{Name: "reloaded", MatchSpec: proxyconfig.MatchSpec{Regex: []string{"'after'"}}}}}
 	next.ApplyDefaults()
 	// Keep the listener: same address as the running one.
 	next.Proxy.Config[0].ListenAddr = tp.p.Listener("test").addr

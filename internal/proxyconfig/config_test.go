@@ -514,7 +514,7 @@ func TestValidateCases(t *testing.T) {
 				TableStrategy:    &TableStrategy{TableShardingAlgorithmName: "mod", TableShardingColumn: "id", ShardingCount: 2}}}
 		}, "sharding[0]: only one of"},
 		{"concurrency negative", func(c *Config) {
-			c.Proxy.Config[0].Plugin = &Plugin{ConcurrencyControl: []ConcurrencyControl{{Regex: []string{"x"}, Duration: -1}}}
+			c.Proxy.Config[0].Plugin = &Plugin{ConcurrencyControl: []ConcurrencyControl{{MatchSpec: MatchSpec{Regex: []string{"x"}}, Duration: -1}}}
 		}, "concurrency_control[0].duration: must be >= 0 seconds"},
 		{"user equals listener user", func(c *Config) {
 			c.Proxy.Config[0].User = "root"

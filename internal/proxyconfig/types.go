@@ -12,13 +12,6 @@ package proxyconfig
 import (
 	"net"
 	"strconv"
-
-	"github.com/database-mesh/pisanix-go/internal/proxy/govern"
-	"github.com/database-mesh/pisanix-go/internal/proxy/govern/access"
-	"github.com/database-mesh/pisanix-go/internal/proxy/govern/audit"
-	"github.com/database-mesh/pisanix-go/internal/proxy/govern/breaker"
-	"github.com/database-mesh/pisanix-go/internal/proxy/govern/circuit"
-	"github.com/database-mesh/pisanix-go/internal/proxy/govern/concurrency"
 )
 
 // Config is the whole proxy configuration (Pisanix PisaProxyConfig).
@@ -125,12 +118,12 @@ type Listener struct {
 
 	// Access restricts users (accounts with their own passwords) to
 	// schemas, tables and statement kinds.
-	Access *access.Config `toml:"access,omitempty" json:"access,omitempty"`
+	Access *Access `toml:"access,omitempty" json:"access,omitempty"`
 	// Audit logs statements as JSON lines.
-	Audit *audit.Config `toml:"audit,omitempty" json:"audit,omitempty"`
+	Audit *Audit `toml:"audit,omitempty" json:"audit,omitempty"`
 	// EndpointBreaker stops routing to an endpoint whose error rate or
 	// latency is too high, before its health check notices.
-	EndpointBreaker *breaker.Config `toml:"endpoint_breaker,omitempty" json:"endpoint_breaker,omitempty"`
+	EndpointBreaker *EndpointBreaker `toml:"endpoint_breaker,omitempty" json:"endpoint_breaker,omitempty"`
 	// TopFingerprints is how many statement digests get their own series in
 	// pisa_proxy_top_fingerprint_duration_seconds_total (0 = 20, < 0 none).
 	TopFingerprints int `toml:"top_fingerprints,omitempty" json:"top_fingerprints,omitempty"`
@@ -294,17 +287,6 @@ type Plugin struct {
 	CircuitBreak       []CircuitBreak       `toml:"circuit_break,omitempty" json:"circuit_break,omitempty"`
 	ConcurrencyControl []ConcurrencyControl `toml:"concurrency_control,omitempty" json:"concurrency_control,omitempty"`
 }
-
-// CircuitBreak rejects statements matching any regex or fingerprint
-// (Pisanix keys regex, case_insensitive; beyond Pisanix: name, fingerprint,
-// dry_run). See docs/governance.md.
-type CircuitBreak = circuit.Rule
-
-// ConcurrencyControl limits concurrently executing matching statements
-// (Pisanix keys regex, max_concurrency, duration in integer SECONDS; beyond
-// Pisanix: name, case_insensitive, fingerprint, dry_run, wait_timeout,
-// max_queue).
-type ConcurrencyControl = concurrency.Rule
 
 // Sharding is one [[proxy.config.sharding]] rule. At most one of the three
 // strategies may be set.
@@ -540,15 +522,4 @@ func dedup(names []string) []string {
 		}
 	}
 	return out
-}
-
-// Governance assembles the listener's governance rules (Pisanix's plugin
-// section plus access control and audit) for the governance chain.
-func (l *Listener) Governance() *govern.Config {
-	g := &govern.Config{Access: l.Access, Audit: l.Audit, TopFingerprints: l.TopFingerprints}
-	if l.Plugin != nil {
-		g.CircuitBreak = l.Plugin.CircuitBreak
-		g.ConcurrencyControl = l.Plugin.ConcurrencyControl
-	}
-	return g
 }

@@ -2,8 +2,6 @@ package proxyconfig
 
 import (
 	"fmt"
-	"github.com/database-mesh/pisanix-go/internal/proxy/govern"
-	"github.com/database-mesh/pisanix-go/internal/proxy/govern/circuit"
 	"net"
 	"os"
 	"regexp"
@@ -438,12 +436,12 @@ func (c *Config) validateListener(v *validator, p string, l *Listener) {
 		}
 	}
 	if pl := l.Plugin; pl != nil && len(v.problems) == before {
-		if err := circuit.Validate(pl.CircuitBreak); err != nil {
+		if err := ValidateCircuitBreaks(pl.CircuitBreak); err != nil {
 			v.addf(p+".plugin.circuit_break", "%v", err)
 		}
 	}
 	if len(v.problems) == before {
-		if err := govern.Validate(l.Governance()); err != nil {
+		if err := l.Governance().Validate(); err != nil {
 			v.addf(p, "%v", err)
 		}
 	}

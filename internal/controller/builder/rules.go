@@ -8,9 +8,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/database-mesh/pisanix-go/api/v1alpha1"
-	"github.com/database-mesh/pisanix-go/internal/proxy/govern/access"
-	"github.com/database-mesh/pisanix-go/internal/proxy/govern/audit"
-	"github.com/database-mesh/pisanix-go/internal/proxy/govern/breaker"
 	"github.com/database-mesh/pisanix-go/internal/proxyconfig"
 )
 
@@ -21,6 +18,10 @@ func dur(d *metav1.Duration) proxyconfig.Duration {
 	return proxyconfig.D(d.Duration)
 }
 
+func match(regex []string, caseInsensitive bool, fingerprint []string) proxyconfig.MatchSpec {
+	return proxyconfig.MatchSpec{Regex: regex, CaseInsensitive: caseInsensitive, Fingerprint: fingerprint}
+}
+
 // governance copies the TrafficStrategy's plugin rules (circuit break, concurrency control) and
 // the governance beyond Pisanix (access control, audit, endpoint breaker) onto the listener.
 func (b *proxyBuilder) governance(ts *v1alpha1.TrafficStrategy, l *proxyconfig.Listener) (string, error) {
@@ -28,19 +29,18 @@ func (b *proxyBuilder) governance(ts *v1alpha1.TrafficStrategy, l *proxyconfig.L
 	if len(spec.CircuitBreaks) > 0 || len(spec.ConcurrencyControls) > 0 {
 		pl := &proxyconfig.Plugin{}
 		for _, cb := range spec.CircuitBreaks {
-			pl.CircuitBreak = append(pl.CircuitBreak, proxyconfig.CircuitBreak{Name: cb.Name, Regex: cb.Regex,
-				CaseInsensitive: cb.CaseInsensitive, Fingerprint: cb.Fingerprint, DryRun: cb.DryRun})
+			pl.CircuitBreak = append(pl.CircuitBreak, proxyconfig.CircuitBreak{Name: cb.Name,
+				MatchSpec: match(cb.Regex, cb.CaseInsensitive, cb.Fingerprint), DryRun: cb.DryRun})
 		}
 		for _, cc := range spec.ConcurrencyControls {
 			pl.ConcurrencyControl = append(pl.ConcurrencyControl, proxyconfig.ConcurrencyControl{Name: cc.Name,
-				Regex: cc.Regex, CaseInsensitive: cc.CaseInsensitive, Fingerprint: cc.Fingerprint,
-				MaxConcurrency: int(cc.MaxConcurrency), Duration: int(cc.Duration), DryRun: cc.DryRun,
-				WaitTimeout: dur(cc.WaitTimeout), MaxQueue: int(cc.MaxQueue)})
+				MatchSpec: match(cc.Regex, cc.CaseInsensitive, cc.Fingerprint), MaxConcurrency: int(cc.MaxConcurrency),
+				Duration: int(cc.Duration), DryRun: cc.DryRun, WaitTimeout: dur(cc.WaitTimeout), MaxQueue: int(cc.MaxQueue)})
 		}
 		l.Plugin = pl
 	}
 	if ac := spec.AccessControl; ac != nil {
-		cfg := &access.Config{Users: []access.User{}}
+		cfg := &proxyconfig.Access{Users: []proxyconfig.AccessUser{}}
 		for i, u := range ac.Users {
 			password, p := b.n.password(u.Password, u.PasswordSecretRef)
 			if p != "" {
@@ -53,13 +53,13 @@ func (b *proxyBuilder) governance(ts *v1alpha1.TrafficStrategy, l *proxyconfig.L
 			if len(kinds) == 0 {
 				kinds = nil
 			}
-			cfg.Users = append(cfg.Users, access.User{User: u.User, Password: password, Schemas: u.Schemas,
+			cfg.Users = append(cfg.Users, proxyconfig.AccessUser{User: u.User, Password: password, Schemas: u.Schemas,
 				Tables: u.Tables, Kinds: kinds, MaxRows: uint64(max(u.MaxRows, 0))})
 		}
 		l.Access = cfg
 	}
 	if a := spec.Audit; a != nil {
-		cfg := &audit.Config{Output: a.Output, MaxSizeMB: int(a.MaxSizeMB), MaxBackups: int(a.MaxBackups),
+		cfg := &proxyconfig.Audit{Output: a.Output, MaxSizeMB: int(a.MaxSizeMB), MaxBackups: int(a.MaxBackups),
 			MaxAgeDays: int(a.MaxAgeDays), Compress: a.Compress, SlowThreshold: dur(a.SlowThreshold),
 			LogSQL: a.LogSQL, Include: string(a.Include), BufferSize: int(a.BufferSize)}
 		if a.SampleRate != "" {
@@ -72,7 +72,7 @@ func (b *proxyBuilder) governance(ts *v1alpha1.TrafficStrategy, l *proxyconfig.L
 		l.Audit = cfg
 	}
 	if eb := spec.EndpointBreaker; eb != nil {
-		cfg := &breaker.Config{MinRequests: int(eb.MinRequests), Window: dur(eb.Window), OpenFor: dur(eb.OpenFor),
+		cfg := &proxyconfig.EndpointBreaker{MinRequests: int(eb.MinRequests), Window: dur(eb.Window), OpenFor: dur(eb.OpenFor),
 			HalfOpenMax: int(eb.HalfOpenMax), Timeout: dur(eb.Timeout)}
 		if eb.ErrorRate != "" {
 			r, err := strconv.ParseFloat(eb.ErrorRate, 64)

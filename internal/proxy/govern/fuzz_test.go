@@ -5,9 +5,7 @@ import (
 	"testing"
 
 	"github.com/database-mesh/pisanix-go/internal/mysql"
-	"github.com/database-mesh/pisanix-go/internal/proxy/govern/access"
-	"github.com/database-mesh/pisanix-go/internal/proxy/govern/circuit"
-	"github.com/database-mesh/pisanix-go/internal/proxy/govern/concurrency"
+	"github.com/database-mesh/pisanix-go/internal/proxyconfig"
 	"github.com/database-mesh/pisanix-go/internal/sqlparse"
 )
 
@@ -17,10 +15,10 @@ func FuzzChain(f *testing.F) {
 	f.Add("drop", "report", "shop.*", "read", "select * from report", "shop", "t", uint8(1), uint8(3))
 	f.Add("(", "", "*", "", "", "", "", uint8(0), uint8(0))
 	f.Fuzz(func(t *testing.T, cb, cc, table, kind, sql, schema, tname string, k, cmd uint8) {
-		cfg := &Config{
-			CircuitBreak:       []circuit.Rule{{Regex: []string{cb}, DryRun: k%2 == 0}},
-			ConcurrencyControl: []concurrency.Rule{{Regex: []string{cc}, MaxConcurrency: int(k % 3)}},
-			Access:             &access.Config{Users: []access.User{{User: "u", Tables: []string{table}, Kinds: []string{kind}}}},
+		cfg := &proxyconfig.Governance{
+			CircuitBreak:       []proxyconfig.CircuitBreak{{MatchSpec: proxyconfig.MatchSpec{Regex: []string{cb}}, DryRun: k%2 == 0}},
+			ConcurrencyControl: []proxyconfig.ConcurrencyControl{{MatchSpec: proxyconfig.MatchSpec{Regex: []string{cc}}, MaxConcurrency: int(k % 3)}},
+			Access:             &proxyconfig.Access{Users: []proxyconfig.AccessUser{{User: "u", Tables: []string{table}, Kinds: []string{kind}}}},
 		}
 		st := NewState("d", nil, StateOptions{Logger: quiet})
 		defer st.Close()

@@ -4,8 +4,9 @@
 //	access control → circuit break → concurrency control → (route) → audit/metrics
 //
 // Each rule type lives in its own package (access, circuit, concurrency,
-// audit, breaker, topn) with its config, table tests and fuzz test. This
-// package compiles a [Config] into an immutable [Chain] and keeps, in a
+// audit, breaker, topn) with its table tests and fuzz test; the rules
+// themselves are plain data in internal/proxyconfig. This package compiles
+// a listener's [proxyconfig.Governance] into an immutable [Chain] and keeps, in a
 // [State], what must survive reloads: concurrency slots and queues (keyed
 // by rule name), top-fingerprint counters and metric sources.
 //
@@ -30,24 +31,13 @@ import (
 	"github.com/database-mesh/pisanix-go/internal/proxy/govern/concurrency"
 	"github.com/database-mesh/pisanix-go/internal/proxy/govern/govmetrics"
 	"github.com/database-mesh/pisanix-go/internal/proxy/govern/topn"
+	"github.com/database-mesh/pisanix-go/internal/proxyconfig"
 	"github.com/database-mesh/pisanix-go/internal/sqlparse"
 )
 
-// Config is the governance config of one listener. CircuitBreak and
-// ConcurrencyControl are Pisanix's [proxy.config.plugin] tables; Access,
-// Audit and TopFingerprints are new.
-type Config struct {
-	CircuitBreak       []circuit.Rule     `toml:"circuit_break,omitempty" json:"circuit_break,omitempty"`
-	ConcurrencyControl []concurrency.Rule `toml:"concurrency_control,omitempty" json:"concurrency_control,omitempty"`
-	Access             *access.Config     `toml:"access,omitempty" json:"access,omitempty"`
-	Audit              *audit.Config      `toml:"audit,omitempty" json:"audit,omitempty"`
-	// TopFingerprints is the number of fingerprints exported by
-	// pisa_proxy_top_fingerprint_duration_seconds_total; 0 = default (20),
-	// negative = none (everything is "other").
-	TopFingerprints int `toml:"top_fingerprints,omitempty" json:"top_fingerprints,omitempty"`
-}
-
-// DefaultTopFingerprints is the default of Config.TopFingerprints.
+// DefaultTopFingerprints is the default of
+// proxyconfig.Governance.TopFingerprints: the number of fingerprints
+// exported by pisa_proxy_top_fingerprint_duration_seconds_total.
 const DefaultTopFingerprints = 20
 
 // Request is one command as seen by the chain. The session can keep one
@@ -191,35 +181,16 @@ type Chain struct {
 	lastLog    map[string]*atomic.Int64 // dry-run log rate limit, by rule
 }
 
-// Validate checks cfg without opening files or touching any state.
-func Validate(cfg *Config) error {
-	if cfg == nil {
-		return nil
-	}
-	if _, err := access.Compile(cfg.Access, access.Options{}); err != nil {
-		return err
-	}
-	if err := circuit.Validate(cfg.CircuitBreak); err != nil {
-		return err
-	}
-	if err := concurrency.Validate(cfg.ConcurrencyControl); err != nil {
-		return err
-	}
-	if cfg.Audit != nil {
-		if err := cfg.Audit.Validate(); err != nil {
-			return prefixErr("audit", err)
-		}
-	}
-	return nil
-}
-
 // Compile builds the chain of cfg (nil: an empty chain that allows
-// everything) on st. On error st is unchanged.
-func Compile(cfg *Config, st *State, o Options) (*Chain, error) {
+// everything) on st. On error st is unchanged. It refuses what
+// cfg.Validate refuses, and what only the data path can tell: a
+// fingerprint that o.Normalize turns into nothing, an audit output that
+// cannot be opened.
+func Compile(cfg *proxyconfig.Governance, st *State, o Options) (*Chain, error) {
 	if cfg == nil {
-		cfg = &Config{}
+		cfg = &proxyconfig.Governance{}
 	}
-	if err := Validate(cfg); err != nil {
+	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	c := &Chain{st: st, lastLog: map[string]*atomic.Int64{}}
@@ -414,13 +385,3 @@ func (c *Chain) logDryRun(r *Request, rule, reason string) {
 	c.st.log.Info("dry_run rule would reject statement", "domain", c.st.domain, "rule", rule, "reason", reason,
 		"user", r.User, "client", r.ClientAddr, "digest", digest, "fingerprint", fp)
 }
-
-type prefixedErr struct {
-	prefix string
-	err    error
-}
-
-func (e *prefixedErr) Error() string { return e.prefix + "." + e.err.Error() }
-func (e *prefixedErr) Unwrap() error { return e.err }
-
-func prefixErr(p string, err error) error { return &prefixedErr{p, err} }

@@ -17,12 +17,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/database-mesh/pisanix-go/internal/mysql"
-	"github.com/database-mesh/pisanix-go/internal/proxy/govern/access"
 	"github.com/database-mesh/pisanix-go/internal/proxy/govern/audit"
-	"github.com/database-mesh/pisanix-go/internal/proxy/govern/circuit"
-	"github.com/database-mesh/pisanix-go/internal/proxy/govern/concurrency"
 	"github.com/database-mesh/pisanix-go/internal/proxy/govern/govmetrics"
-	"github.com/database-mesh/pisanix-go/internal/proxyconfig/duration"
+	"github.com/database-mesh/pisanix-go/internal/proxyconfig"
 	"github.com/database-mesh/pisanix-go/internal/sqlparse"
 )
 
@@ -35,26 +32,26 @@ func selectFacts(table string) *sqlparse.Facts {
 		Tables: []sqlparse.Table{{Name: table}}, Fingerprint: "select * from " + table + " where id = ?", Digest: digest}
 }
 
-func testConfig(auditPath string) *Config {
-	c := &Config{
-		Access: &access.Config{Users: []access.User{
+func testConfig(auditPath string) *proxyconfig.Governance {
+	c := &proxyconfig.Governance{
+		Access: &proxyconfig.Access{Users: []proxyconfig.AccessUser{
 			{User: "app", Password: "pw", Schemas: []string{"shop"}, Kinds: []string{"read", "write"}, MaxRows: 500},
 		}},
-		CircuitBreak: []circuit.Rule{
-			{Name: "no-drop", Regex: []string{`drop\s+table`}, CaseInsensitive: true},
-			{Name: "watch-sleep", Regex: []string{"sleep"}, DryRun: true},
+		CircuitBreak: []proxyconfig.CircuitBreak{
+			{Name: "no-drop", MatchSpec: proxyconfig.MatchSpec{Regex: []string{`drop\s+table`}, CaseInsensitive: true}},
+			{Name: "watch-sleep", MatchSpec: proxyconfig.MatchSpec{Regex: []string{"sleep"}}, DryRun: true},
 		},
-		ConcurrencyControl: []concurrency.Rule{
-			{Name: "report", Regex: []string{"from report"}, MaxConcurrency: 1},
+		ConcurrencyControl: []proxyconfig.ConcurrencyControl{
+			{Name: "report", MatchSpec: proxyconfig.MatchSpec{Regex: []string{"from report"}}, MaxConcurrency: 1},
 		},
 	}
 	if auditPath != "" {
-		c.Audit = &audit.Config{Output: auditPath}
+		c.Audit = &proxyconfig.Audit{Output: auditPath}
 	}
 	return c
 }
 
-func newChain(t testing.TB, cfg *Config, m *govmetrics.Metrics) (*Chain, *State) {
+func newChain(t testing.TB, cfg *proxyconfig.Governance, m *govmetrics.Metrics) (*Chain, *State) {
 	t.Helper()
 	st := NewState("d", m, StateOptions{Logger: quiet})
 	c, err := Compile(cfg, st, Options{})
@@ -120,7 +117,7 @@ func TestChain(t *testing.T) {
 }
 
 func TestNonStatementCommands(t *testing.T) {
-	c, _ := newChain(t, &Config{CircuitBreak: []circuit.Rule{{Regex: []string{"shop"}}}}, nil)
+	c, _ := newChain(t, &proxyconfig.Governance{CircuitBreak: []proxyconfig.CircuitBreak{{MatchSpec: proxyconfig.MatchSpec{Regex: []string{"shop"}}}}}, nil)
 	r := req("app", "shop", nil)
 	r.Command = mysql.ComInitDB
 	if _, rej := c.Check(context.Background(), r); rej != nil {
@@ -273,29 +270,32 @@ func TestSchemaAndPassword(t *testing.T) {
 	}
 }
 
-func TestValidate(t *testing.T) {
+// Compile refuses what proxyconfig's validation refuses (the chain is
+// also compiled from configs that were not parsed).
+func TestCompileValidates(t *testing.T) {
 	tests := []struct {
-		cfg  *Config
+		cfg  *proxyconfig.Governance
 		want string
 	}{
-		{&Config{CircuitBreak: []circuit.Rule{{Regex: []string{"("}}}}, "circuit_break[0].regex[0]"},
-		{&Config{ConcurrencyControl: []concurrency.Rule{{Regex: []string{"x"}, MaxConcurrency: -1}}}, "concurrency_control[0].max_concurrency"},
-		{&Config{Access: &access.Config{Users: []access.User{{User: "a", Kinds: []string{"x"}}}}}, "access.users[0].kinds[0]"},
-		{&Config{Audit: &audit.Config{Output: "stdout", Include: "x"}}, "audit.include"},
+		{&proxyconfig.Governance{CircuitBreak: []proxyconfig.CircuitBreak{{MatchSpec: proxyconfig.MatchSpec{Regex: []string{"("}}}}}, "circuit_break[0].regex[0]"},
+		{&proxyconfig.Governance{ConcurrencyControl: []proxyconfig.ConcurrencyControl{{MatchSpec: proxyconfig.MatchSpec{Regex: []string{"x"}}, MaxConcurrency: -1}}}, "concurrency_control[0].max_concurrency"},
+		{&proxyconfig.Governance{Access: &proxyconfig.Access{Users: []proxyconfig.AccessUser{{User: "a", Kinds: []string{"x"}}}}}, "access.users[0].kinds[0]"},
+		{&proxyconfig.Governance{Audit: &proxyconfig.Audit{Output: "stdout", Include: "x"}}, "audit.include"},
 	}
 	for _, tt := range tests {
-		if err := Validate(tt.cfg); err == nil || !strings.Contains(err.Error(), tt.want) {
+		_, err := Compile(tt.cfg, NewState("d", nil, StateOptions{}), Options{})
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%v, want %q", err, tt.want)
 		}
 	}
-	if err := Validate(nil); err != nil {
+	if _, err := Compile(nil, NewState("d", nil, StateOptions{}), Options{}); err != nil {
 		t.Error(err)
 	}
 }
 
 func TestWaitQueueThroughChain(t *testing.T) {
-	cfg := &Config{ConcurrencyControl: []concurrency.Rule{{Name: "q", Regex: []string{"x"}, MaxConcurrency: 1,
-		WaitTimeout: duration.D(10 * time.Millisecond), MaxQueue: 1}}}
+	cfg := &proxyconfig.Governance{ConcurrencyControl: []proxyconfig.ConcurrencyControl{{Name: "q", MatchSpec: proxyconfig.MatchSpec{Regex: []string{"x"}}, MaxConcurrency: 1,
+		WaitTimeout: proxyconfig.D(10 * time.Millisecond), MaxQueue: 1}}}
 	c, _ := newChain(t, cfg, nil)
 	r := req("u", "x", nil)
 	v, _ := c.Check(context.Background(), r)

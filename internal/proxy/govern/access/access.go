@@ -13,40 +13,18 @@
 package access
 
 import (
-	"fmt"
 	"net"
 	"strings"
 
 	"github.com/database-mesh/pisanix-go/internal/mysql"
 	"github.com/database-mesh/pisanix-go/internal/proxy/govern/govmetrics"
+	"github.com/database-mesh/pisanix-go/internal/proxyconfig"
 	"github.com/database-mesh/pisanix-go/internal/sqlparse"
 )
 
 // ErrCodeSpecificAccessDenied is MySQL's ER_SPECIFIC_ACCESS_DENIED_ERROR
 // (42000).
 const ErrCodeSpecificAccessDenied = 1227
-
-// Config is [proxy.config.access].
-type Config struct {
-	Users []User `toml:"users" json:"users"`
-}
-
-// User is one [[proxy.config.access.users]] entry.
-type User struct {
-	User     string `toml:"user" json:"user"`
-	Password string `toml:"password" json:"password"`
-	// Schemas the user may use and read or write; empty = any.
-	Schemas []string `toml:"schemas,omitempty" json:"schemas,omitempty"`
-	// Tables: "db.table", "db.*" or "*"; empty = any table of an allowed
-	// schema. Unqualified tables in statements use the session schema.
-	Tables []string `toml:"tables,omitempty" json:"tables,omitempty"`
-	// Kinds: "read", "write", "ddl", "admin"; empty = all. Transaction
-	// and session control (BEGIN, COMMIT, SET, USE...) is always allowed.
-	Kinds []string `toml:"kinds,omitempty" json:"kinds,omitempty"`
-	// MaxRows limits the rows a SELECT may return; 0 = no limit. The
-	// session enforces it (see Policy.Check).
-	MaxRows uint64 `toml:"max_rows,omitempty" json:"max_rows,omitempty"`
-}
 
 // Kind bits.
 const (
@@ -56,7 +34,10 @@ const (
 	kindAdmin
 )
 
-var kindNames = map[string]uint8{"read": kindRead, "write": kindWrite, "ddl": kindDDL, "admin": kindAdmin}
+var kindNames = map[string]uint8{
+	proxyconfig.AccessKindRead: kindRead, proxyconfig.AccessKindWrite: kindWrite,
+	proxyconfig.AccessKindDDL: kindDDL, proxyconfig.AccessKindAdmin: kindAdmin,
+}
 
 // Options are the compile-time dependencies of a Policy.
 type Options struct {
@@ -91,44 +72,35 @@ type user struct {
 
 func (u *user) count(reason string) { u.metrics.Rejection(u.domain, u.rule, reason).Inc() }
 
-// Compile validates and compiles cfg (nil: no users, allow everything).
-func Compile(cfg *Config, o Options) (*Policy, error) {
+// Compile validates (proxyconfig.Access.Validate) and compiles cfg (nil:
+// no users, allow everything). The session enforces MaxRows (see
+// Policy.Check).
+func Compile(cfg *proxyconfig.Access, o Options) (*Policy, error) {
 	p := &Policy{users: map[string]*user{}}
 	if cfg == nil {
 		return p, nil
 	}
-	for i, u := range cfg.Users {
-		path := fmt.Sprintf("access.users[%d]", i)
-		if u.User == "" {
-			return nil, fmt.Errorf("%s.user: must not be empty", path)
-		}
-		if _, dup := p.users[u.User]; dup {
-			return nil, fmt.Errorf("%s.user: duplicate user %q", path, u.User)
-		}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	for _, u := range cfg.Users {
 		c := &user{
 			name: u.User, password: u.Password, rule: "access:" + u.User,
 			allSchemas: len(u.Schemas) == 0, schemas: map[string]struct{}{},
 			allTables: len(u.Tables) == 0, wildSchema: map[string]struct{}{}, tables: map[string]map[string]bool{},
 			maxRows: u.MaxRows,
 		}
-		for j, s := range u.Schemas {
-			id, rest, ok := parseIdent(s)
-			if !ok || rest != "" || id == "" {
-				return nil, fmt.Errorf("%s.schemas[%d]: invalid schema name %q", path, j, s)
-			}
+		for _, s := range u.Schemas {
+			id, _ := proxyconfig.ParseSchemaName(s)
 			c.schemas[id] = struct{}{}
 		}
-		for j, t := range u.Tables {
-			if err := c.addTable(t); err != nil {
-				return nil, fmt.Errorf("%s.tables[%d]: %v", path, j, err)
-			}
+		for _, t := range u.Tables {
+			db, table, _ := proxyconfig.ParseTablePattern(t)
+			c.addTable(db, table)
 		}
-		for j, k := range u.Kinds {
-			b, ok := kindNames[strings.ToLower(strings.TrimSpace(k))]
-			if !ok {
-				return nil, fmt.Errorf("%s.kinds[%d]: unknown kind %q (want read, write, ddl or admin)", path, j, k)
-			}
-			c.kinds |= b
+		for _, k := range u.Kinds {
+			name, _ := proxyconfig.AccessKind(k)
+			c.kinds |= kindNames[name]
 		}
 		c.restricted = !c.allSchemas || !c.allTables || c.kinds != 0
 		c.domain, c.metrics = o.Domain, o.Metrics
@@ -137,62 +109,19 @@ func Compile(cfg *Config, o Options) (*Policy, error) {
 	return p, nil
 }
 
-func (c *user) addTable(t string) error {
-	t = strings.TrimSpace(t)
-	if t == "*" {
+// addTable records a parsed table pattern (see proxyconfig.ParseTablePattern).
+func (c *user) addTable(db, table string) {
+	switch {
+	case db == "":
 		c.allTables = true
-		return nil
-	}
-	db, rest, ok := parseIdent(t)
-	if !ok || db == "" || !strings.HasPrefix(rest, ".") {
-		return fmt.Errorf("invalid table pattern %q: want \"db.table\", \"db.*\" or \"*\"", t)
-	}
-	rest = rest[1:]
-	if rest == "*" {
+	case table == "":
 		c.wildSchema[db] = struct{}{}
-		return nil
-	}
-	name, rest, ok := parseIdent(rest)
-	if !ok || name == "" || rest != "" {
-		return fmt.Errorf("invalid table pattern %q: want \"db.table\", \"db.*\" or \"*\"", t)
-	}
-	if c.tables[db] == nil {
-		c.tables[db] = map[string]bool{}
-	}
-	c.tables[db][name] = true
-	return nil
-}
-
-// parseIdent reads one identifier, plain (up to '.' or end) or
-// backquoted (“ `a“b` “), and returns it with the rest of s.
-func parseIdent(s string) (id, rest string, ok bool) {
-	if s == "" {
-		return "", "", false
-	}
-	if s[0] != '`' {
-		i := strings.IndexByte(s, '.')
-		if i < 0 {
-			i = len(s)
+	default:
+		if c.tables[db] == nil {
+			c.tables[db] = map[string]bool{}
 		}
-		id = s[:i]
-		if strings.ContainsAny(id, "` \t\r\n;") {
-			return "", "", false
-		}
-		return id, s[i:], true
+		c.tables[db][table] = true
 	}
-	var b strings.Builder
-	for i := 1; i < len(s); i++ {
-		if s[i] == '`' {
-			if i+1 < len(s) && s[i+1] == '`' {
-				b.WriteByte('`')
-				i++
-				continue
-			}
-			return b.String(), s[i+1:], true
-		}
-		b.WriteByte(s[i])
-	}
-	return "", "", false
 }
 
 // Lookup returns the password of a listed user.
@@ -462,7 +391,7 @@ func useTarget(sql string) (string, bool) {
 	}
 	s = skipSpace(s[3:])
 	s = strings.TrimRight(s, " \t\r\n;")
-	id, rest, ok := parseIdent(s)
+	id, rest, ok := proxyconfig.ParseIdent(s)
 	if !ok || id == "" || skipSpace(rest) != "" {
 		return "", false
 	}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/database-mesh/pisanix-go/internal/mysql"
 	"github.com/database-mesh/pisanix-go/internal/proxy/govern/govmetrics"
+	"github.com/database-mesh/pisanix-go/internal/proxyconfig"
 	"github.com/database-mesh/pisanix-go/internal/sqlparse"
 )
 
@@ -16,7 +17,7 @@ func sel(tables ...sqlparse.Table) *sqlparse.Facts {
 
 func tb(schema, name string) sqlparse.Table { return sqlparse.Table{Schema: schema, Name: name} }
 
-var testConfig = &Config{Users: []User{
+var testConfig = &proxyconfig.Access{Users: []proxyconfig.AccessUser{
 	{User: "app", Password: "pw", Schemas: []string{"shop"}, Kinds: []string{"read", "write"}},
 	{User: "reporter", Password: "r", Tables: []string{"shop.orders", "stats.*", "`odd.db`.`t``x`"}, Kinds: []string{"read"}, MaxRows: 1000},
 	{User: "dba", Password: "d"},
@@ -141,27 +142,27 @@ func TestCheckSchemaAndLookup(t *testing.T) {
 
 func TestCompileErrors(t *testing.T) {
 	tests := []struct {
-		u    User
+		u    proxyconfig.AccessUser
 		want string
 	}{
-		{User{}, "access.users[0].user: must not be empty"},
-		{User{User: "a", Kinds: []string{"execute"}}, `kinds[0]: unknown kind "execute"`},
-		{User{User: "a", Tables: []string{"orders"}}, `tables[0]: invalid table pattern "orders"`},
-		{User{User: "a", Tables: []string{"a.b.c"}}, "invalid table pattern"},
-		{User{User: "a", Tables: []string{".b"}}, "invalid table pattern"},
-		{User{User: "a", Tables: []string{"`a"}}, "invalid table pattern"},
-		{User{User: "a", Schemas: []string{"a b"}}, "schemas[0]: invalid schema name"},
+		{proxyconfig.AccessUser{}, "access.users[0].user: must not be empty"},
+		{proxyconfig.AccessUser{User: "a", Kinds: []string{"execute"}}, `kinds[0]: unknown kind "execute"`},
+		{proxyconfig.AccessUser{User: "a", Tables: []string{"orders"}}, `tables[0]: invalid table pattern "orders"`},
+		{proxyconfig.AccessUser{User: "a", Tables: []string{"a.b.c"}}, "invalid table pattern"},
+		{proxyconfig.AccessUser{User: "a", Tables: []string{".b"}}, "invalid table pattern"},
+		{proxyconfig.AccessUser{User: "a", Tables: []string{"`a"}}, "invalid table pattern"},
+		{proxyconfig.AccessUser{User: "a", Schemas: []string{"a b"}}, "schemas[0]: invalid schema name"},
 	}
 	for _, tt := range tests {
-		_, err := Compile(&Config{Users: []User{tt.u}}, Options{})
+		_, err := Compile(&proxyconfig.Access{Users: []proxyconfig.AccessUser{tt.u}}, Options{})
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%+v: err = %v, want %q", tt.u, err, tt.want)
 		}
 	}
-	if _, err := Compile(&Config{Users: []User{{User: "a"}, {User: "a"}}}, Options{}); err == nil || !strings.Contains(err.Error(), "duplicate") {
+	if _, err := Compile(&proxyconfig.Access{Users: []proxyconfig.AccessUser{{User: "a"}, {User: "a"}}}, Options{}); err == nil || !strings.Contains(err.Error(), "duplicate") {
 		t.Errorf("duplicate: %v", err)
 	}
-	if _, err := Compile(&Config{Users: []User{{User: "a", Kinds: []string{" READ "}, Tables: []string{" * "}}}}, Options{}); err != nil {
+	if _, err := Compile(&proxyconfig.Access{Users: []proxyconfig.AccessUser{{User: "a", Kinds: []string{" READ "}, Tables: []string{" * "}}}}, Options{}); err != nil {
 		t.Errorf("kinds are case-insensitive: %v", err)
 	}
 }

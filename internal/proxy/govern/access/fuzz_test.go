@@ -5,6 +5,7 @@ import (
 
 	"github.com/database-mesh/pisanix-go/internal/mysql"
 	"github.com/database-mesh/pisanix-go/internal/sqlparse"
+	"github.com/database-mesh/pisanix-go/internal/proxyconfig"
 )
 
 func FuzzCheck(f *testing.F) {
@@ -12,7 +13,7 @@ func FuzzCheck(f *testing.F) {
 	f.Add("`a``b`", "`x`.*", "ddl", "/* */ USE `a``b`", "", "t", uint8(16))
 	f.Add("", "*", "", "#\n", "x", "", uint8(13))
 	f.Fuzz(func(t *testing.T, schema, table, kind, sql, tschema, tname string, k uint8) {
-		p, err := Compile(&Config{Users: []User{{User: "u", Schemas: []string{schema}, Tables: []string{table}, Kinds: []string{kind}, MaxRows: 5}}}, Options{})
+		p, err := Compile(&proxyconfig.Access{Users: []proxyconfig.AccessUser{{User: "u", Schemas: []string{schema}, Tables: []string{table}, Kinds: []string{kind}, MaxRows: 5}}}, Options{})
 		if err != nil {
 			return
 		}

@@ -34,75 +34,21 @@ import (
 	"gopkg.in/natefinch/lumberjack.v2"
 
 	"github.com/database-mesh/pisanix-go/internal/proxy/govern/govmetrics"
-	"github.com/database-mesh/pisanix-go/internal/proxyconfig/duration"
+	"github.com/database-mesh/pisanix-go/internal/proxyconfig"
 )
 
-// Config is [proxy.config.audit].
-type Config struct {
-	// Output: "stdout", "stderr" or a file path. Empty: no audit log.
-	Output string `toml:"output" json:"output"`
-	// Rotation of a file output (lumberjack): size in megabytes before
-	// rotating (default 100), old files kept (0 = all), days kept
-	// (0 = forever), gzip old files.
-	MaxSizeMB  int  `toml:"max_size_mb,omitempty" json:"max_size_mb,omitempty"`
-	MaxBackups int  `toml:"max_backups,omitempty" json:"max_backups,omitempty"`
-	MaxAgeDays int  `toml:"max_age_days,omitempty" json:"max_age_days,omitempty"`
-	Compress   bool `toml:"compress,omitempty" json:"compress,omitempty"`
-	// SampleRate (0..1) of ordinary statements logged with include="all";
-	// unset = 1 (every statement).
-	SampleRate *float64 `toml:"sample_rate,omitempty" json:"sample_rate,omitempty"`
-	// SlowThreshold marks statements at least this long as slow; 0 = off.
-	SlowThreshold duration.Duration `toml:"slow_threshold,omitzero" json:"slow_threshold,omitzero"`
-	// LogSQL logs the statement text with its literals; default: the
-	// fingerprint.
-	LogSQL bool `toml:"log_sql,omitempty" json:"log_sql,omitempty"`
-	// Include: "all" (default), "slow" or "errors".
-	Include string `toml:"include,omitempty" json:"include,omitempty"`
-	// BufferSize is the queue length between the data path and the writer
-	// (default 4096). Fixed by the first config that opens an output.
-	BufferSize int `toml:"buffer_size,omitempty" json:"buffer_size,omitempty"`
-}
-
-// Defaults.
+// Defaults of proxyconfig.Audit's zero values.
 const (
 	DefaultMaxSizeMB  = 100
 	DefaultBufferSize = 4096
 )
 
-// Include values.
+// Include values (proxyconfig.Audit.Include).
 const (
-	IncludeAll    = "all"
-	IncludeSlow   = "slow"
-	IncludeErrors = "errors"
+	IncludeAll    = proxyconfig.AuditIncludeAll
+	IncludeSlow   = proxyconfig.AuditIncludeSlow
+	IncludeErrors = proxyconfig.AuditIncludeErrors
 )
-
-// Validate checks c.
-func (c *Config) Validate() error {
-	switch {
-	case c.MaxSizeMB < 0:
-		return fmt.Errorf("max_size_mb: must be >= 0, got %d", c.MaxSizeMB)
-	case c.MaxBackups < 0:
-		return fmt.Errorf("max_backups: must be >= 0, got %d", c.MaxBackups)
-	case c.MaxAgeDays < 0:
-		return fmt.Errorf("max_age_days: must be >= 0, got %d", c.MaxAgeDays)
-	case c.SampleRate != nil && !(*c.SampleRate >= 0 && *c.SampleRate <= 1):
-		return fmt.Errorf("sample_rate: must be in [0, 1], got %v", *c.SampleRate)
-	case c.SlowThreshold.Duration < 0:
-		return fmt.Errorf("slow_threshold: must be >= 0, got %s", c.SlowThreshold.Duration)
-	case c.BufferSize < 0:
-		return fmt.Errorf("buffer_size: must be >= 0, got %d", c.BufferSize)
-	}
-	switch c.Include {
-	case "", IncludeAll, IncludeErrors:
-	case IncludeSlow:
-		if c.SlowThreshold.Duration == 0 {
-			return fmt.Errorf("include: \"slow\" needs slow_threshold")
-		}
-	default:
-		return fmt.Errorf("include: must be \"all\", \"slow\" or \"errors\", got %q", c.Include)
-	}
-	return nil
-}
 
 // Record is one audit log line.
 type Record struct {
@@ -141,7 +87,7 @@ type Logger struct {
 
 // Open creates a Logger for domain; it returns nil, nil when cfg is nil
 // or has no output. Loggers with the same output share one writer.
-func Open(cfg *Config, domain string, m *govmetrics.Metrics) (*Logger, error) {
+func Open(cfg *proxyconfig.Audit, domain string, m *govmetrics.Metrics) (*Logger, error) {
 	if cfg == nil || cfg.Output == "" {
 		return nil, nil
 	}
@@ -255,11 +201,11 @@ var (
 	sinks   = map[string]*sink{}
 )
 
-func sinkKey(c *Config) string {
+func sinkKey(c *proxyconfig.Audit) string {
 	return fmt.Sprintf("%s\x00%d\x00%d\x00%d\x00%t", c.Output, c.MaxSizeMB, c.MaxBackups, c.MaxAgeDays, c.Compress)
 }
 
-func acquireSink(c *Config) (*sink, error) {
+func acquireSink(c *proxyconfig.Audit) (*sink, error) {
 	key := sinkKey(c)
 	sinksMu.Lock()
 	defer sinksMu.Unlock()

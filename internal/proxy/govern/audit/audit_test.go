@@ -14,7 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/database-mesh/pisanix-go/internal/proxy/govern/govmetrics"
-	"github.com/database-mesh/pisanix-go/internal/proxyconfig/duration"
+	"github.com/database-mesh/pisanix-go/internal/proxyconfig"
 )
 
 func readLines(t *testing.T, path string) []Record {
@@ -43,7 +43,7 @@ func TestFileRecords(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "audit.log")
 	reg := prometheus.NewRegistry()
 	m := govmetrics.New(reg)
-	l, err := Open(&Config{Output: path, MaxSizeMB: 1, MaxBackups: 2, MaxAgeDays: 1}, "d", m)
+	l, err := Open(&proxyconfig.Audit{Output: path, MaxSizeMB: 1, MaxBackups: 2, MaxAgeDays: 1}, "d", m)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +76,7 @@ func TestFileRecords(t *testing.T) {
 
 func TestLogSQL(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "a.log")
-	l, err := Open(&Config{Output: path, LogSQL: true}, "d", nil)
+	l, err := Open(&proxyconfig.Audit{Output: path, LogSQL: true}, "d", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +93,7 @@ func TestLogSQL(t *testing.T) {
 func TestRotation(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "audit.log")
-	l, err := Open(&Config{Output: path, MaxSizeMB: 1, MaxBackups: 1, LogSQL: true, BufferSize: 100000}, "d", nil)
+	l, err := Open(&proxyconfig.Audit{Output: path, MaxSizeMB: 1, MaxBackups: 1, LogSQL: true, BufferSize: 100000}, "d", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,23 +115,23 @@ func TestRotation(t *testing.T) {
 }
 
 func TestWant(t *testing.T) {
-	slow := duration.D(100 * time.Millisecond)
+	slow := proxyconfig.D(100 * time.Millisecond)
 	tests := []struct {
 		name       string
-		cfg        Config
+		cfg        proxyconfig.Audit
 		d          time.Duration
 		failed     bool
 		want, slow bool
 	}{
-		{"all default", Config{}, time.Millisecond, false, true, false},
-		{"sample 0 ordinary", Config{SampleRate: rate(0)}, time.Millisecond, false, false, false},
-		{"sample 0 error", Config{SampleRate: rate(0)}, time.Millisecond, true, true, false},
-		{"sample 0 slow", Config{SampleRate: rate(0), SlowThreshold: slow}, time.Second, false, true, true},
-		{"threshold is inclusive", Config{SampleRate: rate(0), SlowThreshold: slow}, 100 * time.Millisecond, false, true, true},
-		{"slow only: fast", Config{Include: IncludeSlow, SlowThreshold: slow}, time.Millisecond, true, false, false},
-		{"slow only: slow", Config{Include: IncludeSlow, SlowThreshold: slow}, time.Second, false, true, true},
-		{"errors only: ok", Config{Include: IncludeErrors}, time.Second, false, false, false},
-		{"errors only: failed", Config{Include: IncludeErrors, SlowThreshold: slow}, time.Second, true, true, true},
+		{"all default", proxyconfig.Audit{}, time.Millisecond, false, true, false},
+		{"sample 0 ordinary", proxyconfig.Audit{SampleRate: rate(0)}, time.Millisecond, false, false, false},
+		{"sample 0 error", proxyconfig.Audit{SampleRate: rate(0)}, time.Millisecond, true, true, false},
+		{"sample 0 slow", proxyconfig.Audit{SampleRate: rate(0), SlowThreshold: slow}, time.Second, false, true, true},
+		{"threshold is inclusive", proxyconfig.Audit{SampleRate: rate(0), SlowThreshold: slow}, 100 * time.Millisecond, false, true, true},
+		{"slow only: fast", proxyconfig.Audit{Include: IncludeSlow, SlowThreshold: slow}, time.Millisecond, true, false, false},
+		{"slow only: slow", proxyconfig.Audit{Include: IncludeSlow, SlowThreshold: slow}, time.Second, false, true, true},
+		{"errors only: ok", proxyconfig.Audit{Include: IncludeErrors}, time.Second, false, false, false},
+		{"errors only: failed", proxyconfig.Audit{Include: IncludeErrors, SlowThreshold: slow}, time.Second, true, true, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -150,7 +150,7 @@ func TestWant(t *testing.T) {
 }
 
 func TestSampling(t *testing.T) {
-	l, err := Open(&Config{Output: filepath.Join(t.TempDir(), "a.log"), SampleRate: rate(0.25)}, "d", nil)
+	l, err := Open(&proxyconfig.Audit{Output: filepath.Join(t.TempDir(), "a.log"), SampleRate: rate(0.25)}, "d", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -210,7 +210,7 @@ func TestDropWhenFull(t *testing.T) {
 
 func TestSharedSink(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "a.log")
-	c := &Config{Output: path}
+	c := &proxyconfig.Audit{Output: path}
 	a, _ := Open(c, "a", nil)
 	b, _ := Open(c, "b", nil)
 	if a.sink != b.sink {
@@ -228,15 +228,15 @@ func TestSharedSink(t *testing.T) {
 
 func TestConfigErrors(t *testing.T) {
 	tests := []struct {
-		c    Config
+		c    proxyconfig.Audit
 		want string
 	}{
-		{Config{Output: "x", SampleRate: rate(1.5)}, "sample_rate"},
-		{Config{Output: "x", Include: "some"}, "include"},
-		{Config{Output: "x", Include: IncludeSlow}, "needs slow_threshold"},
-		{Config{Output: "x", MaxSizeMB: -1}, "max_size_mb"},
-		{Config{Output: "x", SlowThreshold: duration.D(-1)}, "slow_threshold"},
-		{Config{Output: "/nonexistent-dir/x/audit.log"}, "audit output"},
+		{proxyconfig.Audit{Output: "x", SampleRate: rate(1.5)}, "sample_rate"},
+		{proxyconfig.Audit{Output: "x", Include: "some"}, "include"},
+		{proxyconfig.Audit{Output: "x", Include: IncludeSlow}, "needs slow_threshold"},
+		{proxyconfig.Audit{Output: "x", MaxSizeMB: -1}, "max_size_mb"},
+		{proxyconfig.Audit{Output: "x", SlowThreshold: proxyconfig.D(-1)}, "slow_threshold"},
+		{proxyconfig.Audit{Output: "/nonexistent-dir/x/audit.log"}, "audit output"},
 	}
 	for _, tt := range tests {
 		_, err := Open(&tt.c, "d", nil)
@@ -244,7 +244,7 @@ func TestConfigErrors(t *testing.T) {
 			t.Errorf("%+v: %v", tt.c, err)
 		}
 	}
-	if l, err := Open(&Config{}, "d", nil); l != nil || err != nil {
+	if l, err := Open(&proxyconfig.Audit{}, "d", nil); l != nil || err != nil {
 		t.Error("empty output must mean off")
 	}
 	var l *Logger

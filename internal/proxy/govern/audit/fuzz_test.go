@@ -3,6 +3,7 @@ package audit
 import (
 	"strings"
 	"testing"
+	"github.com/database-mesh/pisanix-go/internal/proxyconfig"
 )
 
 func FuzzRedact(f *testing.F) {
@@ -27,7 +28,7 @@ func FuzzConfig(f *testing.F) {
 	f.Add("all", 0.5, int64(0), 1)
 	f.Add("slow", -1.0, int64(5), -3)
 	f.Fuzz(func(t *testing.T, include string, sample float64, slowNS int64, size int) {
-		c := Config{Output: "stdout", Include: include, SampleRate: &sample, MaxSizeMB: size}
+		c := proxyconfig.Audit{Output: "stdout", Include: include, SampleRate: &sample, MaxSizeMB: size}
 		c.SlowThreshold.Duration = 0
 		if slowNS > 0 {
 			c.SlowThreshold.Duration = 1

@@ -31,73 +31,8 @@ import (
 
 	"github.com/database-mesh/pisanix-go/internal/mysql"
 	"github.com/database-mesh/pisanix-go/internal/proxy/govern/govmetrics"
-	"github.com/database-mesh/pisanix-go/internal/proxyconfig/duration"
+	"github.com/database-mesh/pisanix-go/internal/proxyconfig"
 )
-
-// Config is the endpoint breaker config.
-type Config struct {
-	// ErrorRate (0..1] trips the breaker; default 0.5.
-	ErrorRate float64 `toml:"error_rate,omitempty" json:"error_rate,omitempty"`
-	// MinRequests in the window before the rate is considered; default 20.
-	MinRequests int `toml:"min_requests,omitempty" json:"min_requests,omitempty"`
-	// Window over which the rate is measured; default "10s".
-	Window duration.Duration `toml:"window,omitzero" json:"window,omitzero"`
-	// OpenFor is how long an open breaker refuses traffic; default "5s".
-	OpenFor duration.Duration `toml:"open_for,omitzero" json:"open_for,omitzero"`
-	// HalfOpenMax trial requests at once when half-open; default 1.
-	HalfOpenMax int `toml:"half_open_max,omitempty" json:"half_open_max,omitempty"`
-	// Timeout: a request slower than this counts as a failure; 0 = off.
-	Timeout duration.Duration `toml:"timeout,omitzero" json:"timeout,omitzero"`
-}
-
-// Defaults.
-const (
-	DefaultErrorRate   = 0.5
-	DefaultMinRequests = 20
-	DefaultWindow      = 10 * time.Second
-	DefaultOpenFor     = 5 * time.Second
-	DefaultHalfOpenMax = 1
-)
-
-// WithDefaults returns c with zero fields set to their defaults.
-func (c Config) WithDefaults() Config {
-	if c.ErrorRate == 0 {
-		c.ErrorRate = DefaultErrorRate
-	}
-	if c.MinRequests == 0 {
-		c.MinRequests = DefaultMinRequests
-	}
-	if c.Window.Duration == 0 {
-		c.Window.Duration = DefaultWindow
-	}
-	if c.OpenFor.Duration == 0 {
-		c.OpenFor.Duration = DefaultOpenFor
-	}
-	if c.HalfOpenMax == 0 {
-		c.HalfOpenMax = DefaultHalfOpenMax
-	}
-	return c
-}
-
-// Validate checks c (after defaults).
-func (c Config) Validate() error {
-	c = c.WithDefaults()
-	switch {
-	case !(c.ErrorRate > 0 && c.ErrorRate <= 1):
-		return fmt.Errorf("error_rate: must be in (0, 1], got %v", c.ErrorRate)
-	case c.MinRequests < 0:
-		return fmt.Errorf("min_requests: must be >= 0, got %d", c.MinRequests)
-	case c.Window.Duration < time.Millisecond:
-		return fmt.Errorf("window: must be at least 1ms, got %s", c.Window.Duration)
-	case c.OpenFor.Duration < 0:
-		return fmt.Errorf("open_for: must be positive, got %s", c.OpenFor.Duration)
-	case c.HalfOpenMax < 0 || c.HalfOpenMax > 1<<20:
-		return fmt.Errorf("half_open_max: must be in [1, 1048576], got %d", c.HalfOpenMax)
-	case c.Timeout.Duration < 0:
-		return fmt.Errorf("timeout: must be >= 0, got %s", c.Timeout.Duration)
-	}
-	return nil
-}
 
 // State of an endpoint; the values are those of the
 // pisa_proxy_endpoint_breaker_state gauge.
@@ -151,7 +86,7 @@ type Breaker struct {
 
 // New creates a Breaker. clock may be nil (time.Now), log may be nil
 // (slog.Default()).
-func New(domain string, cfg Config, clock func() time.Time, log *slog.Logger) (*Breaker, error) {
+func New(domain string, cfg proxyconfig.EndpointBreaker, clock func() time.Time, log *slog.Logger) (*Breaker, error) {
 	if clock == nil {
 		clock = time.Now
 	}
@@ -168,7 +103,7 @@ func New(domain string, cfg Config, clock func() time.Time, log *slog.Logger) (*
 }
 
 // Configure applies a new config; endpoint states are kept.
-func (b *Breaker) Configure(cfg Config) error {
+func (b *Breaker) Configure(cfg proxyconfig.EndpointBreaker) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}

@@ -13,7 +13,7 @@ import (
 
 	"github.com/database-mesh/pisanix-go/internal/mysql"
 	"github.com/database-mesh/pisanix-go/internal/proxy/govern/govmetrics"
-	"github.com/database-mesh/pisanix-go/internal/proxyconfig/duration"
+	"github.com/database-mesh/pisanix-go/internal/proxyconfig"
 )
 
 type fakeClock struct {
@@ -30,7 +30,7 @@ func (c *fakeClock) Advance(d time.Duration) {
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
-func newTest(t *testing.T, cfg Config) (*Breaker, *fakeClock) {
+func newTest(t *testing.T, cfg proxyconfig.EndpointBreaker) (*Breaker, *fakeClock) {
 	t.Helper()
 	clk := &fakeClock{t: time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)}
 	b, err := New("d", cfg, clk.Now, quiet)
@@ -45,8 +45,8 @@ var errNet = errors.New("read tcp: connection reset by peer")
 const ep = "10.0.0.1:3306"
 
 func TestStateMachine(t *testing.T) {
-	b, clk := newTest(t, Config{ErrorRate: 0.5, MinRequests: 4, Window: duration.D(10 * time.Second),
-		OpenFor: duration.D(5 * time.Second), HalfOpenMax: 2})
+	b, clk := newTest(t, proxyconfig.EndpointBreaker{ErrorRate: 0.5, MinRequests: 4, Window: proxyconfig.D(10 * time.Second),
+		OpenFor: proxyconfig.D(5 * time.Second), HalfOpenMax: 2})
 	step := func(name string, want State) {
 		t.Helper()
 		if got := b.State(ep); got != want {
@@ -106,7 +106,7 @@ func TestStateMachine(t *testing.T) {
 }
 
 func TestWindowSlides(t *testing.T) {
-	b, clk := newTest(t, Config{ErrorRate: 0.5, MinRequests: 4, Window: duration.D(10 * time.Second)})
+	b, clk := newTest(t, proxyconfig.EndpointBreaker{ErrorRate: 0.5, MinRequests: 4, Window: proxyconfig.D(10 * time.Second)})
 	// Two failures, then 11 s later two more: the first two have left
 	// the window, so only 2 requests count (< min_requests).
 	b.Report(ep, errNet, 0)
@@ -126,7 +126,7 @@ func TestWindowSlides(t *testing.T) {
 }
 
 func TestTimeoutAndClassification(t *testing.T) {
-	b, _ := newTest(t, Config{ErrorRate: 1, MinRequests: 2, Timeout: duration.D(time.Second)})
+	b, _ := newTest(t, proxyconfig.EndpointBreaker{ErrorRate: 1, MinRequests: 2, Timeout: proxyconfig.D(time.Second)})
 	// Statement errors are not failures.
 	for range 10 {
 		b.Report(ep, mysql.NewError(1064, "42000", "syntax"), 0)
@@ -137,7 +137,7 @@ func TestTimeoutAndClassification(t *testing.T) {
 		t.Fatalf("statement errors tripped the breaker: %s", s)
 	}
 	// Slow requests are.
-	b2, _ := newTest(t, Config{ErrorRate: 1, MinRequests: 2, Timeout: duration.D(time.Second)})
+	b2, _ := newTest(t, proxyconfig.EndpointBreaker{ErrorRate: 1, MinRequests: 2, Timeout: proxyconfig.D(time.Second)})
 	b2.Report(ep, nil, 2*time.Second)
 	b2.Report(ep, nil, 3*time.Second)
 	if s := b2.State(ep); s != Open {
@@ -162,12 +162,12 @@ func TestTimeoutAndClassification(t *testing.T) {
 }
 
 func TestConfigureKeepsState(t *testing.T) {
-	b, _ := newTest(t, Config{MinRequests: 1, ErrorRate: 1})
+	b, _ := newTest(t, proxyconfig.EndpointBreaker{MinRequests: 1, ErrorRate: 1})
 	b.Report(ep, errNet, 0)
 	if b.State(ep) != Open {
 		t.Fatal("not open")
 	}
-	if err := b.Configure(Config{MinRequests: 100, OpenFor: duration.D(time.Minute)}); err != nil {
+	if err := b.Configure(proxyconfig.EndpointBreaker{MinRequests: 100, OpenFor: proxyconfig.D(time.Minute)}); err != nil {
 		t.Fatal(err)
 	}
 	if b.State(ep) != Open {
@@ -186,29 +186,29 @@ func TestConfigureKeepsState(t *testing.T) {
 
 func TestValidate(t *testing.T) {
 	tests := []struct {
-		c    Config
+		c    proxyconfig.EndpointBreaker
 		want string
 	}{
-		{Config{ErrorRate: 1.5}, "error_rate"},
-		{Config{ErrorRate: -0.1}, "error_rate"},
-		{Config{MinRequests: -1}, "min_requests"},
-		{Config{Window: duration.D(time.Microsecond)}, "window"},
-		{Config{OpenFor: duration.D(-time.Second)}, "open_for"},
-		{Config{HalfOpenMax: -1}, "half_open_max"},
-		{Config{Timeout: duration.D(-1)}, "timeout"},
+		{proxyconfig.EndpointBreaker{ErrorRate: 1.5}, "error_rate"},
+		{proxyconfig.EndpointBreaker{ErrorRate: -0.1}, "error_rate"},
+		{proxyconfig.EndpointBreaker{MinRequests: -1}, "min_requests"},
+		{proxyconfig.EndpointBreaker{Window: proxyconfig.D(time.Microsecond)}, "window"},
+		{proxyconfig.EndpointBreaker{OpenFor: proxyconfig.D(-time.Second)}, "open_for"},
+		{proxyconfig.EndpointBreaker{HalfOpenMax: -1}, "half_open_max"},
+		{proxyconfig.EndpointBreaker{Timeout: proxyconfig.D(-1)}, "timeout"},
 	}
 	for _, tt := range tests {
 		if err := tt.c.Validate(); err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%+v: %v", tt.c, err)
 		}
 	}
-	if err := (Config{}).Validate(); err != nil {
+	if err := (proxyconfig.EndpointBreaker{}).Validate(); err != nil {
 		t.Errorf("defaults invalid: %v", err)
 	}
 }
 
 func TestConcurrentReports(t *testing.T) {
-	b, clk := newTest(t, Config{ErrorRate: 0.9, MinRequests: 10, HalfOpenMax: 3})
+	b, clk := newTest(t, proxyconfig.EndpointBreaker{ErrorRate: 0.9, MinRequests: 10, HalfOpenMax: 3})
 	var wg sync.WaitGroup
 	for g := range 8 {
 		wg.Add(1)
@@ -233,7 +233,7 @@ func TestConcurrentReports(t *testing.T) {
 }
 
 func BenchmarkAllowReportClosed(b *testing.B) {
-	br, err := New("d", Config{}, nil, quiet)
+	br, err := New("d", proxyconfig.EndpointBreaker{}, nil, quiet)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/database-mesh/pisanix-go/internal/proxyconfig/duration"
+	"github.com/database-mesh/pisanix-go/internal/proxyconfig"
 )
 
 // FuzzBreaker drives a breaker with arbitrary configs and event sequences:
@@ -15,8 +15,8 @@ func FuzzBreaker(f *testing.F) {
 	f.Add(1.0, 0, int64(1e6), int64(0), 3, []byte{1, 1, 2, 2, 0, 3})
 	f.Fuzz(func(t *testing.T, rate float64, minReq int, window, openFor int64, half int, ops []byte) {
 		clk := &fakeClock{t: time.Unix(0, 0)}
-		b, err := New("d", Config{ErrorRate: rate, MinRequests: minReq, Window: duration.D(time.Duration(window)),
-			OpenFor: duration.D(time.Duration(openFor)), HalfOpenMax: half}, clk.Now, quiet)
+		b, err := New("d", proxyconfig.EndpointBreaker{ErrorRate: rate, MinRequests: minReq, Window: proxyconfig.D(time.Duration(window)),
+			OpenFor: proxyconfig.D(time.Duration(openFor)), HalfOpenMax: half}, clk.Now, quiet)
 		if err != nil {
 			return
 		}

@@ -8,39 +8,19 @@
 // rejects. A dry_run rule that matches is counted
 // (pisa_proxy_rule_dry_run_hits_total) and the statement goes on.
 //
-// Config keys keep Pisanix's names ([[proxy.config.plugin.circuit_break]]
-// regex, case_insensitive) and add name, fingerprint and dry_run.
+// The rules are proxyconfig.CircuitBreak ([[proxy.config.plugin.circuit_break]]:
+// Pisanix's regex, case_insensitive, plus name, fingerprint and dry_run).
 package circuit
 
 import (
-	"fmt"
-
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/database-mesh/pisanix-go/internal/mysql"
 	"github.com/database-mesh/pisanix-go/internal/proxy/govern/govmetrics"
 	"github.com/database-mesh/pisanix-go/internal/proxy/govern/internal/rxmatch"
+	"github.com/database-mesh/pisanix-go/internal/proxyconfig"
 	"github.com/database-mesh/pisanix-go/internal/sqlparse"
 )
-
-// Rule is one [[...circuit_break]] entry.
-type Rule struct {
-	// Name names the rule in errors, logs and metrics. Default
-	// "circuit_break[<i>]" (i is the rule's index).
-	Name string `toml:"name,omitempty" json:"name,omitempty"`
-	// Regex: unanchored regexps matched against the statement text.
-	Regex []string `toml:"regex,omitempty" json:"regex,omitempty"`
-	// CaseInsensitive makes every regexp of the rule case-insensitive.
-	CaseInsensitive bool `toml:"case_insensitive,omitempty" json:"case_insensitive,omitempty"`
-	// Fingerprint: normalized fingerprints (as shown in the audit log) or
-	// their 64-digit hex digests.
-	Fingerprint []string `toml:"fingerprint,omitempty" json:"fingerprint,omitempty"`
-	// DryRun counts and logs matches without rejecting.
-	DryRun bool `toml:"dry_run,omitempty" json:"dry_run,omitempty"`
-}
-
-// DefaultName is the name of rule i when the config gives none.
-func DefaultName(i int) string { return fmt.Sprintf("circuit_break[%d]", i) }
 
 // Options are the compile-time dependencies of a Set.
 type Options struct {
@@ -69,31 +49,20 @@ type Set struct {
 	m     *rxmatch.Set
 }
 
-// Validate checks rules without building metrics.
-func Validate(rules []Rule) error {
-	_, err := Compile(rules, Options{})
-	return err
-}
-
-// Compile compiles rules. It fails on an invalid regexp, a rule with
-// nothing to match or a duplicate name.
-func Compile(rules []Rule, o Options) (*Set, error) {
+// Compile compiles rules. It fails on what proxyconfig.ValidateCircuitBreaks
+// refuses, and on a fingerprint that Normalize turns into nothing.
+func Compile(rules []proxyconfig.CircuitBreak, o Options) (*Set, error) {
+	if err := proxyconfig.ValidateCircuitBreaks(rules); err != nil {
+		return nil, err
+	}
 	s := &Set{rules: make([]Compiled, len(rules))}
-	seen := make(map[string]int, len(rules))
-	mr := make([]rxmatch.Rule, len(rules))
+	mr := make([]proxyconfig.MatchSpec, len(rules))
 	for i, r := range rules {
 		name := r.Name
 		if name == "" {
-			name = DefaultName(i)
+			name = proxyconfig.CircuitBreakName(i)
 		}
-		if j, dup := seen[name]; dup {
-			return nil, fmt.Errorf("%s: duplicate rule name %q (also circuit_break[%d])", DefaultName(i), name, j)
-		}
-		seen[name] = i
-		if len(r.Regex) == 0 && len(r.Fingerprint) == 0 {
-			return nil, fmt.Errorf("%s: needs at least one regex or fingerprint", DefaultName(i))
-		}
-		mr[i] = rxmatch.Rule{Regex: r.Regex, CaseInsensitive: r.CaseInsensitive, Fingerprint: r.Fingerprint}
+		mr[i] = r.MatchSpec
 		s.rules[i] = Compiled{
 			Index:  i,
 			Name:   name,
@@ -101,7 +70,7 @@ func Compile(rules []Rule, o Options) (*Set, error) {
 			Err:    mysql.NewError(mysql.ErrCodeUnknownCom, "08S01", "audit plugin rejected: circuit_break rule %q", name),
 		}
 	}
-	m, err := rxmatch.Compile(mr, DefaultName, o.Normalize)
+	m, err := rxmatch.Compile(mr, proxyconfig.CircuitBreakName, o.Normalize)
 	if err != nil {
 		return nil, err
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/database-mesh/pisanix-go/internal/mysql"
 	"github.com/database-mesh/pisanix-go/internal/proxy/govern/govmetrics"
+	"github.com/database-mesh/pisanix-go/internal/proxyconfig"
 	"github.com/database-mesh/pisanix-go/internal/sqlparse"
 )
 
@@ -18,31 +19,31 @@ func TestCheck(t *testing.T) {
 	facts := &sqlparse.Facts{Fingerprint: "select * from t where id = ?", Digest: digestA}
 	tests := []struct {
 		name   string
-		rules  []Rule
+		rules  []proxyconfig.CircuitBreak
 		sql    string
 		facts  *sqlparse.Facts
 		reject string // rule name, "" = pass
 		dry    string
 	}{
 		{"no rules", nil, "select 1", nil, "", ""},
-		{"regex match", []Rule{{Regex: []string{"111"}}}, "select 111", nil, "circuit_break[0]", ""},
-		{"regex no match", []Rule{{Regex: []string{"111"}}}, "select 112", nil, "", ""},
-		{"unanchored", []Rule{{Regex: []string{"delete from"}}}, "/* x */ delete from t", nil, "circuit_break[0]", ""},
-		{"anchored", []Rule{{Regex: []string{"^delete"}}}, "/* x */ delete from t", nil, "", ""},
-		{"case sensitive by default", []Rule{{Regex: []string{"drop table"}}}, "DROP TABLE t", nil, "", ""},
-		{"case insensitive", []Rule{{Regex: []string{"drop table"}, CaseInsensitive: true}}, "DROP TABLE t", nil, "circuit_break[0]", ""},
-		{"any regex of a rule", []Rule{{Name: "r", Regex: []string{"aaa", "bbb"}}}, "x bbb", nil, "r", ""},
-		{"first rule wins", []Rule{{Name: "a", Regex: []string{"x"}}, {Name: "b", Regex: []string{"x"}}}, "x", nil, "a", ""},
-		{"second rule", []Rule{{Name: "a", Regex: []string{"y"}}, {Name: "b", Regex: []string{"x"}}}, "x", nil, "b", ""},
-		{"fingerprint", []Rule{{Name: "fp", Fingerprint: []string{"select * from t where id = ?"}}}, "select * from t where id = 5", facts, "fp", ""},
-		{"fingerprint trimmed", []Rule{{Name: "fp", Fingerprint: []string{"  select * from t where id = ?\n"}}}, "q", facts, "fp", ""},
-		{"fingerprint no facts", []Rule{{Name: "fp", Fingerprint: []string{"select * from t where id = ?"}}}, "select * from t where id = 5", nil, "", ""},
-		{"fingerprint other", []Rule{{Name: "fp", Fingerprint: []string{"select * from u"}}}, "q", facts, "", ""},
-		{"digest", []Rule{{Name: "d", Fingerprint: []string{strings.ToUpper(digestA)}}}, "q", facts, "d", ""},
-		{"dry run", []Rule{{Name: "d", Regex: []string{"x"}, DryRun: true}}, "x", nil, "", "d"},
-		{"dry run then enforce", []Rule{{Name: "d", Regex: []string{"x"}, DryRun: true}, {Name: "e", Regex: []string{"x"}}}, "x", nil, "e", "d"},
-		{"regex or fingerprint", []Rule{{Name: "m", Regex: []string{"zzz"}, Fingerprint: []string{digestA}}}, "q", facts, "m", ""},
-		{"empty sql", []Rule{{Regex: []string{"x*"}}}, "", nil, "", ""},
+		{"regex match", []proxyconfig.CircuitBreak{{MatchSpec: proxyconfig.MatchSpec{Regex: []string{"111"}}}}, "select 111", nil, "circuit_break[0]", ""},
+		{"regex no match", []proxyconfig.CircuitBreak{{MatchSpec: proxyconfig.MatchSpec{Regex: []string{"111"}}}}, "select 112", nil, "", ""},
+		{"unanchored", []proxyconfig.CircuitBreak{{MatchSpec: proxyconfig.MatchSpec{Regex: []string{"delete from"}}}}, "/* x */ delete from t", nil, "circuit_break[0]", ""},
+		{"anchored", []proxyconfig.CircuitBreak{{MatchSpec: proxyconfig.MatchSpec{Regex: []string{"^delete"}}}}, "/* x */ delete from t", nil, "", ""},
+		{"case sensitive by default", []proxyconfig.CircuitBreak{{MatchSpec: proxyconfig.MatchSpec{Regex: []string{"drop table"}}}}, "DROP TABLE t", nil, "", ""},
+		{"case insensitive", []proxyconfig.CircuitBreak{{MatchSpec: proxyconfig.MatchSpec{Regex: []string{"drop table"}, CaseInsensitive: true}}}, "DROP TABLE t", nil, "circuit_break[0]", ""},
+		{"any regex of a rule", []proxyconfig.CircuitBreak{{Name: "r", MatchSpec: proxyconfig.MatchSpec{Regex: []string{"aaa", "bbb"}}}}, "x bbb", nil, "r", ""},
+		{"first rule wins", []proxyconfig.CircuitBreak{{Name: "a", MatchSpec: proxyconfig.MatchSpec{Regex: []string{"x"}}}, {Name: "b", MatchSpec: proxyconfig.MatchSpec{Regex: []string{"x"}}}}, "x", nil, "a", ""},
+		{"second rule", []proxyconfig.CircuitBreak{{Name: "a", MatchSpec: proxyconfig.MatchSpec{Regex: []string{"y"}}}, {Name: "b", MatchSpec: proxyconfig.MatchSpec{Regex: []string{"x"}}}}, "x", nil, "b", ""},
+		{"fingerprint", []proxyconfig.CircuitBreak{{Name: "fp", MatchSpec: proxyconfig.MatchSpec{Fingerprint: []string{"select * from t where id = ?"}}}}, "select * from t where id = 5", facts, "fp", ""},
+		{"fingerprint trimmed", []proxyconfig.CircuitBreak{{Name: "fp", MatchSpec: proxyconfig.MatchSpec{Fingerprint: []string{"  select * from t where id = ?\n"}}}}, "q", facts, "fp", ""},
+		{"fingerprint no facts", []proxyconfig.CircuitBreak{{Name: "fp", MatchSpec: proxyconfig.MatchSpec{Fingerprint: []string{"select * from t where id = ?"}}}}, "select * from t where id = 5", nil, "", ""},
+		{"fingerprint other", []proxyconfig.CircuitBreak{{Name: "fp", MatchSpec: proxyconfig.MatchSpec{Fingerprint: []string{"select * from u"}}}}, "q", facts, "", ""},
+		{"digest", []proxyconfig.CircuitBreak{{Name: "d", MatchSpec: proxyconfig.MatchSpec{Fingerprint: []string{strings.ToUpper(digestA)}}}}, "q", facts, "d", ""},
+		{"dry run", []proxyconfig.CircuitBreak{{Name: "d", MatchSpec: proxyconfig.MatchSpec{Regex: []string{"x"}}, DryRun: true}}, "x", nil, "", "d"},
+		{"dry run then enforce", []proxyconfig.CircuitBreak{{Name: "d", MatchSpec: proxyconfig.MatchSpec{Regex: []string{"x"}}, DryRun: true}, {Name: "e", MatchSpec: proxyconfig.MatchSpec{Regex: []string{"x"}}}}, "x", nil, "e", "d"},
+		{"regex or fingerprint", []proxyconfig.CircuitBreak{{Name: "m", MatchSpec: proxyconfig.MatchSpec{Regex: []string{"zzz"}, Fingerprint: []string{digestA}}}}, "q", facts, "m", ""},
+		{"empty sql", []proxyconfig.CircuitBreak{{MatchSpec: proxyconfig.MatchSpec{Regex: []string{"x*"}}}}, "", nil, "", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -71,7 +72,7 @@ func name(c *Compiled) string {
 }
 
 func TestError(t *testing.T) {
-	s, err := Compile([]Rule{{Name: "no-full-scan", Regex: []string{"select \\* from big$"}}}, Options{})
+	s, err := Compile([]proxyconfig.CircuitBreak{{Name: "no-full-scan", MatchSpec: proxyconfig.MatchSpec{Regex: []string{"select \\* from big$"}}}}, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,19 +88,19 @@ func TestError(t *testing.T) {
 
 func TestCompileErrors(t *testing.T) {
 	tests := []struct {
-		rules []Rule
+		rules []proxyconfig.CircuitBreak
 		want  string
 	}{
-		{[]Rule{{Regex: []string{"("}}}, "circuit_break[0].regex[0]: invalid regular expression"},
-		{[]Rule{{Regex: []string{"a"}}, {Regex: []string{""}}}, "circuit_break[1].regex[0]: empty"},
-		{[]Rule{{}}, "circuit_break[0]: needs at least one regex or fingerprint"},
-		{[]Rule{{Name: "x", Regex: []string{"a"}}, {Name: "x", Regex: []string{"b"}}}, `duplicate rule name "x"`},
-		{[]Rule{{Regex: []string{"a"}}, {Name: "circuit_break[0]", Regex: []string{"b"}}}, "duplicate rule name"},
-		{[]Rule{{Fingerprint: []string{"  "}}}, "circuit_break[0].fingerprint[0]: empty"},
-		{[]Rule{{Regex: []string{"(?<=a)b"}}}, "invalid regular expression"}, // no lookbehind in RE2
+		{[]proxyconfig.CircuitBreak{{MatchSpec: proxyconfig.MatchSpec{Regex: []string{"("}}}}, "circuit_break[0].regex[0]: invalid regular expression"},
+		{[]proxyconfig.CircuitBreak{{MatchSpec: proxyconfig.MatchSpec{Regex: []string{"a"}}}, {MatchSpec: proxyconfig.MatchSpec{Regex: []string{""}}}}, "circuit_break[1].regex[0]: empty"},
+		{[]proxyconfig.CircuitBreak{{}}, "circuit_break[0]: needs at least one regex or fingerprint"},
+		{[]proxyconfig.CircuitBreak{{Name: "x", MatchSpec: proxyconfig.MatchSpec{Regex: []string{"a"}}}, {Name: "x", MatchSpec: proxyconfig.MatchSpec{Regex: []string{"b"}}}}, `duplicate rule name "x"`},
+		{[]proxyconfig.CircuitBreak{{MatchSpec: proxyconfig.MatchSpec{Regex: []string{"a"}}}, {Name: "circuit_break[0]", MatchSpec: proxyconfig.MatchSpec{Regex: []string{"b"}}}}, "duplicate rule name"},
+		{[]proxyconfig.CircuitBreak{{MatchSpec: proxyconfig.MatchSpec{Fingerprint: []string{"  "}}}}, "circuit_break[0].fingerprint[0]: empty"},
+		{[]proxyconfig.CircuitBreak{{MatchSpec: proxyconfig.MatchSpec{Regex: []string{"(?<=a)b"}}}}, "invalid regular expression"}, // no lookbehind in RE2
 	}
 	for _, tt := range tests {
-		err := Validate(tt.rules)
+		err := proxyconfig.ValidateCircuitBreaks(tt.rules)
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%+v: err = %v, want %q", tt.rules, err, tt.want)
 		}
@@ -109,9 +110,9 @@ func TestCompileErrors(t *testing.T) {
 func TestMetrics(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	m := govmetrics.New(reg)
-	s, err := Compile([]Rule{
-		{Name: "dry", Regex: []string{"x"}, DryRun: true},
-		{Name: "hard", Regex: []string{"y"}},
+	s, err := Compile([]proxyconfig.CircuitBreak{
+		{Name: "dry", MatchSpec: proxyconfig.MatchSpec{Regex: []string{"x"}}, DryRun: true},
+		{Name: "hard", MatchSpec: proxyconfig.MatchSpec{Regex: []string{"y"}}},
 	}, Options{Domain: "d1", Metrics: m})
 	if err != nil {
 		t.Fatal(err)
@@ -133,9 +134,9 @@ pisa_proxy_rule_rejections_total{domain="d1",reason="circuit_break",rule="hard"}
 }
 
 func TestManyRules(t *testing.T) { // more than 64 rules: uncached path
-	var rules []Rule
+	var rules []proxyconfig.CircuitBreak
 	for i := range 100 {
-		rules = append(rules, Rule{Regex: []string{"tok" + strings.Repeat("x", i) + "$"}})
+		rules = append(rules, proxyconfig.CircuitBreak{MatchSpec: proxyconfig.MatchSpec{Regex: []string{"tok" + strings.Repeat("x", i) + "$"}}})
 	}
 	s, err := Compile(rules, Options{})
 	if err != nil {
@@ -148,9 +149,9 @@ func TestManyRules(t *testing.T) { // more than 64 rules: uncached path
 }
 
 func BenchmarkCheckPass(b *testing.B) {
-	s, err := Compile([]Rule{
-		{Regex: []string{"(?i)drop\\s+table", "truncate"}},
-		{Regex: []string{"select \\* from big$"}, CaseInsensitive: true},
+	s, err := Compile([]proxyconfig.CircuitBreak{
+		{MatchSpec: proxyconfig.MatchSpec{Regex: []string{"(?i)drop\\s+table", "truncate"}}},
+		{MatchSpec: proxyconfig.MatchSpec{Regex: []string{"select \\* from big$"}, CaseInsensitive: true}},
 	}, Options{})
 	if err != nil {
 		b.Fatal(err)

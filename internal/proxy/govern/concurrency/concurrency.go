@@ -43,36 +43,9 @@ import (
 	"github.com/database-mesh/pisanix-go/internal/mysql"
 	"github.com/database-mesh/pisanix-go/internal/proxy/govern/govmetrics"
 	"github.com/database-mesh/pisanix-go/internal/proxy/govern/internal/rxmatch"
-	"github.com/database-mesh/pisanix-go/internal/proxyconfig/duration"
+	"github.com/database-mesh/pisanix-go/internal/proxyconfig"
 	"github.com/database-mesh/pisanix-go/internal/sqlparse"
 )
-
-// Rule is one [[...concurrency_control]] entry.
-type Rule struct {
-	// Name names the rule; default "concurrency_control[<i>]".
-	Name  string   `toml:"name,omitempty" json:"name,omitempty"`
-	Regex []string `toml:"regex,omitempty" json:"regex,omitempty"`
-	// CaseInsensitive makes every regexp of the rule case-insensitive.
-	CaseInsensitive bool     `toml:"case_insensitive,omitempty" json:"case_insensitive,omitempty"`
-	Fingerprint     []string `toml:"fingerprint,omitempty" json:"fingerprint,omitempty"`
-	// MaxConcurrency: matching statements allowed to run at once. 0 rejects
-	// every matching statement.
-	MaxConcurrency int `toml:"max_concurrency" json:"max_concurrency"`
-	// Duration is the window in integer SECONDS (see the package doc);
-	// 0 = always.
-	Duration int `toml:"duration" json:"duration"`
-	// DryRun: never reject or wait; count statements that would have been.
-	DryRun bool `toml:"dry_run,omitempty" json:"dry_run,omitempty"`
-	// WaitTimeout > 0 makes statements wait for a slot up to this long
-	// instead of being rejected at once.
-	WaitTimeout duration.Duration `toml:"wait_timeout,omitzero" json:"wait_timeout,omitzero"`
-	// MaxQueue bounds the statements waiting (0 = unbounded; only with
-	// wait_timeout).
-	MaxQueue int `toml:"max_queue,omitempty" json:"max_queue,omitempty"`
-}
-
-// DefaultName is the name of rule i when the config gives none.
-func DefaultName(i int) string { return fmt.Sprintf("concurrency_control[%d]", i) }
 
 // Reason values returned with a rejection (also the metrics reason label).
 const (
@@ -174,51 +147,24 @@ type Options struct {
 	Normalize func(string) string // see circuit.Options
 }
 
-// Validate checks rules without touching any registry.
-func Validate(rules []Rule) error {
-	_, _, err := compile(rules, Options{})
-	return err
-}
-
-func compile(rules []Rule, o Options) ([]Compiled, *rxmatch.Set, error) {
+func compile(rules []proxyconfig.ConcurrencyControl, o Options) ([]Compiled, *rxmatch.Set, error) {
+	if err := proxyconfig.ValidateConcurrencyControls(rules); err != nil {
+		return nil, nil, err
+	}
 	cs := make([]Compiled, len(rules))
-	seen := make(map[string]int, len(rules))
-	mr := make([]rxmatch.Rule, len(rules))
+	mr := make([]proxyconfig.MatchSpec, len(rules))
 	for i, r := range rules {
-		p := DefaultName(i)
 		name := r.Name
 		if name == "" {
-			name = p
+			name = proxyconfig.ConcurrencyControlName(i)
 		}
-		if j, dup := seen[name]; dup {
-			return nil, nil, fmt.Errorf("%s: duplicate rule name %q (also concurrency_control[%d])", p, name, j)
-		}
-		seen[name] = i
-		switch {
-		case len(r.Regex) == 0 && len(r.Fingerprint) == 0:
-			return nil, nil, fmt.Errorf("%s: needs at least one regex or fingerprint", p)
-		case r.MaxConcurrency < 0:
-			return nil, nil, fmt.Errorf("%s.max_concurrency: must be >= 0, got %d", p, r.MaxConcurrency)
-		case r.MaxConcurrency > 1<<30:
-			return nil, nil, fmt.Errorf("%s.max_concurrency: too large (%d)", p, r.MaxConcurrency)
-		case r.Duration < 0:
-			return nil, nil, fmt.Errorf("%s.duration: must be >= 0 seconds, got %d", p, r.Duration)
-		case r.Duration > 100*365*24*3600:
-			return nil, nil, fmt.Errorf("%s.duration: too large (%d seconds)", p, r.Duration)
-		case r.WaitTimeout.Duration < 0:
-			return nil, nil, fmt.Errorf("%s.wait_timeout: must be >= 0, got %s", p, r.WaitTimeout.Duration)
-		case r.MaxQueue < 0:
-			return nil, nil, fmt.Errorf("%s.max_queue: must be >= 0, got %d", p, r.MaxQueue)
-		case r.MaxQueue > 0 && r.WaitTimeout.Duration == 0:
-			return nil, nil, fmt.Errorf("%s.max_queue: needs wait_timeout > 0", p)
-		}
-		mr[i] = rxmatch.Rule{Regex: r.Regex, CaseInsensitive: r.CaseInsensitive, Fingerprint: r.Fingerprint}
+		mr[i] = r.MatchSpec
 		cs[i] = Compiled{
 			Name: name, DryRun: r.DryRun, MaxConcurrency: r.MaxConcurrency,
 			WaitTimeout: r.WaitTimeout.Duration, MaxQueue: r.MaxQueue,
 		}
 	}
-	m, err := rxmatch.Compile(mr, DefaultName, o.Normalize)
+	m, err := rxmatch.Compile(mr, proxyconfig.ConcurrencyControlName, o.Normalize)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -229,7 +175,7 @@ func compile(rules []Rule, o Options) ([]Compiled, *rxmatch.Set, error) {
 // state of the same-named rules of earlier compiles; state of rules that
 // are gone is dropped from reg, statements still holding it release it
 // normally). Nothing in reg changes if Compile fails.
-func Compile(rules []Rule, reg *Registry, o Options) (*Set, error) {
+func Compile(rules []proxyconfig.ConcurrencyControl, reg *Registry, o Options) (*Set, error) {
 	if reg == nil {
 		return nil, fmt.Errorf("concurrency: nil registry")
 	}
@@ -245,7 +191,7 @@ func Compile(rules []Rule, reg *Registry, o Options) (*Set, error) {
 		if l == nil {
 			l = &limiter{reg: reg}
 		}
-		l.configure(int64(rules[i].MaxConcurrency), time.Duration(rules[i].Duration)*time.Second)
+		l.configure(int64(rules[i].MaxConcurrency), rules[i].Window())
 		keep[c.Name] = l
 		c.lim = l
 		c.metrics = o.Metrics

@@ -13,7 +13,7 @@ import (
 
 	"github.com/database-mesh/pisanix-go/internal/mysql"
 	"github.com/database-mesh/pisanix-go/internal/proxy/govern/govmetrics"
-	"github.com/database-mesh/pisanix-go/internal/proxyconfig/duration"
+	"github.com/database-mesh/pisanix-go/internal/proxyconfig"
 	"github.com/database-mesh/pisanix-go/internal/sqlparse"
 )
 
@@ -36,7 +36,7 @@ func (c *fakeClock) Advance(d time.Duration) {
 	c.mu.Unlock()
 }
 
-func mustCompile(t testing.TB, rules []Rule, reg *Registry) *Set {
+func mustCompile(t testing.TB, rules []proxyconfig.ConcurrencyControl, reg *Registry) *Set {
 	t.Helper()
 	s, err := Compile(rules, reg, Options{})
 	if err != nil {
@@ -49,18 +49,18 @@ func TestMatch(t *testing.T) {
 	facts := &sqlparse.Facts{Fingerprint: "select sleep(?)", Digest: strings.Repeat("ab", 32)}
 	tests := []struct {
 		name  string
-		rules []Rule
+		rules []proxyconfig.ConcurrencyControl
 		sql   string
 		facts *sqlparse.Facts
 		want  string
 	}{
-		{"none", []Rule{{Regex: []string{"aaa"}, MaxConcurrency: 1}}, "select 1", nil, ""},
-		{"regex", []Rule{{Regex: []string{"aaa"}, MaxConcurrency: 1}}, "select aaa", nil, "concurrency_control[0]"},
-		{"case", []Rule{{Regex: []string{"AAA"}, MaxConcurrency: 1}}, "select aaa", nil, ""},
-		{"case insensitive", []Rule{{Regex: []string{"AAA"}, CaseInsensitive: true, MaxConcurrency: 1}}, "select aaa", nil, "concurrency_control[0]"},
-		{"first matching rule only", []Rule{{Name: "a", Regex: []string{"x"}}, {Name: "b", Regex: []string{"x"}}}, "x", nil, "a"},
-		{"fingerprint", []Rule{{Name: "f", Fingerprint: []string{"select sleep(?)"}}}, "select sleep(1)", facts, "f"},
-		{"digest", []Rule{{Name: "f", Fingerprint: []string{strings.Repeat("AB", 32)}}}, "q", facts, "f"},
+		{"none", []proxyconfig.ConcurrencyControl{{MatchSpec: proxyconfig.MatchSpec{Regex: []string{"aaa"}}, MaxConcurrency: 1}}, "select 1", nil, ""},
+		{"regex", []proxyconfig.ConcurrencyControl{{MatchSpec: proxyconfig.MatchSpec{Regex: []string{"aaa"}}, MaxConcurrency: 1}}, "select aaa", nil, "concurrency_control[0]"},
+		{"case", []proxyconfig.ConcurrencyControl{{MatchSpec: proxyconfig.MatchSpec{Regex: []string{"AAA"}}, MaxConcurrency: 1}}, "select aaa", nil, ""},
+		{"case insensitive", []proxyconfig.ConcurrencyControl{{MatchSpec: proxyconfig.MatchSpec{Regex: []string{"AAA"}, CaseInsensitive: true}, MaxConcurrency: 1}}, "select aaa", nil, "concurrency_control[0]"},
+		{"first matching rule only", []proxyconfig.ConcurrencyControl{{Name: "a", MatchSpec: proxyconfig.MatchSpec{Regex: []string{"x"}}}, {Name: "b", MatchSpec: proxyconfig.MatchSpec{Regex: []string{"x"}}}}, "x", nil, "a"},
+		{"fingerprint", []proxyconfig.ConcurrencyControl{{Name: "f", MatchSpec: proxyconfig.MatchSpec{Fingerprint: []string{"select sleep(?)"}}}}, "select sleep(1)", facts, "f"},
+		{"digest", []proxyconfig.ConcurrencyControl{{Name: "f", MatchSpec: proxyconfig.MatchSpec{Fingerprint: []string{strings.Repeat("AB", 32)}}}}, "q", facts, "f"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -79,7 +79,7 @@ func TestMatch(t *testing.T) {
 
 func TestLimit(t *testing.T) {
 	reg := NewRegistry("d", nil)
-	s := mustCompile(t, []Rule{{Name: "x", Regex: []string{"slow"}, MaxConcurrency: 2}}, reg)
+	s := mustCompile(t, []proxyconfig.ConcurrencyControl{{Name: "x", MatchSpec: proxyconfig.MatchSpec{Regex: []string{"slow"}}, MaxConcurrency: 2}}, reg)
 	ctx := context.Background()
 	p1, _, _, rej := s.Acquire(ctx, "slow 1", nil)
 	p2, _, _, rej2 := s.Acquire(ctx, "slow 2", nil)
@@ -113,7 +113,7 @@ func TestLimit(t *testing.T) {
 }
 
 func TestZeroRejectsAll(t *testing.T) {
-	s := mustCompile(t, []Rule{{Regex: []string{"x"}, MaxConcurrency: 0}}, NewRegistry("d", nil))
+	s := mustCompile(t, []proxyconfig.ConcurrencyControl{{MatchSpec: proxyconfig.MatchSpec{Regex: []string{"x"}}, MaxConcurrency: 0}}, NewRegistry("d", nil))
 	if _, _, _, rej := s.Acquire(context.Background(), "x", nil); rej == nil {
 		t.Fatal("max_concurrency 0 must reject")
 	}
@@ -123,7 +123,7 @@ func TestDryRun(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	m := govmetrics.New(reg)
 	r := NewRegistry("d", nil)
-	s, err := Compile([]Rule{{Name: "x", Regex: []string{"x"}, MaxConcurrency: 1, DryRun: true}}, r, Options{Metrics: m})
+	s, err := Compile([]proxyconfig.ConcurrencyControl{{Name: "x", MatchSpec: proxyconfig.MatchSpec{Regex: []string{"x"}}, MaxConcurrency: 1, DryRun: true}}, r, Options{Metrics: m})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,8 +160,8 @@ pisa_proxy_rule_dry_run_hits_total{domain="d",reason="concurrency_limit",rule="x
 
 func TestWaitQueue(t *testing.T) {
 	reg := NewRegistry("d", nil)
-	s := mustCompile(t, []Rule{{Name: "q", Regex: []string{"x"}, MaxConcurrency: 1,
-		WaitTimeout: duration.D(5 * time.Second), MaxQueue: 2}}, reg)
+	s := mustCompile(t, []proxyconfig.ConcurrencyControl{{Name: "q", MatchSpec: proxyconfig.MatchSpec{Regex: []string{"x"}}, MaxConcurrency: 1,
+		WaitTimeout: proxyconfig.D(5 * time.Second), MaxQueue: 2}}, reg)
 	ctx := context.Background()
 	p0, _, _, _ := s.Acquire(ctx, "x", nil)
 
@@ -209,7 +209,7 @@ func waitFor(t *testing.T, cond func() bool) {
 
 func TestWaitTimeoutAndCancel(t *testing.T) {
 	reg := NewRegistry("d", nil)
-	s := mustCompile(t, []Rule{{Name: "q", Regex: []string{"x"}, MaxConcurrency: 1, WaitTimeout: duration.D(20 * time.Millisecond)}}, reg)
+	s := mustCompile(t, []proxyconfig.ConcurrencyControl{{Name: "q", MatchSpec: proxyconfig.MatchSpec{Regex: []string{"x"}}, MaxConcurrency: 1, WaitTimeout: proxyconfig.D(20 * time.Millisecond)}}, reg)
 	p0, _, _, _ := s.Acquire(context.Background(), "x", nil)
 	start := time.Now()
 	_, _, _, rej := s.Acquire(context.Background(), "x", nil)
@@ -224,7 +224,7 @@ func TestWaitTimeoutAndCancel(t *testing.T) {
 		waitFor(t, func() bool { return reg.Waiting("q") == 1 })
 		cancel()
 	}()
-	s2 := mustCompile(t, []Rule{{Name: "q", Regex: []string{"x"}, MaxConcurrency: 1, WaitTimeout: duration.D(time.Minute)}}, reg)
+	s2 := mustCompile(t, []proxyconfig.ConcurrencyControl{{Name: "q", MatchSpec: proxyconfig.MatchSpec{Regex: []string{"x"}}, MaxConcurrency: 1, WaitTimeout: proxyconfig.D(time.Minute)}}, reg)
 	_, _, _, rej = s2.Acquire(ctx, "x", nil)
 	if rej == nil || rej.Reason != ReasonCanceled {
 		t.Fatalf("rej = %+v", rej)
@@ -242,7 +242,7 @@ func TestWaitTimeoutAndCancel(t *testing.T) {
 func TestDuration(t *testing.T) {
 	clk := newClock()
 	reg := NewRegistry("d", clk.Now)
-	s := mustCompile(t, []Rule{{Name: "w", Regex: []string{"x"}, MaxConcurrency: 1, Duration: 10}}, reg)
+	s := mustCompile(t, []proxyconfig.ConcurrencyControl{{Name: "w", MatchSpec: proxyconfig.MatchSpec{Regex: []string{"x"}}, MaxConcurrency: 1, Duration: 10}}, reg)
 	ctx := context.Background()
 
 	// The first match opens the window and takes the only slot.
@@ -291,7 +291,7 @@ func TestDuration(t *testing.T) {
 func TestDurationZero(t *testing.T) {
 	clk := newClock()
 	reg := NewRegistry("d", clk.Now)
-	s := mustCompile(t, []Rule{{Name: "w", Regex: []string{"x"}, MaxConcurrency: 1}}, reg)
+	s := mustCompile(t, []proxyconfig.ConcurrencyControl{{Name: "w", MatchSpec: proxyconfig.MatchSpec{Regex: []string{"x"}}, MaxConcurrency: 1}}, reg)
 	p, _, _, _ := s.Acquire(context.Background(), "x", nil)
 	clk.Advance(1000 * time.Hour)
 	if _, _, _, rej := s.Acquire(context.Background(), "x", nil); rej == nil {
@@ -303,12 +303,12 @@ func TestDurationZero(t *testing.T) {
 func TestReloadKeepsState(t *testing.T) {
 	reg := NewRegistry("d", nil)
 	ctx := context.Background()
-	s1 := mustCompile(t, []Rule{{Name: "keep", Regex: []string{"x"}, MaxConcurrency: 1}, {Name: "gone", Regex: []string{"y"}, MaxConcurrency: 1}}, reg)
+	s1 := mustCompile(t, []proxyconfig.ConcurrencyControl{{Name: "keep", MatchSpec: proxyconfig.MatchSpec{Regex: []string{"x"}}, MaxConcurrency: 1}, {Name: "gone", MatchSpec: proxyconfig.MatchSpec{Regex: []string{"y"}}, MaxConcurrency: 1}}, reg)
 	p1, _, _, _ := s1.Acquire(ctx, "x", nil)
 	py, _, _, _ := s1.Acquire(ctx, "y", nil)
 
 	// Same name, higher limit: the running statement still counts.
-	s2 := mustCompile(t, []Rule{{Name: "keep", Regex: []string{"x"}, MaxConcurrency: 2}}, reg)
+	s2 := mustCompile(t, []proxyconfig.ConcurrencyControl{{Name: "keep", MatchSpec: proxyconfig.MatchSpec{Regex: []string{"x"}}, MaxConcurrency: 2}}, reg)
 	if reg.InFlight("keep") != 1 {
 		t.Fatalf("in flight = %d after reload", reg.InFlight("keep"))
 	}
@@ -326,7 +326,7 @@ func TestReloadKeepsState(t *testing.T) {
 		t.Error("removed rule still reported")
 	}
 	// A failed compile leaves the state alone.
-	if _, err := Compile([]Rule{{Name: "keep", Regex: []string{"("}, MaxConcurrency: 9}}, reg, Options{}); err == nil {
+	if _, err := Compile([]proxyconfig.ConcurrencyControl{{Name: "keep", MatchSpec: proxyconfig.MatchSpec{Regex: []string{"("}}, MaxConcurrency: 9}}, reg, Options{}); err == nil {
 		t.Fatal("bad regex accepted")
 	}
 	if _, _, _, rej := s2.Acquire(ctx, "x", nil); rej == nil {
@@ -338,8 +338,8 @@ func TestReloadKeepsState(t *testing.T) {
 
 func TestReloadRaisesLimitWakesWaiters(t *testing.T) {
 	reg := NewRegistry("d", nil)
-	rule := Rule{Name: "q", Regex: []string{"x"}, MaxConcurrency: 1, WaitTimeout: duration.D(5 * time.Second)}
-	s := mustCompile(t, []Rule{rule}, reg)
+	rule := proxyconfig.ConcurrencyControl{Name: "q", MatchSpec: proxyconfig.MatchSpec{Regex: []string{"x"}}, MaxConcurrency: 1, WaitTimeout: proxyconfig.D(5 * time.Second)}
+	s := mustCompile(t, []proxyconfig.ConcurrencyControl{rule}, reg)
 	p0, _, _, _ := s.Acquire(context.Background(), "x", nil)
 	done := make(chan *Rejected, 1)
 	go func() {
@@ -349,7 +349,7 @@ func TestReloadRaisesLimitWakesWaiters(t *testing.T) {
 	}()
 	waitFor(t, func() bool { return reg.Waiting("q") == 1 })
 	rule.MaxConcurrency = 2
-	mustCompile(t, []Rule{rule}, reg)
+	mustCompile(t, []proxyconfig.ConcurrencyControl{rule}, reg)
 	select {
 	case rej := <-done:
 		if rej != nil {
@@ -363,24 +363,24 @@ func TestReloadRaisesLimitWakesWaiters(t *testing.T) {
 
 func TestCompileErrors(t *testing.T) {
 	tests := []struct {
-		rule Rule
+		rule proxyconfig.ConcurrencyControl
 		want string
 	}{
-		{Rule{}, "needs at least one regex or fingerprint"},
-		{Rule{Regex: []string{"x"}, MaxConcurrency: -1}, "max_concurrency: must be >= 0"},
-		{Rule{Regex: []string{"x"}, Duration: -1}, "duration: must be >= 0 seconds"},
-		{Rule{Regex: []string{"x"}, WaitTimeout: duration.D(-1)}, "wait_timeout"},
-		{Rule{Regex: []string{"x"}, MaxQueue: -1}, "max_queue: must be >= 0"},
-		{Rule{Regex: []string{"x"}, MaxQueue: 3}, "max_queue: needs wait_timeout"},
-		{Rule{Regex: []string{"["}}, "concurrency_control[0].regex[0]: invalid regular expression"},
+		{proxyconfig.ConcurrencyControl{}, "needs at least one regex or fingerprint"},
+		{proxyconfig.ConcurrencyControl{MatchSpec: proxyconfig.MatchSpec{Regex: []string{"x"}}, MaxConcurrency: -1}, "max_concurrency: must be >= 0"},
+		{proxyconfig.ConcurrencyControl{MatchSpec: proxyconfig.MatchSpec{Regex: []string{"x"}}, Duration: -1}, "duration: must be >= 0 seconds"},
+		{proxyconfig.ConcurrencyControl{MatchSpec: proxyconfig.MatchSpec{Regex: []string{"x"}}, WaitTimeout: proxyconfig.D(-1)}, "wait_timeout"},
+		{proxyconfig.ConcurrencyControl{MatchSpec: proxyconfig.MatchSpec{Regex: []string{"x"}}, MaxQueue: -1}, "max_queue: must be >= 0"},
+		{proxyconfig.ConcurrencyControl{MatchSpec: proxyconfig.MatchSpec{Regex: []string{"x"}}, MaxQueue: 3}, "max_queue: needs wait_timeout"},
+		{proxyconfig.ConcurrencyControl{MatchSpec: proxyconfig.MatchSpec{Regex: []string{"["}}}, "concurrency_control[0].regex[0]: invalid regular expression"},
 	}
 	for _, tt := range tests {
-		err := Validate([]Rule{tt.rule})
+		err := proxyconfig.ValidateConcurrencyControls([]proxyconfig.ConcurrencyControl{tt.rule})
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%+v: err = %v, want %q", tt.rule, err, tt.want)
 		}
 	}
-	if err := Validate([]Rule{{Name: "a", Regex: []string{"x"}}, {Name: "a", Regex: []string{"y"}}}); err == nil || !strings.Contains(err.Error(), "duplicate") {
+	if err := proxyconfig.ValidateConcurrencyControls([]proxyconfig.ConcurrencyControl{{Name: "a", MatchSpec: proxyconfig.MatchSpec{Regex: []string{"x"}}}, {Name: "a", MatchSpec: proxyconfig.MatchSpec{Regex: []string{"y"}}}}); err == nil || !strings.Contains(err.Error(), "duplicate") {
 		t.Errorf("duplicate: %v", err)
 	}
 }
@@ -390,7 +390,7 @@ func TestCompileErrors(t *testing.T) {
 func TestConcurrentLimit(t *testing.T) {
 	for _, wait := range []time.Duration{0, time.Second} {
 		reg := NewRegistry("d", nil)
-		s := mustCompile(t, []Rule{{Name: "c", Regex: []string{"x"}, MaxConcurrency: 3, WaitTimeout: duration.D(wait)}}, reg)
+		s := mustCompile(t, []proxyconfig.ConcurrencyControl{{Name: "c", MatchSpec: proxyconfig.MatchSpec{Regex: []string{"x"}}, MaxConcurrency: 3, WaitTimeout: proxyconfig.D(wait)}}, reg)
 		var running, peak, ok, rejected atomic.Int64
 		var wg sync.WaitGroup
 		for range 16 {
@@ -431,7 +431,7 @@ func TestConcurrentLimit(t *testing.T) {
 
 func TestSamples(t *testing.T) {
 	reg := NewRegistry("d", nil)
-	s := mustCompile(t, []Rule{{Name: "a", Regex: []string{"a"}, MaxConcurrency: 5}, {Name: "b", Regex: []string{"b"}, MaxConcurrency: 5}}, reg)
+	s := mustCompile(t, []proxyconfig.ConcurrencyControl{{Name: "a", MatchSpec: proxyconfig.MatchSpec{Regex: []string{"a"}}, MaxConcurrency: 5}, {Name: "b", MatchSpec: proxyconfig.MatchSpec{Regex: []string{"b"}}, MaxConcurrency: 5}}, reg)
 	p, _, _, _ := s.Acquire(context.Background(), "a", nil)
 	defer p.Release()
 	got := reg.AppendSamples(nil)
@@ -452,7 +452,7 @@ func TestSamples(t *testing.T) {
 }
 
 func BenchmarkAcquireRelease(b *testing.B) {
-	s := mustCompile(b, []Rule{{Regex: []string{"^select sleep"}, MaxConcurrency: 1 << 20}}, NewRegistry("d", nil))
+	s := mustCompile(b, []proxyconfig.ConcurrencyControl{{MatchSpec: proxyconfig.MatchSpec{Regex: []string{"^select sleep"}}, MaxConcurrency: 1 << 20}}, NewRegistry("d", nil))
 	ctx := context.Background()
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {

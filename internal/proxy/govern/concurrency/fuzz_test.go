@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/database-mesh/pisanix-go/internal/proxyconfig/duration"
+	"github.com/database-mesh/pisanix-go/internal/proxyconfig"
 )
 
 func FuzzAcquire(f *testing.F) {
@@ -18,8 +18,8 @@ func FuzzAcquire(f *testing.F) {
 		}
 		clk := newClock()
 		reg := NewRegistry("d", clk.Now)
-		s, err := Compile([]Rule{{Regex: []string{rx}, MaxConcurrency: max, Duration: dur,
-			WaitTimeout: duration.D(time.Duration(waitNS)), MaxQueue: maxQueue}}, reg, Options{})
+		s, err := Compile([]proxyconfig.ConcurrencyControl{{MatchSpec: proxyconfig.MatchSpec{Regex: []string{rx}}, MaxConcurrency: max, Duration: dur,
+			WaitTimeout: proxyconfig.D(time.Duration(waitNS)), MaxQueue: maxQueue}}, reg, Options{})
 		if err != nil {
 			return
 		}

@@ -17,16 +17,9 @@ import (
 	"strings"
 	"sync/atomic"
 
+	"github.com/database-mesh/pisanix-go/internal/proxyconfig"
 	"github.com/database-mesh/pisanix-go/internal/sqlparse"
 )
-
-// Rule is what one rule matches: any of its regexps, or any of its
-// fingerprints (a normalized fingerprint or a hex digest).
-type Rule struct {
-	Regex           []string
-	CaseInsensitive bool
-	Fingerprint     []string
-}
 
 // Normalizer turns a configured fingerprint into the form found in
 // sqlparse.Facts.Fingerprint. Nil means: trim spaces only.
@@ -84,19 +77,17 @@ func (c *cache) admit(h uint64) bool {
 	return false
 }
 
-// Compile compiles rules. name(i) names rule i in error messages.
-func Compile(rules []Rule, name func(i int) string, norm Normalizer) (*Set, error) {
+// Compile compiles what each rule matches (rules[i] is rule i's spec).
+// name(i) names rule i in error messages.
+func Compile(rules []proxyconfig.MatchSpec, name func(i int) string, norm Normalizer) (*Set, error) {
 	s := &Set{rx: make([][]*regexp.Regexp, len(rules))}
-	for i, r := range rules {
+	for i := range rules {
+		r := &rules[i]
 		for j, src := range r.Regex {
 			if src == "" {
 				return nil, fmt.Errorf("%s.regex[%d]: empty regular expression", name(i), j)
 			}
-			pat := src
-			if r.CaseInsensitive {
-				pat = "(?i)" + src
-			}
-			re, err := regexp.Compile(pat)
+			re, err := regexp.Compile(r.Pattern(j))
 			if err != nil {
 				return nil, fmt.Errorf("%s.regex[%d]: invalid regular expression %q: %v", name(i), j, src, err)
 			}

@@ -6,12 +6,13 @@ import (
 	"testing"
 
 	"github.com/database-mesh/pisanix-go/internal/sqlparse"
+	"github.com/database-mesh/pisanix-go/internal/proxyconfig"
 )
 
 func name(i int) string { return fmt.Sprintf("r[%d]", i) }
 
 func TestNext(t *testing.T) {
-	s, err := Compile([]Rule{
+	s, err := Compile([]proxyconfig.MatchSpec{
 		{Regex: []string{"a"}},
 		{Regex: []string{"B"}, CaseInsensitive: true},
 		{Fingerprint: []string{"select ?"}},
@@ -49,7 +50,7 @@ func TestNext(t *testing.T) {
 
 func TestNormalize(t *testing.T) {
 	up := strings.ToUpper
-	s, err := Compile([]Rule{{Fingerprint: []string{" select 1 "}}}, name, up)
+	s, err := Compile([]proxyconfig.MatchSpec{{Fingerprint: []string{" select 1 "}}}, name, up)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +70,7 @@ func TestNormalize(t *testing.T) {
 }
 
 func TestCacheUnderChurn(t *testing.T) {
-	s, _ := Compile([]Rule{{Regex: []string{"7$"}}}, name, nil)
+	s, _ := Compile([]proxyconfig.MatchSpec{{Regex: []string{"7$"}}}, name, nil)
 	for i := range 30000 {
 		q := fmt.Sprintf("select %d", i%2000)
 		want := -1
@@ -86,7 +87,7 @@ func FuzzNext(f *testing.F) {
 	f.Add("a|b", true, "xAx", "x")
 	f.Add("(?s).", false, "\n", "")
 	f.Fuzz(func(t *testing.T, rx string, ci bool, sql, fp string) {
-		s, err := Compile([]Rule{{Regex: []string{rx}, CaseInsensitive: ci}, {Fingerprint: []string{fp}}}, name, nil)
+		s, err := Compile([]proxyconfig.MatchSpec{{Regex: []string{rx}, CaseInsensitive: ci}, {Fingerprint: []string{fp}}}, name, nil)
 		if err != nil {
 			return
 		}
