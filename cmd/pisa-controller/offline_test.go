@@ -262,3 +262,21 @@ metadata: {name: ignored}
 		t.Errorf("without -f: %v", err)
 	}
 }
+
+// The feature pages' Kubernetes examples (docs/examples) build without problems.
+func TestDocsExamplesBuild(t *testing.T) {
+	files, err := filepath.Glob("../../docs/examples/*.yaml")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no docs/examples: %v", err)
+	}
+	for _, f := range files {
+		args := []string{"build-config", "-f", f}
+		if strings.HasSuffix(f, "qos.yaml") {
+			args = append(args, "-daemon")
+		}
+		out, stderr, err := runCmd(t, "", args...)
+		if err != nil || !json.Valid([]byte(out)) {
+			t.Errorf("%s: %v\n%s", f, err, stderr)
+		}
+	}
+}
