@@ -185,6 +185,10 @@ type runtime struct {
 	// shardGroups are the datanodes that are node groups (sharding with
 	// read/write splitting inside each shard): reads may go to a reader.
 	shardGroups map[string]*nodeGroup
+	// shardDefault, on a sharding listener without read/write splitting
+	// whose balancer has several nodes, is the node statements on unsharded
+	// tables go to (the first balancer node).
+	shardDefault *backend.Pool
 	// collations caches the string columns' collations of physical tables
 	// (see fixCollations).
 	collations sync.Map
@@ -654,6 +658,13 @@ func (p *Proxy) compile(cfg *proxyconfig.Config, lc *proxyconfig.Listener, pools
 		return nil, err
 	}
 	rt.balancer = b
+	if rt.shard != nil && rt.rw == nil && len(rt.pools) > 1 {
+		// Unsharded tables live on one node: balancing their statements
+		// over nodes holding different data would lose rows.
+		rt.shardDefault = rt.pools[0]
+		p.logger.Warn("sharding listener: statements on unsharded tables go to the first balancer node only",
+			"listener", lc.Name, "node", rt.names[0], "balancer_nodes", rt.names)
+	}
 	return rt, nil
 }
 

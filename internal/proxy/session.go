@@ -1018,6 +1018,7 @@ func (s *session) handlePrepare(p []byte) error {
 			if !prep.Unsharded() {
 				return s.prepareSharded(rt, id, sqlText, prep, facts != nil && facts.ReadOnly && !facts.LockingRead)
 			}
+			s.forcePool = rt.shardDefault
 		}
 		return s.exec(p, mysql.ComStmtPrepare, func(s *session) (result, error) {
 			r, bid, params, err := s.relayPrepare(id)

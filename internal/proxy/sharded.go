@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"unsafe"
@@ -136,13 +138,20 @@ func (s *session) shardQuery(rt *runtime, q []byte, facts *sqlparse.Facts, readO
 	}
 	s.l.metrics.ShardStatement(rt.name, plan.Kind.String(), len(plan.Targets))
 	if plan.Kind == shard.RouteUnsharded {
+		s.forcePool = rt.shardDefault // nil: the balancer or read/write splitting decides
 		if plan.Rename == nil {
 			return false, r, nil
 		}
-		// SHOW TABLES: routed as usual, physical names shown as logical.
+		// SHOW TABLES: routed as usual, physical names shown as logical;
+		// a plain one also lists the sharded tables whose physical tables
+		// are on other nodes.
+		var extra []string
+		if plainShowTables.Match(q) {
+			extra = s.existingLogicalTables(rt)
+		}
 		s.routeFor(q, facts)
 		s.shardScratch = append(append(s.shardScratch[:0], mysql.ComQuery), q...)
-		r, err = s.exec(s.shardScratch, mysql.ComQuery, s.relayRenamed(plan.Rename, true), readOnly)
+		r, err = s.exec(s.shardScratch, mysql.ComQuery, s.relayRenamed(plan.Rename, extra), readOnly)
 		return true, r, err
 	}
 	s.lastRoute = "shard:" + plan.Kind.String()
@@ -161,7 +170,7 @@ func (s *session) shardQuery(rt *runtime, q []byte, facts *sqlparse.Facts, readO
 	case len(plan.Targets) == 1 && plan.Merge == nil:
 		relay := func(s *session) (result, error) { return s.relayResults(false) }
 		if plan.Rename != nil {
-			relay = s.relayRenamed(plan.Rename, false)
+			relay = s.relayRenamed(plan.Rename, nil)
 		}
 		r, err = s.shardSingle(rt, plan.Targets[0], limit, readOnly, read, relay)
 	case plan.Merge == nil:
@@ -672,13 +681,18 @@ func (p *Proxy) ShardRoute(listener, sql, db string) (any, error) {
 	return rt.shard.Explain(sql, db), nil
 }
 
+// plainShowTables matches SHOW [FULL] TABLES without FROM, LIKE or WHERE.
+var plainShowTables = regexp.MustCompile(`(?is)^\s*SHOW\s+(FULL\s+)?TABLES\s*;?\s*$`)
+
 // relayRenamed relays a text result set whose values may name physical
 // tables (SHOW TABLES, SHOW CREATE TABLE, SHOW INDEX on a sharded table):
-// a value equal to a physical name becomes the logical name, CREATE TABLE
-// text names the logical table, and with dedupe a row whose first value
-// was already sent as a logical name is dropped (SHOW TABLES lists one
-// logical table for its physical ones).
-func (s *session) relayRenamed(rename map[string]string, dedupe bool) relayFunc {
+// a value equal to a physical name becomes the logical name and CREATE
+// TABLE text names the logical table. For SHOW TABLES (extra not nil) a
+// logical table is listed once, the names in extra are added when the
+// node did not list them, and the rows are sorted (the list is small and
+// buffered).
+func (s *session) relayRenamed(rename map[string]string, extra []string) relayFunc {
+	tables := extra != nil
 	return func(s *session) (result, error) {
 		var r result
 		p, err := s.readBackend()
@@ -702,39 +716,69 @@ func (s *session) relayRenamed(rename map[string]string, dedupe bool) relayFunc 
 		if err := s.relayColumnDefs(cols, &r, false); err != nil || r.err != nil {
 			return r, err
 		}
+		type row struct {
+			name string
+			data []byte
+		}
+		var rows []row
 		seen := map[string]bool{}
 		for {
 			p, err := s.readBackend()
 			if err != nil {
 				return r, err
 			}
-			if mysql.IsEOF(p) {
-				return r, s.writeEOF(p, &r, true)
-			}
 			if p[0] == mysql.ERRHeader {
 				return r, s.relayErr(p, &r)
 			}
-			row, first, ok := renameRow(p, int(cols), rename)
+			if mysql.IsEOF(p) {
+				if tables {
+					for _, name := range extra {
+						if seen[name] {
+							continue
+						}
+						b := mysql.AppendLenEncString(nil, name)
+						if cols > 1 {
+							b = mysql.AppendLenEncString(b, "BASE TABLE")
+						}
+						rows = append(rows, row{name, b})
+					}
+					sort.SliceStable(rows, func(i, j int) bool { return rows[i].name < rows[j].name })
+					for _, rw := range rows {
+						if err := s.writeClient(rw.data); err != nil {
+							return r, err
+						}
+						r.rows++
+					}
+				}
+				return r, s.writeEOF(p, &r, true)
+			}
+			data, first, name, ok := renameRow(p, int(cols), rename)
 			if !ok {
 				return r, &backendReadError{errors.New("bad row")}
 			}
-			if dedupe && first != "" {
-				if seen[first] {
-					continue
+			if !tables {
+				if err := s.writeClient(data); err != nil {
+					return r, err
 				}
-				seen[first] = true
+				r.rows++
+				continue
 			}
-			if err := s.writeClient(row); err != nil {
-				return r, err
+			if first != "" {
+				name = first
 			}
-			r.rows++
+			if seen[name] {
+				continue
+			}
+			seen[name] = true
+			rows = append(rows, row{name, data})
 		}
 	}
 }
 
 // renameRow rewrites a text row for relayRenamed. first is the logical
-// name its first value was renamed to ("" when it was not).
-func renameRow(p []byte, cols int, rename map[string]string) (row []byte, first string, ok bool) {
+// name its first value was renamed to ("" when it was not), value0 its
+// first value as sent.
+func renameRow(p []byte, cols int, rename map[string]string) (row []byte, first, value0 string, ok bool) {
 	out := make([]byte, 0, len(p))
 	pos := 0
 	for i := 0; i < cols; i++ {
@@ -743,12 +787,18 @@ func renameRow(p []byte, cols int, rename map[string]string) (row []byte, first 
 			pos++
 			continue
 		}
+		if pos >= len(p) {
+			return nil, "", "", false
+		}
 		v, _, n, err := mysql.ReadLenEncBytes(p[pos:])
 		if err != nil {
-			return nil, "", false
+			return nil, "", "", false
 		}
 		pos += n
 		val := string(v)
+		if i == 0 {
+			value0 = val
+		}
 		if logical, found := rename[val]; found {
 			val = logical
 			if i == 0 {
@@ -763,7 +813,7 @@ func renameRow(p []byte, cols int, rename map[string]string) (row []byte, first 
 		}
 		out = mysql.AppendLenEncString(out, val)
 	}
-	return out, first, true
+	return out, first, value0, true
 }
 
 // Result column definitions name the connection's collation for every
@@ -903,4 +953,35 @@ func (s *session) fieldListSharded(rt *runtime, p []byte) error {
 	s.forcePool = pl
 	s.shardScratch = append(append(append(append(s.shardScratch[:0], mysql.ComFieldList), t.Table...), 0), wild...)
 	return s.forward(s.shardScratch, mysql.ComFieldList, (*session).relayFieldList)
+}
+
+// existingLogicalTables returns the sharded tables of the session's
+// database whose first physical table exists (for SHOW TABLES).
+func (s *session) existingLogicalTables(rt *runtime) []string {
+	out := []string{}
+	for _, name := range rt.shard.LogicalTables(s.state.DB) {
+		plan, err := rt.shard.Plan("SHOW CREATE TABLE `"+strings.ReplaceAll(name, "`", "``")+"`", s.state.DB)
+		if err != nil || len(plan.Targets) != 1 {
+			continue
+		}
+		t := plan.Targets[0]
+		pl := rt.shardPools[t.Node]
+		c := s.be
+		if c == nil || c.Pool != pl {
+			var err error
+			if c, err = getConn(pl, backend.Variant{}); err != nil {
+				continue
+			}
+		}
+		found := false
+		_ = c.QueryRows("SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = "+sqlString(t.Schema)+
+			" AND TABLE_NAME = "+sqlString(t.Table), func([]string) { found = true })
+		if c != s.be {
+			c.Pool.Put(c)
+		}
+		if found {
+			out = append(out, name)
+		}
+	}
+	return out
 }

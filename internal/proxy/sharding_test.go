@@ -401,3 +401,51 @@ func TestShardingStalePooledConnections(t *testing.T) {
 		time.Sleep(50 * time.Millisecond) // let the kills land
 	}
 }
+
+// On a sharding listener whose balancer names several nodes, statements on
+// unsharded tables all go to the first one: balanced over nodes holding
+// different data, rows would seem to come and go.
+func TestShardingUnshardedTablesOnOneNode(t *testing.T) {
+	m1, m2 := testutil.StartMariaDB(t), testutil.StartMariaDB(t)
+	cfg := &proxyconfig.Config{}
+	cfg.MySQL.Nodes = []proxyconfig.Node{node("ds001", m1), node("ds002", m2)}
+	cfg.Proxy.Config = []proxyconfig.Listener{{
+		Name: "lb", ListenAddr: "127.0.0.1:0", User: "proxy", Password: "proxypass", DB: "test",
+		SimpleLoadBalance: &proxyconfig.SimpleLoadBalance{BalanceType: "roundrobin", Nodes: []string{"ds001", "ds002"}},
+		Sharding: []proxyconfig.Sharding{{TableName: "t_order", ActualDatanodes: []string{"ds001", "ds002"},
+			DatabaseStrategy: &proxyconfig.DatabaseStrategy{DatabaseShardingAlgorithmName: "mod", DatabaseShardingColumn: "id"}},
+			{TableName: "t_item", ActualDatanodes: []string{"ds002"},
+				TableStrategy: &proxyconfig.TableStrategy{TableShardingAlgorithmName: "mod", TableShardingColumn: "id", ShardingCount: 2}}},
+	}}
+	cfg.ApplyDefaults()
+	tp := startProxy(t, cfg)
+	db := openDB(t, tp.dsn(""))
+	for _, q := range []string{"CREATE TABLE plain (id INT PRIMARY KEY)", "INSERT INTO plain VALUES (1), (2)",
+		"CREATE TABLE t_order (id INT PRIMARY KEY)", "CREATE TABLE t_item (id INT PRIMARY KEY)"} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	for i := 0; i < 6; i++ {
+		if got := rowsOf(t, db, "SELECT COUNT(*) FROM plain"); got[0] != "2" {
+			t.Fatalf("query %d: %v", i, got)
+		}
+		if got := rowsOf(t, db, "SELECT COUNT(*) FROM plain WHERE id = ?", 1); got[0] != "1" {
+			t.Fatalf("prepared query %d: %v", i, got)
+		}
+	}
+	if got := rowsOf(t, m1.Open(t, "test"), "SELECT COUNT(*) FROM plain"); got[0] != "2" {
+		t.Fatalf("the unsharded table is not on the first node: %v", got)
+	}
+	// SHOW TABLES answers from the first node, and also lists t_item whose
+	// physical tables are all on the second.
+	if got := strings.Join(rowsOf(t, db, "SHOW TABLES"), ","); got != "plain,t_item,t_order" {
+		t.Fatalf("SHOW TABLES: %s", got)
+	}
+	if got := strings.Join(rowsOf(t, db, "SHOW FULL TABLES"), ","); got != "plain|BASE TABLE,t_item|BASE TABLE,t_order|BASE TABLE" {
+		t.Fatalf("SHOW FULL TABLES: %s", got)
+	}
+	if got := strings.Join(rowsOf(t, db, "SHOW TABLES LIKE 'p%'"), ","); got != "plain" {
+		t.Fatalf("SHOW TABLES LIKE: %s", got)
+	}
+}

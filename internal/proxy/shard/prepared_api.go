@@ -1,5 +1,7 @@
 package shard
 
+import "sort"
+
 // Unsharded reports a prepared statement that names no sharded table: the
 // listener prepares and runs it as usual.
 func (p *Prepared) Unsharded() bool {
@@ -22,4 +24,17 @@ func (p *Prepared) Sample() (Target, bool) {
 		return p.fixed.Targets[0], true
 	}
 	return Target{}, false
+}
+
+// LogicalTables returns the sharded tables whose datanodes include
+// database db (the tables SHOW TABLES in db should list), sorted.
+func (rt *Router) LogicalTables(db string) []string {
+	var out []string
+	for _, r := range rt.rules {
+		if r.dbs[db] {
+			out = append(out, r.table)
+		}
+	}
+	sort.Strings(out)
+	return out
 }
