@@ -27,6 +27,7 @@ import (
 	"github.com/database-mesh/pisanix-go/internal/admin"
 	"github.com/database-mesh/pisanix-go/internal/daemon"
 	"github.com/database-mesh/pisanix-go/internal/daemon/dataplane"
+	"github.com/database-mesh/pisanix-go/internal/daemonconfig"
 	"github.com/database-mesh/pisanix-go/internal/version"
 )
 
@@ -193,7 +194,7 @@ func (o *options) controllerAddr() string {
 
 // devices returns the devices to shape: flags and environment first, then a
 // standalone file's [global], then the defaults.
-func (o *options) devices(file *daemon.Config) []string {
+func (o *options) devices(file *daemonconfig.Config) []string {
 	egress, bridge := o.egressDevice, o.bridgeDevice
 	if file != nil && file.Global != nil {
 		if !o.egressExplicit && file.Global.EgressDevice != "" {
@@ -229,9 +230,9 @@ func run(ctx context.Context, o *options, open openFunc) error {
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	slog.SetDefault(logger)
 
-	var fileCfg *daemon.Config
+	var fileCfg *daemonconfig.Config
 	if o.configPath != "" {
-		if fileCfg, err = daemon.LoadFile(o.configPath); err != nil {
+		if fileCfg, err = daemonconfig.LoadFile(o.configPath); err != nil {
 			return err
 		}
 	}

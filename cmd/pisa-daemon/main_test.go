@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/database-mesh/pisanix-go/internal/daemon"
+	"github.com/database-mesh/pisanix-go/internal/daemonconfig"
 )
 
 type fakeDP struct {
@@ -295,10 +296,10 @@ func TestDefaults(t *testing.T) {
 }
 
 func TestDevices(t *testing.T) {
-	file := &daemon.Config{Global: &daemon.Global{EgressDevice: "eth9", BridgeDevice: "br9"}}
+	file := &daemonconfig.Config{Global: &daemonconfig.Global{EgressDevice: "eth9", BridgeDevice: "br9"}}
 	for _, c := range []struct {
 		o    options
-		file *daemon.Config
+		file *daemonconfig.Config
 		want []string
 	}{
 		{options{egressDevice: "eth0"}, nil, []string{"eth0"}},

@@ -16,6 +16,7 @@ import (
 
 	"github.com/database-mesh/pisanix-go/internal/configclient"
 	"github.com/database-mesh/pisanix-go/internal/daemon"
+	"github.com/database-mesh/pisanix-go/internal/daemonconfig"
 	"github.com/database-mesh/pisanix-go/internal/proxyconfig"
 )
 
@@ -427,9 +428,9 @@ func waitReport(t *testing.T, st *Store, version string) {
 	}
 }
 
-func daemonCfg(rate string) *daemon.Config {
-	return &daemon.Config{App: []daemon.App{{Name: "demo.shop", Service: []daemon.Service{{Name: "db",
-		QoSGroup: &daemon.QoSGroup{Rate: rate}, Endpoints: []daemon.Endpoint{{IP: "10.0.0.1", Port: 3306}}}}}}}
+func daemonCfg(rate string) *daemonconfig.Config {
+	return &daemonconfig.Config{App: []daemonconfig.App{{Name: "demo.shop", Service: []daemonconfig.Service{{Name: "db",
+		QoSGroup: &daemonconfig.QoSGroup{Rate: rate}, Endpoints: []daemonconfig.Endpoint{{IP: "10.0.0.1", Port: 3306}}}}}}}
 }
 
 func TestDaemonConfigs(t *testing.T) {
@@ -440,7 +441,7 @@ func TestDaemonConfigs(t *testing.T) {
 	}
 	st.SetDaemon("", daemonCfg("1mbit"))
 	r := get(t, url+"?node=n1")
-	cfg, err := daemon.ParseJSON(r.body)
+	cfg, err := daemonconfig.ParseJSON(r.body)
 	if r.code != 200 || err != nil || cfg.Version != "1" || cfg.App[0].Service[0].QoSGroup.Rate != "1mbit" {
 		t.Fatalf("cluster-wide config: %d %v %s", r.code, err, r.body)
 	}
@@ -484,11 +485,11 @@ func TestEndToEndDaemonSource(t *testing.T) {
 	st.SetDaemon("", daemonCfg("1mbit"))
 	src := &daemon.HTTPSource{URL: daemon.ControllerURL(ts.URL), Node: "n1", WatchTimeout: 2 * time.Second,
 		MinBackoff: 10 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
-	got := make(chan *daemon.Config, 10)
+	got := make(chan *daemonconfig.Config, 10)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	go func() { _ = src.Run(ctx, func(c *daemon.Config) { got <- c }) }()
-	next := func() *daemon.Config {
+	go func() { _ = src.Run(ctx, func(c *daemonconfig.Config) { got <- c }) }()
+	next := func() *daemonconfig.Config {
 		select {
 		case c := <-got:
 			return c

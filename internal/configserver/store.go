@@ -23,7 +23,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/database-mesh/pisanix-go/internal/daemon"
+	"github.com/database-mesh/pisanix-go/internal/daemonconfig"
 	"github.com/database-mesh/pisanix-go/internal/proxyconfig"
 )
 
@@ -184,7 +184,7 @@ func (s *Store) Version(ns, app string) (int64, bool) {
 
 // SetDaemon stores pisa-daemon's configuration for node ("" is the configuration of every node
 // that has none of its own) and returns its version. cfg.Version is ignored.
-func (s *Store) SetDaemon(node string, cfg *daemon.Config) (version int64, changed bool, err error) {
+func (s *Store) SetDaemon(node string, cfg *daemonconfig.Config) (version int64, changed bool, err error) {
 	c := *cfg
 	c.Version = ""
 	doc, err := json.Marshal(&c)

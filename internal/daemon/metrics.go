@@ -6,6 +6,8 @@ import (
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/database-mesh/pisanix-go/internal/daemonconfig"
 )
 
 // Metrics are pisa-daemon's Prometheus metrics. A nil *Metrics is valid
@@ -69,7 +71,7 @@ func NewMetrics(reg prometheus.Registerer, stats func() ([]ClassStats, error), l
 	return m
 }
 
-func (m *Metrics) reconciled(cfg *Config, problems int) {
+func (m *Metrics) reconciled(cfg *daemonconfig.Config, problems int) {
 	if m == nil {
 		return
 	}

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/database-mesh/pisanix-go/internal/daemonconfig"
 )
 
 // ClassKey names a service's class: VirtualDatabase (app) and service.
@@ -75,7 +77,7 @@ type Resolver interface {
 // endpoints claimed by two services are returned as problems and skipped;
 // the rest of the configuration still applies. An endpoint claimed twice
 // stays with the first service in sorted order.
-func BuildPlan(ctx context.Context, cfg *Config, res Resolver) ([]ClassPlan, []Problem) {
+func BuildPlan(ctx context.Context, cfg *daemonconfig.Config, res Resolver) ([]ClassPlan, []Problem) {
 	if cfg == nil {
 		return nil, nil
 	}
@@ -158,7 +160,7 @@ func validName(s string) bool {
 	return s != "" && len(s) <= MaxNameLen && !strings.Contains(s, "/")
 }
 
-func net2str(ep Endpoint) string {
+func net2str(ep daemonconfig.Endpoint) string {
 	return netJoin(ep.IP, ep.Port)
 }
 
@@ -169,7 +171,7 @@ func netJoin(host string, port int) string {
 	return host + ":" + strconv.Itoa(port)
 }
 
-func parseRates(q *QoSGroup) (rate, ceil uint64, err error) {
+func parseRates(q *daemonconfig.QoSGroup) (rate, ceil uint64, err error) {
 	rate, err = ParseRate(q.Rate)
 	if err != nil {
 		return 0, 0, fmt.Errorf("rate: %w", err)
@@ -193,7 +195,7 @@ func (e resolveError) Error() string { return e.err.Error() }
 
 // resolveEndpoint returns the endpoint's addresses. IP literals need no
 // resolver; host names are looked up (A and AAAA).
-func resolveEndpoint(ctx context.Context, res Resolver, ep Endpoint) ([]netip.AddrPort, error) {
+func resolveEndpoint(ctx context.Context, res Resolver, ep daemonconfig.Endpoint) ([]netip.AddrPort, error) {
 	if ep.Port <= 0 || ep.Port > 65535 {
 		return nil, fmt.Errorf("port %d out of range 1-65535", ep.Port)
 	}
@@ -251,15 +253,15 @@ func validHostname(h string) bool {
 	return true
 }
 
-func sortedApps(apps []App) []App {
+func sortedApps(apps []daemonconfig.App) []daemonconfig.App {
 	out := slices.Clone(apps)
-	slices.SortStableFunc(out, func(a, b App) int { return cmp.Compare(a.Name, b.Name) })
+	slices.SortStableFunc(out, func(a, b daemonconfig.App) int { return cmp.Compare(a.Name, b.Name) })
 	return out
 }
 
-func sortedServices(svcs []Service) []Service {
+func sortedServices(svcs []daemonconfig.Service) []daemonconfig.Service {
 	out := slices.Clone(svcs)
-	slices.SortStableFunc(out, func(a, b Service) int { return cmp.Compare(a.Name, b.Name) })
+	slices.SortStableFunc(out, func(a, b daemonconfig.Service) int { return cmp.Compare(a.Name, b.Name) })
 	return out
 }
 

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/database-mesh/pisanix-go/internal/daemonconfig"
 )
 
 // DesiredClass is one HTB class 1:<Minor> to create on every device.
@@ -123,7 +125,7 @@ func NewReconciler(dp Dataplane, opts ReconcilerOptions) *Reconciler {
 // Reconcile applies cfg: plans the classes (re-resolving host names),
 // allocates class ids, and syncs the dataplane. Problems in cfg are logged,
 // counted and skipped; the error is only about what could not be applied.
-func (r *Reconciler) Reconcile(ctx context.Context, cfg *Config) error {
+func (r *Reconciler) Reconcile(ctx context.Context, cfg *daemonconfig.Config) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	start := time.Now()

@@ -14,6 +14,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/database-mesh/pisanix-go/internal/daemonconfig"
 )
 
 func TestPreferredMinorRange(t *testing.T) {
@@ -136,8 +138,8 @@ func (f *fakeDataplane) Stats() ([]ClassStats, error) {
 	return out, nil
 }
 
-func oneService(rate string, eps ...Endpoint) *Config {
-	return &Config{App: []App{{Name: "shop", Service: []Service{svc("db", rate, "", eps...)}}}}
+func oneService(rate string, eps ...daemonconfig.Endpoint) *daemonconfig.Config {
+	return &daemonconfig.Config{App: []daemonconfig.App{{Name: "shop", Service: []daemonconfig.Service{svc("db", rate, "", eps...)}}}}
 }
 
 func TestReconcilerLifecycle(t *testing.T) {

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/database-mesh/pisanix-go/internal/daemonconfig"
 )
 
 // DaemonConfigsPath is the controller's daemon configuration endpoint.
@@ -33,7 +35,7 @@ func ControllerURL(host string) string {
 // until ctx ends. A source never publishes because of an error: a failed
 // fetch keeps the last good configuration in place.
 type Source interface {
-	Run(ctx context.Context, publish func(*Config)) error
+	Run(ctx context.Context, publish func(*daemonconfig.Config)) error
 }
 
 // HTTPSource fetches the configuration from the controller and watches it:
@@ -87,7 +89,7 @@ func (s *HTTPSource) defaults() {
 }
 
 // Run fetches and watches until ctx ends; it returns ctx's error.
-func (s *HTTPSource) Run(ctx context.Context, publish func(*Config)) error {
+func (s *HTTPSource) Run(ctx context.Context, publish func(*daemonconfig.Config)) error {
 	s.defaults()
 	var (
 		version   string // last published version
@@ -143,7 +145,7 @@ func (s *HTTPSource) Run(ctx context.Context, publish func(*Config)) error {
 	}
 }
 
-func (s *HTTPSource) fetch(ctx context.Context, watch bool, version string) (cfg *Config, body []byte, notModified bool, err error) {
+func (s *HTTPSource) fetch(ctx context.Context, watch bool, version string) (cfg *daemonconfig.Config, body []byte, notModified bool, err error) {
 	u, err := url.Parse(s.URL)
 	if err != nil {
 		return nil, nil, false, fmt.Errorf("controller URL: %w", err)
@@ -184,7 +186,7 @@ func (s *HTTPSource) fetch(ctx context.Context, watch bool, version string) (cfg
 	case len(body) > maxConfigBytes:
 		return nil, nil, false, fmt.Errorf("GET %s: response larger than %d bytes", u.Redacted(), maxConfigBytes)
 	}
-	cfg, err = ParseJSON(body)
+	cfg, err = daemonconfig.ParseJSON(body)
 	if err != nil {
 		return nil, nil, false, fmt.Errorf("GET %s: %w", u.Redacted(), err)
 	}
@@ -220,7 +222,7 @@ func sleep(ctx context.Context, d time.Duration) bool {
 // that fails, or finds the file empty, keeps the last good configuration.
 type FileSource struct {
 	Path     string
-	Initial  *Config
+	Initial  *daemonconfig.Config
 	Interval time.Duration
 	Reload   <-chan os.Signal
 	Logger   *slog.Logger
@@ -228,7 +230,7 @@ type FileSource struct {
 }
 
 // Run publishes the file's configuration and its changes until ctx ends.
-func (f *FileSource) Run(ctx context.Context, publish func(*Config)) error {
+func (f *FileSource) Run(ctx context.Context, publish func(*daemonconfig.Config)) error {
 	if f.Logger == nil {
 		f.Logger = slog.Default()
 	}
@@ -246,7 +248,7 @@ func (f *FileSource) Run(ctx context.Context, publish func(*Config)) error {
 	cfg := f.Initial
 	if cfg == nil {
 		var err error
-		if cfg, err = LoadFile(f.Path); err != nil {
+		if cfg, err = daemonconfig.LoadFile(f.Path); err != nil {
 			return err
 		}
 	}
@@ -299,7 +301,7 @@ const settleDelay = 100 * time.Millisecond
 // almost always a write caught half-way (truncated, not yet written), and
 // applying it would lift every limit. A file with only comments, or
 // "app = []", still removes all classes.
-func loadSettled(path string) (*Config, error) {
+func loadSettled(path string) (*daemonconfig.Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
@@ -307,7 +309,7 @@ func loadSettled(path string) (*Config, error) {
 	if len(bytes.TrimSpace(data)) == 0 {
 		return nil, fmt.Errorf("%s: file is empty", path)
 	}
-	cfg, err := ParseTOML(data)
+	cfg, err := daemonconfig.ParseTOML(data)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
@@ -323,10 +325,10 @@ func Run(ctx context.Context, src Source, rec *Reconciler, resync time.Duration)
 	}
 	var (
 		mu     sync.Mutex
-		latest *Config
+		latest *daemonconfig.Config
 		wake   = make(chan struct{}, 1)
 	)
-	publish := func(c *Config) {
+	publish := func(c *daemonconfig.Config) {
 		mu.Lock()
 		latest = c
 		mu.Unlock()
@@ -342,7 +344,7 @@ func Run(ctx context.Context, src Source, rec *Reconciler, resync time.Duration)
 
 	t := time.NewTicker(resync)
 	defer t.Stop()
-	var cur *Config
+	var cur *daemonconfig.Config
 	for {
 		select {
 		case <-ctx.Done():

@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/database-mesh/pisanix-go/internal/daemonconfig"
 )
 
 func TestControllerURL(t *testing.T) {
@@ -85,21 +87,21 @@ func (c *fakeController) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		"qos_group": {"rate": %q}, "endpoints": [{"ip": "10.0.0.1", "port": 3306}]}]}]}`, c.version, c.rate)
 }
 
-func collect(t *testing.T) (func(*Config), func(n int) []*Config) {
+func collect(t *testing.T) (func(*daemonconfig.Config), func(n int) []*daemonconfig.Config) {
 	var mu sync.Mutex
-	var got []*Config
-	publish := func(c *Config) {
+	var got []*daemonconfig.Config
+	publish := func(c *daemonconfig.Config) {
 		mu.Lock()
 		got = append(got, c)
 		mu.Unlock()
 	}
-	wait := func(n int) []*Config {
+	wait := func(n int) []*daemonconfig.Config {
 		t.Helper()
 		deadline := time.Now().Add(5 * time.Second)
 		for time.Now().Before(deadline) {
 			mu.Lock()
 			if len(got) >= n {
-				out := append([]*Config(nil), got...)
+				out := append([]*daemonconfig.Config(nil), got...)
 				mu.Unlock()
 				return out
 			}
@@ -289,9 +291,9 @@ func TestFileSourceReload(t *testing.T) {
 	}
 }
 
-type chanSource struct{ ch chan *Config }
+type chanSource struct{ ch chan *daemonconfig.Config }
 
-func (s chanSource) Run(ctx context.Context, publish func(*Config)) error {
+func (s chanSource) Run(ctx context.Context, publish func(*daemonconfig.Config)) error {
 	for {
 		select {
 		case <-ctx.Done():
@@ -308,7 +310,7 @@ func (s chanSource) Run(ctx context.Context, publish func(*Config)) error {
 func TestRun(t *testing.T) {
 	dp := newFakeDataplane()
 	rec := NewReconciler(dp, ReconcilerOptions{Logger: quiet})
-	src := chanSource{ch: make(chan *Config)}
+	src := chanSource{ch: make(chan *daemonconfig.Config)}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- Run(ctx, src, rec, 20*time.Millisecond) }()
@@ -331,7 +333,7 @@ func TestRun(t *testing.T) {
 		t.Errorf("Run returned %v", err)
 	}
 	// A source that stops ends Run with an error.
-	src = chanSource{ch: make(chan *Config)}
+	src = chanSource{ch: make(chan *daemonconfig.Config)}
 	close(src.ch)
 	if err := Run(context.Background(), src, rec, time.Hour); err == nil {
 		t.Error("Run after the source stopped: nil error")

@@ -20,7 +20,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/database-mesh/pisanix-go/api/v1alpha1"
-	"github.com/database-mesh/pisanix-go/internal/daemon"
+	"github.com/database-mesh/pisanix-go/internal/daemonconfig"
 	"github.com/database-mesh/pisanix-go/internal/proxyconfig"
 )
 
@@ -119,8 +119,8 @@ type golden struct {
 	// Proxy is keyed by "<namespace>/<VirtualDatabase>".
 	Proxy  map[string]proxyResult `json:"proxy"`
 	Daemon struct {
-		Config   *daemon.Config `json:"config"`
-		Problems []Problem      `json:"problems"`
+		Config   *daemonconfig.Config `json:"config"`
+		Problems []Problem            `json:"problems"`
 	} `json:"daemon"`
 }
 
@@ -166,9 +166,9 @@ func TestGolden(t *testing.T) {
 			}
 			g.Daemon.Config, g.Daemon.Problems = dc, dps
 			// What is served must be what the daemon decodes.
-			back, err := daemon.ParseJSON(mustJSON(dc))
+			back, err := daemonconfig.ParseJSON(mustJSON(dc))
 			if err != nil {
-				t.Fatalf("daemon.ParseJSON: %v", err)
+				t.Fatalf("daemonconfig.ParseJSON: %v", err)
 			}
 			if !reflect.DeepEqual(back, dc) {
 				t.Errorf("daemon config does not survive a JSON round trip:\n%+v\n%+v", back, dc)

@@ -6,7 +6,7 @@ import (
 	"slices"
 
 	"github.com/database-mesh/pisanix-go/api/v1alpha1"
-	"github.com/database-mesh/pisanix-go/internal/daemon"
+	"github.com/database-mesh/pisanix-go/internal/daemonconfig"
 	"github.com/database-mesh/pisanix-go/internal/proxyconfig"
 )
 
@@ -23,8 +23,8 @@ func DaemonAppName(namespace, name string) string { return namespace + "." + nam
 // the service has no TrafficStrategy, as for the proxy). Everything is looked up in the
 // VirtualDatabase's own namespace. Services that cannot be built are reported and left out.
 // Apps are sorted by namespace and name; the result has no Version and no global section.
-func BuildDaemonConfig(all AllNamespaces) (*daemon.Config, []Problem) {
-	cfg := &daemon.Config{App: []daemon.App{}}
+func BuildDaemonConfig(all AllNamespaces) (*daemonconfig.Config, []Problem) {
+	cfg := &daemonconfig.Config{App: []daemonconfig.App{}}
 	var ps problems
 	nss := make([]string, 0, len(all))
 	for ns := range all {
@@ -42,7 +42,7 @@ func BuildDaemonConfig(all AllNamespaces) (*daemon.Config, []Problem) {
 		}
 		slices.SortFunc(vdbs, func(a, b *v1alpha1.VirtualDatabase) int { return cmp.Compare(a.Name, b.Name) })
 		for _, vdb := range vdbs {
-			app := daemon.App{Name: DaemonAppName(ns, vdb.Name), Service: []daemon.Service{}}
+			app := daemonconfig.App{Name: DaemonAppName(ns, vdb.Name), Service: []daemonconfig.Service{}}
 			for i := range vdb.Spec.Services {
 				if s, ok := daemonService(n, vdb, &vdb.Spec.Services[i], &ps); ok {
 					app.Service = append(app.Service, s)
@@ -56,14 +56,14 @@ func BuildDaemonConfig(all AllNamespaces) (*daemon.Config, []Problem) {
 	return cfg, ps.list
 }
 
-func daemonService(n *namespace, vdb *v1alpha1.VirtualDatabase, svc *v1alpha1.VirtualDatabaseService, ps *problems) (daemon.Service, bool) {
+func daemonService(n *namespace, vdb *v1alpha1.VirtualDatabase, svc *v1alpha1.VirtualDatabaseService, ps *problems) (daemonconfig.Service, bool) {
 	if svc.QoSClaim == "" {
-		return daemon.Service{}, false
+		return daemonconfig.Service{}, false
 	}
-	fail := func(kind, name, reason, format string, args ...any) (daemon.Service, bool) {
+	fail := func(kind, name, reason, format string, args ...any) (daemonconfig.Service, bool) {
 		ps.add(Problem{Kind: kind, Namespace: n.name, Name: name, Service: svc.Name, Reason: reason,
 			Message: fmt.Sprintf(format, args...)})
-		return daemon.Service{}, false
+		return daemonconfig.Service{}, false
 	}
 	qc := n.qc[svc.QoSClaim]
 	if qc == nil {
@@ -90,9 +90,9 @@ func daemonService(n *namespace, vdb *v1alpha1.VirtualDatabase, svc *v1alpha1.Vi
 		}
 		return fail(KindTrafficStrategy, ts.Name, v1alpha1.ReasonNoEndpoints, "the selector matches no usable DatabaseEndpoint")
 	}
-	s := daemon.Service{Name: svc.Name, QoSGroup: &daemon.QoSGroup{Rate: g.Rate, Ceil: g.Ceil}, Endpoints: []daemon.Endpoint{}}
+	s := daemonconfig.Service{Name: svc.Name, QoSGroup: &daemonconfig.QoSGroup{Rate: g.Rate, Ceil: g.Ceil}, Endpoints: []daemonconfig.Endpoint{}}
 	for _, ep := range sel {
-		e := daemon.Endpoint{IP: ep.node.Host, Port: ep.node.Port}
+		e := daemonconfig.Endpoint{IP: ep.node.Host, Port: ep.node.Port}
 		if e.Port == 0 {
 			e.Port = proxyconfig.DefaultNodePort
 		}

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/database-mesh/pisanix-go/internal/daemon"
+	"github.com/database-mesh/pisanix-go/internal/daemonconfig"
 )
 
 const measureFor = 2 * time.Second
@@ -52,13 +53,13 @@ func openTest(t *testing.T, tn *testNet, bpffs string, mode AttachMode) *Datapla
 	return dp
 }
 
-func qosConfig(rate string, endpoints ...string) *daemon.Config {
-	svc := daemon.Service{Name: "db", QoSGroup: &daemon.QoSGroup{Rate: rate}}
+func qosConfig(rate string, endpoints ...string) *daemonconfig.Config {
+	svc := daemonconfig.Service{Name: "db", QoSGroup: &daemonconfig.QoSGroup{Rate: rate}}
 	for _, e := range endpoints {
 		ap := netip.MustParseAddrPort(e)
-		svc.Endpoints = append(svc.Endpoints, daemon.Endpoint{IP: ap.Addr().String(), Port: int(ap.Port())})
+		svc.Endpoints = append(svc.Endpoints, daemonconfig.Endpoint{IP: ap.Addr().String(), Port: int(ap.Port())})
 	}
-	return &daemon.Config{App: []daemon.App{{Name: "shop", Service: []daemon.Service{svc}}}}
+	return &daemonconfig.Config{App: []daemonconfig.App{{Name: "shop", Service: []daemonconfig.Service{svc}}}}
 }
 
 // checkLimited measures a flow that must be limited to limit bits/s:
@@ -244,7 +245,7 @@ func TestShapingTCX(t *testing.T) {
 	}
 
 	// Remove the service: class and map entry go.
-	if err := rec.Reconcile(ctx, &daemon.Config{}); err != nil {
+	if err := rec.Reconcile(ctx, &daemonconfig.Config{}); err != nil {
 		t.Fatalf("reconcile: %v", err)
 	}
 	if _, classes = htbState(t, tn); len(classes) != 0 {

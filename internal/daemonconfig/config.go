@@ -1,4 +1,8 @@
-package daemon
+// Package daemonconfig is pisa-daemon's configuration schema: plain types
+// and their strict decoding, shared by the daemon (internal/daemon) and the
+// controller that builds and serves them (internal/controller/builder,
+// internal/configserver). It imports nothing of the programs that use it.
+package daemonconfig
 
 import (
 	"bytes"

@@ -4,121 +4,21 @@ import (
 	"context"
 	"errors"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/database-mesh/pisanix-go/internal/daemonconfig"
 )
 
-// pisanixTOML is Pisanix's pisa-daemon/example/config.toml shape.
-const pisanixTOML = `
-[global]
-egress_device = "eth0"
-bridge_device = "cni0"
-
-[[app]]
-name = "test1"
-
-[[app.service]]
-name = "svc"
-qos_class = "burstable"
-
-[[app.service.endpoints]]
-ip = "1.1.1.1"
-port = 3306
-
-[app.service.qos_group]
-rate = "1mbps"
-ceil = "2mbps"
-`
-
-func TestParseTOML(t *testing.T) {
-	cfg, err := ParseTOML([]byte(pisanixTOML))
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := &Config{
-		Global: &Global{EgressDevice: "eth0", BridgeDevice: "cni0"},
-		App: []App{{Name: "test1", Service: []Service{{
-			Name: "svc", QoSClass: "burstable",
-			QoSGroup:  &QoSGroup{Rate: "1mbps", Ceil: "2mbps"},
-			Endpoints: []Endpoint{{IP: "1.1.1.1", Port: 3306}},
-		}}}},
-	}
-	if !reflect.DeepEqual(cfg, want) {
-		t.Errorf("got %+v\nwant %+v", cfg, want)
-	}
-}
-
-func TestParseTOMLErrors(t *testing.T) {
-	for in, msg := range map[string]string{
-		"[[app]]\nname = \"a\"\nnmae = \"b\"\n":         `line 3: unknown key "app.nmae"`,
-		"[[app]]\nname = 1\n":                           "line 2",
-		"[global]\negress_device = \"eth0\"\nfoo = 1\n": `unknown key "global.foo"`,
-		"[[app]\n": "line 1",
-	} {
-		_, err := ParseTOML([]byte(in))
-		if err == nil || !strings.Contains(err.Error(), msg) {
-			t.Errorf("ParseTOML(%q) error %v, want it to contain %q", in, err, msg)
-		}
-	}
-}
-
-func TestLoadFile(t *testing.T) {
-	p := filepath.Join(t.TempDir(), "d.toml")
-	if err := os.WriteFile(p, []byte(pisanixTOML), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := LoadFile(p); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := LoadFile(p + ".missing"); err == nil {
-		t.Fatal("missing file: no error")
-	}
-}
-
 func TestExampleFile(t *testing.T) {
-	cfg, err := LoadFile("../../examples/daemon.toml")
+	cfg, err := daemonconfig.LoadFile("../../examples/daemon.toml")
 	if err != nil {
 		t.Fatal(err)
 	}
 	plans, problems := BuildPlan(context.Background(), cfg, fakeResolver{"mysql.example.internal": {"10.0.0.7", "fd00::7"}})
 	if len(plans) == 0 || len(problems) != 0 {
 		t.Errorf("example: %d classes, problems %v", len(plans), problems)
-	}
-}
-
-// controllerJSON is the controller's daemonconfigs response (§3.4): no
-// "global", here with a version.
-const controllerJSON = `{"version": 42, "app": [ {"name": "vdb",
-  "service": [ {"name": "svc1", "qos_group": {"rate": "10mbit", "ceil": "20mbit"},
-                "endpoints": [ {"ip": "10.0.0.5", "port": 3306}, {"ip": "fd00::5", "port": 3306} ]} ]} ],
-  "future_field": true}`
-
-func TestParseJSON(t *testing.T) {
-	cfg, err := ParseJSON([]byte(controllerJSON))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if cfg.Version != "42" || cfg.Global != nil || len(cfg.App) != 1 || len(cfg.App[0].Service[0].Endpoints) != 2 {
-		t.Errorf("got %+v", cfg)
-	}
-	for in, want := range map[string]string{
-		`{"version": "abc", "app": []}`: "abc",
-		`{"version": null, "app": []}`:  "",
-		`{"app": []}`:                   "",
-		`{"version": 7.5}`:              "7.5",
-	} {
-		cfg, err := ParseJSON([]byte(in))
-		if err != nil || cfg.Version != want {
-			t.Errorf("ParseJSON(%s) version %q, %v; want %q", in, cfg.Version, err, want)
-		}
-	}
-	for _, in := range []string{`{"version": [1]}`, `{"app": {}}`, `not json`, `{"app":[{"service":[{"endpoints":[{"port":"x"}]}]}]}`} {
-		if _, err := ParseJSON([]byte(in)); err == nil {
-			t.Errorf("ParseJSON(%s): no error", in)
-		}
 	}
 }
 
@@ -136,15 +36,15 @@ func (f fakeResolver) LookupNetIP(_ context.Context, _, host string) ([]netip.Ad
 	return out, nil
 }
 
-func svc(name, rate, ceil string, eps ...Endpoint) Service {
-	s := Service{Name: name, Endpoints: eps}
+func svc(name, rate, ceil string, eps ...daemonconfig.Endpoint) daemonconfig.Service {
+	s := daemonconfig.Service{Name: name, Endpoints: eps}
 	if rate != "" || ceil != "" {
-		s.QoSGroup = &QoSGroup{Rate: rate, Ceil: ceil}
+		s.QoSGroup = &daemonconfig.QoSGroup{Rate: rate, Ceil: ceil}
 	}
 	return s
 }
 
-func ep(ip string, port int) Endpoint { return Endpoint{IP: ip, Port: port} }
+func ep(ip string, port int) daemonconfig.Endpoint { return daemonconfig.Endpoint{IP: ip, Port: port} }
 
 func aps(s ...string) []netip.AddrPort {
 	var out []netip.AddrPort
@@ -156,20 +56,20 @@ func aps(s ...string) []netip.AddrPort {
 
 func TestBuildPlan(t *testing.T) {
 	res := fakeResolver{"db.example": {"10.0.0.9", "fd00::9", "10.0.0.8"}}
-	cfg := &Config{App: []App{
-		{Name: "b-app", Service: []Service{
+	cfg := &daemonconfig.Config{App: []daemonconfig.App{
+		{Name: "b-app", Service: []daemonconfig.Service{
 			svc("s1", "10mbit", "", ep("10.0.0.1", 3306), ep("::ffff:10.0.0.2", 3306), ep("fd00::1", 3307), ep("db.example", 3306)),
 			svc("s0", "1mbps", "2mbps", ep("[fd00::2]", 3306)),
 			svc("no-qos", "", "", ep("10.0.0.3", 3306)),
 		}},
-		{Name: "a-app", Service: []Service{
+		{Name: "a-app", Service: []daemonconfig.Service{
 			svc("bad-rate", "1mps", "", ep("10.0.0.4", 3306)),
 			svc("bad-ceil", "10mbit", "5mbit", ep("10.0.0.4", 3306)),
 			svc("eps", "10mbit", "", ep("10.0.0.5", 0), ep("", 3306), ep("bad host!", 3306), ep("nx.example", 3306),
 				ep("fe80::1%eth0", 3306), ep("10.0.0.6", 3306), ep("10.0.0.6", 3306)),
 			svc("eps", "20mbit", "", ep("10.0.0.7", 3306)),
 		}},
-		{Name: "c-app", Service: []Service{
+		{Name: "c-app", Service: []daemonconfig.Service{
 			svc("steal", "10mbit", "", ep("10.0.0.1", 3306), ep("10.0.0.10", 3306)),
 		}},
 	}}
@@ -210,10 +110,10 @@ func TestBuildPlan(t *testing.T) {
 }
 
 func TestBuildPlanNames(t *testing.T) {
-	cfg := &Config{App: []App{
-		{Name: "", Service: []Service{svc("s", "1mbit", "")}},
-		{Name: "a/b", Service: []Service{svc("s", "1mbit", "")}},
-		{Name: "ok", Service: []Service{svc("x/y", "1mbit", ""), svc("", "1mbit", "")}},
+	cfg := &daemonconfig.Config{App: []daemonconfig.App{
+		{Name: "", Service: []daemonconfig.Service{svc("s", "1mbit", "")}},
+		{Name: "a/b", Service: []daemonconfig.Service{svc("s", "1mbit", "")}},
+		{Name: "ok", Service: []daemonconfig.Service{svc("x/y", "1mbit", ""), svc("", "1mbit", "")}},
 	}}
 	plans, problems := BuildPlan(context.Background(), cfg, nil)
 	if len(plans) != 0 || len(problems) != 4 {
