@@ -489,4 +489,3 @@ func TestDebugLogRedactsPasswords(t *testing.T) {
 		t.Fatalf("password in the log:\n%s", out)
 	}
 }
-

@@ -161,8 +161,8 @@ type runtime struct {
 	maxConns       int
 	maxHandshakes  int
 	maxPacket      int // max_allowed_packet
-	pools         []*backend.Pool
-	balancer      route.Balancer
+	pools          []*backend.Pool
+	balancer       route.Balancer
 	// rw routes statements to readers or the writer when
 	// read_write_splitting is configured; nil otherwise.
 	rw *route.RWRouter
@@ -478,9 +478,9 @@ func (p *Proxy) compile(cfg *proxyconfig.Config, lc *proxyconfig.Listener, pools
 		return nil, fmt.Errorf("backend_type %q is not supported", lc.BackendType)
 	}
 	rt := &runtime{
-		name:          lc.Name,
-		db:            lc.DB,
-		serverVersion: lc.ServerVersion,
+		name:           lc.Name,
+		db:             lc.DB,
+		serverVersion:  lc.ServerVersion,
 		users:          map[string]string{},
 		idleTimeout:    lc.IdleClientTimeout.Duration,
 		idleTxTimeout:  lc.IdleTransactionTimeout.Duration,
