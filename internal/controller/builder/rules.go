@@ -146,6 +146,11 @@ func (b *proxyBuilder) sharding(ds *v1alpha1.DataShard, sel []*endpoint, out *bu
 		if len(s.ActualDatanodes) == 0 {
 			return v1alpha1.ReasonInvalidRule, fmt.Errorf("%s: actualDatanodes.valueSource.nodes is empty", p)
 		}
+		if n := countSet(r.TableStrategy != nil, r.DatabaseStrategy != nil, r.DatabaseTableStrategy != nil); n > 1 {
+			// The CRD schema refuses this; objects stored before it did
+			// must not have one strategy silently picked.
+			return v1alpha1.ReasonInvalidRule, fmt.Errorf("%s: only one of tableStrategy, databaseStrategy, databaseTableStrategy may be set", p)
+		}
 		switch {
 		case r.TableStrategy != nil:
 			t := r.TableStrategy
@@ -218,4 +223,15 @@ func appendEndpoint(list []*endpoint, ep *endpoint) []*endpoint {
 		}
 	}
 	return append(list, ep)
+}
+
+// countSet counts the true values.
+func countSet(vs ...bool) int {
+	n := 0
+	for _, v := range vs {
+		if v {
+			n++
+		}
+	}
+	return n
 }
