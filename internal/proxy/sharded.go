@@ -149,7 +149,9 @@ func (s *session) shardQuery(rt *runtime, q []byte, facts *sqlparse.Facts, readO
 		if plainShowTables.Match(q) {
 			extra = s.existingLogicalTables(rt)
 		}
-		s.routeFor(q, facts)
+		if err := s.routeFor(q, facts); err != nil {
+			return true, r, s.sendError(err)
+		}
 		s.shardScratch = append(append(s.shardScratch[:0], mysql.ComQuery), q...)
 		r, err = s.exec(s.shardScratch, mysql.ComQuery, s.relayRenamed(plan.Rename, extra), readOnly)
 		return true, r, err
