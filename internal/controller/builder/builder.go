@@ -418,6 +418,12 @@ func (b *proxyBuilder) service(svc *v1alpha1.VirtualDatabaseService) *built {
 	if p != "" {
 		return fail(v1alpha1.ReasonSecretNotFound, "databaseMySQL.passwordSecretRef: %s", p)
 	}
+	if password == "" {
+		// pisa-proxy refuses a listener anyone can log in to: say so here
+		// rather than serving a configuration every sidecar rejects.
+		return fail(v1alpha1.ReasonInvalidSpec,
+			"databaseMySQL.password (or passwordSecretRef) is empty: pisa-proxy refuses listeners without a password")
+	}
 	var ts *v1alpha1.TrafficStrategy
 	if svc.TrafficStrategy != "" {
 		if ts = n.ts[svc.TrafficStrategy]; ts == nil {

@@ -274,3 +274,22 @@ func TestSelectEndpoints(t *testing.T) {
 		t.Error("an invalid operator must be an error")
 	}
 }
+
+// A service without a password is reported on the VirtualDatabase, not
+// served to sidecars that would refuse it.
+func TestPasswordlessServiceReported(t *testing.T) {
+	objs := Objects{
+		VirtualDatabases: []v1alpha1.VirtualDatabase{{ObjectMeta: metav1.ObjectMeta{Name: "app", Namespace: "ns"},
+			Spec: v1alpha1.VirtualDatabaseSpec{Services: []v1alpha1.VirtualDatabaseService{{Name: "db",
+				DatabaseService: v1alpha1.DatabaseService{DatabaseMySQL: &v1alpha1.DatabaseMySQL{User: "app"}}}}}}},
+		DatabaseEndpoints: []v1alpha1.DatabaseEndpoint{{ObjectMeta: metav1.ObjectMeta{Name: "e", Namespace: "ns"},
+			Spec: v1alpha1.DatabaseEndpointSpec{Database: v1alpha1.Database{MySQL: &v1alpha1.MySQL{Host: "h", DB: "d", User: "u", Password: "p"}}}}},
+	}
+	cfg, ps, err := BuildProxyConfig("ns", "app", objs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Proxy.Config) != 0 || len(ps) != 1 || !strings.Contains(ps[0].Message, "databaseMySQL.password") {
+		t.Fatalf("listeners %d, problems %+v", len(cfg.Proxy.Config), ps)
+	}
+}
