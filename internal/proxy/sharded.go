@@ -301,21 +301,25 @@ func (s *session) fanout(rt *runtime, plan *shard.Plan, run func(*backend.Conn, 
 		// nothing commits.
 		return r, s.refuseShard(errShardTx)
 	}
-	conns, err := s.shardConns(rt, plan.Targets, false)
-	if err != nil {
-		return r, s.sendError(err)
-	}
 	cm := s.l.metrics.Command(rt.name, mysql.CommandName(mysql.ComQuery), shardsServer)
 	start := cm.Begin()
 	defer cm.End(start)
+	// One target at a time, on one connection per datanode (taken again
+	// for each target: several physical tables on one node never need
+	// more than one of its connections).
 	var total mysql.OK
 	for i, t := range plan.Targets {
-		c := conns[i]
-		s.active.Store(c)
-		ok, err := run(c, t)
-		s.active.Store(nil)
+		conns, err := s.shardConns(rt, plan.Targets[i:i+1], false)
+		var ok mysql.OK
+		if err == nil {
+			c := conns[0]
+			s.active.Store(c)
+			ok, err = run(c, t)
+			s.active.Store(nil)
+			var me *mysql.Error
+			putAll(conns, err != nil && !errors.As(err, &me) && !c.Broken())
+		}
 		if err != nil {
-			putAll(conns, false)
 			done := make([]string, 0, i)
 			for _, d := range plan.Targets[:i] {
 				done = append(done, d.Schema+"."+d.Table)
@@ -338,7 +342,6 @@ func (s *session) fanout(rt *runtime, plan *shard.Plan, run func(*backend.Conn, 
 		}
 		total.Status = ok.Status
 	}
-	putAll(conns, false)
 	// DDL may have changed column collations.
 	rt.collations.Clear()
 	total.Status &^= mysql.StatusSessionStateChange | mysql.StatusMoreResultsExists

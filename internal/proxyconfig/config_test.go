@@ -502,6 +502,12 @@ func TestValidateCases(t *testing.T) {
 			c.Proxy.Config[0].Sharding = []Sharding{{TableName: "t", ActualDatanodes: []string{"ds001", "ds002"},
 				DatabaseStrategy: &DatabaseStrategy{DatabaseShardingAlgorithmName: "mod", DatabaseShardingColumn: "id"}}}
 		}, `sharding[0].actual_datanodes[1]: datanode "ds002" is the same database (127.0.0.1:3306/shop) as actual_datanodes[0]`},
+		{"more tables on a node than connections", func(c *Config) {
+			c.MySQL.Nodes[0].DB = "shop"
+			c.Proxy.Config[0].Pool.MaxOpen = 2
+			c.Proxy.Config[0].Sharding = []Sharding{{TableName: "t", ActualDatanodes: []string{"ds001"},
+				TableStrategy: &TableStrategy{TableShardingAlgorithmName: "mod", TableShardingColumn: "id", ShardingCount: 4}}}
+		}, `sharding[0]: sharding_count 4 is more than pool.max_open 2`},
 		{"two rules for one table", func(c *Config) {
 			c.MySQL.Nodes[0].DB = "shop"
 			r := Sharding{TableName: "t", ActualDatanodes: []string{"ds001"},

@@ -455,6 +455,19 @@ func (c *Config) validateListener(v *validator, p string, l *Listener) {
 	for i := range l.Sharding {
 		sp := fmt.Sprintf("%s.sharding[%d]", p, i)
 		c.validateSharding(v, sp, &l.Sharding[i], l.ReadWriteSplitting != nil)
+		// A SELECT on every shard reads all the physical tables of a node
+		// at once, on a connection each.
+		perNode := 0
+		if ts := l.Sharding[i].TableStrategy; ts != nil {
+			perNode = ts.ShardingCount
+		}
+		if dts := l.Sharding[i].DatabaseTableStrategy; dts != nil {
+			perNode = dts.ShardingCount
+		}
+		if l.Pool.MaxOpen > 0 && perNode > l.Pool.MaxOpen {
+			v.addf(sp, "sharding_count %d is more than pool.max_open %d: a SELECT on every shard of %q reads its %d tables on one node at once, one connection each",
+				perNode, l.Pool.MaxOpen, l.Sharding[i].TableName, perNode)
+		}
 		if name := l.Sharding[i].TableName; name != "" {
 			if j, dup := tables[name]; dup {
 				v.addf(sp+".table_name", "table %q already has a rule (%s.sharding[%d]): one rule per table", name, p, j)
