@@ -6,8 +6,8 @@ import (
 	"testing"
 
 	"github.com/database-mesh/pisanix-go/internal/mysql"
-	"github.com/database-mesh/pisanix-go/internal/testutil"
 	"github.com/database-mesh/pisanix-go/internal/proxyconfig"
+	"github.com/database-mesh/pisanix-go/internal/testutil"
 )
 
 // With backend_accounts, accounts created on the backend log in through the
