@@ -26,7 +26,7 @@ func TestDryRunLogRateLimited(t *testing.T) {
 	n := 0
 	now := time.Unix(1000, 0)
 	st := NewState("d", nil, StateOptions{Logger: slog.New(captureHandler{&n}), Clock: func() time.Time { return now }})
-	c, err := Compile(&proxyconfig.Governance{CircuitBreak: []proxyconfig.CircuitBreak{{Name: "w", MatchSpec: proxyconfig.MatchSpec{Regex: []string{"x"}}, DryRun: true}}}, st, Options{})
+	c, err := Compile(&proxyconfig.Governance{CircuitBreak: []proxyconfig.CircuitBreak{{Name: "w", MatchSpec: regexSpec("x"), DryRun: true}}}, st, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,8 +16,8 @@ func FuzzChain(f *testing.F) {
 	f.Add("(", "", "*", "", "", "", "", uint8(0), uint8(0))
 	f.Fuzz(func(t *testing.T, cb, cc, table, kind, sql, schema, tname string, k, cmd uint8) {
 		cfg := &proxyconfig.Governance{
-			CircuitBreak:       []proxyconfig.CircuitBreak{{MatchSpec: proxyconfig.MatchSpec{Regex: []string{cb}}, DryRun: k%2 == 0}},
-			ConcurrencyControl: []proxyconfig.ConcurrencyControl{{MatchSpec: proxyconfig.MatchSpec{Regex: []string{cc}}, MaxConcurrency: int(k % 3)}},
+			CircuitBreak:       []proxyconfig.CircuitBreak{{MatchSpec: regexSpec(cb), DryRun: k%2 == 0}},
+			ConcurrencyControl: []proxyconfig.ConcurrencyControl{{MatchSpec: regexSpec(cc), MaxConcurrency: int(k % 3)}},
 			Access:             &proxyconfig.Access{Users: []proxyconfig.AccessUser{{User: "u", Tables: []string{table}, Kinds: []string{kind}}}},
 		}
 		st := NewState("d", nil, StateOptions{Logger: quiet})

@@ -39,10 +39,10 @@ func testConfig(auditPath string) *proxyconfig.Governance {
 		}},
 		CircuitBreak: []proxyconfig.CircuitBreak{
 			{Name: "no-drop", MatchSpec: proxyconfig.MatchSpec{Regex: []string{`drop\s+table`}, CaseInsensitive: true}},
-			{Name: "watch-sleep", MatchSpec: proxyconfig.MatchSpec{Regex: []string{"sleep"}}, DryRun: true},
+			{Name: "watch-sleep", MatchSpec: regexSpec("sleep"), DryRun: true},
 		},
 		ConcurrencyControl: []proxyconfig.ConcurrencyControl{
-			{Name: "report", MatchSpec: proxyconfig.MatchSpec{Regex: []string{"from report"}}, MaxConcurrency: 1},
+			{Name: "report", MatchSpec: regexSpec("from report"), MaxConcurrency: 1},
 		},
 	}
 	if auditPath != "" {
@@ -117,7 +117,7 @@ func TestChain(t *testing.T) {
 }
 
 func TestNonStatementCommands(t *testing.T) {
-	c, _ := newChain(t, &proxyconfig.Governance{CircuitBreak: []proxyconfig.CircuitBreak{{MatchSpec: proxyconfig.MatchSpec{Regex: []string{"shop"}}}}}, nil)
+	c, _ := newChain(t, &proxyconfig.Governance{CircuitBreak: []proxyconfig.CircuitBreak{{MatchSpec: regexSpec("shop")}}}, nil)
 	r := req("app", "shop", nil)
 	r.Command = mysql.ComInitDB
 	if _, rej := c.Check(context.Background(), r); rej != nil {
@@ -277,8 +277,8 @@ func TestCompileValidates(t *testing.T) {
 		cfg  *proxyconfig.Governance
 		want string
 	}{
-		{&proxyconfig.Governance{CircuitBreak: []proxyconfig.CircuitBreak{{MatchSpec: proxyconfig.MatchSpec{Regex: []string{"("}}}}}, "circuit_break[0].regex[0]"},
-		{&proxyconfig.Governance{ConcurrencyControl: []proxyconfig.ConcurrencyControl{{MatchSpec: proxyconfig.MatchSpec{Regex: []string{"x"}}, MaxConcurrency: -1}}}, "concurrency_control[0].max_concurrency"},
+		{&proxyconfig.Governance{CircuitBreak: []proxyconfig.CircuitBreak{{MatchSpec: regexSpec("(")}}}, "circuit_break[0].regex[0]"},
+		{&proxyconfig.Governance{ConcurrencyControl: []proxyconfig.ConcurrencyControl{{MatchSpec: regexSpec("x"), MaxConcurrency: -1}}}, "concurrency_control[0].max_concurrency"},
 		{&proxyconfig.Governance{Access: &proxyconfig.Access{Users: []proxyconfig.AccessUser{{User: "a", Kinds: []string{"x"}}}}}, "access.users[0].kinds[0]"},
 		{&proxyconfig.Governance{Audit: &proxyconfig.Audit{Output: "stdout", Include: "x"}}, "audit.include"},
 	}
@@ -294,7 +294,7 @@ func TestCompileValidates(t *testing.T) {
 }
 
 func TestWaitQueueThroughChain(t *testing.T) {
-	cfg := &proxyconfig.Governance{ConcurrencyControl: []proxyconfig.ConcurrencyControl{{Name: "q", MatchSpec: proxyconfig.MatchSpec{Regex: []string{"x"}}, MaxConcurrency: 1,
+	cfg := &proxyconfig.Governance{ConcurrencyControl: []proxyconfig.ConcurrencyControl{{Name: "q", MatchSpec: regexSpec("x"), MaxConcurrency: 1,
 		WaitTimeout: proxyconfig.D(10 * time.Millisecond), MaxQueue: 1}}}
 	c, _ := newChain(t, cfg, nil)
 	r := req("u", "x", nil)
@@ -376,3 +376,6 @@ func BenchmarkChainPassUnique(b *testing.B) {
 		c.Finish(r, &v, o)
 	}
 }
+
+// regexSpec is a match spec of regexps only.
+func regexSpec(res ...string) proxyconfig.MatchSpec { return proxyconfig.MatchSpec{Regex: res} }

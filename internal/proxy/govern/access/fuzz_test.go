@@ -4,8 +4,8 @@ import (
 	"testing"
 
 	"github.com/database-mesh/pisanix-go/internal/mysql"
-	"github.com/database-mesh/pisanix-go/internal/sqlparse"
 	"github.com/database-mesh/pisanix-go/internal/proxyconfig"
+	"github.com/database-mesh/pisanix-go/internal/sqlparse"
 )
 
 func FuzzCheck(f *testing.F) {

@@ -3,6 +3,7 @@ package audit
 import (
 	"strings"
 	"testing"
+
 	"github.com/database-mesh/pisanix-go/internal/proxyconfig"
 )
 

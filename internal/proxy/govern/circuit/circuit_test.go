@@ -26,24 +26,24 @@ func TestCheck(t *testing.T) {
 		dry    string
 	}{
 		{"no rules", nil, "select 1", nil, "", ""},
-		{"regex match", []proxyconfig.CircuitBreak{{MatchSpec: proxyconfig.MatchSpec{Regex: []string{"111"}}}}, "select 111", nil, "circuit_break[0]", ""},
-		{"regex no match", []proxyconfig.CircuitBreak{{MatchSpec: proxyconfig.MatchSpec{Regex: []string{"111"}}}}, "select 112", nil, "", ""},
-		{"unanchored", []proxyconfig.CircuitBreak{{MatchSpec: proxyconfig.MatchSpec{Regex: []string{"delete from"}}}}, "/* x */ delete from t", nil, "circuit_break[0]", ""},
-		{"anchored", []proxyconfig.CircuitBreak{{MatchSpec: proxyconfig.MatchSpec{Regex: []string{"^delete"}}}}, "/* x */ delete from t", nil, "", ""},
-		{"case sensitive by default", []proxyconfig.CircuitBreak{{MatchSpec: proxyconfig.MatchSpec{Regex: []string{"drop table"}}}}, "DROP TABLE t", nil, "", ""},
+		{"regex match", []proxyconfig.CircuitBreak{{MatchSpec: regexSpec("111")}}, "select 111", nil, "circuit_break[0]", ""},
+		{"regex no match", []proxyconfig.CircuitBreak{{MatchSpec: regexSpec("111")}}, "select 112", nil, "", ""},
+		{"unanchored", []proxyconfig.CircuitBreak{{MatchSpec: regexSpec("delete from")}}, "/* x */ delete from t", nil, "circuit_break[0]", ""},
+		{"anchored", []proxyconfig.CircuitBreak{{MatchSpec: regexSpec("^delete")}}, "/* x */ delete from t", nil, "", ""},
+		{"case sensitive by default", []proxyconfig.CircuitBreak{{MatchSpec: regexSpec("drop table")}}, "DROP TABLE t", nil, "", ""},
 		{"case insensitive", []proxyconfig.CircuitBreak{{MatchSpec: proxyconfig.MatchSpec{Regex: []string{"drop table"}, CaseInsensitive: true}}}, "DROP TABLE t", nil, "circuit_break[0]", ""},
-		{"any regex of a rule", []proxyconfig.CircuitBreak{{Name: "r", MatchSpec: proxyconfig.MatchSpec{Regex: []string{"aaa", "bbb"}}}}, "x bbb", nil, "r", ""},
-		{"first rule wins", []proxyconfig.CircuitBreak{{Name: "a", MatchSpec: proxyconfig.MatchSpec{Regex: []string{"x"}}}, {Name: "b", MatchSpec: proxyconfig.MatchSpec{Regex: []string{"x"}}}}, "x", nil, "a", ""},
-		{"second rule", []proxyconfig.CircuitBreak{{Name: "a", MatchSpec: proxyconfig.MatchSpec{Regex: []string{"y"}}}, {Name: "b", MatchSpec: proxyconfig.MatchSpec{Regex: []string{"x"}}}}, "x", nil, "b", ""},
+		{"any regex of a rule", []proxyconfig.CircuitBreak{{Name: "r", MatchSpec: regexSpec("aaa", "bbb")}}, "x bbb", nil, "r", ""},
+		{"first rule wins", []proxyconfig.CircuitBreak{{Name: "a", MatchSpec: regexSpec("x")}, {Name: "b", MatchSpec: regexSpec("x")}}, "x", nil, "a", ""},
+		{"second rule", []proxyconfig.CircuitBreak{{Name: "a", MatchSpec: regexSpec("y")}, {Name: "b", MatchSpec: regexSpec("x")}}, "x", nil, "b", ""},
 		{"fingerprint", []proxyconfig.CircuitBreak{{Name: "fp", MatchSpec: proxyconfig.MatchSpec{Fingerprint: []string{"select * from t where id = ?"}}}}, "select * from t where id = 5", facts, "fp", ""},
 		{"fingerprint trimmed", []proxyconfig.CircuitBreak{{Name: "fp", MatchSpec: proxyconfig.MatchSpec{Fingerprint: []string{"  select * from t where id = ?\n"}}}}, "q", facts, "fp", ""},
 		{"fingerprint no facts", []proxyconfig.CircuitBreak{{Name: "fp", MatchSpec: proxyconfig.MatchSpec{Fingerprint: []string{"select * from t where id = ?"}}}}, "select * from t where id = 5", nil, "", ""},
 		{"fingerprint other", []proxyconfig.CircuitBreak{{Name: "fp", MatchSpec: proxyconfig.MatchSpec{Fingerprint: []string{"select * from u"}}}}, "q", facts, "", ""},
 		{"digest", []proxyconfig.CircuitBreak{{Name: "d", MatchSpec: proxyconfig.MatchSpec{Fingerprint: []string{strings.ToUpper(digestA)}}}}, "q", facts, "d", ""},
-		{"dry run", []proxyconfig.CircuitBreak{{Name: "d", MatchSpec: proxyconfig.MatchSpec{Regex: []string{"x"}}, DryRun: true}}, "x", nil, "", "d"},
-		{"dry run then enforce", []proxyconfig.CircuitBreak{{Name: "d", MatchSpec: proxyconfig.MatchSpec{Regex: []string{"x"}}, DryRun: true}, {Name: "e", MatchSpec: proxyconfig.MatchSpec{Regex: []string{"x"}}}}, "x", nil, "e", "d"},
+		{"dry run", []proxyconfig.CircuitBreak{{Name: "d", MatchSpec: regexSpec("x"), DryRun: true}}, "x", nil, "", "d"},
+		{"dry run then enforce", []proxyconfig.CircuitBreak{{Name: "d", MatchSpec: regexSpec("x"), DryRun: true}, {Name: "e", MatchSpec: regexSpec("x")}}, "x", nil, "e", "d"},
 		{"regex or fingerprint", []proxyconfig.CircuitBreak{{Name: "m", MatchSpec: proxyconfig.MatchSpec{Regex: []string{"zzz"}, Fingerprint: []string{digestA}}}}, "q", facts, "m", ""},
-		{"empty sql", []proxyconfig.CircuitBreak{{MatchSpec: proxyconfig.MatchSpec{Regex: []string{"x*"}}}}, "", nil, "", ""},
+		{"empty sql", []proxyconfig.CircuitBreak{{MatchSpec: regexSpec("x*")}}, "", nil, "", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -72,7 +72,7 @@ func name(c *Compiled) string {
 }
 
 func TestError(t *testing.T) {
-	s, err := Compile([]proxyconfig.CircuitBreak{{Name: "no-full-scan", MatchSpec: proxyconfig.MatchSpec{Regex: []string{"select \\* from big$"}}}}, Options{})
+	s, err := Compile([]proxyconfig.CircuitBreak{{Name: "no-full-scan", MatchSpec: regexSpec("select \\* from big$")}}, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,13 +91,13 @@ func TestCompileErrors(t *testing.T) {
 		rules []proxyconfig.CircuitBreak
 		want  string
 	}{
-		{[]proxyconfig.CircuitBreak{{MatchSpec: proxyconfig.MatchSpec{Regex: []string{"("}}}}, "circuit_break[0].regex[0]: invalid regular expression"},
-		{[]proxyconfig.CircuitBreak{{MatchSpec: proxyconfig.MatchSpec{Regex: []string{"a"}}}, {MatchSpec: proxyconfig.MatchSpec{Regex: []string{""}}}}, "circuit_break[1].regex[0]: empty"},
+		{[]proxyconfig.CircuitBreak{{MatchSpec: regexSpec("(")}}, "circuit_break[0].regex[0]: invalid regular expression"},
+		{[]proxyconfig.CircuitBreak{{MatchSpec: regexSpec("a")}, {MatchSpec: regexSpec("")}}, "circuit_break[1].regex[0]: empty"},
 		{[]proxyconfig.CircuitBreak{{}}, "circuit_break[0]: needs at least one regex or fingerprint"},
-		{[]proxyconfig.CircuitBreak{{Name: "x", MatchSpec: proxyconfig.MatchSpec{Regex: []string{"a"}}}, {Name: "x", MatchSpec: proxyconfig.MatchSpec{Regex: []string{"b"}}}}, `duplicate rule name "x"`},
-		{[]proxyconfig.CircuitBreak{{MatchSpec: proxyconfig.MatchSpec{Regex: []string{"a"}}}, {Name: "circuit_break[0]", MatchSpec: proxyconfig.MatchSpec{Regex: []string{"b"}}}}, "duplicate rule name"},
+		{[]proxyconfig.CircuitBreak{{Name: "x", MatchSpec: regexSpec("a")}, {Name: "x", MatchSpec: regexSpec("b")}}, `duplicate rule name "x"`},
+		{[]proxyconfig.CircuitBreak{{MatchSpec: regexSpec("a")}, {Name: "circuit_break[0]", MatchSpec: regexSpec("b")}}, "duplicate rule name"},
 		{[]proxyconfig.CircuitBreak{{MatchSpec: proxyconfig.MatchSpec{Fingerprint: []string{"  "}}}}, "circuit_break[0].fingerprint[0]: empty"},
-		{[]proxyconfig.CircuitBreak{{MatchSpec: proxyconfig.MatchSpec{Regex: []string{"(?<=a)b"}}}}, "invalid regular expression"}, // no lookbehind in RE2
+		{[]proxyconfig.CircuitBreak{{MatchSpec: regexSpec("(?<=a)b")}}, "invalid regular expression"}, // no lookbehind in RE2
 	}
 	for _, tt := range tests {
 		err := proxyconfig.ValidateCircuitBreaks(tt.rules)
@@ -111,8 +111,8 @@ func TestMetrics(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	m := govmetrics.New(reg)
 	s, err := Compile([]proxyconfig.CircuitBreak{
-		{Name: "dry", MatchSpec: proxyconfig.MatchSpec{Regex: []string{"x"}}, DryRun: true},
-		{Name: "hard", MatchSpec: proxyconfig.MatchSpec{Regex: []string{"y"}}},
+		{Name: "dry", MatchSpec: regexSpec("x"), DryRun: true},
+		{Name: "hard", MatchSpec: regexSpec("y")},
 	}, Options{Domain: "d1", Metrics: m})
 	if err != nil {
 		t.Fatal(err)
@@ -136,7 +136,7 @@ pisa_proxy_rule_rejections_total{domain="d1",reason="circuit_break",rule="hard"}
 func TestManyRules(t *testing.T) { // more than 64 rules: uncached path
 	var rules []proxyconfig.CircuitBreak
 	for i := range 100 {
-		rules = append(rules, proxyconfig.CircuitBreak{MatchSpec: proxyconfig.MatchSpec{Regex: []string{"tok" + strings.Repeat("x", i) + "$"}}})
+		rules = append(rules, proxyconfig.CircuitBreak{MatchSpec: regexSpec("tok" + strings.Repeat("x", i) + "$")})
 	}
 	s, err := Compile(rules, Options{})
 	if err != nil {
@@ -150,7 +150,7 @@ func TestManyRules(t *testing.T) { // more than 64 rules: uncached path
 
 func BenchmarkCheckPass(b *testing.B) {
 	s, err := Compile([]proxyconfig.CircuitBreak{
-		{MatchSpec: proxyconfig.MatchSpec{Regex: []string{"(?i)drop\\s+table", "truncate"}}},
+		{MatchSpec: regexSpec("(?i)drop\\s+table", "truncate")},
 		{MatchSpec: proxyconfig.MatchSpec{Regex: []string{"select \\* from big$"}, CaseInsensitive: true}},
 	}, Options{})
 	if err != nil {
@@ -165,3 +165,6 @@ func BenchmarkCheckPass(b *testing.B) {
 		}
 	}
 }
+
+// regexSpec is a match spec of regexps only.
+func regexSpec(res ...string) proxyconfig.MatchSpec { return proxyconfig.MatchSpec{Regex: res} }

@@ -13,7 +13,7 @@ func FuzzCheck(f *testing.F) {
 	f.Add("(", false, "x", "", "x")
 	f.Add("^$", false, "  ", "\x00\xff", "\xff")
 	f.Fuzz(func(t *testing.T, rx string, ci bool, fp, sql, factsFP string) {
-		s, err := Compile([]proxyconfig.CircuitBreak{{MatchSpec: proxyconfig.MatchSpec{Regex: []string{rx}, CaseInsensitive: ci, Fingerprint: []string{fp}}}, {MatchSpec: proxyconfig.MatchSpec{Regex: []string{"x"}}, DryRun: true}}, Options{})
+		s, err := Compile([]proxyconfig.CircuitBreak{{MatchSpec: proxyconfig.MatchSpec{Regex: []string{rx}, CaseInsensitive: ci, Fingerprint: []string{fp}}}, {MatchSpec: regexSpec("x"), DryRun: true}}, Options{})
 		if err != nil {
 			return
 		}

@@ -54,11 +54,11 @@ func TestMatch(t *testing.T) {
 		facts *sqlparse.Facts
 		want  string
 	}{
-		{"none", []proxyconfig.ConcurrencyControl{{MatchSpec: proxyconfig.MatchSpec{Regex: []string{"aaa"}}, MaxConcurrency: 1}}, "select 1", nil, ""},
-		{"regex", []proxyconfig.ConcurrencyControl{{MatchSpec: proxyconfig.MatchSpec{Regex: []string{"aaa"}}, MaxConcurrency: 1}}, "select aaa", nil, "concurrency_control[0]"},
-		{"case", []proxyconfig.ConcurrencyControl{{MatchSpec: proxyconfig.MatchSpec{Regex: []string{"AAA"}}, MaxConcurrency: 1}}, "select aaa", nil, ""},
+		{"none", []proxyconfig.ConcurrencyControl{{MatchSpec: regexSpec("aaa"), MaxConcurrency: 1}}, "select 1", nil, ""},
+		{"regex", []proxyconfig.ConcurrencyControl{{MatchSpec: regexSpec("aaa"), MaxConcurrency: 1}}, "select aaa", nil, "concurrency_control[0]"},
+		{"case", []proxyconfig.ConcurrencyControl{{MatchSpec: regexSpec("AAA"), MaxConcurrency: 1}}, "select aaa", nil, ""},
 		{"case insensitive", []proxyconfig.ConcurrencyControl{{MatchSpec: proxyconfig.MatchSpec{Regex: []string{"AAA"}, CaseInsensitive: true}, MaxConcurrency: 1}}, "select aaa", nil, "concurrency_control[0]"},
-		{"first matching rule only", []proxyconfig.ConcurrencyControl{{Name: "a", MatchSpec: proxyconfig.MatchSpec{Regex: []string{"x"}}}, {Name: "b", MatchSpec: proxyconfig.MatchSpec{Regex: []string{"x"}}}}, "x", nil, "a"},
+		{"first matching rule only", []proxyconfig.ConcurrencyControl{{Name: "a", MatchSpec: regexSpec("x")}, {Name: "b", MatchSpec: regexSpec("x")}}, "x", nil, "a"},
 		{"fingerprint", []proxyconfig.ConcurrencyControl{{Name: "f", MatchSpec: proxyconfig.MatchSpec{Fingerprint: []string{"select sleep(?)"}}}}, "select sleep(1)", facts, "f"},
 		{"digest", []proxyconfig.ConcurrencyControl{{Name: "f", MatchSpec: proxyconfig.MatchSpec{Fingerprint: []string{strings.Repeat("AB", 32)}}}}, "q", facts, "f"},
 	}
@@ -79,7 +79,7 @@ func TestMatch(t *testing.T) {
 
 func TestLimit(t *testing.T) {
 	reg := NewRegistry("d", nil)
-	s := mustCompile(t, []proxyconfig.ConcurrencyControl{{Name: "x", MatchSpec: proxyconfig.MatchSpec{Regex: []string{"slow"}}, MaxConcurrency: 2}}, reg)
+	s := mustCompile(t, []proxyconfig.ConcurrencyControl{{Name: "x", MatchSpec: regexSpec("slow"), MaxConcurrency: 2}}, reg)
 	ctx := context.Background()
 	p1, _, _, rej := s.Acquire(ctx, "slow 1", nil)
 	p2, _, _, rej2 := s.Acquire(ctx, "slow 2", nil)
@@ -113,7 +113,7 @@ func TestLimit(t *testing.T) {
 }
 
 func TestZeroRejectsAll(t *testing.T) {
-	s := mustCompile(t, []proxyconfig.ConcurrencyControl{{MatchSpec: proxyconfig.MatchSpec{Regex: []string{"x"}}, MaxConcurrency: 0}}, NewRegistry("d", nil))
+	s := mustCompile(t, []proxyconfig.ConcurrencyControl{{MatchSpec: regexSpec("x"), MaxConcurrency: 0}}, NewRegistry("d", nil))
 	if _, _, _, rej := s.Acquire(context.Background(), "x", nil); rej == nil {
 		t.Fatal("max_concurrency 0 must reject")
 	}
@@ -123,7 +123,7 @@ func TestDryRun(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	m := govmetrics.New(reg)
 	r := NewRegistry("d", nil)
-	s, err := Compile([]proxyconfig.ConcurrencyControl{{Name: "x", MatchSpec: proxyconfig.MatchSpec{Regex: []string{"x"}}, MaxConcurrency: 1, DryRun: true}}, r, Options{Metrics: m})
+	s, err := Compile([]proxyconfig.ConcurrencyControl{{Name: "x", MatchSpec: regexSpec("x"), MaxConcurrency: 1, DryRun: true}}, r, Options{Metrics: m})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,7 +160,7 @@ pisa_proxy_rule_dry_run_hits_total{domain="d",reason="concurrency_limit",rule="x
 
 func TestWaitQueue(t *testing.T) {
 	reg := NewRegistry("d", nil)
-	s := mustCompile(t, []proxyconfig.ConcurrencyControl{{Name: "q", MatchSpec: proxyconfig.MatchSpec{Regex: []string{"x"}}, MaxConcurrency: 1,
+	s := mustCompile(t, []proxyconfig.ConcurrencyControl{{Name: "q", MatchSpec: regexSpec("x"), MaxConcurrency: 1,
 		WaitTimeout: proxyconfig.D(5 * time.Second), MaxQueue: 2}}, reg)
 	ctx := context.Background()
 	p0, _, _, _ := s.Acquire(ctx, "x", nil)
@@ -209,7 +209,7 @@ func waitFor(t *testing.T, cond func() bool) {
 
 func TestWaitTimeoutAndCancel(t *testing.T) {
 	reg := NewRegistry("d", nil)
-	s := mustCompile(t, []proxyconfig.ConcurrencyControl{{Name: "q", MatchSpec: proxyconfig.MatchSpec{Regex: []string{"x"}}, MaxConcurrency: 1, WaitTimeout: proxyconfig.D(20 * time.Millisecond)}}, reg)
+	s := mustCompile(t, []proxyconfig.ConcurrencyControl{{Name: "q", MatchSpec: regexSpec("x"), MaxConcurrency: 1, WaitTimeout: proxyconfig.D(20 * time.Millisecond)}}, reg)
 	p0, _, _, _ := s.Acquire(context.Background(), "x", nil)
 	start := time.Now()
 	_, _, _, rej := s.Acquire(context.Background(), "x", nil)
@@ -224,7 +224,7 @@ func TestWaitTimeoutAndCancel(t *testing.T) {
 		waitFor(t, func() bool { return reg.Waiting("q") == 1 })
 		cancel()
 	}()
-	s2 := mustCompile(t, []proxyconfig.ConcurrencyControl{{Name: "q", MatchSpec: proxyconfig.MatchSpec{Regex: []string{"x"}}, MaxConcurrency: 1, WaitTimeout: proxyconfig.D(time.Minute)}}, reg)
+	s2 := mustCompile(t, []proxyconfig.ConcurrencyControl{{Name: "q", MatchSpec: regexSpec("x"), MaxConcurrency: 1, WaitTimeout: proxyconfig.D(time.Minute)}}, reg)
 	_, _, _, rej = s2.Acquire(ctx, "x", nil)
 	if rej == nil || rej.Reason != ReasonCanceled {
 		t.Fatalf("rej = %+v", rej)
@@ -242,7 +242,7 @@ func TestWaitTimeoutAndCancel(t *testing.T) {
 func TestDuration(t *testing.T) {
 	clk := newClock()
 	reg := NewRegistry("d", clk.Now)
-	s := mustCompile(t, []proxyconfig.ConcurrencyControl{{Name: "w", MatchSpec: proxyconfig.MatchSpec{Regex: []string{"x"}}, MaxConcurrency: 1, Duration: 10}}, reg)
+	s := mustCompile(t, []proxyconfig.ConcurrencyControl{{Name: "w", MatchSpec: regexSpec("x"), MaxConcurrency: 1, Duration: 10}}, reg)
 	ctx := context.Background()
 
 	// The first match opens the window and takes the only slot.
@@ -291,7 +291,7 @@ func TestDuration(t *testing.T) {
 func TestDurationZero(t *testing.T) {
 	clk := newClock()
 	reg := NewRegistry("d", clk.Now)
-	s := mustCompile(t, []proxyconfig.ConcurrencyControl{{Name: "w", MatchSpec: proxyconfig.MatchSpec{Regex: []string{"x"}}, MaxConcurrency: 1}}, reg)
+	s := mustCompile(t, []proxyconfig.ConcurrencyControl{{Name: "w", MatchSpec: regexSpec("x"), MaxConcurrency: 1}}, reg)
 	p, _, _, _ := s.Acquire(context.Background(), "x", nil)
 	clk.Advance(1000 * time.Hour)
 	if _, _, _, rej := s.Acquire(context.Background(), "x", nil); rej == nil {
@@ -303,12 +303,12 @@ func TestDurationZero(t *testing.T) {
 func TestReloadKeepsState(t *testing.T) {
 	reg := NewRegistry("d", nil)
 	ctx := context.Background()
-	s1 := mustCompile(t, []proxyconfig.ConcurrencyControl{{Name: "keep", MatchSpec: proxyconfig.MatchSpec{Regex: []string{"x"}}, MaxConcurrency: 1}, {Name: "gone", MatchSpec: proxyconfig.MatchSpec{Regex: []string{"y"}}, MaxConcurrency: 1}}, reg)
+	s1 := mustCompile(t, []proxyconfig.ConcurrencyControl{{Name: "keep", MatchSpec: regexSpec("x"), MaxConcurrency: 1}, {Name: "gone", MatchSpec: regexSpec("y"), MaxConcurrency: 1}}, reg)
 	p1, _, _, _ := s1.Acquire(ctx, "x", nil)
 	py, _, _, _ := s1.Acquire(ctx, "y", nil)
 
 	// Same name, higher limit: the running statement still counts.
-	s2 := mustCompile(t, []proxyconfig.ConcurrencyControl{{Name: "keep", MatchSpec: proxyconfig.MatchSpec{Regex: []string{"x"}}, MaxConcurrency: 2}}, reg)
+	s2 := mustCompile(t, []proxyconfig.ConcurrencyControl{{Name: "keep", MatchSpec: regexSpec("x"), MaxConcurrency: 2}}, reg)
 	if reg.InFlight("keep") != 1 {
 		t.Fatalf("in flight = %d after reload", reg.InFlight("keep"))
 	}
@@ -326,7 +326,7 @@ func TestReloadKeepsState(t *testing.T) {
 		t.Error("removed rule still reported")
 	}
 	// A failed compile leaves the state alone.
-	if _, err := Compile([]proxyconfig.ConcurrencyControl{{Name: "keep", MatchSpec: proxyconfig.MatchSpec{Regex: []string{"("}}, MaxConcurrency: 9}}, reg, Options{}); err == nil {
+	if _, err := Compile([]proxyconfig.ConcurrencyControl{{Name: "keep", MatchSpec: regexSpec("("), MaxConcurrency: 9}}, reg, Options{}); err == nil {
 		t.Fatal("bad regex accepted")
 	}
 	if _, _, _, rej := s2.Acquire(ctx, "x", nil); rej == nil {
@@ -338,7 +338,7 @@ func TestReloadKeepsState(t *testing.T) {
 
 func TestReloadRaisesLimitWakesWaiters(t *testing.T) {
 	reg := NewRegistry("d", nil)
-	rule := proxyconfig.ConcurrencyControl{Name: "q", MatchSpec: proxyconfig.MatchSpec{Regex: []string{"x"}}, MaxConcurrency: 1, WaitTimeout: proxyconfig.D(5 * time.Second)}
+	rule := proxyconfig.ConcurrencyControl{Name: "q", MatchSpec: regexSpec("x"), MaxConcurrency: 1, WaitTimeout: proxyconfig.D(5 * time.Second)}
 	s := mustCompile(t, []proxyconfig.ConcurrencyControl{rule}, reg)
 	p0, _, _, _ := s.Acquire(context.Background(), "x", nil)
 	done := make(chan *Rejected, 1)
@@ -367,12 +367,12 @@ func TestCompileErrors(t *testing.T) {
 		want string
 	}{
 		{proxyconfig.ConcurrencyControl{}, "needs at least one regex or fingerprint"},
-		{proxyconfig.ConcurrencyControl{MatchSpec: proxyconfig.MatchSpec{Regex: []string{"x"}}, MaxConcurrency: -1}, "max_concurrency: must be >= 0"},
-		{proxyconfig.ConcurrencyControl{MatchSpec: proxyconfig.MatchSpec{Regex: []string{"x"}}, Duration: -1}, "duration: must be >= 0 seconds"},
-		{proxyconfig.ConcurrencyControl{MatchSpec: proxyconfig.MatchSpec{Regex: []string{"x"}}, WaitTimeout: proxyconfig.D(-1)}, "wait_timeout"},
-		{proxyconfig.ConcurrencyControl{MatchSpec: proxyconfig.MatchSpec{Regex: []string{"x"}}, MaxQueue: -1}, "max_queue: must be >= 0"},
-		{proxyconfig.ConcurrencyControl{MatchSpec: proxyconfig.MatchSpec{Regex: []string{"x"}}, MaxQueue: 3}, "max_queue: needs wait_timeout"},
-		{proxyconfig.ConcurrencyControl{MatchSpec: proxyconfig.MatchSpec{Regex: []string{"["}}}, "concurrency_control[0].regex[0]: invalid regular expression"},
+		{proxyconfig.ConcurrencyControl{MatchSpec: regexSpec("x"), MaxConcurrency: -1}, "max_concurrency: must be >= 0"},
+		{proxyconfig.ConcurrencyControl{MatchSpec: regexSpec("x"), Duration: -1}, "duration: must be >= 0 seconds"},
+		{proxyconfig.ConcurrencyControl{MatchSpec: regexSpec("x"), WaitTimeout: proxyconfig.D(-1)}, "wait_timeout"},
+		{proxyconfig.ConcurrencyControl{MatchSpec: regexSpec("x"), MaxQueue: -1}, "max_queue: must be >= 0"},
+		{proxyconfig.ConcurrencyControl{MatchSpec: regexSpec("x"), MaxQueue: 3}, "max_queue: needs wait_timeout"},
+		{proxyconfig.ConcurrencyControl{MatchSpec: regexSpec("[")}, "concurrency_control[0].regex[0]: invalid regular expression"},
 	}
 	for _, tt := range tests {
 		err := proxyconfig.ValidateConcurrencyControls([]proxyconfig.ConcurrencyControl{tt.rule})
@@ -380,7 +380,7 @@ func TestCompileErrors(t *testing.T) {
 			t.Errorf("%+v: err = %v, want %q", tt.rule, err, tt.want)
 		}
 	}
-	if err := proxyconfig.ValidateConcurrencyControls([]proxyconfig.ConcurrencyControl{{Name: "a", MatchSpec: proxyconfig.MatchSpec{Regex: []string{"x"}}}, {Name: "a", MatchSpec: proxyconfig.MatchSpec{Regex: []string{"y"}}}}); err == nil || !strings.Contains(err.Error(), "duplicate") {
+	if err := proxyconfig.ValidateConcurrencyControls([]proxyconfig.ConcurrencyControl{{Name: "a", MatchSpec: regexSpec("x")}, {Name: "a", MatchSpec: regexSpec("y")}}); err == nil || !strings.Contains(err.Error(), "duplicate") {
 		t.Errorf("duplicate: %v", err)
 	}
 }
@@ -390,7 +390,7 @@ func TestCompileErrors(t *testing.T) {
 func TestConcurrentLimit(t *testing.T) {
 	for _, wait := range []time.Duration{0, time.Second} {
 		reg := NewRegistry("d", nil)
-		s := mustCompile(t, []proxyconfig.ConcurrencyControl{{Name: "c", MatchSpec: proxyconfig.MatchSpec{Regex: []string{"x"}}, MaxConcurrency: 3, WaitTimeout: proxyconfig.D(wait)}}, reg)
+		s := mustCompile(t, []proxyconfig.ConcurrencyControl{{Name: "c", MatchSpec: regexSpec("x"), MaxConcurrency: 3, WaitTimeout: proxyconfig.D(wait)}}, reg)
 		var running, peak, ok, rejected atomic.Int64
 		var wg sync.WaitGroup
 		for range 16 {
@@ -431,7 +431,7 @@ func TestConcurrentLimit(t *testing.T) {
 
 func TestSamples(t *testing.T) {
 	reg := NewRegistry("d", nil)
-	s := mustCompile(t, []proxyconfig.ConcurrencyControl{{Name: "a", MatchSpec: proxyconfig.MatchSpec{Regex: []string{"a"}}, MaxConcurrency: 5}, {Name: "b", MatchSpec: proxyconfig.MatchSpec{Regex: []string{"b"}}, MaxConcurrency: 5}}, reg)
+	s := mustCompile(t, []proxyconfig.ConcurrencyControl{{Name: "a", MatchSpec: regexSpec("a"), MaxConcurrency: 5}, {Name: "b", MatchSpec: regexSpec("b"), MaxConcurrency: 5}}, reg)
 	p, _, _, _ := s.Acquire(context.Background(), "a", nil)
 	defer p.Release()
 	got := reg.AppendSamples(nil)
@@ -452,7 +452,7 @@ func TestSamples(t *testing.T) {
 }
 
 func BenchmarkAcquireRelease(b *testing.B) {
-	s := mustCompile(b, []proxyconfig.ConcurrencyControl{{MatchSpec: proxyconfig.MatchSpec{Regex: []string{"^select sleep"}}, MaxConcurrency: 1 << 20}}, NewRegistry("d", nil))
+	s := mustCompile(b, []proxyconfig.ConcurrencyControl{{MatchSpec: regexSpec("^select sleep"), MaxConcurrency: 1 << 20}}, NewRegistry("d", nil))
 	ctx := context.Background()
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
@@ -462,3 +462,6 @@ func BenchmarkAcquireRelease(b *testing.B) {
 		}
 	})
 }
+
+// regexSpec is a match spec of regexps only.
+func regexSpec(res ...string) proxyconfig.MatchSpec { return proxyconfig.MatchSpec{Regex: res} }

@@ -18,7 +18,7 @@ func FuzzAcquire(f *testing.F) {
 		}
 		clk := newClock()
 		reg := NewRegistry("d", clk.Now)
-		s, err := Compile([]proxyconfig.ConcurrencyControl{{MatchSpec: proxyconfig.MatchSpec{Regex: []string{rx}}, MaxConcurrency: max, Duration: dur,
+		s, err := Compile([]proxyconfig.ConcurrencyControl{{MatchSpec: regexSpec(rx), MaxConcurrency: max, Duration: dur,
 			WaitTimeout: proxyconfig.D(time.Duration(waitNS)), MaxQueue: maxQueue}}, reg, Options{})
 		if err != nil {
 			return

@@ -5,8 +5,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/database-mesh/pisanix-go/internal/sqlparse"
 	"github.com/database-mesh/pisanix-go/internal/proxyconfig"
+	"github.com/database-mesh/pisanix-go/internal/sqlparse"
 )
 
 func name(i int) string { return fmt.Sprintf("r[%d]", i) }
