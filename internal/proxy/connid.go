@@ -20,6 +20,8 @@ import (
 // are SELECT, INSERT, REPLACE, UPDATE, DELETE, SET or DO, and they read no
 // performance_schema, information_schema or sys table (whose thread ids
 // are the backend's). Anywhere else the backend's CONNECTION_ID() runs.
+// Prepared statements are rewritten the same way (their parameters are
+// values, never text).
 
 const connIDCall = "CONNECTION_ID()"
 

@@ -461,3 +461,39 @@ func TestCLICharsets(t *testing.T) {
 		}
 	}
 }
+
+// A prepared statement's CONNECTION_ID() is the handshake's id too, with
+// the server's metadata, also after the statement is prepared again.
+func TestConnectionIDPrepared(t *testing.T) {
+	tp := mariaProxy(t)
+	proxy, direct, perr, derr := dialBoth(t, tp, pcOpts{})
+	if perr != nil || derr != nil {
+		t.Fatal(perr, derr)
+	}
+	const q = "SELECT CONNECTION_ID(), CONCAT(CONNECTION_ID(), ?) AS c, ? + CONNECTION_ID()"
+	run := func(pc *pconn) string {
+		st := pc.prepare(t, q)
+		var b strings.Builder
+		for _, r := range pc.execute(t, st.id, 0, strParam("x"), intParam(1)) {
+			for _, c := range r.cols {
+				fmt.Fprintf(&b, "col %q;", c)
+			}
+			for _, row := range r.rows {
+				fmt.Fprintf(&b, "row %x;", bytes.ReplaceAll(row, []byte(fmt.Sprint(pc.connID)), []byte("<id>")))
+			}
+		}
+		return b.String()
+	}
+	p, d := run(proxy), run(direct)
+	// The binary row holds the id as a number: compare metadata, and the
+	// values through a text query.
+	if pcols, dcols := p[:strings.Index(p, "row")], d[:strings.Index(d, "row")]; pcols != dcols {
+		t.Errorf("metadata:\nproxy  %s\ndirect %s", pcols, dcols)
+	}
+	st := proxy.prepare(t, "SELECT CONNECTION_ID() = ?")
+	rs := proxy.execute(t, st.id, 0, intParam(int64(proxy.connID)))
+	// A binary row: header, null bitmap, then the value (little-endian).
+	if len(rs) != 1 || len(rs[0].rows) != 1 || len(rs[0].rows[0]) < 3 || rs[0].rows[0][2] != 1 {
+		t.Errorf("prepared CONNECTION_ID() = handshake id: %s %q", shape(rs), rs[0].rows)
+	}
+}

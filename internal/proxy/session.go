@@ -1020,6 +1020,9 @@ func (s *session) handlePrepare(p []byte) error {
 			}
 			s.forcePool = rt.shardDefault
 		}
+		if indexFold(p[1:], connIDCall) >= 0 {
+			p = s.rewriteConnectionID(p)
+		}
 		return s.exec(p, mysql.ComStmtPrepare, func(s *session) (result, error) {
 			r, bid, params, err := s.relayPrepare(id)
 			if err == nil && r.err == nil {
@@ -1093,7 +1096,11 @@ func (s *session) prepareAgain(id uint32) error {
 	if err := s.acquire(); err != nil {
 		return err
 	}
-	bid, params, err := s.be.Prepare(st.sql)
+	text := st.sql
+	if strings.Contains(strings.ToUpper(text), connIDCall) {
+		text = string(s.rewriteConnectionID(append([]byte{mysql.ComStmtPrepare}, text...))[1:])
+	}
+	bid, params, err := s.be.Prepare(text)
 	if err != nil {
 		var me *mysql.Error
 		if errors.As(err, &me) {
