@@ -437,7 +437,7 @@ func (s *session) scatter(rt *runtime, plan *shard.Plan, binary, read bool, maxR
 	}
 	finish = func() { finishSources(srcs) }
 	conns := []*backend.Conn{srcs[0].c}
-	s.fixCollations(conns[0].Pool, colls, plan.Targets[0], defs, cols)
+	why := s.fixCollations(conns[0].Pool, colls, plan.Targets[0], defs, cols)
 	spec := plan.Merge.Resolve(ncols)
 	if spec == nil {
 		finish()
@@ -450,6 +450,15 @@ func (s *session) scatter(rt *runtime, plan *shard.Plan, binary, read bool, maxR
 	m, err := merge.New(spec, cols, binary, msrcs)
 	if err != nil {
 		finish()
+		var me *mysql.Error
+		if errors.As(err, &me) && strings.Contains(me.Message, strconv.Itoa(int(unknownCollation))) {
+			for name, msg := range why {
+				if strings.Contains(me.Message, name) {
+					err = mysql.NewError(me.Code, me.SQLState, "%s", msg)
+					break
+				}
+			}
+		}
 		return r, s.refuseShard(err)
 	}
 	// Column definitions of the columns the client sees.
@@ -887,9 +896,11 @@ func sqlString(s string) string {
 
 // fixCollations sets the real collation of string columns taken from the
 // physical table t (see above).
-func (s *session) fixCollations(pl *backend.Pool, table map[string]colCollation, t shard.Target, defs [][]byte, cols []merge.Column) {
+// It returns, for the columns the merger cannot compare, why: the message
+// of a refusal that names the column.
+func (s *session) fixCollations(pl *backend.Pool, table map[string]colCollation, t shard.Target, defs [][]byte, cols []merge.Column) (why map[string]string) {
 	if table == nil {
-		return
+		return nil
 	}
 	d := pl.Defaults()
 	for i := range cols {
@@ -913,8 +924,14 @@ func (s *session) fixCollations(pl *backend.Pool, table map[string]colCollation,
 			c.Collation = real.id
 		} else if real.id != c.Collation {
 			c.Collation = unknownCollation
+			if why == nil {
+				why = map[string]string{}
+			}
+			why[c.Name] = fmt.Sprintf("column %s is %s but the result is sent in %s, so the shards' values cannot be compared "+
+				"as the server compares them; use SET NAMES %s for this statement", orgName, real.charset, reported, real.charset)
 		}
 	}
+	return why
 }
 
 func isTextColumn(t byte) bool {

@@ -175,6 +175,13 @@ func TestShardingDatabaseStrategy(t *testing.T) {
 	if _, err := sc.tp.p.ShardRoute("nope", "SELECT 1", ""); !errors.Is(err, admin.ErrNotFound) {
 		t.Errorf("unknown listener: %v", err)
 	}
+	// A string column whose character set is not the result's cannot be
+	// compared on the converted values: refused, naming the column.
+	latin := openDB(t, sc.tp.dsn("charset=latin1"))
+	if _, err := latin.Exec("SELECT id FROM t_order ORDER BY note"); mysqlErrCode(err) != 1235 ||
+		!strings.Contains(err.Error(), "column note is utf8mb4 but the result is sent in latin1") {
+		t.Errorf("ORDER BY a utf8mb4 column through a latin1 connection: %v", err)
+	}
 	// What cannot be answered exactly is refused with 1235.
 	for _, q := range []string{
 		"UPDATE t_order SET id = 11 WHERE id = 1",
