@@ -78,13 +78,13 @@ images-docker: ## the three images with docker build (Dockerfile; IMAGE_REPO, IM
 	done
 
 cluster-up: images ## a one-node Kubernetes on this machine (hack/cluster.sh up; root), the images imported
-	hack/cluster.sh up
+	IMAGE_DIR=$(abspath $(IMAGE_DIR)) hack/cluster.sh up
 
 cluster-down: ## stop it and remove everything it made (hack/cluster.sh down)
 	hack/cluster.sh down
 
 e2e: images ## the chart on a one-node cluster: controller Ready, webhook registered (test/cluster; root; cold: see docs/deploy.md)
-	hack/cluster.sh e2e
+	IMAGE_DIR=$(abspath $(IMAGE_DIR)) hack/cluster.sh e2e
 
 envtest: ## build kube-apiserver + etcd for the controller tests (cached in ~/.cache/pisanix/envtest) and print the directory
 	@hack/envtest.sh

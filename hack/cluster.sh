@@ -219,8 +219,10 @@ evictionHard: {memory.available: "1Mi", nodefs.available: "1%", imagefs.availabl
 evictionPressureTransitionPeriod: 0s
 maxPods: 50
 EOF
-	# No cluster DNS yet: pods get an empty resolv.conf (no name server outside the machine).
-	: >"$S/kubelet/resolv.conf"
+	# No cluster DNS yet. Without a resolv.conf of its own containerd would give pods the host's,
+	# whose name server is off the machine: name the bridge address instead (nothing listens on
+	# port 53 there, so lookups fail fast and stay here).
+	echo "nameserver $NODE_IP" >"$S/kubelet/resolv.conf"
 }
 
 # --- up --------------------------------------------------------------------------------------
@@ -248,6 +250,9 @@ up() {
 	ip link add "$BRIDGE" type bridge
 	ip addr add "$NODE_IP/24" dev "$BRIDGE"
 	ip link set "$BRIDGE" up
+	# Pods never reach beyond the machine: whatever net.ipv4.ip_forward says, nothing that comes
+	# in on the bridge is forwarded anywhere but back onto it (one rule, removed by down).
+	iptables -I FORWARD 1 -i "$BRIDGE" ! -o "$BRIDGE" -m comment --comment pisanix-cluster -j DROP
 
 	pki
 	containerd_config
@@ -410,6 +415,7 @@ down() {
 
 iptables_cleanup() {
 	local ipt table chain
+	while iptables -D FORWARD -i "$BRIDGE" ! -o "$BRIDGE" -m comment --comment pisanix-cluster -j DROP 2>/dev/null; do :; done
 	for ipt in iptables ip6tables; do
 		command -v "$ipt" >/dev/null || continue
 		for table in filter nat mangle; do
@@ -431,7 +437,7 @@ leftovers() {
 	out=$(awk -v s="$S" 'index($5, s) == 1' /proc/self/mountinfo)
 	[ -z "$out" ] || { log "mounts left: $out"; bad=1; }
 	! ip link show "$BRIDGE" >/dev/null 2>&1 || { log "bridge $BRIDGE left"; bad=1; }
-	out=$( (iptables-save 2>/dev/null; ip6tables-save 2>/dev/null) | grep -E '^:(KUBE|CNI)-' )
+	out=$( (iptables-save 2>/dev/null; ip6tables-save 2>/dev/null) | grep -E '^:(KUBE|CNI)-|pisanix-cluster' )
 	[ -z "$out" ] || { log "iptables chains left: $(echo $out)"; bad=1; }
 	[ ! -e "$S" ] || { log "$S left"; bad=1; }
 	return $bad
