@@ -8,6 +8,7 @@
 #                                      hack/cluster/build.sh (one go build, cached)
 #   containerd, runc, CNI plugins, iptables, conntrack   Debian (hack/ensure-packages.sh)
 #   pause image                        hack/images/pause, the project's own
+#   e2e application image              hack/images/sqlclient (pisanix.local/sqlclient:1)
 #   pisa-proxy/controller/daemon       dist/images/*.tar (make images), imported into containerd
 #
 # Everything lives under $PISANIX_CLUSTER_DIR (default /tmp/pisanix-cluster): certificates,
@@ -250,9 +251,17 @@ up() {
 	ip link add "$BRIDGE" type bridge
 	ip addr add "$NODE_IP/24" dev "$BRIDGE"
 	ip link set "$BRIDGE" up
-	# Pods never reach beyond the machine: whatever net.ipv4.ip_forward says, nothing that comes
-	# in on the bridge is forwarded anywhere but back onto it (one rule, removed by down).
+	# Pod -> Service -> pod is routed through this host (DNAT, then back onto the bridge), so it
+	# needs IPv4 forwarding, and the CNI bridge plugin turns net.ipv4.ip_forward on by itself.
+	# Keep forwarding what it was for everything else: remember the setting (down restores it),
+	# drop whatever comes in on the bridge for anywhere but the bridge (pods never reach beyond
+	# the machine), and if forwarding was off, drop whatever does not come in on the bridge.
+	local fwd
+	fwd=$(sysctl -n net.ipv4.ip_forward)
+	echo "$fwd" >"$S/run/ip_forward"
 	iptables -I FORWARD 1 -i "$BRIDGE" ! -o "$BRIDGE" -m comment --comment pisanix-cluster -j DROP
+	[ "$fwd" = 1 ] || iptables -I FORWARD 1 ! -i "$BRIDGE" -m comment --comment pisanix-cluster -j DROP
+	sysctl -qw net.ipv4.ip_forward=1
 
 	pki
 	containerd_config
@@ -326,11 +335,11 @@ node_ready() {
 import_images() {
 	local tmp
 	tmp=$S/images
-	log "pause image $PAUSE_IMAGE"
-	(cd "$root" && CGO_ENABLED=0 go build -trimpath -ldflags '-s -w' -o "$tmp/pause" ./hack/images/pause &&
-		go run ./hack/images -out "$tmp" -repo pisanix.local -tag 1 pause="$tmp/pause" >&2)
+	log "pause image $PAUSE_IMAGE, application image pisanix.local/sqlclient:1"
+	(cd "$root" && CGO_ENABLED=0 go build -trimpath -ldflags '-s -w' -o "$tmp/" ./hack/images/pause ./hack/images/sqlclient &&
+		go run ./hack/images -out "$tmp" -repo pisanix.local -tag 1 pause="$tmp/pause" sqlclient="$tmp/sqlclient" >&2)
 	local f
-	for f in "$tmp/pause.tar" "$IMAGE_DIR"/*.tar; do
+	for f in "$tmp/pause.tar" "$tmp/sqlclient.tar" "$IMAGE_DIR"/*.tar; do
 		[ -f "$f" ] || continue
 		log "import $f"
 		ctr --address "$S/containerd/containerd.sock" -n k8s.io images import "$f" >&2
@@ -400,6 +409,8 @@ down() {
 	iptables_cleanup
 	stop kube-apiserver
 	stop etcd
+	# A MariaDB the tests started on the bridge address (test/cluster).
+	[ ! -d "$S/mariadb" ] || "$root/hack/mariadb.sh" stop "$S/mariadb" >/dev/null 2>&1
 	# Network namespaces and mounts under the state directory, deepest first.
 	local m
 	for m in $(awk -v s="$S" 'index($5, s) == 1 {print $5}' /proc/self/mountinfo | sort -r); do
@@ -416,6 +427,13 @@ down() {
 iptables_cleanup() {
 	local ipt table chain
 	while iptables -D FORWARD -i "$BRIDGE" ! -o "$BRIDGE" -m comment --comment pisanix-cluster -j DROP 2>/dev/null; do :; done
+	while iptables -D FORWARD ! -i "$BRIDGE" -m comment --comment pisanix-cluster -j DROP 2>/dev/null; do :; done
+	# IPv4 forwarding as it was before up.
+	local fwd
+	fwd=$(cat "$S/run/ip_forward" 2>/dev/null) || fwd=""
+	if [ -n "$fwd" ] && [ "$(sysctl -n net.ipv4.ip_forward)" != "$fwd" ]; then
+		sysctl -qw "net.ipv4.ip_forward=$fwd"
+	fi
 	for ipt in iptables ip6tables; do
 		command -v "$ipt" >/dev/null || continue
 		for table in filter nat mangle; do
@@ -475,6 +493,7 @@ e2e() {
 	t0=$(date +%s)
 	up
 	(cd "$root" && PISANIX_KUBECONFIG="$S/pki/admin.kubeconfig" PISANIX_HELM="$helm" PISANIX_KUBECTL="$KBIN/kubectl" \
+		PISANIX_NODE_IP="$NODE_IP" PISANIX_CLUSTER_DIR="$S" \
 		go test -tags cluster -count=1 -v -timeout 20m ./test/cluster/) || rc=$?
 	down || rc=1
 	log "e2e: exit $rc after $(($(date +%s) - t0))s (cluster up, tests, down)"

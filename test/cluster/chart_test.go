@@ -197,7 +197,151 @@ func TestChart(t *testing.T) {
 			names(got.Spec.InitContainers), names(got.Spec.Containers))
 	}
 	t.Logf("pod injected through the webhook Service: init %v, containers %v", names(got.Spec.InitContainers), names(got.Spec.Containers))
+
+	// 4. A labelled application runs with its sidecar, and its queries reach a MariaDB outside
+	// the cluster (on this host, bound to the bridge address) through it.
+	e.app(ctx, t, appNS)
 	failed = false
+}
+
+// app starts a MariaDB on the bridge address, points the sidecars at the controller's
+// ClusterIP (no cluster DNS here), creates the catalogue's DatabaseEndpoint, TrafficStrategy and
+// VirtualDatabase and a Deployment of the sqlclient image, and reads from the app's log that its
+// queries, sent to the sidecar on 127.0.0.1:3306, are answered by that MariaDB.
+func (e *env) app(ctx context.Context, t *testing.T, ns string) {
+	t.Helper()
+	nodeIP, dir := os.Getenv("PISANIX_NODE_IP"), os.Getenv("PISANIX_CLUSTER_DIR")
+	if nodeIP == "" || dir == "" {
+		t.Fatal("PISANIX_NODE_IP and PISANIX_CLUSTER_DIR must be set (hack/cluster.sh e2e sets them)")
+	}
+	_, file, _, _ := runtime.Caller(0)
+	repo := filepath.Join(filepath.Dir(file), "..", "..")
+	const port = "23306" // never 3306: the host's own test MariaDB lives there
+	mdir := filepath.Join(dir, "mariadb")
+	cmd := exec.Command(filepath.Join(repo, "hack", "mariadb.sh"), "start", port, mdir, "--", "--bind-address=127.0.0.1,"+nodeIP)
+	cmd.Env = append(os.Environ(), fmt.Sprintf("PISA_MARIADB_OWNER_PID=%d", os.Getpid()))
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("hack/mariadb.sh start: %v\n%s", err, out)
+	}
+	t.Cleanup(func() { _ = exec.Command(filepath.Join(repo, "hack", "mariadb.sh"), "stop", mdir).Run() })
+	if out, err := exec.Command("mariadb", "--no-defaults", "-h127.0.0.1", "-P"+port, "-uroot", "-e",
+		"CREATE DATABASE socksdb; CREATE TABLE socksdb.sock (id INT PRIMARY KEY, name VARCHAR(20)); "+
+			"INSERT INTO socksdb.sock VALUES (1, 'holy'), (2, 'crossed')").CombinedOutput(); err != nil {
+		t.Fatalf("seed: %v\n%s", err, out)
+	}
+
+	svc, err := e.cs.CoreV1().Services(namespace).Get(ctx, release, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Now()
+	if out, err := e.run(t, e.helm, "upgrade", release, e.chart, "-n", namespace, "--reuse-values",
+		"--set", "controller.extraEnv[0].name=PISA_CONTROLLER_HOST",
+		"--set", "controller.extraEnv[0].value="+svc.Spec.ClusterIP+":8080",
+		"--wait", "--timeout", "3m"); err != nil {
+		t.Fatalf("helm upgrade: %v\n%s", err, out)
+	}
+	t.Logf("helm upgrade (PISA_CONTROLLER_HOST=%s:8080): %s", svc.Spec.ClusterIP, time.Since(t0).Round(time.Second))
+
+	manifest := fmt.Sprintf(`apiVersion: core.database-mesh.io/v1alpha1
+kind: DatabaseEndpoint
+metadata: {name: catalogue-db, namespace: %[1]s, labels: {source: catalogue}}
+spec:
+  database:
+    MySQL: {db: socksdb, host: "%[2]s", port: %[3]s, user: root, password: ""}
+---
+apiVersion: core.database-mesh.io/v1alpha1
+kind: TrafficStrategy
+metadata: {name: catalogue, namespace: %[1]s}
+spec:
+  loadBalance: {simpleLoadBalance: {kind: random}}
+  selector: {matchLabels: {source: catalogue}}
+---
+apiVersion: core.database-mesh.io/v1alpha1
+kind: VirtualDatabase
+metadata: {name: catalogue, namespace: %[1]s}
+spec:
+  services:
+  - name: mysql
+    databaseMySQL: {db: socksdb, host: 127.0.0.1, port: 3306, user: catalogue_user, password: default_password}
+    trafficStrategy: catalogue
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: catalogue, namespace: %[1]s}
+spec:
+  selector: {matchLabels: {app: catalogue}}
+  template:
+    metadata: {labels: {app: catalogue, pisanix.io/inject: enabled}}
+    spec:
+      containers:
+      - name: app
+        image: pisanix.local/sqlclient:1
+        imagePullPolicy: Never
+        env:
+        - {name: SQLCLIENT_DSN, value: "catalogue_user:default_password@tcp(127.0.0.1:3306)/socksdb"}
+        - {name: SQLCLIENT_QUERY, value: "SELECT GROUP_CONCAT(name ORDER BY id) FROM sock"}
+`, ns, nodeIP, port)
+	f := filepath.Join(t.TempDir(), "app.yaml")
+	if err := os.WriteFile(f, []byte(manifest), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := e.run(t, e.kubectl, "apply", "-f", f); err != nil {
+		t.Fatalf("kubectl apply: %v\n%s", err, out)
+	}
+	defer func() {
+		if t.Failed() {
+			for _, args := range [][]string{
+				{"-n", ns, "describe", "pods"},
+				{"-n", ns, "logs", "deploy/catalogue", "-c", "pisa-proxy", "--tail=40"},
+				{"-n", ns, "logs", "deploy/catalogue", "-c", "app", "--tail=40"},
+				{"-n", ns, "get", "virtualdatabases", "-o", "yaml"},
+			} {
+				out, _ := e.run(t, e.kubectl, args...)
+				t.Logf("kubectl %s:\n%s", strings.Join(args, " "), out)
+			}
+		}
+	}()
+
+	// The pod is Ready with its sidecar (native: an init container that keeps running).
+	var pod corev1.Pod
+	if err := poll(ctx, 3*time.Minute, func() (bool, error) {
+		ps, err := e.cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=catalogue"})
+		if err != nil || len(ps.Items) != 1 {
+			return false, err
+		}
+		pod = ps.Items[0]
+		return podReady(&pod), nil
+	}); err != nil {
+		t.Fatalf("app pod not Ready: %v", err)
+	}
+	if len(pod.Spec.InitContainers) == 0 || pod.Spec.InitContainers[0].Name != "pisa-proxy" ||
+		pod.Spec.InitContainers[0].RestartPolicy == nil || *pod.Spec.InitContainers[0].RestartPolicy != corev1.ContainerRestartPolicyAlways {
+		t.Fatalf("pisa-proxy is not a native sidecar: init %v", names(pod.Spec.InitContainers))
+	}
+	side, app := pod.Status.InitContainerStatuses[0].State.Running, pod.Status.ContainerStatuses[0].State.Running
+	if side == nil || app == nil || app.StartedAt.Before(&side.StartedAt) {
+		t.Fatalf("sidecar must run and start before the app: sidecar %+v, app %+v", side, app)
+	}
+	t.Logf("pod %s Ready at %s: sidecar started %s, app %s", pod.Name, pod.Status.PodIP, side.StartedAt.Format(time.RFC3339), app.StartedAt.Format(time.RFC3339))
+
+	// The app's log: its queries through the sidecar return MariaDB's rows.
+	var log string
+	if err := poll(ctx, 2*time.Minute, func() (bool, error) {
+		log, _ = e.run(t, e.kubectl, "-n", ns, "logs", pod.Name, "-c", "app")
+		return strings.Count(log, "value=holy,crossed") >= 3, nil
+	}); err != nil {
+		t.Fatalf("the app never got MariaDB's rows through the sidecar; its log:\n%s", log)
+	}
+	t.Logf("app: %d queries answered through the sidecar, %d errors (before the sidecar had its configuration)",
+		strings.Count(log, "ok seq="), strings.Count(log, "error seq="))
+
+	// The VirtualDatabase shows the sidecar running the current configuration.
+	out, err := e.run(t, e.kubectl, "-n", ns, "get", "virtualdatabase", "catalogue", "-o", "jsonpath={.status.sidecars}")
+	if err != nil || !strings.Contains(out, `"current":1`) {
+		t.Errorf("VirtualDatabase status sidecars: %s %v", out, err)
+	}
+	t.Logf("VirtualDatabase status sidecars: %s", out)
 }
 
 func hasSidecar(p *corev1.Pod) bool {
