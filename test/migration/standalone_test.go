@@ -357,6 +357,22 @@ func TestConcurrencyControl(t *testing.T) {
 		done <- err
 	}()
 	<-started
+	// Probe only once SLEEP(2) holds the rule's one slot: a probe that ran
+	// first would take it and have SLEEP(2) refused instead.
+	direct := tu.Open(t, tu.MariaDBDSN(t))
+	for i := 0; ; i++ {
+		var n int
+		if err := direct.QueryRow("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO = 'SELECT SLEEP(2)'").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n > 0 {
+			break
+		}
+		if i == 250 {
+			t.Fatal("SELECT SLEEP(2) never started")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	deadline := time.Now().Add(5 * time.Second)
 	var got error
 	for time.Now().Before(deadline) {
