@@ -106,7 +106,7 @@ func TestImageTarball(t *testing.T) {
 		t.Fatalf("layer %s missing from the archive", manifest[0].Layers[0])
 	}
 	// Docker archives hold layers compressed or not; diff_ids are over the uncompressed tar.
-	ul, err := tarball.LayerFromReader(bytes.NewReader(layer))
+	ul, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(layer)), nil })
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -324,14 +324,12 @@ func TestSilentSocketsDoNotLockOut(t *testing.T) {
 	cfg.Proxy.Config[0].MaxConnections = 2
 	cfg.Proxy.Config[0].MaxHandshakes = 4
 	tp, reg, logs := startProxyMetrics(t, cfg)
-	var silent []net.Conn
 	for i := 0; i < 20; i++ {
 		nc, err := net.DialTimeout("tcp", tp.addr, 5*time.Second)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer nc.Close()
-		silent = append(silent, nc)
 	}
 	time.Sleep(1200 * time.Millisecond) // older than handshakeEvictAge
 	for i := 0; i < 2; i++ {

@@ -31,14 +31,6 @@ type result struct {
 	stateChanged bool
 }
 
-// relayer copies one response from the backend to the client, converting
-// between the backend's protocol options and the client's: EOF packets
-// (CLIENT_DEPRECATE_EOF), session state in OK packets (CLIENT_SESSION_TRACK)
-// and MariaDB's extended column metadata. Rows are streamed packet by
-// packet; nothing but headers is inspected.
-type relayer struct {
-	s *session
-}
 
 func (s *session) clientDeprecateEOF() bool { return s.caps&mysql.ClientDeprecateEOF != 0 }
 

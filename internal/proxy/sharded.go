@@ -563,7 +563,8 @@ func (s *session) scatterOpen(rt *runtime, plan *shard.Plan, read bool, cmd func
 			continue
 		}
 		c.ResetSeq()
-		if err := c.WritePacket(q); err == nil {
+		err = c.WritePacket(q)
+		if err == nil {
 			err = c.Flush()
 		}
 		if err != nil {

@@ -75,7 +75,8 @@ func TestStateMachine(t *testing.T) {
 	clk.Advance(time.Second)
 	step("open_for passed", HalfOpen)
 	// Half-open: at most 2 trials at once.
-	if !b.Allow(ep) || !b.Allow(ep) {
+	first, second := b.Allow(ep), b.Allow(ep)
+	if !first || !second {
 		t.Fatal("trial refused")
 	}
 	if b.Allow(ep) {
