@@ -31,7 +31,6 @@ type result struct {
 	stateChanged bool
 }
 
-
 func (s *session) clientDeprecateEOF() bool { return s.caps&mysql.ClientDeprecateEOF != 0 }
 
 // flushIfIdle sends buffered client output when the backend has nothing
