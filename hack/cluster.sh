@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# hack/cluster.sh up|down|status|kubeconfig|e2e
+# hack/cluster.sh up|down|status|kubeconfig|kubectl ARGS...|e2e
 #
 # A single-node Kubernetes on this machine, as root, with parts built from the Go module proxy and
 # Debian packages only (facts: /work/shared/recipes/cluster.md):
@@ -22,7 +22,9 @@
 #
 #   hack/cluster.sh up            # ~1 min once the binaries are cached
 #   export KUBECONFIG=$(hack/cluster.sh kubeconfig)
+#   hack/cluster.sh kubectl get pods -A     # the kubectl built with the cluster
 #   hack/cluster.sh status
+#   hack/cluster.sh e2e           # up, go test -tags cluster ./test/cluster/, down (make e2e)
 #   hack/cluster.sh down
 set -euo pipefail
 
@@ -245,7 +247,8 @@ up() {
 	[ -e /run/containerd ] || touch "$S/run/own-run-containerd"
 	# libcni caches results under /var/lib/cni whatever the configuration says.
 	[ -e /var/lib/cni ] || touch "$S/run/own-var-lib-cni"
-	trap 'log "up failed; logs in $S/logs; tearing down"; down' ERR
+	# Any failure from here on (set -e, in this function or one it calls) tears down what exists.
+	trap 'log "up failed; the last lines of each log:"; tail -n 5 "$S"/logs/*.log >&2; log "tearing down"; down' EXIT
 
 	# The bridge first: the API server and the kubelet listen on its address.
 	ip link add "$BRIDGE" type bridge
@@ -322,7 +325,7 @@ up() {
 
 	wait_for "node $NODE Ready" 180 node_ready
 	wait_for "ServiceAccount default/default" 120 kc -n default get serviceaccount default
-	trap - ERR
+	trap - EXIT
 	log "up in $(($(date +%s) - t0))s; KUBECONFIG=$S/pki/admin.kubeconfig; logs in $S/logs"
 	status
 }
@@ -364,7 +367,7 @@ stop() {
 
 down() {
 	need_root
-	trap - ERR
+	trap - EXIT
 	set +e
 	if [ ! -d "$S" ] && ! ip link show "$BRIDGE" >/dev/null 2>&1; then
 		log "no cluster at $S"
@@ -492,6 +495,7 @@ e2e() {
 	binaries
 	t0=$(date +%s)
 	up
+	trap 'log "e2e interrupted: tearing down"; down' EXIT
 	(cd "$root" && PISANIX_KUBECONFIG="$S/pki/admin.kubeconfig" PISANIX_HELM="$helm" PISANIX_KUBECTL="$KBIN/kubectl" \
 		PISANIX_NODE_IP="$NODE_IP" PISANIX_CLUSTER_DIR="$S" \
 		go test -tags cluster -count=1 -v -timeout 20m ./test/cluster/) || rc=$?
@@ -506,8 +510,13 @@ e2e) e2e ;;
 down) down ;;
 status) status ;;
 kubeconfig) echo "$S/pki/admin.kubeconfig" ;;
+kubectl)
+	shift
+	KBIN=$("$root/hack/cluster/build.sh")
+	exec "$KBIN/kubectl" --kubeconfig "$S/pki/admin.kubeconfig" "$@"
+	;;
 *)
-	echo "usage: $0 up|down|status|kubeconfig|e2e" >&2
+	echo "usage: $0 up|down|status|kubeconfig|kubectl ARGS...|e2e" >&2
 	exit 2
 	;;
 esac
