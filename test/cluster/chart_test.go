@@ -98,6 +98,9 @@ func (e *env) dump(t *testing.T) {
 // become Ready, checks that it registered its webhook (the caBundle it writes in self
 // certificate mode), and proves that the API server calls it through the Service: a pod
 // created (server-side dry run) in an opted-in namespace comes back with the pisa-proxy sidecar.
+// Then a labelled app runs with its native sidecar and queries a MariaDB on the host through
+// it, keeps doing so while the controller pod is killed and replaced, and helm uninstall
+// removes every object of the release but the CRDs.
 func TestChart(t *testing.T) {
 	e := setup(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
@@ -120,7 +123,11 @@ func TestChart(t *testing.T) {
 		t.Fatalf("helm install: %v\n%s", err, out)
 	}
 	t.Logf("helm install --wait: %s\n%s", time.Since(t0).Round(time.Second), out)
+	uninstalled := false
 	t.Cleanup(func() {
+		if uninstalled {
+			return
+		}
 		if out, err := e.run(t, e.helm, "uninstall", release, "-n", namespace, "--wait", "--timeout", "2m"); err != nil {
 			t.Errorf("helm uninstall: %v\n%s", err, out)
 		}
@@ -201,7 +208,97 @@ func TestChart(t *testing.T) {
 	// 4. A labelled application runs with its sidecar, and its queries reach a MariaDB outside
 	// the cluster (on this host, bound to the bridge address) through it.
 	e.app(ctx, t, appNS)
+
+	// 5. Killing the controller pod does not stop the app's queries; a new controller takes over.
+	e.killController(ctx, t, appNS)
+
+	// 6. helm uninstall removes everything the chart made; the CRDs stay, as Helm does.
+	manifest, err := e.run(t, e.helm, "get", "manifest", release, "-n", namespace)
+	if err != nil {
+		t.Fatalf("helm get manifest: %v\n%s", err, manifest)
+	}
+	mf := filepath.Join(t.TempDir(), "manifest.yaml")
+	if err := os.WriteFile(mf, []byte(manifest), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := e.run(t, e.kubectl, "get", "-f", mf, "-o", "name")
+	if out, err := e.run(t, e.helm, "uninstall", release, "-n", namespace, "--wait", "--timeout", "2m"); err != nil {
+		t.Fatalf("helm uninstall: %v\n%s", err, out)
+	}
+	uninstalled = true
+	if left, err := e.run(t, e.kubectl, "get", "-f", mf, "-o", "name", "--ignore-not-found"); err != nil || strings.TrimSpace(left) != "" {
+		t.Errorf("after helm uninstall these are left (err %v):\n%s", err, left)
+	}
+	crds, err := e.run(t, e.kubectl, "get", "crd", "-o", "name")
+	if err != nil || !strings.Contains(crds, "virtualdatabases.core.database-mesh.io") {
+		t.Errorf("CRDs after uninstall (want them kept): %v\n%s", err, crds)
+	}
+	t.Logf("helm uninstall removed the %d objects of the release; CRDs kept: %s", len(strings.Fields(before)), strings.Join(strings.Fields(crds), " "))
 	failed = false
+}
+
+// killController deletes the controller pod while the app runs and checks that the app sees no
+// error until a new controller pod is Ready and for a few seconds after. (Whether the sidecar's
+// watch then follows the new controller is not checked yet.)
+func (e *env) killController(ctx context.Context, t *testing.T, ns string) {
+	t.Helper()
+	appPods, err := e.cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=catalogue"})
+	if err != nil || len(appPods.Items) != 1 {
+		t.Fatalf("app pod: %v", err)
+	}
+	app := appPods.Items[0].Name
+	logLines := func() []string {
+		out, _ := e.run(t, e.kubectl, "-n", ns, "logs", app, "-c", "app")
+		return strings.Split(strings.TrimSpace(out), "\n")
+	}
+	n := len(logLines())
+	dep, err := e.cs.AppsV1().Deployments(namespace).Get(ctx, release, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sel := metav1.FormatLabelSelector(dep.Spec.Selector)
+	old, err := e.cs.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{LabelSelector: sel})
+	if err != nil || len(old.Items) != 1 {
+		t.Fatalf("controller pods: %v %v", err, podSummary(old.Items))
+	}
+	oldName := old.Items[0].Name
+	t0 := time.Now()
+	if err := e.cs.CoreV1().Pods(namespace).Delete(ctx, oldName, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var newName string
+	if err := poll(ctx, 3*time.Minute, func() (bool, error) {
+		ps, err := e.cs.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{LabelSelector: sel})
+		if err != nil {
+			return false, err
+		}
+		for i := range ps.Items {
+			if p := &ps.Items[i]; p.Name != oldName && podReady(p) {
+				newName = p.Name
+				return true, nil
+			}
+		}
+		return false, nil
+	}); err != nil {
+		t.Fatalf("no new controller pod Ready after deleting %s: %v", oldName, err)
+	}
+	took := time.Since(t0).Round(time.Second)
+	time.Sleep(3 * time.Second) // a few more of the app's queries, with the new controller
+	lines := logLines()
+	if len(lines) <= n+3 {
+		t.Fatalf("the app logged %d lines in the %s without a controller (want it to keep querying)", len(lines)-n, took)
+	}
+	var ok, bad int
+	for _, l := range lines[n:] {
+		switch {
+		case strings.HasPrefix(l, "ok seq="):
+			ok++
+		case strings.HasPrefix(l, "error seq="):
+			bad++
+			t.Errorf("app error while the controller was replaced: %s", l)
+		}
+	}
+	t.Logf("controller pod %s deleted, %s Ready %s later; the app meanwhile: %d queries answered, %d errors", oldName, newName, took, ok, bad)
 }
 
 // app starts a MariaDB on the bridge address, points the sidecars at the controller's
