@@ -255,34 +255,8 @@ func (rt *runtime) pick(d *route.Decision, v backend.Variant) (*backend.Conn, er
 		return c, err
 	}
 	var tried uint64
-	var lastErr error
-	for pass := 0; pass < 2; pass++ {
-		for {
-			i, ok := rt.balancer.Next(func(i int) bool {
-				if i < 64 && tried&(1<<i) != 0 {
-					return false
-				}
-				return rt.usable(i, pass == 1)
-			})
-			if !ok {
-				break
-			}
-			tried |= 1 << i
-			c, err := rt.pools[i].Get(context.Background(), v)
-			if err == nil {
-				return c, nil
-			}
-			rt.reportConnect(i, err)
-			lastErr = err
-			if errors.Is(err, backend.ErrPoolTimeout) {
-				return nil, err
-			}
-		}
-	}
-	if lastErr == nil {
-		return nil, errNoBackend
-	}
-	return nil, fmt.Errorf("%w: %w", errNoBackend, lastErr)
+	c, _, err := rt.pickFrom(rt.balancer.Next, &tried, v)
+	return c, noBackend(c, err)
 }
 
 // pickRW picks an endpoint of the target a read/write splitting decision
@@ -293,37 +267,69 @@ func (rt *runtime) pickRW(d route.Decision, v backend.Variant) (*backend.Conn, e
 	var tried uint64
 	var lastErr error
 	for _, dec := range []route.Decision{d, d.ToWriter()} {
-		for pass := 0; pass < 2; pass++ {
-			for {
-				ep, ok := dec.Pick(func(i int) bool {
-					if i < 64 && tried&(1<<i) != 0 {
-						return false
-					}
-					return rt.usable(i, pass == 1)
-				})
-				if !ok {
-					break
-				}
-				tried |= 1 << ep.Index
-				c, err := rt.pools[ep.Index].Get(context.Background(), v)
-				if err == nil {
-					return c, nil
-				}
-				rt.reportConnect(ep.Index, err)
-				lastErr = err
-				if errors.Is(err, backend.ErrPoolTimeout) {
-					return nil, err
-				}
-			}
+		c, stop, err := rt.pickFrom(func(accept func(int) bool) (int, bool) {
+			ep, ok := dec.Pick(accept)
+			return ep.Index, ok
+		}, &tried, v)
+		if c != nil || stop {
+			return c, err
+		}
+		if err != nil {
+			lastErr = err
 		}
 		if d.Target == route.TargetReadWrite {
 			break
 		}
 	}
-	if lastErr == nil {
-		return nil, errNoBackend
+	return nil, noBackend(nil, lastErr)
+}
+
+// pickFrom tries the endpoints next offers, healthy ones first, then any,
+// each at most once (tried marks those already tried, by index). It
+// returns a connection, or the last connect error (nil when next offered
+// none); stop is set when a pool wait timed out: then no other endpoint is
+// tried.
+func (rt *runtime) pickFrom(next func(accept func(int) bool) (int, bool), tried *uint64, v backend.Variant) (c *backend.Conn, stop bool, err error) {
+	var lastErr error
+	for pass := 0; pass < 2; pass++ {
+		for {
+			i, ok := next(func(i int) bool {
+				if i < 64 && *tried&(1<<i) != 0 {
+					return false
+				}
+				return rt.usable(i, pass == 1)
+			})
+			if !ok {
+				break
+			}
+			*tried |= 1 << i
+			c, err := rt.pools[i].Get(context.Background(), v)
+			if err == nil {
+				return c, false, nil
+			}
+			rt.reportConnect(i, err)
+			lastErr = err
+			if errors.Is(err, backend.ErrPoolTimeout) {
+				return nil, true, err
+			}
+		}
 	}
-	return nil, fmt.Errorf("%w: %w", errNoBackend, lastErr)
+	return nil, false, lastErr
+}
+
+// noBackend is the error of a pick that got no connection: a pool wait
+// timeout as it is, else "no healthy backend" (wrapping the last connect
+// error, if any).
+func noBackend(c *backend.Conn, err error) error {
+	switch {
+	case c != nil:
+		return nil
+	case err == nil:
+		return errNoBackend
+	case errors.Is(err, backend.ErrPoolTimeout):
+		return err
+	}
+	return fmt.Errorf("%w: %w", errNoBackend, err)
 }
 
 // Listener accepts MySQL clients on one address.
