@@ -878,7 +878,9 @@ func (s *session) governed(cmd byte, sql []byte, run func(facts *sqlparse.Facts,
 	rt := s.l.rt.Load()
 	if rt.chain == nil {
 		var facts *sqlparse.Facts
-		if (rt.rw != nil || rt.shard != nil) && len(sql) > 0 {
+		// A sharding listener's planner parses statements itself: the facts
+		// are only needed for read/write splitting.
+		if rt.rw != nil && len(sql) > 0 {
 			facts = rt.parser.Parse(unsafe.String(&sql[0], len(sql)))
 		}
 		_, err := run(facts, 0)

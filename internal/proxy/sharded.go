@@ -112,8 +112,15 @@ var errShardTx = mysql.NewError(shard.ErrCodeNotSupported, "42000",
 // shardQuery runs a COM_QUERY text on a sharding listener. handled is false
 // when the text names no sharded table: the caller routes it as usual.
 func (s *session) shardQuery(rt *runtime, q []byte, facts *sqlparse.Facts, readOnly bool, maxRows uint64) (handled bool, r result, err error) {
-	if facts != nil && facts.ParseErr == nil && !facts.Multi && s.be == nil {
-		switch facts.Kind {
+	if s.be == nil {
+		kind := sqlparse.KindOther
+		switch {
+		case facts == nil:
+			kind = txControl(q)
+		case facts.ParseErr == nil && !facts.Multi:
+			kind = facts.Kind
+		}
+		switch kind {
 		case sqlparse.KindBegin:
 			if s.pendingBegin == "" {
 				s.pendingBegin = string(q)
@@ -1007,4 +1014,32 @@ func (s *session) existingLogicalTables(rt *runtime) []string {
 		}
 	}
 	return out
+}
+
+// txControl classifies a COM_QUERY text that is one plain transaction
+// statement — BEGIN [WORK], START TRANSACTION [characteristics], COMMIT
+// [WORK], ROLLBACK [WORK] — without the parser (a sharding listener without
+// governance or read/write splitting parses statements only in the
+// planner). Anything else, including COMMIT AND CHAIN, ROLLBACK TO and
+// several statements, is sqlparse.KindOther.
+func txControl(q []byte) sqlparse.Kind {
+	i := skipSpaceAndComments(q)
+	rest := bytes.TrimSpace(bytes.TrimRight(bytes.TrimSpace(q[i:]), ";"))
+	if bytes.ContainsAny(rest, ";'\"`#") || bytes.Contains(rest, []byte("/*")) || bytes.Contains(rest, []byte("--")) {
+		return sqlparse.KindOther
+	}
+	words := strings.Fields(strings.ToUpper(string(rest)))
+	plain := func(n int) bool { return len(words) == n || (len(words) == n+1 && words[n] == "WORK") }
+	switch {
+	case len(words) == 0:
+	case words[0] == "BEGIN" && plain(1):
+		return sqlparse.KindBegin
+	case words[0] == "START" && len(words) >= 2 && words[1] == "TRANSACTION":
+		return sqlparse.KindBegin
+	case words[0] == "COMMIT" && plain(1):
+		return sqlparse.KindCommit
+	case words[0] == "ROLLBACK" && plain(1):
+		return sqlparse.KindRollback
+	}
+	return sqlparse.KindOther
 }
