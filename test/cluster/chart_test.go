@@ -433,12 +433,18 @@ spec:
 	t.Logf("app: %d queries answered through the sidecar, %d errors (before the sidecar had its configuration)",
 		strings.Count(log, "ok seq="), strings.Count(log, "error seq="))
 
-	// The VirtualDatabase shows the sidecar running the current configuration.
-	out, err := e.run(t, e.kubectl, "-n", ns, "get", "virtualdatabase", "catalogue", "-o", "jsonpath={.status.sidecars}")
-	if err != nil || !strings.Contains(out, `"current":1`) {
-		t.Errorf("VirtualDatabase status sidecars: %s %v", out, err)
+	// The VirtualDatabase shows the sidecar running the current configuration. Only the leader
+	// writes status, and after the helm upgrade the new controller pod may still wait for the
+	// old one's lease: give it time.
+	var out string
+	t1 := time.Now()
+	if err := poll(ctx, 2*time.Minute, func() (bool, error) {
+		out, _ = e.run(t, e.kubectl, "-n", ns, "get", "virtualdatabase", "catalogue", "-o", "jsonpath={.status.sidecars}")
+		return strings.Contains(out, `"current":1`), nil
+	}); err != nil {
+		t.Errorf("VirtualDatabase status sidecars: %q: %v", out, err)
 	}
-	t.Logf("VirtualDatabase status sidecars: %s", out)
+	t.Logf("VirtualDatabase status sidecars: %s (after %s)", out, time.Since(t1).Round(time.Second))
 }
 
 func hasSidecar(p *corev1.Pod) bool {
