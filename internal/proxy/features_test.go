@@ -132,6 +132,7 @@ func TestTransactionsPinAndRelease(t *testing.T) {
 // Session variables set by a client follow it to whichever backend
 // connection serves it, and do not leak to other clients.
 func TestSessionStateFollowsClient(t *testing.T) {
+	testutil.SkipShort(t)
 	cfg := baseConfig("127.0.0.1:3306")
 	cfg.Proxy.Config[0].Pool.MaxOpen = 2
 	tp := startProxy(t, cfg)
@@ -181,6 +182,7 @@ func TestSessionStateFollowsClient(t *testing.T) {
 }
 
 func TestUserVariablePins(t *testing.T) {
+	testutil.SkipShort(t)
 	cfg := baseConfig("127.0.0.1:3306")
 	tp := startProxy(t, cfg)
 	db := openDB(t, tp.dsn(""))
@@ -341,6 +343,7 @@ func TestCachingSha2ServerSide(t *testing.T) {
 // caching_sha2_password on the backend side, against the proxy's own server
 // side: proxy B uses proxy A (MySQL 8 flavour) as its backend.
 func TestCachingSha2BackendSide(t *testing.T) {
+	testutil.SkipShort(t)
 	cfgA := baseConfig("127.0.0.1:3306")
 	cfgA.Proxy.Config[0].ServerVersion = "8.0.36-pisa"
 	a := startProxy(t, cfgA)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/database-mesh/pisanix-go/internal/mysql"
 	"github.com/database-mesh/pisanix-go/internal/proxyconfig"
+	"github.com/database-mesh/pisanix-go/internal/testutil"
 )
 
 // Tests that a client cannot tell the proxy from MariaDB (issue 11): each
@@ -20,6 +21,7 @@ import (
 // (root) with the same options; err is the login error of each.
 func dialBoth(t *testing.T, tp *testProxy, o pcOpts) (proxy, direct *pconn, perr, derr error) {
 	t.Helper()
+	testutil.SkipShort(t)
 	po, do := o, o
 	po.user, po.password, po.db = "proxy", "proxypass", "test"
 	do.user, do.password, do.db = "root", "", "test"

@@ -102,6 +102,7 @@ func parseGreetingPacket(p []byte) (*greeting, error) {
 // connection (still open on our side) with a *mysql.Error.
 func pdial(t testing.TB, addr string, o pcOpts) (*pconn, error) {
 	t.Helper()
+	testutil.SkipShort(t)
 	nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
@@ -609,6 +610,7 @@ func columnDef(t testing.TB, p []byte, extended bool) (name string, typ byte, ex
 // it offers MariaDB's extended capabilities (bulk operations, extended
 // column metadata).
 func mariaProxy(t testing.TB) *testProxy {
+	testutil.SkipShort(t)
 	cfg := baseConfig("127.0.0.1:3306")
 	cfg.Proxy.Config[0].ServerVersion = "10.11.99-MariaDB-pisa"
 	return startProxy(t, cfg)
