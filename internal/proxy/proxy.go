@@ -186,8 +186,8 @@ type runtime struct {
 	// read/write splitting inside each shard): reads may go to a reader.
 	shardGroups map[string]*nodeGroup
 	// shardDefault, on a sharding listener without read/write splitting
-	// whose balancer has several nodes, is the node statements on unsharded
-	// tables go to (the first balancer node).
+	// whose balancer has several nodes, is where pick sends everything that
+	// is not routed to a shard (the first balancer node).
 	shardDefault *backend.Pool
 	// collations caches the string columns' collations of physical tables
 	// (see fixCollations).
@@ -246,6 +246,9 @@ func (rt *runtime) authPluginName() string {
 func (rt *runtime) pick(d *route.Decision, v backend.Variant) (*backend.Conn, error) {
 	if d != nil {
 		return rt.pickRW(*d, v)
+	}
+	if rt.shardDefault != nil {
+		return getConn(rt.shardDefault, v)
 	}
 	if len(rt.pools) == 1 {
 		c, err := rt.pools[0].Get(context.Background(), v)

@@ -1020,7 +1020,6 @@ func (s *session) handlePrepare(p []byte) error {
 			if !prep.Unsharded() {
 				return s.prepareSharded(rt, id, sqlText, prep, facts != nil && facts.ReadOnly && !facts.LockingRead)
 			}
-			s.forcePool = rt.shardDefault
 		}
 		if indexFold(p[1:], connIDCall) >= 0 {
 			p = s.rewriteConnectionID(p)

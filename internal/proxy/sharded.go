@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 	"unsafe"
 
 	"github.com/database-mesh/pisanix-go/internal/admin"
@@ -145,7 +146,6 @@ func (s *session) shardQuery(rt *runtime, q []byte, facts *sqlparse.Facts, readO
 	}
 	s.l.metrics.ShardStatement(rt.name, plan.Kind.String(), len(plan.Targets))
 	if plan.Kind == shard.RouteUnsharded {
-		s.forcePool = rt.shardDefault // nil: the balancer or read/write splitting decides
 		if plan.Rename == nil {
 			return false, r, nil
 		}
@@ -454,18 +454,15 @@ func (s *session) scatter(rt *runtime, plan *shard.Plan, binary, read bool, maxR
 	for i, src := range srcs {
 		msrcs[i] = src
 	}
+	for i, msg := range why {
+		if compared(spec, i) {
+			finish()
+			return r, s.refuseShard(mysql.NewError(shard.ErrCodeNotSupported, "42000", "%s", msg))
+		}
+	}
 	m, err := merge.New(spec, cols, binary, msrcs)
 	if err != nil {
 		finish()
-		var me *mysql.Error
-		if errors.As(err, &me) && strings.Contains(me.Message, strconv.Itoa(int(unknownCollation))) {
-			for name, msg := range why {
-				if strings.Contains(me.Message, name) {
-					err = mysql.NewError(me.Code, me.SQLState, "%s", msg)
-					break
-				}
-			}
-		}
 		return r, s.refuseShard(err)
 	}
 	// Column definitions of the columns the client sees.
@@ -856,6 +853,16 @@ type colCollation struct {
 	charset string
 }
 
+// collationEntry is a cached table's column collations. Entries are read
+// again after collationTTL, so that an ALTER made on the backend directly
+// (not through the proxy, which clears the cache) is seen.
+type collationEntry struct {
+	cols map[string]colCollation
+	at   time.Time
+}
+
+const collationTTL = time.Minute
+
 // unknownCollation makes the merger refuse to compare a column.
 const unknownCollation uint16 = 0xffff
 
@@ -864,7 +871,9 @@ const unknownCollation uint16 = 0xffff
 func (s *session) tableCollations(rt *runtime, pl *backend.Pool, schema, table string) map[string]colCollation {
 	key := pl.Endpoint().Name + "\x00" + schema + "\x00" + table
 	if v, ok := rt.collations.Load(key); ok {
-		return v.(map[string]colCollation)
+		if e := v.(collationEntry); time.Since(e.at) < collationTTL {
+			return e.cols
+		}
 	}
 	c, err := getConn(pl, backend.Variant{})
 	if err != nil {
@@ -893,7 +902,7 @@ func (s *session) tableCollations(rt *runtime, pl *backend.Pool, schema, table s
 	}); err != nil {
 		return nil
 	}
-	rt.collations.Store(key, out)
+	rt.collations.Store(key, collationEntry{cols: out, at: time.Now()})
 	return out
 }
 
@@ -904,9 +913,9 @@ func sqlString(s string) string {
 
 // fixCollations sets the real collation of string columns taken from the
 // physical table t (see above).
-// It returns, for the columns the merger cannot compare, why: the message
-// of a refusal that names the column.
-func (s *session) fixCollations(pl *backend.Pool, table map[string]colCollation, t shard.Target, defs [][]byte, cols []merge.Column) (why map[string]string) {
+// It returns, by column index, why a column cannot be compared: the
+// message of the refusal a merge that compares it gets.
+func (s *session) fixCollations(pl *backend.Pool, table map[string]colCollation, t shard.Target, defs [][]byte, cols []merge.Column) (why map[int]string) {
 	if table == nil {
 		return nil
 	}
@@ -933,9 +942,9 @@ func (s *session) fixCollations(pl *backend.Pool, table map[string]colCollation,
 		} else if real.id != c.Collation {
 			c.Collation = unknownCollation
 			if why == nil {
-				why = map[string]string{}
+				why = map[int]string{}
 			}
-			why[c.Name] = fmt.Sprintf("column %s is %s but the result is sent in %s, so the shards' values cannot be compared "+
+			why[i] = fmt.Sprintf("column %s is %s but the result is sent in %s, so the shards' values cannot be compared "+
 				"as the server compares them; use SET NAMES %s for this statement", orgName, real.charset, reported, real.charset)
 		}
 	}
@@ -1042,4 +1051,35 @@ func txControl(q []byte) sqlparse.Kind {
 		return sqlparse.KindRollback
 	}
 	return sqlparse.KindOther
+}
+
+// compared reports whether merging by spec compares the values of shard
+// column i (sorting, grouping, HAVING, MIN/MAX, DISTINCT).
+func compared(spec *shard.Merge, i int) bool {
+	for _, k := range spec.OrderBy {
+		if k.Column == i {
+			return true
+		}
+	}
+	for _, k := range spec.Resort {
+		if k.Column == i {
+			return true
+		}
+	}
+	for _, g := range spec.GroupBy {
+		if g == i {
+			return true
+		}
+	}
+	for _, c := range spec.Having {
+		if c.Column == i {
+			return true
+		}
+	}
+	for _, a := range spec.Aggregates {
+		if a.Column == i && (a.Kind == shard.AggMin || a.Kind == shard.AggMax) {
+			return true
+		}
+	}
+	return spec.Distinct && i < spec.Columns
 }

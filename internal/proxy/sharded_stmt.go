@@ -22,6 +22,9 @@ import (
 type shardStmt struct {
 	prep  *shard.Prepared
 	types []byte // parameter types of the last execute that sent them
+	// params and args are reused by each execute.
+	params []execParam
+	args   []any
 	// longData: the client sent COM_STMT_SEND_LONG_DATA, which is not
 	// supported for these statements; the next execute is refused.
 	longData bool
@@ -37,9 +40,10 @@ type execParam struct {
 var errBadExecute = mysql.NewError(mysql.ErrCodeUnknownCom, "08S01", "Malformed COM_STMT_EXECUTE packet")
 
 // decodeExecute parses the parameters of a COM_STMT_EXECUTE packet for a
-// statement of n parameters. types are the types of an earlier execute, for
-// a packet that does not send them again; the types in force are returned.
-func decodeExecute(p []byte, n int, types []byte) (flags byte, params []execParam, newTypes []byte, err error) {
+// statement of n parameters into params (reused). types are the types of
+// an earlier execute, for a packet that does not send them again; the
+// types in force are returned.
+func decodeExecute(p []byte, n int, types []byte, params []execParam) (flags byte, _ []execParam, newTypes []byte, err error) {
 	if len(p) < 10 {
 		return 0, nil, nil, errBadExecute
 	}
@@ -66,7 +70,12 @@ func decodeExecute(p []byte, n int, types []byte) (flags byte, params []execPara
 	if len(types) != 2*n {
 		return 0, nil, nil, mysql.NewError(mysql.ErrCodeUnknownCom, "HY000", "COM_STMT_EXECUTE sent no parameter types")
 	}
-	params = make([]execParam, n)
+	if cap(params) < n {
+		params = make([]execParam, n)
+	} else {
+		params = params[:n]
+		clear(params)
+	}
 	for i := range params {
 		ep := &params[i]
 		ep.typ = [2]byte{types[2*i], types[2*i+1]}
@@ -292,7 +301,7 @@ func (s *session) executeSharded(rt *runtime, p []byte, st *stmt) (result, error
 		return r, s.refuseShard(mysql.NewError(shard.ErrCodeNotSupported, "42000",
 			"%s of a statement on a sharded table is not supported", mysql.CommandName(p[0])))
 	}
-	flags, params, types, err := decodeExecute(p, int(st.params), sh.types)
+	flags, params, types, err := decodeExecute(p, int(st.params), sh.types, sh.params)
 	if err != nil {
 		return r, s.sendError(err)
 	}
@@ -301,7 +310,11 @@ func (s *session) executeSharded(rt *runtime, p []byte, st *stmt) (result, error
 		return r, s.refuseShard(mysql.NewError(shard.ErrCodeNotSupported, "42000",
 			"cursors on statements on sharded tables are not supported"))
 	}
-	args := make([]any, len(params))
+	sh.params = params
+	if cap(sh.args) < len(params) {
+		sh.args = make([]any, len(params))
+	}
+	args := sh.args[:len(params)]
 	for i := range params {
 		args[i] = params[i].arg()
 	}
