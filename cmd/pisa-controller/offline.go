@@ -6,8 +6,6 @@ package main
 //	pisa-controller build-config -f crds.yaml     the proxy configuration of a VirtualDatabase
 
 import (
-	"bufio"
-	"bytes"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -20,11 +18,8 @@ import (
 
 	jsonpatch "github.com/evanphx/json-patch/v5"
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
 
-	"github.com/database-mesh/pisanix-go/api/v1alpha1"
 	"github.com/database-mesh/pisanix-go/internal/controller/builder"
 	"github.com/database-mesh/pisanix-go/internal/inject"
 )
@@ -63,36 +58,6 @@ func readInputs(files []string, stdin io.Reader) ([][]byte, error) {
 		out = append(out, b)
 	}
 	return out, nil
-}
-
-// yamlDocs splits multi-document YAML (or JSON) into documents that have a kind.
-func yamlDocs(data []byte, yield func(doc []byte, kind, name, ns string) error) error {
-	r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
-	for {
-		doc, err := r.Read()
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if len(bytes.TrimSpace(doc)) == 0 {
-			continue
-		}
-		var head struct {
-			metav1.TypeMeta `json:",inline"`
-			Metadata        metav1.ObjectMeta `json:"metadata"`
-		}
-		if err := yaml.Unmarshal(doc, &head); err != nil {
-			return err
-		}
-		if head.Kind == "" {
-			continue // only comments
-		}
-		if err := yield(doc, head.Kind, head.Metadata.Name, head.Metadata.Namespace); err != nil {
-			return err
-		}
-	}
 }
 
 func newFlagSet(name, usage string, stderr io.Writer) *flag.FlagSet {
@@ -151,7 +116,7 @@ func runInject(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 		return fmt.Errorf("inject: %w", err)
 	}
 	var pods [][]byte
-	err = yamlDocs(inputs[0], func(doc []byte, kind, name, _ string) error {
+	err = builder.YAMLDocs(inputs[0], func(doc []byte, kind, name, _ string) error {
 		if kind != "Pod" {
 			return fmt.Errorf("%s %s: want a Pod", kind, name)
 		}
@@ -197,77 +162,12 @@ func runInject(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	return writeOutput(stdout, obj, *format)
 }
 
-// loadObjects reads multi-document YAML files of the custom resources (and Secrets), grouped by
-// namespace (default: defaultNS). Unknown fields are errors, as the API server's strict
-// validation would report them.
+// loadObjects decodes the custom resources (and Secrets) of the input files,
+// grouped by namespace (default: defaultNS).
 func loadObjects(inputs [][]byte, names []string, defaultNS string) (builder.AllNamespaces, error) {
 	all := builder.AllNamespaces{}
 	for i, data := range inputs {
-		err := yamlDocs(data, func(doc []byte, kind, name, ns string) error {
-			if ns == "" {
-				ns = defaultNS
-			}
-			o := all[ns]
-			decode := func(v any) error {
-				if err := yaml.UnmarshalStrict(doc, v); err != nil {
-					return fmt.Errorf("%s %s: %w", kind, name, err)
-				}
-				return nil
-			}
-			var err error
-			switch kind {
-			case "VirtualDatabase":
-				var v v1alpha1.VirtualDatabase
-				if err = decode(&v); err == nil {
-					v.Namespace = ns
-					o.VirtualDatabases = append(o.VirtualDatabases, v)
-				}
-			case "TrafficStrategy":
-				var v v1alpha1.TrafficStrategy
-				if err = decode(&v); err == nil {
-					v.Namespace = ns
-					o.TrafficStrategies = append(o.TrafficStrategies, v)
-				}
-			case "DatabaseEndpoint":
-				var v v1alpha1.DatabaseEndpoint
-				if err = decode(&v); err == nil {
-					v.Namespace = ns
-					o.DatabaseEndpoints = append(o.DatabaseEndpoints, v)
-				}
-			case "DataShard":
-				var v v1alpha1.DataShard
-				if err = decode(&v); err == nil {
-					v.Namespace = ns
-					o.DataShards = append(o.DataShards, v)
-				}
-			case "QoSClaim":
-				var v v1alpha1.QoSClaim
-				if err = decode(&v); err == nil {
-					v.Namespace = ns
-					o.QoSClaims = append(o.QoSClaims, v)
-				}
-			case "Secret":
-				var v corev1.Secret
-				if err = decode(&v); err == nil {
-					if o.Secrets == nil {
-						o.Secrets = map[string]map[string][]byte{}
-					}
-					d := map[string][]byte{}
-					for k, b := range v.Data {
-						d[k] = b
-					}
-					for k, s := range v.StringData {
-						d[k] = []byte(s)
-					}
-					o.Secrets[v.Name] = d
-				}
-			default:
-				return nil // other objects (Deployments, Services...) of the same manifests
-			}
-			all[ns] = o
-			return err
-		})
-		if err != nil {
+		if err := builder.DecodeObjects(all, data, defaultNS); err != nil {
 			return nil, fmt.Errorf("%s: %w", names[i], err)
 		}
 	}

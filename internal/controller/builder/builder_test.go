@@ -1,12 +1,10 @@
 package builder
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
 	"flag"
-	"io"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -14,10 +12,7 @@ import (
 	"strings"
 	"testing"
 
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
-	"sigs.k8s.io/yaml"
 
 	"github.com/database-mesh/pisanix-go/api/v1alpha1"
 	"github.com/database-mesh/pisanix-go/internal/daemonconfig"
@@ -27,7 +22,7 @@ import (
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 
 // loadObjects reads a multi-document YAML file of custom resources and Secrets, grouped by
-// namespace (default "default").
+// namespace (default "default"), as `pisa-controller build-config` does.
 func loadObjects(t *testing.T, path string) AllNamespaces {
 	t.Helper()
 	data, err := os.ReadFile(path)
@@ -35,77 +30,8 @@ func loadObjects(t *testing.T, path string) AllNamespaces {
 		t.Fatal(err)
 	}
 	all := AllNamespaces{}
-	r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
-	for {
-		doc, err := r.Read()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(bytes.TrimSpace(doc)) == 0 {
-			continue
-		}
-		var head struct {
-			metav1.TypeMeta `json:",inline"`
-			Metadata        metav1.ObjectMeta `json:"metadata"`
-		}
-		if err := yaml.Unmarshal(doc, &head); err != nil {
-			t.Fatalf("%s: %v", path, err)
-		}
-		if head.Kind == "" {
-			continue // a document with only comments
-		}
-		ns := head.Metadata.Namespace
-		if ns == "" {
-			ns = "default"
-		}
-		o := all[ns]
-		decode := func(v any) {
-			if err := yaml.UnmarshalStrict(doc, v); err != nil {
-				t.Fatalf("%s: %s %s: %v", path, head.Kind, head.Metadata.Name, err)
-			}
-		}
-		switch head.Kind {
-		case "VirtualDatabase":
-			var v v1alpha1.VirtualDatabase
-			decode(&v)
-			o.VirtualDatabases = append(o.VirtualDatabases, v)
-		case "TrafficStrategy":
-			var v v1alpha1.TrafficStrategy
-			decode(&v)
-			o.TrafficStrategies = append(o.TrafficStrategies, v)
-		case "DatabaseEndpoint":
-			var v v1alpha1.DatabaseEndpoint
-			decode(&v)
-			o.DatabaseEndpoints = append(o.DatabaseEndpoints, v)
-		case "DataShard":
-			var v v1alpha1.DataShard
-			decode(&v)
-			o.DataShards = append(o.DataShards, v)
-		case "QoSClaim":
-			var v v1alpha1.QoSClaim
-			decode(&v)
-			o.QoSClaims = append(o.QoSClaims, v)
-		case "Secret":
-			var v corev1.Secret
-			decode(&v)
-			if o.Secrets == nil {
-				o.Secrets = map[string]map[string][]byte{}
-			}
-			d := map[string][]byte{}
-			for k, b := range v.Data {
-				d[k] = b
-			}
-			for k, s := range v.StringData {
-				d[k] = []byte(s)
-			}
-			o.Secrets[v.Name] = d
-		default:
-			t.Fatalf("%s: unexpected kind %q", path, head.Kind)
-		}
-		all[ns] = o
+	if err := DecodeObjects(all, data, "default"); err != nil {
+		t.Fatalf("%s: %v", path, err)
 	}
 	return all
 }
