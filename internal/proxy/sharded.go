@@ -168,7 +168,14 @@ func (s *session) shardQuery(rt *runtime, q []byte, facts *sqlparse.Facts, readO
 	// as the listener's read/write splitting rules say.
 	read := readOnly && !s.inTransaction()
 	if read && rt.rw != nil && rt.shardGroups != nil {
-		read = rt.rw.Route(text, facts, false).Target == route.TargetRead
+		// A read goes to readers when the rules for every node group it
+		// reaches say so (rules may be limited to groups: node_group_name).
+		for _, t := range plan.Targets {
+			if rt.rw.RouteGroup(text, facts, false, t.Node).Target != route.TargetRead {
+				read = false
+				break
+			}
+		}
 	}
 	limit := ""
 	if maxRows > 0 && facts != nil && facts.Kind == sqlparse.KindSelect {

@@ -333,7 +333,11 @@ func TestShardingNodeGroups(t *testing.T) {
 		Name: "groups", ListenAddr: "127.0.0.1:0", User: "proxy", Password: "proxypass", DB: "test",
 		ReadWriteSplitting: &proxyconfig.ReadWriteSplitting{Static: &proxyconfig.RWSplittingStatic{
 			DefaultTarget: "readwrite",
-			Rules:         []proxyconfig.Rule{{Name: "reads", Type: "regex", Regex: []string{"^SELECT"}, Target: "read"}},
+			Rules: []proxyconfig.Rule{
+				// g2's reads stay on its readwrite node (node_group_name).
+				{Name: "g2-primary", Type: "regex", Regex: []string{"^SELECT"}, Target: "readwrite", NodeGroupName: []string{"g2"}},
+				{Name: "reads", Type: "regex", Regex: []string{"^SELECT"}, Target: "read"},
+			},
 		}},
 		Sharding: []proxyconfig.Sharding{{TableName: "t_order", ActualDatanodes: []string{"g1", "g2"},
 			DatabaseStrategy: &proxyconfig.DatabaseStrategy{DatabaseShardingAlgorithmName: "mod", DatabaseShardingColumn: "id"}}},
@@ -354,13 +358,15 @@ func TestShardingNodeGroups(t *testing.T) {
 	if got := rowsOf(t, m2.Open(t, "test"), "SELECT note FROM t_order WHERE id = 1"); len(got) != 1 || got[0] != "primary" {
 		t.Fatalf("the write did not reach g2's readwrite node: %v", got)
 	}
-	if got := rowsOf(t, db, "SELECT note FROM t_order WHERE id = 1"); len(got) != 1 || got[0] != "replica" {
-		t.Fatalf("a read by key outside a transaction: %v, want the reader's row", got)
+	if got := rowsOf(t, db, "SELECT note FROM t_order WHERE id = 2"); len(got) != 1 || got[0] != "replica" {
+		t.Fatalf("a read by key on g1 outside a transaction: %v, want the reader's row", got)
 	}
-	if got := strings.Join(rowsOf(t, db, "SELECT note FROM t_order ORDER BY id"), ","); got != "replica,replica,replica,replica" {
-		// The reader serves both groups here, so the scatter sees its
-		// two rows twice.
-		t.Fatalf("a scatter read outside a transaction: %v", got)
+	if got := rowsOf(t, db, "SELECT note FROM t_order WHERE id = 1"); len(got) != 1 || got[0] != "primary" {
+		t.Fatalf("a read by key on g2, whose rule keeps reads on its readwrite node: %v", got)
+	}
+	if got := strings.Join(rowsOf(t, db, "SELECT note FROM t_order ORDER BY id"), ","); got != "primary,primary" {
+		// g2's rule keeps the scatter on the readwrite nodes.
+		t.Fatalf("a scatter read over g1 and g2: %v", got)
 	}
 	tx, err := db.Begin()
 	if err != nil {

@@ -73,6 +73,10 @@ type RWRule struct {
 	// Target of a regex rule: "read" or "readwrite". Generic rules decide
 	// from the statement facts.
 	Target string
+	// Groups (node_group_name) limit the rule to statements on the shards of
+	// these node groups (sharding with read/write splitting); empty: the
+	// rule applies to every statement.
+	Groups []string
 	// AlgorithmName is the rule's balancer: "random" (default) or
 	// "roundrobin".
 	AlgorithmName string
@@ -104,7 +108,7 @@ func RWConfigFrom(rw *proxyconfig.ReadWriteSplitting) (RWConfig, *proxyconfig.Di
 		r := &rules[i]
 		cfg.Rules = append(cfg.Rules, RWRule{
 			Name: r.Name, Type: r.Kind(), Regex: slices.Clone(r.Regex),
-			Target: r.Target, AlgorithmName: r.AlgorithmName,
+			Target: r.Target, AlgorithmName: r.AlgorithmName, Groups: slices.Clone(r.NodeGroupName),
 		})
 	}
 	return cfg, disc
@@ -141,6 +145,7 @@ type Decision struct {
 
 type compiledRule struct {
 	name    string
+	groups  []string // node groups the rule is limited to (none: all statements)
 	generic bool
 	res     []*regexp.Regexp
 	target  Target
@@ -227,7 +232,7 @@ func NewRWRouter(cfg RWConfig, nodes []NodeInfo) (*RWRouter, error) {
 	}
 	var regexRules, genericRules []compiledRule
 	for _, rc := range cfg.Rules {
-		cr := compiledRule{name: rc.Name}
+		cr := compiledRule{name: rc.Name, groups: rc.Groups}
 		typ := rc.Type
 		if typ == "" {
 			typ = RuleGeneric
@@ -352,11 +357,21 @@ func genericTarget(f *sqlparse.Facts) Target {
 // that need the writer (see NeedsReadWrite) go readwrite; then regex rules
 // in config order, then generic rules, then default_target.
 func (r *RWRouter) Route(sql string, f *sqlparse.Facts, inTx bool) Decision {
+	return r.RouteGroup(sql, f, inTx, "")
+}
+
+// RouteGroup is Route for a statement on a shard of node group group (""
+// for a statement on no node group): rules limited to other node groups
+// (node_group_name) are passed over.
+func (r *RWRouter) RouteGroup(sql string, f *sqlparse.Facts, inTx bool, group string) Decision {
 	if NeedsReadWrite(f, inTx) {
 		return Decision{Target: TargetReadWrite, Rule: RuleNameReadWrite, r: r, bal: r.forcedBal}
 	}
 	for i := range r.rules {
 		cr := &r.rules[i]
+		if len(cr.groups) > 0 && !slices.Contains(cr.groups, group) {
+			continue
+		}
 		if cr.generic {
 			return Decision{Target: genericTarget(f), Rule: cr.name, r: r, bal: cr.bal}
 		}
