@@ -1,0 +1,308 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/database-mesh/pisanix-go/internal/mysql"
+	"github.com/database-mesh/pisanix-go/internal/proxy/backend"
+	"github.com/database-mesh/pisanix-go/internal/proxy/route"
+)
+
+// acquire makes s.be a backend connection synced to the session state.
+func (s *session) acquire() error {
+	if s.be != nil {
+		s.forcePool = nil
+		return nil
+	}
+	defer func() { s.forcePool = nil }()
+	var lastErr error
+	for attempt := 0; attempt < 3; attempt++ {
+		// The listener's current runtime, not s.rt: a reload may have
+		// closed the pools of the runtime the session started with.
+		rt := s.l.rt.Load()
+		if s.decision != nil {
+			rt = s.decRT
+		}
+		var c *backend.Conn
+		var err error
+		if s.forcePool != nil {
+			c, err = getConn(s.forcePool, backend.Variant{FoundRows: s.foundRows, ClientAttrs: s.attrs, Account: s.account})
+		} else {
+			c, err = rt.pick(s.decision, backend.Variant{FoundRows: s.foundRows, ClientAttrs: s.attrs, Account: s.account})
+		}
+		if err != nil {
+			lastErr = err
+			if errors.Is(err, backend.ErrPoolTimeout) || errors.Is(err, errNoBackend) {
+				return err
+			}
+			continue
+		}
+		if err := s.resolvePendingCharset(c); err != nil {
+			c.Pool.Put(c)
+			return err
+		}
+		if err := c.Sync(s.state); err != nil {
+			var me *mysql.Error
+			if errors.As(err, &me) {
+				// The server refused our state (e.g. unknown db): report it.
+				c.Pool.Put(c)
+				return me
+			}
+			c.MarkBroken()
+			c.Pool.Put(c)
+			lastErr = err
+			continue
+		}
+		if s.causalPending && s.decision != nil && !s.waitCaughtUp(rt, c) {
+			// The replica has not applied the session's last write in
+			// time (or failed): read from the writer.
+			s.causalPending = false
+			s.decBuf = s.decBuf.ToWriter()
+			s.decision = &s.decBuf
+			continue
+		}
+		s.causalPending = false
+		if s.pendingBegin != "" {
+			if err := s.beginOn(c); err != nil {
+				return err
+			}
+		}
+		s.be = c
+		s.decision = nil
+		return nil
+	}
+	s.decision = nil
+	if lastErr == nil {
+		lastErr = errNoBackend
+	}
+	return lastErr
+}
+
+// waitCaughtUp runs MASTER_GTID_WAIT for the session's last GTID on c (a
+// replica connection) when needed. On false, c went back to the pool.
+func (s *session) waitCaughtUp(rt *runtime, c *backend.Conn) bool {
+	idx := -1
+	for i, pl := range rt.pools {
+		if pl == c.Pool {
+			idx = i
+			break
+		}
+	}
+	if idx < 0 || !s.causal.NeedsWait(idx) {
+		return true
+	}
+	ok, err := route.WaitGTIDPackets(c, c.Info.Capabilities, s.causal.WaitQuery(), nil)
+	if err != nil {
+		var me *mysql.Error
+		if !errors.As(err, &me) {
+			c.MarkBroken()
+		}
+		c.Pool.Put(c)
+		return false
+	}
+	if !ok {
+		c.Pool.Put(c)
+		return false
+	}
+	s.causal.CaughtUp(idx)
+	return true
+}
+
+// release returns the backend connection unless the session is pinned.
+func (s *session) release() {
+	if s.be == nil || s.pins != 0 {
+		return
+	}
+	c := s.be
+	s.be = nil
+	c.Pool.Put(c)
+}
+
+// dropBackend discards the current backend connection after a failure.
+func (s *session) dropBackend(broken bool) {
+	if s.be == nil {
+		return
+	}
+	c := s.be
+	s.be = nil
+	if broken {
+		c.MarkBroken()
+	} else {
+		c.MarkDirty()
+	}
+	c.Pool.Put(c)
+	if s.pins == 0 {
+		return
+	}
+	if lost := s.pins &^ pinPrepared; lost != 0 {
+		s.lost |= lost
+		s.stmts = nil
+	} else {
+		// Only prepared statements lived there: prepare them again on
+		// the next connection when they are used.
+		for id, st := range s.stmts {
+			st.stale = true
+			st.longDataLost = st.longDataLost || st.longData
+			st.longData = false
+			s.stmts[id] = st
+		}
+	}
+	s.pins = 0
+}
+
+// errSessionLost ends a session whose backend state was lost.
+var errSessionLost = errors.New("backend connection lost with session state that cannot be restored")
+
+// endLostSession tells the client that its session's backend state (named
+// by s.lost) is gone and ends the session: the caller returns the error,
+// which closes the client connection.
+func (s *session) endLostSession(cause error) error {
+	var what []string
+	for _, reason := range []uint8{pinTransaction, pinLock, pinSessionState} {
+		if s.lost&reason != 0 {
+			what = append(what, pinNames[reason])
+		}
+	}
+	msg := "Lost connection to backend server; the session's " + strings.Join(what, ", ") +
+		" state was lost with it and the connection is closed"
+	s.logger.Warn("closing client session: its backend connection was lost", "lost", what, "error", cause)
+	s.l.metrics.Error(s.rt.name, mysql.ErrCodeServerLost)
+	_ = s.sendError(mysql.NewError(mysql.ErrCodeServerLost, "HY000", "%s", msg))
+	return errSessionLost
+}
+
+func (s *session) pin(reason uint8) {
+	if s.pins&reason == 0 {
+		s.pins |= reason
+		s.l.metrics.BackendPinned(s.rt.name, pinNames[reason])
+	}
+}
+
+// afterCommand updates pins from what the server said and releases the
+// connection when nothing pins it.
+func (s *session) afterCommand(r *result) {
+	if r.status&mysql.StatusInTrans != 0 {
+		s.pin(pinTransaction)
+	} else {
+		s.pins &^= pinTransaction
+	}
+	if r.stateChanged {
+		s.pin(pinSessionState)
+	}
+	if s.pendingPins != 0 {
+		for _, reason := range []uint8{pinSessionState, pinLock} {
+			if s.pendingPins&reason != 0 {
+				s.pin(reason)
+			}
+		}
+		s.pendingPins = 0
+	}
+	s.release()
+}
+
+type relayFunc func(*session) (result, error)
+
+// forward sends a command to a backend and relays the response with fn.
+func (s *session) forward(p []byte, cmd byte, fn relayFunc) error {
+	_, err := s.exec(p, cmd, fn, false)
+	return err
+}
+
+// exec runs one command on a backend: acquire, send, relay, account. It
+// returns a session-fatal error only when the client connection failed.
+// retryable says the command may run again on another backend when the
+// first attempt failed before anything reached the client.
+func (s *session) exec(p []byte, cmd byte, fn relayFunc, retryable bool) (result, error) {
+	dec, force := s.decision, s.forcePool
+	for attempt := 0; ; attempt++ {
+		s.decision, s.forcePool = dec, force // a retry is routed like the first attempt
+		wasPinned := s.be != nil
+		if err := s.acquire(); err != nil {
+			return result{}, s.sendError(err)
+		}
+		c := s.be
+		cm := s.l.metrics.Command(s.rt.name, mysql.CommandName(cmd), c.Pool.Endpoint().Addr)
+		start := cm.Begin()
+		s.active.Store(c)
+		c.ResetSeq()
+		err := c.WritePacket(p)
+		if err == nil {
+			err = c.Flush()
+		}
+		var r result
+		if err != nil {
+			err = &backendReadError{err}
+		} else if fn != nil {
+			s.startWatch(c)
+			r, err = fn(s)
+			s.stopWatch()
+		}
+		s.active.Store(nil)
+		cm.End(start)
+		s.lastBackend = c.Pool.Endpoint().Addr
+		if b := s.l.rt.Load().breaker; b != nil {
+			var berr error
+			switch {
+			case err != nil && !errors.Is(err, errClientWrite):
+				berr = err
+			case r.err != nil:
+				berr = r.err
+			}
+			b.Report(c.Pool.Endpoint().Name, berr, time.Since(start))
+		}
+		if err == nil {
+			err = s.client.Flush()
+			if err != nil {
+				err = fmt.Errorf("%w: %w", errClientWrite, err)
+			}
+		}
+		if err == nil {
+			if r.err != nil {
+				s.l.metrics.Error(s.rt.name, r.err.Code)
+				if !r.sent {
+					// The failed statement was the first: nothing ran. (An
+					// error after earlier results of a multi-statement text
+					// leaves what they did.)
+					s.pendingPins = 0
+				}
+			}
+			s.afterCommand(&r)
+			return r, nil
+		}
+		s.pendingPins = 0
+		if errors.Is(err, errClientWrite) {
+			// The client is gone or stuck: stop the backend work.
+			s.killActive(c)
+			s.dropBackend(true)
+			return r, err
+		}
+		// The backend failed.
+		s.logger.Warn("backend failed during command", "command", mysql.CommandName(cmd),
+			"backend", c.Pool.Endpoint().Addr, "error", err)
+		s.dropBackend(true)
+		if r.sent {
+			// Part of a response went out: the client cannot resync.
+			return r, err
+		}
+		if s.lost != 0 {
+			return r, s.endLostSession(err)
+		}
+		if !wasPinned && attempt == 0 && (retryable || fn == nil) {
+			continue
+		}
+		return r, s.sendError(err)
+	}
+}
+
+// killActive kills the query running on c (used when the client vanished).
+func (s *session) killActive(c *backend.Conn) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := c.Pool.Kill(ctx, c.Info.ConnectionID, true); err != nil {
+		s.logger.Debug("kill backend query", "error", err)
+	}
+}
