@@ -47,6 +47,9 @@ type PoolOptions struct {
 	MaxOpen, MaxIdle                                      int
 	IdleTimeout, MaxLifetime, WaitTimeout, ConnectTimeout time.Duration
 	ExtCaps                                               uint32 // MariaDB extended caps to request (mysql.MariaDBClient*)
+	// MaxStmts bounds the statements kept prepared on each connection
+	// (0: DefaultMaxStmts); the least recently used is closed.
+	MaxStmts int
 }
 
 // Variant distinguishes connections that differ in handshake capabilities.

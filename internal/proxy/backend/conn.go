@@ -76,14 +76,11 @@ type Conn struct {
 	cmd     []byte   // reusable command buffer
 	scratch []string // reusable list of variable names for Sync
 
-	// stmts are statements the proxy prepared on c for its own use
-	// (statements on sharded tables), by SQL text: the server keeps them
-	// until c is reset or closed.
-	stmts map[string]uint32
+	// stmts are the statements the proxy keeps prepared on c (clients'
+	// statements and those on sharded tables), least recently used
+	// evicted: the server keeps them until c is reset or closed.
+	stmts stmtCache
 }
-
-// maxCachedStmts bounds the statements PrepareCached keeps on a connection.
-const maxCachedStmts = 64
 
 // MarkBroken marks c unusable: Put closes it.
 func (c *Conn) MarkBroken() { c.broken = true }
@@ -579,7 +576,7 @@ func (c *Conn) reset() error {
 	clear(c.vars)
 	// The server restored the character set of the handshake.
 	maps.Copy(c.vars, c.baseline)
-	clear(c.stmts) // COM_RESET_CONNECTION closed them
+	c.stmts.reset() // COM_RESET_CONNECTION closed them
 	c.syncedTo = nil
 	if c.tracking {
 		if _, err := c.exec(trackingSQL, false); err != nil {
@@ -753,27 +750,17 @@ func (c *Conn) CloseStmt(id uint32) {
 }
 
 // PrepareCached returns the server id of a statement the proxy prepared on c
-// for sql, preparing it the first time. At most maxCachedStmts are kept;
-// when full, all are closed.
+// for sql, preparing it the first time (kept under sql as the key, see
+// AddStmt).
 func (c *Conn) PrepareCached(sql string) (uint32, error) {
-	if id, ok := c.stmts[sql]; ok {
-		return id, nil
+	if st := c.CachedStmt(sql); st != nil {
+		return st.ID, nil
 	}
-	if len(c.stmts) >= maxCachedStmts {
-		for _, id := range c.stmts {
-			c.CloseStmt(id)
-		}
-		clear(c.stmts)
-	}
-	id, _, err := c.Prepare(sql)
+	st, _, err := c.PrepareStmt(sql, sql)
 	if err != nil {
 		return 0, err
 	}
-	if c.stmts == nil {
-		c.stmts = make(map[string]uint32)
-	}
-	c.stmts[sql] = id
-	return id, nil
+	return st.ID, nil
 }
 
 // PrepareMeta prepares sql like PrepareCached and also returns copies of
@@ -821,14 +808,11 @@ func (c *Conn) PrepareMeta(sql string) (id uint32, paramDefs, colDefs [][]byte, 
 	if colDefs, err = read(cols); err != nil {
 		return 0, nil, nil, err
 	}
-	if c.stmts == nil {
-		c.stmts = make(map[string]uint32)
+	if old := c.CachedStmt(sql); old != nil && old.Owner == 0 {
+		c.DropStmt(old)
 	}
-	if old, ok := c.stmts[sql]; ok {
-		c.CloseStmt(old)
-	}
-	c.stmts[sql] = id
-	return id, paramDefs, colDefs, nil
+	st, _ := c.AddStmt(sql, id, uint16(params))
+	return st.ID, paramDefs, colDefs, nil
 }
 
 // ExecPacket sends a ready command packet (a COM_STMT_EXECUTE) and reads its
