@@ -47,6 +47,13 @@ func (c *Config) Redacted() *Config {
 				l.Access.Users[j].Password = RedactedPassword
 			}
 		}
+		if sc := l.SecurityClaim; sc != nil {
+			for j := range sc.Keys {
+				if sc.Keys[j].Value != "" {
+					sc.Keys[j].Value = RedactedPassword
+				}
+			}
+		}
 		if rw := l.ReadWriteSplitting; rw != nil && rw.Dynamic != nil && rw.Dynamic.Discovery != nil {
 			rw.Dynamic.Discovery.Password = RedactedPassword
 		}

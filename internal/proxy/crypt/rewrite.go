@@ -1,0 +1,861 @@
+package crypt
+
+import (
+	"encoding/hex"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/database-mesh/pisanix-go/internal/mysql"
+	"github.com/database-mesh/pisanix-go/internal/sqlparse"
+	"github.com/pingcap/tidb/pkg/parser/ast"
+	"github.com/pingcap/tidb/pkg/parser/format"
+	pmysql "github.com/pingcap/tidb/pkg/parser/mysql"
+	"github.com/pingcap/tidb/pkg/parser/opcode"
+	driver "github.com/pingcap/tidb/pkg/parser/test_driver"
+)
+
+// ParamOp says how a backend parameter is made from a client parameter.
+type ParamOp uint8
+
+// Parameter operations.
+const (
+	ParamCopy    ParamOp = iota // the client's value as is
+	ParamEncrypt                // ciphertext of the client's value
+	ParamAssist                 // assisted (HMAC) value of the client's value
+)
+
+// Param is one parameter of the rewritten statement.
+type Param struct {
+	From int // the client's parameter (0-based)
+	Op   ParamOp
+	Col  *Column // for ParamEncrypt (its AAD)
+}
+
+// Rewritten is the outcome of rewriting one statement text.
+type Rewritten struct {
+	// SQL is the text to send to the backend; the input when !Changed.
+	SQL     string
+	Changed bool
+	// Touched: the statement names an encrypted or masked table, so its
+	// result columns go through a Transformer.
+	Touched bool
+	// Params map the rewritten text's parameters (in order) to the
+	// client's; ClientParams is how many the client's text has. Params is
+	// nil when the parameters are unchanged.
+	Params       []Param
+	ClientParams int
+}
+
+// Refusal is the error for a statement that cannot be answered on
+// ciphertext (ERR 1235).
+func Refusal(format string, args ...any) *mysql.Error {
+	return mysql.NewError(1235, "42000", "%s", "pisa-proxy security claim: "+fmt.Sprintf(format, args...))
+}
+
+// Rewrite rewrites sql (a COM_QUERY or COM_STMT_PREPARE text) for the
+// schema: values written to encrypted columns are encrypted (and their
+// assisted and plain columns written too), equality lookups go to the
+// assisted column, result columns name the cipher column under the
+// logical name. A *mysql.Error (1235) refuses the statement; other errors
+// are parse errors: the text is forwarded unchanged and the server
+// reports its own syntax error (it names no encrypted column it could
+// leak, and an unparsable text cannot be answered by the proxy anyway).
+//
+// Only statements whose text mentions an encrypted or masked table are
+// parsed.
+func (s *Schema) Rewrite(p *sqlparse.Parser, sql string) (Rewritten, error) {
+	out := Rewritten{SQL: sql}
+	if s == nil || !s.Mentions(sql) {
+		return out, nil
+	}
+	var rerr error
+	perr := p.WithASTMode(sql, func(stmts []ast.StmtNode, mode pmysql.SQLMode) {
+		rw := &rewriter{s: s, mode: mode}
+		for _, st := range stmts {
+			rw.collectTables(st)
+		}
+		if !rw.touched {
+			return
+		}
+		out.Touched = true
+		if len(stmts) > 1 {
+			rerr = Refusal("a multi-statement text naming an encrypted or masked table (send its statements one by one)")
+			return
+		}
+		if len(rw.encTables) == 0 {
+			return // masked only: nothing to rewrite
+		}
+		st := stmts[0]
+		if err := rw.rewrite(st); err != nil {
+			rerr = err
+			return
+		}
+		out.ClientParams = rw.markers
+		if !rw.changed {
+			return
+		}
+		text, err := rw.restore(st)
+		if err != nil {
+			rerr = Refusal("the statement could not be rewritten: %v", err)
+			return
+		}
+		out.SQL, out.Changed = text, true
+		if rw.paramsChanged {
+			out.Params = rw.params
+		}
+	})
+	if rerr != nil {
+		return out, rerr
+	}
+	if perr != nil {
+		if out.Touched {
+			// Parsed in no mode: it cannot be checked, so it is refused
+			// rather than sent with plaintext.
+			return out, Refusal("a statement naming an encrypted table that the proxy cannot parse: %v", perr)
+		}
+		// The prefilter matched a name in a text that does not parse:
+		// refuse if it may name an encrypted table (conservative).
+		if s.Encrypted() {
+			return Rewritten{SQL: sql, Touched: true}, Refusal("a statement naming an encrypted table that the proxy cannot parse: %v", perr)
+		}
+	}
+	return out, nil
+}
+
+// rewriter holds the state of one statement's rewrite.
+type rewriter struct {
+	s    *Schema
+	mode pmysql.SQLMode
+
+	// aliases maps lower-case table names and aliases to encrypted tables
+	// (nil: a table that is not encrypted).
+	aliases   map[string]*Table
+	encTables []*Table
+	touched   bool
+	ntables   int
+
+	changed       bool
+	markers       int
+	markerNodes   []*driver.ParamMarkerExpr
+	params        []Param
+	paramsChanged bool
+	restoring     bool
+
+	topFields map[*ast.SelectField]bool
+	// fieldAliases are select-list aliases of encrypted columns: ORDER BY
+	// or GROUP BY naming one would sort ciphertext.
+	fieldAliases map[string]*Column
+	skip         map[ast.Node]bool
+	stack        []ast.Node
+	err          error
+}
+
+type tableCollector struct{ rw *rewriter }
+
+func (c tableCollector) Enter(n ast.Node) (ast.Node, bool) {
+	rw := c.rw
+	switch x := n.(type) {
+	case *ast.TableSource:
+		if tn, ok := x.Source.(*ast.TableName); ok {
+			rw.addTable(tn, x.AsName.L)
+		}
+	case *ast.TableName:
+		rw.addTable(x, "")
+	case *driver.ParamMarkerExpr:
+		rw.markers++
+		rw.markerNodes = append(rw.markerNodes, x)
+	}
+	return n, false
+}
+
+func (c tableCollector) Leave(n ast.Node) (ast.Node, bool) { return n, true }
+
+func (rw *rewriter) addTable(tn *ast.TableName, alias string) {
+	if rw.aliases == nil {
+		rw.aliases = map[string]*Table{}
+	}
+	name := tn.Name.L
+	t := rw.s.tables[name]
+	if t == nil && !rw.touched {
+		for _, m := range rw.s.masks {
+			if m.table == name {
+				rw.touched = true
+			}
+		}
+	}
+	if _, seen := rw.aliases[name]; !seen {
+		rw.ntables++
+	}
+	rw.aliases[name] = t
+	if alias != "" {
+		rw.aliases[alias] = t
+	}
+	if t != nil {
+		rw.touched = true
+		if !containsTable(rw.encTables, t) {
+			rw.encTables = append(rw.encTables, t)
+		}
+	}
+}
+
+func containsTable(ts []*Table, t *Table) bool {
+	for _, x := range ts {
+		if x == t {
+			return true
+		}
+	}
+	return false
+}
+
+// collectTables finds the tables the statement names and numbers its
+// parameter markers in text order (the parser leaves Order unset).
+func (rw *rewriter) collectTables(st ast.StmtNode) {
+	st.Accept(tableCollector{rw})
+	sort.Slice(rw.markerNodes, func(i, j int) bool { return rw.markerNodes[i].Offset < rw.markerNodes[j].Offset })
+	for i, m := range rw.markerNodes {
+		m.Order = i
+	}
+}
+
+// column resolves a column reference to an encrypted column, or nil.
+func (rw *rewriter) column(cn *ast.ColumnName) *Column {
+	if cn.Table.L != "" {
+		t := rw.aliases[cn.Table.L]
+		if t == nil {
+			return nil
+		}
+		return t.columns[cn.Name.L]
+	}
+	for _, t := range rw.encTables {
+		if c := t.columns[cn.Name.L]; c != nil {
+			return c
+		}
+	}
+	return nil
+}
+
+func (rw *rewriter) encColumn(e ast.ExprNode) *Column {
+	if ce, ok := e.(*ast.ColumnNameExpr); ok {
+		return rw.column(ce.Name)
+	}
+	return nil
+}
+
+func (rw *rewriter) rewrite(st ast.StmtNode) error {
+	rw.skip = map[ast.Node]bool{}
+	rw.fieldAliases = map[string]*Column{}
+	switch x := st.(type) {
+	case *ast.SelectStmt:
+		rw.topFields = map[*ast.SelectField]bool{}
+		if x.Fields != nil {
+			for _, f := range x.Fields.Fields {
+				rw.topFields[f] = true
+				if f.Expr != nil && f.AsName.L != "" {
+					if c := rw.encColumn(f.Expr); c != nil {
+						rw.fieldAliases[f.AsName.L] = c
+					}
+				}
+				if f.Expr != nil && f.AsName.L == "" {
+					if c := rw.encColumn(f.Expr); c != nil {
+						rw.fieldAliases[strings.ToLower(c.Name)] = c
+					}
+				}
+			}
+		}
+		if x.OrderBy != nil {
+			if err := rw.checkPositions(x.Fields, x.OrderBy.Items, "ORDER BY"); err != nil {
+				return err
+			}
+		}
+		if x.GroupBy != nil {
+			if err := rw.checkPositions(x.Fields, x.GroupBy.Items, "GROUP BY"); err != nil {
+				return err
+			}
+		}
+	case *ast.InsertStmt:
+		if err := rw.rewriteInsert(x); err != nil {
+			return err
+		}
+	case *ast.UpdateStmt:
+		list, err := rw.rewriteAssignments(x.List)
+		if err != nil {
+			return err
+		}
+		x.List = list
+	case *ast.DeleteStmt, *ast.SetOprStmt:
+	case *ast.LoadDataStmt:
+		return Refusal("LOAD DATA into encrypted table %s", rw.encTables[0].Name)
+	case ast.DDLNode, *ast.ShowStmt, *ast.ExplainStmt, *ast.AnalyzeTableStmt:
+		// DDL and SHOW name physical columns: they pass.
+		return nil
+	default:
+		return Refusal("this kind of statement on encrypted table %s", rw.encTables[0].Name)
+	}
+	st.Accept(rw)
+	return rw.err
+}
+
+// checkPositions refuses ORDER BY / GROUP BY positions that name an
+// encrypted column, or any position when a wildcard selects from an
+// encrypted table.
+func (rw *rewriter) checkPositions(fields *ast.FieldList, items []*ast.ByItem, clause string) error {
+	for _, it := range items {
+		pe, ok := it.Expr.(*ast.PositionExpr)
+		if !ok || fields == nil {
+			continue
+		}
+		if pe.N < 1 || pe.N > len(fields.Fields) {
+			continue // the server reports it
+		}
+		f := fields.Fields[pe.N-1]
+		if f.WildCard != nil {
+			return Refusal("%s by position with * over encrypted table %s (name the column)", clause, rw.encTables[0].Name)
+		}
+		if c := rw.encColumn(f.Expr); c != nil {
+			return Refusal("%s on encrypted column %s", clause, c.QualifiedName())
+		}
+	}
+	return nil
+}
+
+// value is a value written to or compared with an encrypted column.
+type value struct {
+	null  bool
+	plain []byte
+	param int // >= 0: a parameter marker's order
+	node  ast.ExprNode
+}
+
+// valueOf reads a literal, NULL, a negative number or a parameter marker.
+func valueOf(e ast.ExprNode) (value, bool) {
+	switch x := e.(type) {
+	case *driver.ParamMarkerExpr:
+		return value{param: x.Order, node: e}, true
+	case *driver.ValueExpr:
+		v := value{param: -1, node: e}
+		switch x.Kind() {
+		case driver.KindNull:
+			v.null = true
+		case driver.KindString:
+			v.plain = []byte(x.GetString())
+		case driver.KindBytes, driver.KindBinaryLiteral, driver.KindMysqlBit:
+			v.plain = append([]byte(nil), x.GetBytes()...)
+		case driver.KindInt64:
+			v.plain = strconv.AppendInt(nil, x.GetInt64(), 10)
+		case driver.KindUint64:
+			v.plain = strconv.AppendUint(nil, x.GetUint64(), 10)
+		case driver.KindMysqlDecimal:
+			v.plain = []byte(x.GetMysqlDecimal().String())
+		default:
+			return value{}, false
+		}
+		return v, true
+	case *ast.UnaryOperationExpr:
+		if x.Op != opcode.Minus {
+			return value{}, false
+		}
+		in, ok := x.V.(*driver.ValueExpr)
+		if !ok {
+			return value{}, false
+		}
+		switch in.Kind() {
+		case driver.KindInt64, driver.KindUint64, driver.KindMysqlDecimal:
+			v, _ := valueOf(in)
+			if len(v.plain) > 0 && v.plain[0] == '-' {
+				v.plain = v.plain[1:]
+			} else {
+				v.plain = append([]byte{'-'}, v.plain...)
+			}
+			v.node = e
+			return v, true
+		}
+	case *ast.ParenthesesExpr:
+		return valueOf(x.Expr)
+	}
+	return value{}, false
+}
+
+// cipherNode is the node written for a value stored in col's cipher column.
+func (rw *rewriter) cipherNode(v value, col *Column) ast.ExprNode {
+	switch {
+	case v.param >= 0:
+		return rw.param(v.param, ParamEncrypt, col)
+	case v.null:
+		return v.node
+	}
+	return &bytesLit{b: rw.s.Keys.Encrypt(nil, v.plain, col.aad)}
+}
+
+func (rw *rewriter) assistNode(v value) ast.ExprNode {
+	switch {
+	case v.param >= 0:
+		return rw.param(v.param, ParamAssist, nil)
+	case v.null:
+		return v.node
+	}
+	return &bytesLit{b: rw.s.Keys.Assist(nil, v.plain)}
+}
+
+func (rw *rewriter) plainNode(v value) ast.ExprNode {
+	if v.param >= 0 {
+		return rw.param(v.param, ParamCopy, nil)
+	}
+	return v.node
+}
+
+func (rw *rewriter) param(from int, op ParamOp, col *Column) ast.ExprNode {
+	rw.paramsChanged = true
+	return &paramRef{rw: rw, p: Param{From: from, Op: op, Col: col}}
+}
+
+func (rw *rewriter) rewriteInsert(x *ast.InsertStmt) error {
+	var t *Table
+	if x.Table != nil && x.Table.TableRefs != nil {
+		if ts, ok := x.Table.TableRefs.Left.(*ast.TableSource); ok {
+			if tn, ok := ts.Source.(*ast.TableName); ok {
+				t = rw.s.tables[tn.Name.L]
+			}
+		}
+	}
+	if t == nil {
+		if x.Select != nil {
+			// INSERT INTO plain SELECT ... FROM encrypted: the walk checks
+			// the select.
+			return nil
+		}
+		return nil
+	}
+	verb := "INSERT"
+	if x.IsReplace {
+		verb = "REPLACE"
+	}
+	if x.Select != nil {
+		return Refusal("%s ... SELECT into encrypted table %s", verb, t.Name)
+	}
+	if len(x.Columns) == 0 {
+		return Refusal("%s into encrypted table %s without a column list", verb, t.Name)
+	}
+	type target struct {
+		idx int
+		col *Column
+	}
+	var targets []target
+	for i, cn := range x.Columns {
+		if c := t.columns[cn.Name.L]; c != nil && (cn.Table.L == "" || rw.aliases[cn.Table.L] == t) {
+			targets = append(targets, target{i, c})
+		}
+	}
+	if len(targets) == 0 {
+		return rw.onDuplicate(x)
+	}
+	rw.changed = true
+	for _, tg := range targets {
+		x.Columns[tg.idx] = &ast.ColumnName{Name: ast.NewCIStr(tg.col.Cipher)}
+	}
+	for _, tg := range targets {
+		if tg.col.Assisted != "" {
+			x.Columns = append(x.Columns, &ast.ColumnName{Name: ast.NewCIStr(tg.col.Assisted)})
+		}
+		if tg.col.Plain != "" {
+			x.Columns = append(x.Columns, &ast.ColumnName{Name: ast.NewCIStr(tg.col.Plain)})
+		}
+	}
+	for r, row := range x.Lists {
+		if len(row) <= targets[len(targets)-1].idx {
+			return nil // column count mismatch: the server reports 1136
+		}
+		extra := make([]ast.ExprNode, 0, 2*len(targets))
+		for _, tg := range targets {
+			v, ok := valueOf(row[tg.idx])
+			if !ok {
+				return Refusal("a value for encrypted column %s that is not a literal, NULL or ? (row %d)", tg.col.QualifiedName(), r+1)
+			}
+			row[tg.idx] = rw.cipherNode(v, tg.col)
+			if tg.col.Assisted != "" {
+				extra = append(extra, rw.assistNode(v))
+			}
+			if tg.col.Plain != "" {
+				extra = append(extra, rw.plainNode(v))
+			}
+		}
+		x.Lists[r] = append(row, extra...)
+	}
+	return rw.onDuplicate(x)
+}
+
+func (rw *rewriter) onDuplicate(x *ast.InsertStmt) error {
+	list, err := rw.rewriteAssignments(x.OnDuplicate)
+	if err != nil {
+		return err
+	}
+	x.OnDuplicate = list
+	return nil
+}
+
+// rewriteAssignments rewrites SET col = value for encrypted columns
+// (UPDATE, ON DUPLICATE KEY UPDATE).
+func (rw *rewriter) rewriteAssignments(list []*ast.Assignment) ([]*ast.Assignment, error) {
+	var extra []*ast.Assignment
+	n := len(list)
+	for i := 0; i < n; i++ {
+		a := list[i]
+		c := rw.column(a.Column)
+		if c == nil {
+			continue
+		}
+		v, ok := valueOf(a.Expr)
+		if !ok {
+			return nil, Refusal("assigning an expression to encrypted column %s (only a literal, NULL or ?)", c.QualifiedName())
+		}
+		rw.changed = true
+		qual := a.Column.Table
+		a.Column = &ast.ColumnName{Schema: a.Column.Schema, Table: qual, Name: ast.NewCIStr(c.Cipher)}
+		a.Expr = rw.cipherNode(v, c)
+		rw.skip[a] = true
+		if c.Assisted != "" {
+			na := &ast.Assignment{Column: &ast.ColumnName{Schema: a.Column.Schema, Table: qual, Name: ast.NewCIStr(c.Assisted)}, Expr: rw.assistNode(v)}
+			rw.skip[na] = true
+			extra = append(extra, na)
+		}
+		if c.Plain != "" {
+			na := &ast.Assignment{Column: &ast.ColumnName{Schema: a.Column.Schema, Table: qual, Name: ast.NewCIStr(c.Plain)}, Expr: rw.plainNode(v)}
+			rw.skip[na] = true
+			extra = append(extra, na)
+		}
+	}
+	// Appended after the originals: MariaDB applies assignments left to
+	// right, and the new ones read no column.
+	return append(list, extra...), nil
+}
+
+// Enter implements ast.Visitor: it checks every reference to an encrypted
+// column, rewriting the allowed forms and refusing the others.
+func (rw *rewriter) Enter(n ast.Node) (ast.Node, bool) {
+	rw.stack = append(rw.stack, n)
+	if rw.err != nil || rw.skip[n] {
+		return n, true
+	}
+	switch x := n.(type) {
+	case *ast.SelectField:
+		if x.Expr == nil {
+			return n, false
+		}
+		c := rw.encColumn(x.Expr)
+		if c == nil {
+			return n, false
+		}
+		if !rw.topFields[x] {
+			rw.err = Refusal("encrypted column %s in the select list of a subquery or UNION (only the outermost SELECT can return it)", c.QualifiedName())
+			return n, true
+		}
+		ce := x.Expr.(*ast.ColumnNameExpr)
+		ce.Name = &ast.ColumnName{Schema: ce.Name.Schema, Table: ce.Name.Table, Name: ast.NewCIStr(c.Cipher)}
+		if x.AsName.L == "" {
+			x.AsName = ast.NewCIStr(c.Name)
+		}
+		rw.changed = true
+		return n, true
+	case *ast.BinaryOperationExpr:
+		if x.Op != opcode.EQ && x.Op != opcode.NE && x.Op != opcode.NullEQ {
+			return n, false
+		}
+		lc, rc := rw.encColumn(x.L), rw.encColumn(x.R)
+		if lc == nil && rc == nil {
+			return n, false
+		}
+		switch {
+		case lc != nil && rc != nil:
+			if lc.Assisted == "" || rc.Assisted == "" {
+				rw.err = Refusal("comparing encrypted columns %s and %s without assisted columns", lc.QualifiedName(), rc.QualifiedName())
+				return n, true
+			}
+			rw.toAssisted(x.L, lc)
+			rw.toAssisted(x.R, rc)
+		case lc != nil:
+			if !rw.compare(&x.R, x.L, lc, x.Op.String()) {
+				return n, true
+			}
+		default:
+			if !rw.compare(&x.L, x.R, rc, x.Op.String()) {
+				return n, true
+			}
+		}
+		return n, true
+	case *ast.PatternInExpr:
+		c := rw.encColumn(x.Expr)
+		if c == nil {
+			return n, false
+		}
+		if x.Sel != nil {
+			rw.err = Refusal("IN (subquery) on encrypted column %s", c.QualifiedName())
+			return n, true
+		}
+		if c.Assisted == "" {
+			rw.err = Refusal("IN on encrypted column %s, which has no assisted_column", c.QualifiedName())
+			return n, true
+		}
+		for i, e := range x.List {
+			v, ok := valueOf(e)
+			if !ok {
+				rw.err = Refusal("IN on encrypted column %s with a value that is not a literal, NULL or ?", c.QualifiedName())
+				return n, true
+			}
+			x.List[i] = rw.assistNode(v)
+		}
+		rw.toAssisted(x.Expr, c)
+		return n, true
+	case *ast.IsNullExpr:
+		c := rw.encColumn(x.Expr)
+		if c == nil {
+			return n, false
+		}
+		ce := x.Expr.(*ast.ColumnNameExpr)
+		ce.Name = &ast.ColumnName{Schema: ce.Name.Schema, Table: ce.Name.Table, Name: ast.NewCIStr(c.Cipher)}
+		rw.changed = true
+		return n, true
+	case *ast.ColumnNameExpr:
+		c := rw.column(x.Name)
+		if c == nil && x.Name.Table.L == "" {
+			if fc, ok := rw.fieldAliases[x.Name.Name.L]; ok && rw.inByItem() {
+				c = fc
+			}
+		}
+		if c != nil {
+			rw.err = Refusal("%s on encrypted column %s (its stored value is ciphertext)", rw.context(), c.QualifiedName())
+			return n, true
+		}
+	}
+	return n, false
+}
+
+// Leave implements ast.Visitor.
+func (rw *rewriter) Leave(n ast.Node) (ast.Node, bool) {
+	rw.stack = rw.stack[:len(rw.stack)-1]
+	return n, rw.err == nil
+}
+
+func (rw *rewriter) inByItem() bool {
+	for i := len(rw.stack) - 1; i >= 0; i-- {
+		if _, ok := rw.stack[i].(*ast.ByItem); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// context names what encloses the column reference being refused.
+func (rw *rewriter) context() string {
+	for i := len(rw.stack) - 2; i >= 0; i-- {
+		switch x := rw.stack[i].(type) {
+		case *ast.ByItem:
+			for j := i - 1; j >= 0; j-- {
+				switch rw.stack[j].(type) {
+				case *ast.OrderByClause:
+					return "ORDER BY"
+				case *ast.GroupByClause:
+					return "GROUP BY"
+				}
+			}
+			return "ORDER BY / GROUP BY"
+		case *ast.PatternLikeOrIlikeExpr:
+			return "LIKE"
+		case *ast.PatternRegexpExpr:
+			return "REGEXP"
+		case *ast.BetweenExpr:
+			return "BETWEEN"
+		case *ast.BinaryOperationExpr:
+			switch x.Op {
+			case opcode.LT, opcode.LE, opcode.GT, opcode.GE:
+				return "a range comparison (" + x.Op.String() + ")"
+			}
+			return "operator " + x.Op.String()
+		case *ast.FuncCallExpr:
+			return "function " + strings.ToUpper(x.FnName.O) + "()"
+		case *ast.AggregateFuncExpr:
+			return "aggregate " + strings.ToUpper(x.F) + "()"
+		case *ast.WindowFuncExpr:
+			return "window function " + strings.ToUpper(x.Name) + "()"
+		case *ast.HavingClause:
+			return "HAVING"
+		case *ast.Assignment:
+			return "an assignment reading"
+		case *ast.Join:
+			return "a JOIN condition"
+		case *ast.SelectField:
+			return "an expression in the select list"
+		case *ast.PatternInExpr:
+			return "IN"
+		}
+	}
+	return "this use"
+}
+
+// compare rewrites "col op value" into "assisted op HMAC(value)".
+func (rw *rewriter) compare(other *ast.ExprNode, colExpr ast.ExprNode, c *Column, op string) bool {
+	v, ok := valueOf(*other)
+	if !ok {
+		rw.err = Refusal("%s on encrypted column %s with an expression that is not a literal, NULL, ? or another encrypted column", op, c.QualifiedName())
+		return false
+	}
+	if c.Assisted == "" {
+		rw.err = Refusal("%s on encrypted column %s, which has no assisted_column", op, c.QualifiedName())
+		return false
+	}
+	*other = rw.assistNode(v)
+	rw.toAssisted(colExpr, c)
+	return true
+}
+
+func (rw *rewriter) toAssisted(e ast.ExprNode, c *Column) {
+	ce := e.(*ast.ColumnNameExpr)
+	ce.Name = &ast.ColumnName{Schema: ce.Name.Schema, Table: ce.Name.Table, Name: ast.NewCIStr(c.Assisted)}
+	rw.changed = true
+}
+
+// restore writes the rewritten statement as SQL text.
+func (rw *rewriter) restore(st ast.StmtNode) (string, error) {
+	flags := format.RestoreStringSingleQuotes | format.RestoreKeyWordUppercase |
+		format.RestoreNameBackQuotes | format.RestoreStringWithoutCharset
+	if !rw.mode.HasNoBackslashEscapesMode() {
+		flags |= format.RestoreStringEscapeBackslash
+	}
+	st.Accept(literalWrapper{rw})
+	var b strings.Builder
+	rw.params = rw.params[:0]
+	rw.restoring = true
+	if err := st.Restore(format.NewRestoreCtx(flags, &b)); err != nil {
+		return "", err
+	}
+	return b.String(), nil
+}
+
+// bytesLit restores as a hexadecimal string literal (X'...').
+type bytesLit struct {
+	driver.ValueExpr
+	b []byte
+}
+
+func (n *bytesLit) Restore(ctx *format.RestoreCtx) error {
+	ctx.WritePlain("X'")
+	ctx.WritePlain(hex.EncodeToString(n.b))
+	ctx.WritePlain("'")
+	return nil
+}
+
+func (n *bytesLit) Accept(v ast.Visitor) (ast.Node, bool) {
+	nn, skip := v.Enter(n)
+	if skip {
+		return v.Leave(nn)
+	}
+	return v.Leave(n)
+}
+
+// paramRef restores as ? and records its Param, in restore order.
+type paramRef struct {
+	driver.ValueExpr
+	rw *rewriter
+	p  Param
+}
+
+func (n *paramRef) Restore(ctx *format.RestoreCtx) error {
+	n.rw.params = append(n.rw.params, n.p)
+	ctx.WritePlain("?")
+	return nil
+}
+
+func (n *paramRef) Accept(v ast.Visitor) (ast.Node, bool) {
+	nn, skip := v.Enter(n)
+	if skip {
+		return v.Leave(nn)
+	}
+	return v.Leave(n)
+}
+
+// introduced restores a string literal written with a character set
+// introducer (_latin1'x') with it.
+type introduced struct {
+	*driver.ValueExpr
+}
+
+func (n *introduced) Restore(ctx *format.RestoreCtx) error {
+	ctx.WritePlain("_")
+	ctx.WritePlain(n.Type.GetCharset())
+	ctx.WritePlain(" ")
+	ctx.WriteString(n.GetString())
+	return nil
+}
+
+func (n *introduced) Accept(v ast.Visitor) (ast.Node, bool) {
+	nn, skip := v.Enter(n)
+	if skip {
+		return v.Leave(nn)
+	}
+	return v.Leave(n)
+}
+
+// literalWrapper prepares the AST for restoring: parameter markers that
+// were not rewritten become copies (recorded in order), introduced string
+// literals keep their introducer, and the parser's internal function names
+// are written as SQL.
+type literalWrapper struct{ rw *rewriter }
+
+func (w literalWrapper) Enter(n ast.Node) (ast.Node, bool) { return n, false }
+
+func (w literalWrapper) Leave(n ast.Node) (ast.Node, bool) {
+	switch x := n.(type) {
+	case *driver.ParamMarkerExpr:
+		return &paramRef{rw: w.rw, p: Param{From: x.Order, Op: ParamCopy}}, true
+	case *driver.ValueExpr:
+		if x.Kind() == driver.KindString && x.Type.GetFlag()&pmysql.UnderScoreCharsetFlag != 0 && x.Type.GetCharset() != "" {
+			return &introduced{x}, true
+		}
+	case *ast.FuncCallExpr:
+		switch x.FnName.L {
+		case ast.CharFunc:
+			return &charCall{x}, true
+		case ast.InsertFunc:
+			x.FnName = ast.NewCIStr("INSERT")
+		}
+	}
+	return n, true
+}
+
+// charCall restores CHAR(n, ... [USING charset]), which the parser keeps
+// as char_func(n, ..., charset or NULL).
+type charCall struct {
+	*ast.FuncCallExpr
+}
+
+func (n *charCall) Restore(ctx *format.RestoreCtx) error {
+	ctx.WriteKeyWord("CHAR")
+	ctx.WritePlain("(")
+	args := n.Args
+	var cs ast.ExprNode
+	if len(args) > 0 {
+		cs, args = args[len(args)-1], args[:len(args)-1]
+	}
+	for i, a := range args {
+		if i > 0 {
+			ctx.WritePlain(", ")
+		}
+		if err := a.Restore(ctx); err != nil {
+			return err
+		}
+	}
+	if v, ok := cs.(*driver.ValueExpr); ok && v.Kind() != driver.KindNull {
+		ctx.WriteKeyWord(" USING ")
+		ctx.WritePlain(v.GetString())
+	}
+	ctx.WritePlain(")")
+	return nil
+}
+
+func (n *charCall) Accept(v ast.Visitor) (ast.Node, bool) {
+	nn, skip := v.Enter(n)
+	if skip {
+		return v.Leave(nn)
+	}
+	return v.Leave(n)
+}

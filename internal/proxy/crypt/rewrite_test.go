@@ -1,0 +1,127 @@
+package crypt
+
+import (
+	"errors"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/database-mesh/pisanix-go/internal/mysql"
+	"github.com/database-mesh/pisanix-go/internal/proxyconfig"
+	"github.com/database-mesh/pisanix-go/internal/sqlparse"
+)
+
+const (
+	testKey1 = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
+	testKey2 = "1f1e1d1c1b1a191817161514131211100f0e0d0c0b0a09080706050403020100"
+	testHMAC = "a0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebf"
+)
+
+func testClaim() *proxyconfig.SecurityClaim {
+	return &proxyconfig.SecurityClaim{
+		Keys: []proxyconfig.EncryptionKey{
+			{ID: "k1", Value: testKey1}, {ID: "k2", Value: testKey2}, {ID: "h", Value: testHMAC},
+		},
+		ActiveKey:   "k1",
+		AssistedKey: "h",
+		Tables: []proxyconfig.EncryptedTable{{
+			Name: "users",
+			Columns: []proxyconfig.EncryptedColumn{
+				{Name: "email", CipherColumn: "email_c", AssistedColumn: "email_a", PlainColumn: "email_p"},
+				{Name: "phone", CipherColumn: "phone_c"},
+			},
+		}, {
+			Name:    "orders",
+			Columns: []proxyconfig.EncryptedColumn{{Name: "email", CipherColumn: "oe_c", AssistedColumn: "oe_a"}},
+		}},
+		Masking: []proxyconfig.MaskingRule{{Name: "m1", Users: []string{"ro"}, Table: "people", Column: "name", Mode: "keep", KeepFirst: 1}},
+	}
+}
+
+func testSchema(t testing.TB) *Schema {
+	t.Helper()
+	s, err := Compile(testClaim())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+var hexRE = regexp.MustCompile(`X'[0-9a-f]+'`)
+
+func TestRewrite(t *testing.T) {
+	s := testSchema(t)
+	p := sqlparse.New(sqlparse.Options{})
+	cases := []struct {
+		in, want string
+		touched  bool
+		params   string
+	}{
+		{in: "SELECT 1", want: "SELECT 1"},
+		{in: "SELECT * FROM other WHERE email = 'x'", want: "SELECT * FROM other WHERE email = 'x'"},
+		{in: "SELECT id, email FROM users WHERE email = 'a@b'", want: "SELECT `id`,`email_c` AS `email` FROM `users` WHERE `email_a`=X'..'", touched: true},
+		{in: "select u.email e from users u where u.email in ('a', ?, NULL) and id > 3", want: "SELECT `u`.`email_c` AS `e` FROM `users` AS `u` WHERE `u`.`email_a` IN (X'..',?,NULL) AND `id`>3", touched: true, params: "0:assist"},
+		{in: "SELECT * FROM users", want: "SELECT * FROM users", touched: true},
+		{in: "SELECT * FROM people", want: "SELECT * FROM people", touched: true},
+		{in: "INSERT INTO users (id, email, phone) VALUES (1, 'a@b', ?), (2, NULL, '555')", want: "INSERT INTO `users` (`id`,`email_c`,`phone_c`,`email_a`,`email_p`) VALUES (1,X'..',?,X'..','a@b'),(2,NULL,X'..',NULL,NULL)", touched: true, params: "0:encrypt"},
+		{in: "INSERT INTO users (id, email) VALUES (?, ?)", want: "INSERT INTO `users` (`id`,`email_c`,`email_a`,`email_p`) VALUES (?,?,?,?)", touched: true, params: "0:copy 1:encrypt 1:assist 1:copy"},
+		{in: "UPDATE users SET email = ?, n = n + 1 WHERE email = ? AND phone IS NULL", want: "UPDATE `users` SET `email_c`=?, `n`=`n`+1, `email_a`=?, `email_p`=? WHERE `email_a`=? AND `phone_c` IS NULL", touched: true, params: "0:encrypt 0:assist 0:copy 1:assist"},
+		{in: "DELETE FROM users WHERE email <> 'x'", want: "DELETE FROM `users` WHERE `email_a`!=X'..'", touched: true},
+		{in: "SELECT o.id FROM orders o JOIN users u ON o.email = u.email", want: "SELECT `o`.`id` FROM `orders` AS `o` JOIN `users` AS `u` ON `o`.`oe_a`=`u`.`email_a`", touched: true},
+		{in: "SELECT id FROM users WHERE name = _latin1'é' AND email = -5", want: "SELECT `id` FROM `users` WHERE `name`=_latin1 'é' AND `email_a`=X'..'", touched: true},
+	}
+	for _, c := range cases {
+		r, err := s.Rewrite(p, c.in)
+		if err != nil {
+			t.Errorf("%s: %v", c.in, err)
+			continue
+		}
+		got := hexRE.ReplaceAllString(r.SQL, "X'..'")
+		if got != c.want || r.Touched != c.touched {
+			t.Errorf("%s:\n got  %s (touched %v)\n want %s (touched %v)", c.in, got, r.Touched, c.want, c.touched)
+		}
+		var ps []string
+		for _, pp := range r.Params {
+			ps = append(ps, map[ParamOp]string{ParamCopy: "copy", ParamEncrypt: "encrypt", ParamAssist: "assist"}[pp.Op])
+			ps[len(ps)-1] = string(rune('0'+pp.From)) + ":" + ps[len(ps)-1]
+		}
+		if strings.Join(ps, " ") != c.params {
+			t.Errorf("%s: params %q, want %q", c.in, strings.Join(ps, " "), c.params)
+		}
+	}
+}
+
+func TestRewriteRefusals(t *testing.T) {
+	s := testSchema(t)
+	p := sqlparse.New(sqlparse.Options{})
+	cases := map[string]string{
+		"SELECT id FROM users ORDER BY email":                       "ORDER BY on encrypted column users.email",
+		"SELECT id FROM users GROUP BY phone":                       "GROUP BY on encrypted column users.phone",
+		"SELECT email FROM users ORDER BY 1":                        "ORDER BY on encrypted column users.email",
+		"SELECT email AS e FROM users ORDER BY e":                   "ORDER BY on encrypted column users.email",
+		"SELECT id FROM users WHERE email > 'a'":                    "a range comparison (gt) on encrypted column users.email",
+		"SELECT id FROM users WHERE email LIKE 'a%'":                "LIKE on encrypted column users.email",
+		"SELECT id FROM users WHERE email BETWEEN 'a' AND 'b'":      "BETWEEN on encrypted column users.email",
+		"SELECT UPPER(email) FROM users":                            "function UPPER() on encrypted column users.email",
+		"SELECT COUNT(DISTINCT email) FROM users":                   "aggregate COUNT() on encrypted column users.email",
+		"SELECT id FROM users WHERE phone = '1'":                    "eq on encrypted column users.phone, which has no assisted_column",
+		"SELECT id FROM users WHERE email = CONCAT('a','b')":        "eq on encrypted column users.email with an expression",
+		"INSERT INTO users VALUES (1, 'a')":                         "INSERT into encrypted table users without a column list",
+		"INSERT INTO users (id, email) SELECT id, name FROM people": "INSERT ... SELECT into encrypted table users",
+		"INSERT INTO users (id, email) VALUES (1, LOWER('A'))":      "a value for encrypted column users.email that is not a literal",
+		"UPDATE users SET email = CONCAT(email, 'x')":               "assigning an expression to encrypted column users.email",
+		"SELECT id FROM users WHERE email IN (SELECT e FROM x)":     "IN (subquery) on encrypted column users.email",
+		"SELECT x.e FROM (SELECT email AS e FROM users) x":          "encrypted column users.email in the select list of a subquery",
+		"SELECT email FROM users UNION SELECT 'a'":                  "in the select list of a subquery or UNION",
+		"SELECT 1; SELECT email FROM users":                         "multi-statement text",
+		"LOAD DATA INFILE 'x' INTO TABLE users":                     "LOAD DATA into encrypted table users",
+		"SELECT id FROM users WHERE":                                "cannot parse",
+	}
+	for in, want := range cases {
+		_, err := s.Rewrite(p, in)
+		var me *mysql.Error
+		if !errors.As(err, &me) || me.Code != 1235 || !strings.Contains(me.Message, want) {
+			t.Errorf("%s: got %v, want 1235 containing %q", in, err, want)
+		}
+	}
+}
