@@ -75,11 +75,6 @@ type Listener struct {
 	ReadWriteSplitting *ReadWriteSplitting `toml:"read_write_splitting,omitempty" json:"read_write_splitting,omitempty"`
 	Plugin             *Plugin             `toml:"plugin,omitempty" json:"plugin,omitempty"`
 	Sharding           []Sharding          `toml:"sharding,omitempty" json:"sharding,omitempty"`
-	// TransactionMode is how a transaction on a sharding listener that
-	// reaches several nodes commits: "xa" (two-phase commit, atomic; the
-	// default when the datanodes and the default node are more than one
-	// node) or "best_effort" (one COMMIT after the other: not atomic).
-	TransactionMode string `toml:"transaction_mode,omitempty" json:"transaction_mode,omitempty"`
 	// SecurityClaim (beyond Pisanix): column encryption and masking.
 	SecurityClaim *SecurityClaim `toml:"security_claim,omitempty" json:"security_claim,omitempty"`
 

@@ -476,14 +476,6 @@ func (c *Config) validateListener(v *validator, p string, l *Listener) {
 			}
 		}
 	}
-	switch l.TransactionMode {
-	case "", TransactionModeXA, TransactionModeBestEffort:
-		if l.TransactionMode != "" && len(l.Sharding) == 0 {
-			v.addf(p+".transaction_mode", "applies to sharding listeners only ([[proxy.config.sharding]])")
-		}
-	default:
-		v.addf(p+".transaction_mode", "must be %q or %q, got %q", TransactionModeXA, TransactionModeBestEffort, l.TransactionMode)
-	}
 	c.validateSecurityClaim(v, p, l)
 	if l.BackendAccounts && len(l.Sharding) > 0 {
 		// Sharded statements run on the datanodes' accounts.
