@@ -65,6 +65,9 @@ type session struct {
 	foundRows bool
 	salt      []byte
 	attrs     []byte // client connect attributes, forwarded on new backend connections
+	// connectorC: the client library is MariaDB Connector/C (see
+	// forConnectorC).
+	connectorC bool
 
 	// charset holds the character set variables the handshake's collation
 	// gives (pendingColl: the id, when no backend could resolve it yet);
@@ -239,6 +242,7 @@ func (s *session) start(info *mysql.HandshakeInfo) error {
 	s.foundRows = info.Capabilities&mysql.ClientFoundRows != 0
 	s.salt = info.Salt
 	s.attrs = info.Attrs
+	s.connectorC = isConnectorC(info.Attrs)
 	s.logger = s.logger.With("user", s.user)
 	db := s.rt.db
 	if info.DB != "" {
@@ -457,6 +461,9 @@ func (s *session) sendError(err error) error {
 	me := toMySQLError(err)
 	s.errSent = true
 	s.l.metrics.Error(s.rt.name, me.Code)
+	if s.connectorC {
+		me = forConnectorC(me)
+	}
 	s.scratch = mysql.AppendErr(s.scratch[:0], me)
 	if werr := s.client.WritePacketFlush(s.scratch); werr != nil {
 		return fmt.Errorf("%w: %w", errClientWrite, werr)

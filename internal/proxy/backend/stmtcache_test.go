@@ -2,7 +2,6 @@ package backend
 
 import "testing"
 
-
 // The per-connection statement cache is an LRU bounded by MaxStmts: the
 // least recently used statement without an owner is closed on the server
 // when a new one comes in; owned statements are never evicted; a reset
