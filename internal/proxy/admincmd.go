@@ -22,7 +22,7 @@ func (s *session) handleAdminCommand(p []byte) error {
 	if cmd == mysql.ComRefresh && len(p) < 2 {
 		return s.sendError(mysql.NewError(mysql.ErrCodeNetReadError, "08S01", "Got an error reading communication packets"))
 	}
-	s.routeToWriter()
+	s.routeToWriter(&s.cmd)
 	return s.forward(p, cmd, (*session).relayAdmin)
 }
 

@@ -192,7 +192,7 @@ func (s *session) handleKillText(p []byte) (bool, error) {
 		text := append([]byte{mysql.ComQuery}, q[start:end]...)
 		s.moreFollows = j < len(stmts)
 		s.errSent = false
-		err := s.runQuery(text)
+		err := s.runQuery(s.begin(), text) // each group is a statement of its own
 		s.moreFollows = false
 		if err != nil || s.errSent {
 			return true, err

@@ -106,7 +106,7 @@ func (s *session) observeOK(ok *mysql.OK, r *result) {
 		// A statement wrote if its facts say so, or if the server reports
 		// the GTID of a transaction it committed.
 		_, hasGTID := route.LastGTID(ok.SessionState)
-		if s.curWrite || hasGTID {
+		if s.cmd.write || hasGTID {
 			s.causal.ObserveOK(ok, true, time.Now())
 		}
 	}

@@ -14,7 +14,6 @@ import (
 
 	"github.com/database-mesh/pisanix-go/internal/mysql"
 	"github.com/database-mesh/pisanix-go/internal/proxy/backend"
-	"github.com/database-mesh/pisanix-go/internal/proxy/govern"
 	"github.com/database-mesh/pisanix-go/internal/proxy/route"
 )
 
@@ -93,32 +92,19 @@ type session struct {
 	pins  uint8
 	// pendingPins are applied after the current command succeeds.
 	pendingPins uint8
-	// decision is the read/write splitting decision for the next acquire
-	// (nil: plain balancing).
-	decision *route.Decision
-	decBuf   route.Decision
-	decRT    *runtime
-	// forcePool, when set, is the pool the next acquire takes from (a
-	// statement routed to one shard's datanode).
-	forcePool *backend.Pool
+	// cmd is the command being run (see command): reset by dispatch for
+	// each command, passed down by pointer.
+	cmd command
 	// pendingBegin holds a BEGIN a sharded listener has acknowledged but
 	// not sent: it starts the transaction on the connection of the next
 	// statement, whichever datanode that statement goes to.
 	pendingBegin string
 	shardScratch []byte
 
-	// Read-your-writes: the session's tracker (nil until needed), whether
-	// the running statement writes, and whether the next acquire must
-	// check that a replica caught up.
-	causal        *route.CausalTracker
-	curWrite      bool
-	causalPending bool
+	// Read-your-writes: the session's tracker (nil until needed).
+	causal *route.CausalTracker
 
-	// Governance: the request of the running statement, and where it ran.
-	req         govern.Request
-	clientAddr  string
-	lastBackend string
-	lastRoute   string
+	clientAddr string
 
 	stmts      map[uint32]stmt
 	nextStmtID uint32
@@ -262,7 +248,7 @@ func (s *session) start(info *mysql.HandshakeInfo) error {
 	}
 	// Check that the requested schema exists: acquire syncs the backend
 	// connection to it and returns the server's 1049 if it does not.
-	if err := s.acquire(); err != nil {
+	if err := s.acquire(s.begin()); err != nil {
 		return toMySQLError(err)
 	}
 	s.release()
@@ -398,24 +384,25 @@ func (s *session) dispatch(p []byte) error {
 	if s.lost != 0 {
 		return s.endLostSession(nil)
 	}
+	c := s.begin()
 	switch cmd {
 	case mysql.ComPing:
 		return s.writeOK(0)
 	case mysql.ComQuery:
-		return s.handleQuery(p)
+		return s.handleQuery(c, p)
 	case mysql.ComInitDB:
-		return s.handleInitDB(p)
+		return s.handleInitDB(c, p)
 	case mysql.ComFieldList:
-		if rt := s.l.rt.Load(); rt.shard != nil {
-			return s.fieldListSharded(rt, p)
+		if c.rt.shard != nil {
+			return s.fieldListSharded(c.rt, p)
 		}
 		return s.forward(p, cmd, (*session).relayFieldList)
 	case mysql.ComStatistics:
 		return s.forward(p, cmd, (*session).relaySimple)
 	case mysql.ComStmtPrepare:
-		return s.handlePrepare(p)
+		return s.handlePrepare(c, p)
 	case mysql.ComStmtExecute, mysql.ComStmtBulkExecute:
-		return s.handleExecute(p)
+		return s.handleExecute(c, p)
 	case mysql.ComStmtFetch:
 		return s.handleStmt(p, (*session).relayFetch)
 	case mysql.ComStmtReset:

@@ -12,70 +12,77 @@ import (
 	"github.com/database-mesh/pisanix-go/internal/proxy/route"
 )
 
-// acquire makes s.be a backend connection synced to the session state.
-func (s *session) acquire() error {
+// acquire makes s.be a backend connection synced to the session state,
+// taken as c's routing says; it consumes that routing.
+func (s *session) acquire(c *command) error {
+	pool := c.pool
+	c.pool = nil
 	if s.be != nil {
-		s.forcePool = nil
 		return nil
 	}
-	defer func() { s.forcePool = nil }()
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ {
-		// The listener's current runtime, not s.rt: a reload may have
-		// closed the pools of the runtime the session started with.
-		rt := s.l.rt.Load()
-		if s.decision != nil {
-			rt = s.decRT
+		rt := c.rt
+		if attempt > 0 && !c.routed {
+			// The listener's current runtime: a reload may have closed
+			// the pools of the one the command began with.
+			rt = s.l.rt.Load()
 		}
-		var c *backend.Conn
+		var conn *backend.Conn
 		var err error
-		if s.forcePool != nil {
-			c, err = getConn(s.forcePool, backend.Variant{FoundRows: s.foundRows, ClientAttrs: s.attrs, Account: s.account})
-		} else {
-			c, err = rt.pick(s.decision, backend.Variant{FoundRows: s.foundRows, ClientAttrs: s.attrs, Account: s.account})
+		switch {
+		case pool != nil:
+			conn, err = getConn(pool, backend.Variant{FoundRows: s.foundRows, ClientAttrs: s.attrs, Account: s.account})
+		case c.routed:
+			conn, err = rt.pick(&c.dec, backend.Variant{FoundRows: s.foundRows, ClientAttrs: s.attrs, Account: s.account})
+		default:
+			conn, err = rt.pick(nil, backend.Variant{FoundRows: s.foundRows, ClientAttrs: s.attrs, Account: s.account})
 		}
 		if err != nil {
 			lastErr = err
 			if errors.Is(err, backend.ErrPoolTimeout) || errors.Is(err, errNoBackend) {
+				c.routed = false
 				return err
 			}
 			continue
 		}
-		if err := s.resolvePendingCharset(c); err != nil {
-			c.Pool.Put(c)
+		if err := s.resolvePendingCharset(conn); err != nil {
+			conn.Pool.Put(conn)
+			c.routed = false
 			return err
 		}
-		if err := c.Sync(s.state); err != nil {
+		if err := conn.Sync(s.state); err != nil {
 			var me *mysql.Error
 			if errors.As(err, &me) {
 				// The server refused our state (e.g. unknown db): report it.
-				c.Pool.Put(c)
+				conn.Pool.Put(conn)
+				c.routed = false
 				return me
 			}
-			c.MarkBroken()
-			c.Pool.Put(c)
+			conn.MarkBroken()
+			conn.Pool.Put(conn)
 			lastErr = err
 			continue
 		}
-		if s.causalPending && s.decision != nil && !s.waitCaughtUp(rt, c) {
+		if c.causalPending && c.routed && !s.waitCaughtUp(rt, conn) {
 			// The replica has not applied the session's last write in
 			// time (or failed): read from the writer.
-			s.causalPending = false
-			s.decBuf = s.decBuf.ToWriter()
-			s.decision = &s.decBuf
+			c.causalPending = false
+			c.dec = c.dec.ToWriter()
 			continue
 		}
-		s.causalPending = false
+		c.causalPending = false
 		if s.pendingBegin != "" {
-			if err := s.beginOn(c); err != nil {
+			if err := s.beginOn(conn); err != nil {
+				c.routed = false
 				return err
 			}
 		}
-		s.be = c
-		s.decision = nil
+		s.be = conn
+		c.routed = false
 		return nil
 	}
-	s.decision = nil
+	c.routed = false
 	if lastErr == nil {
 		lastErr = errNoBackend
 	}
@@ -208,7 +215,7 @@ type relayFunc func(*session) (result, error)
 
 // forward sends a command to a backend and relays the response with fn.
 func (s *session) forward(p []byte, cmd byte, fn relayFunc) error {
-	_, err := s.exec(p, cmd, fn, false)
+	_, err := s.exec(&s.cmd, p, cmd, fn, false)
 	return err
 }
 
@@ -216,17 +223,17 @@ func (s *session) forward(p []byte, cmd byte, fn relayFunc) error {
 // returns a session-fatal error only when the client connection failed.
 // retryable says the command may run again on another backend when the
 // first attempt failed before anything reached the client.
-func (s *session) exec(p []byte, cmd byte, fn relayFunc, retryable bool) (result, error) {
-	dec, force := s.decision, s.forcePool
+func (s *session) exec(cm *command, p []byte, cmd byte, fn relayFunc, retryable bool) (result, error) {
+	routed, pool := cm.routed, cm.pool
 	for attempt := 0; ; attempt++ {
-		s.decision, s.forcePool = dec, force // a retry is routed like the first attempt
+		cm.routed, cm.pool = routed, pool // a retry is routed like the first attempt
 		wasPinned := s.be != nil
-		if err := s.acquire(); err != nil {
+		if err := s.acquire(cm); err != nil {
 			return result{}, s.sendError(err)
 		}
 		c := s.be
-		cm := s.l.metrics.Command(s.rt.name, mysql.CommandName(cmd), c.Pool.Endpoint().Addr)
-		start := cm.Begin()
+		m := s.l.metrics.Command(s.rt.name, mysql.CommandName(cmd), c.Pool.Endpoint().Addr)
+		start := m.Begin()
 		s.active.Store(c)
 		c.ResetSeq()
 		err := c.WritePacket(p)
@@ -242,9 +249,9 @@ func (s *session) exec(p []byte, cmd byte, fn relayFunc, retryable bool) (result
 			s.stopWatch()
 		}
 		s.active.Store(nil)
-		cm.End(start)
-		s.lastBackend = c.Pool.Endpoint().Addr
-		if b := s.l.rt.Load().breaker; b != nil {
+		m.End(start)
+		cm.backend = c.Pool.Endpoint().Addr
+		if b := cm.rt.breaker; b != nil {
 			var berr error
 			switch {
 			case err != nil && !errors.Is(err, errClientWrite):

@@ -9,50 +9,59 @@ import (
 )
 
 // handlePrepare prepares on the session's (now pinned) connection.
-func (s *session) handlePrepare(p []byte) error {
+func (s *session) handlePrepare(c *command, p []byte) error {
 	if s.stmts == nil {
 		s.stmts = make(map[uint32]stmt)
 	}
-	return s.governed(mysql.ComStmtPrepare, p[1:], func(facts *sqlparse.Facts, _ uint64) (result, error) {
-		s.nextStmtID++
-		if s.nextStmtID == 0 || s.nextStmtID == 0xffffffff {
-			s.nextStmtID = 1
+	if ok, err := s.check(c, mysql.ComStmtPrepare, p[1:]); !ok {
+		return err
+	}
+	r, err := s.prepare(c, p)
+	s.finish(c, &r, err)
+	return err
+}
+
+// prepare runs a COM_STMT_PREPARE that governance let through.
+func (s *session) prepare(c *command, p []byte) (result, error) {
+	facts := c.facts
+	s.nextStmtID++
+	if s.nextStmtID == 0 || s.nextStmtID == 0xffffffff {
+		s.nextStmtID = 1
+	}
+	id := s.nextStmtID
+	if err := refuseWithoutWriter(c.rt, facts); err != nil {
+		return result{}, s.sendError(err)
+	}
+	// Prepared statements pin the session: prepare on the writer (see
+	// routeFor), so that later writes never reach a replica.
+	s.routeToWriter(c)
+	sqlText := string(p[1:]) // governs each execution; prepared again after a loss
+	if rt := c.rt; rt.shard != nil {
+		prep, err := rt.shard.Prepare(sqlText, s.state.DB)
+		if err != nil {
+			return result{}, s.refuseShard(err)
 		}
-		id := s.nextStmtID
-		if err := refuseWithoutWriter(s.l.rt.Load(), facts); err != nil {
-			return result{}, s.sendError(err)
+		if !prep.Unsharded() {
+			return s.prepareSharded(rt, id, sqlText, prep, facts != nil && facts.ReadOnly && !facts.LockingRead)
 		}
-		// Prepared statements pin the session: prepare on the writer (see
-		// routeFor), so that later writes never reach a replica.
-		s.routeToWriter()
-		sqlText := string(p[1:]) // governs each execution; prepared again after a loss
-		if rt := s.l.rt.Load(); rt.shard != nil {
-			prep, err := rt.shard.Prepare(sqlText, s.state.DB)
-			if err != nil {
-				return result{}, s.refuseShard(err)
+	}
+	if indexFold(p[1:], connIDCall) >= 0 {
+		p = s.rewriteConnectionID(p)
+	}
+	return s.exec(c, p, mysql.ComStmtPrepare, func(s *session) (result, error) {
+		r, bid, params, err := s.relayPrepare(id)
+		if err == nil && r.err == nil {
+			// Pin before afterCommand can release the connection.
+			s.pin(pinPrepared)
+			if sqlparse.UntrackedState(sqlText) {
+				// Its executions may change state the server does not
+				// report: keep the connection after the statement goes.
+				s.pin(pinSessionState)
 			}
-			if !prep.Unsharded() {
-				return s.prepareSharded(rt, id, sqlText, prep, facts != nil && facts.ReadOnly && !facts.LockingRead)
-			}
+			s.stmts[id] = stmt{backendID: bid, sql: sqlText, params: params, readOnly: facts != nil && facts.ReadOnly}
 		}
-		if indexFold(p[1:], connIDCall) >= 0 {
-			p = s.rewriteConnectionID(p)
-		}
-		return s.exec(p, mysql.ComStmtPrepare, func(s *session) (result, error) {
-			r, bid, params, err := s.relayPrepare(id)
-			if err == nil && r.err == nil {
-				// Pin before afterCommand can release the connection.
-				s.pin(pinPrepared)
-				if sqlparse.UntrackedState(sqlText) {
-					// Its executions may change state the server does not
-					// report: keep the connection after the statement goes.
-					s.pin(pinSessionState)
-				}
-				s.stmts[id] = stmt{backendID: bid, sql: sqlText, params: params, readOnly: facts != nil && facts.ReadOnly}
-			}
-			return r, err
-		}, false)
-	})
+		return r, err
+	}, false)
 }
 
 // stmtID rewrites the statement id in p (bytes 1..4) to the backend's.
@@ -107,8 +116,9 @@ func (s *session) reprepare(id uint32) (ok bool, err error) {
 // that have no response).
 func (s *session) prepareAgain(id uint32) error {
 	st := s.stmts[id]
-	s.routeToWriter()
-	if err := s.acquire(); err != nil {
+	c := &s.cmd
+	s.routeToWriter(c)
+	if err := s.acquire(c); err != nil {
 		return err
 	}
 	text := st.sql
@@ -144,20 +154,22 @@ func stmtOf(p []byte) (uint32, bool) {
 	return uint32(p[1]) | uint32(p[2])<<8 | uint32(p[3])<<16 | uint32(p[4])<<24, true
 }
 
-func (s *session) handleExecute(p []byte) error {
+func (s *session) handleExecute(c *command, p []byte) error {
 	var sqlText []byte
-	s.curWrite = true
+	c.write = true
 	if id, ok := stmtOf(p); ok {
 		if st, found := s.stmts[id]; found {
 			if st.sh != nil {
-				rt := s.l.rt.Load()
-				if rt.shard == nil || rt.chain == nil {
-					_, err := s.executeSharded(rt, p, &st)
+				if c.rt.shard == nil || c.rt.chain == nil {
+					_, err := s.executeSharded(c, p, &st)
 					return err
 				}
-				return s.governed(p[0], []byte(st.sql), func(*sqlparse.Facts, uint64) (result, error) {
-					return s.executeSharded(rt, p, &st)
-				})
+				if ok, err := s.check(c, p[0], []byte(st.sql)); !ok {
+					return err
+				}
+				r, err := s.executeSharded(c, p, &st)
+				s.finish(c, &r, err)
+				return err
 			}
 			if st.stale {
 				if ok, err := s.reprepare(id); !ok {
@@ -168,19 +180,22 @@ func (s *session) handleExecute(p []byte) error {
 			st.longData = false
 			s.stmts[id] = st
 			sqlText = []byte(st.sql)
-			s.curWrite = !st.readOnly
+			c.write = !st.readOnly
 		}
 	}
 	if !s.mapStmt(p) {
 		return s.unknownStmt(p)
 	}
-	if len(sqlText) == 0 || s.l.rt.Load().chain == nil {
-		_, err := s.exec(p, p[0], func(s *session) (result, error) { return s.relayResults(true) }, false)
+	if len(sqlText) == 0 || c.rt.chain == nil {
+		_, err := s.exec(c, p, p[0], (*session).relayBinary, false)
 		return err
 	}
-	return s.governed(p[0], sqlText, func(*sqlparse.Facts, uint64) (result, error) {
-		return s.exec(p, p[0], func(s *session) (result, error) { return s.relayResults(true) }, false)
-	})
+	if ok, err := s.check(c, p[0], sqlText); !ok {
+		return err
+	}
+	r, err := s.exec(c, p, p[0], (*session).relayBinary, false)
+	s.finish(c, &r, err)
+	return err
 }
 
 // handleStmt forwards a statement command (fn nil: no response expected).
@@ -238,7 +253,7 @@ func (s *session) handleStmt(p []byte, fn relayFunc) error {
 		}
 		return nil
 	}
-	_, err := s.exec(p, p[0], fn, false)
+	_, err := s.exec(&s.cmd, p, p[0], fn, false)
 	return err
 }
 

@@ -112,7 +112,8 @@ var errShardTx = mysql.NewError(shard.ErrCodeNotSupported, "42000",
 
 // shardQuery runs a COM_QUERY text on a sharding listener. handled is false
 // when the text names no sharded table: the caller routes it as usual.
-func (s *session) shardQuery(rt *runtime, q []byte, facts *sqlparse.Facts, readOnly bool, maxRows uint64) (handled bool, r result, err error) {
+func (s *session) shardQuery(c *command, q []byte, readOnly bool) (handled bool, r result, err error) {
+	rt, facts, maxRows := c.rt, c.facts, c.maxRows
 	if s.be == nil {
 		kind := sqlparse.KindOther
 		switch {
@@ -156,14 +157,14 @@ func (s *session) shardQuery(rt *runtime, q []byte, facts *sqlparse.Facts, readO
 		if plainShowTables.Match(q) {
 			extra = s.existingLogicalTables(rt)
 		}
-		if err := s.routeFor(q, facts); err != nil {
+		if err := s.routeFor(c, q); err != nil {
 			return true, r, s.sendError(err)
 		}
 		s.shardScratch = append(append(s.shardScratch[:0], mysql.ComQuery), q...)
-		r, err = s.exec(s.shardScratch, mysql.ComQuery, s.relayRenamed(plan.Rename, extra), readOnly)
+		r, err = s.exec(c, s.shardScratch, mysql.ComQuery, s.relayRenamed(plan.Rename, extra), readOnly)
 		return true, r, err
 	}
-	s.lastRoute = "shard:" + plan.Kind.String()
+	c.route = "shard:" + plan.Kind.String()
 	// Node groups: reads outside a transaction may go to a group's reader,
 	// as the listener's read/write splitting rules say.
 	read := readOnly && !s.inTransaction()
@@ -188,7 +189,7 @@ func (s *session) shardQuery(rt *runtime, q []byte, facts *sqlparse.Facts, readO
 		if plan.Rename != nil {
 			relay = s.relayRenamed(plan.Rename, nil)
 		}
-		r, err = s.shardSingle(rt, plan.Targets[0], limit, readOnly, read, relay)
+		r, err = s.shardSingle(c, plan.Targets[0], limit, readOnly, read, relay)
 	case plan.Merge == nil:
 		r, err = s.fanout(rt, plan, func(c *backend.Conn, t shard.Target) (mysql.OK, error) { return c.Exec(t.SQL) })
 	default:
@@ -217,8 +218,8 @@ func (s *session) writeStatusOK(extra uint16) error {
 
 // shardSingle runs a one-shard statement on its datanode, streamed like any
 // statement.
-func (s *session) shardSingle(rt *runtime, t shard.Target, prefix string, readOnly, read bool, relay relayFunc) (result, error) {
-	pl := s.shardPool(rt, t.Node, read)
+func (s *session) shardSingle(c *command, t shard.Target, prefix string, readOnly, read bool, relay relayFunc) (result, error) {
+	pl := s.shardPool(c.rt, t.Node, read)
 	if pl == nil {
 		return result{}, s.sendError(fmt.Errorf("no pool for datanode %q", t.Node))
 	}
@@ -227,10 +228,9 @@ func (s *session) shardSingle(rt *runtime, t shard.Target, prefix string, readOn
 			"this statement goes to datanode %s but the session's transaction (or pinned session) is on %s: cross-shard transactions are not supported",
 			t.Node, s.be.Pool.Endpoint().Name))
 	}
-	s.decision = nil
-	s.forcePool = pl
+	c.routed, c.pool = false, pl
 	s.shardScratch = append(append(append(s.shardScratch[:0], mysql.ComQuery), prefix...), t.SQL...)
-	return s.exec(s.shardScratch, mysql.ComQuery, relay, readOnly)
+	return s.exec(c, s.shardScratch, mysql.ComQuery, relay, readOnly)
 }
 
 // inTransaction reports a session inside a transaction (open on its
@@ -996,7 +996,7 @@ func (s *session) fieldListSharded(rt *runtime, p []byte) error {
 	if s.be != nil && s.be.Pool != pl {
 		return s.forward(p, mysql.ComFieldList, (*session).relayFieldList)
 	}
-	s.forcePool = pl
+	s.cmd.pool = pl
 	s.shardScratch = append(append(append(append(s.shardScratch[:0], mysql.ComFieldList), t.Table...), 0), wild...)
 	return s.forward(s.shardScratch, mysql.ComFieldList, (*session).relayFieldList)
 }

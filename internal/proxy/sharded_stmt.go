@@ -289,7 +289,8 @@ var paramDef = func() []byte {
 }()
 
 // executeSharded runs a COM_STMT_EXECUTE of a statement on sharded tables.
-func (s *session) executeSharded(rt *runtime, p []byte, st *stmt) (result, error) {
+func (s *session) executeSharded(c *command, p []byte, st *stmt) (result, error) {
+	rt := c.rt
 	var r result
 	sh := st.sh
 	if sh.longData {
@@ -324,7 +325,7 @@ func (s *session) executeSharded(rt *runtime, p []byte, st *stmt) (result, error
 		return r, s.refuseShard(perr)
 	}
 	s.l.metrics.ShardStatement(rt.name, plan.Kind.String(), len(plan.Targets))
-	s.lastRoute = "shard:" + plan.Kind.String()
+	c.route = "shard:" + plan.Kind.String()
 	send := func(c *backend.Conn, t shard.Target) ([]byte, error) {
 		id, err := c.PrepareCached(t.SQL)
 		if err != nil {
@@ -345,9 +346,8 @@ func (s *session) executeSharded(rt *runtime, p []byte, st *stmt) (result, error
 		var pkt []byte
 		for attempt := 0; ; attempt++ {
 			wasPinned := s.be != nil
-			s.decision = nil
-			s.forcePool = pl
-			if err := s.acquire(); err != nil {
+			c.routed, c.pool = false, pl
+			if err := s.acquire(c); err != nil {
 				return r, s.sendError(err)
 			}
 			var err error
@@ -369,7 +369,7 @@ func (s *session) executeSharded(rt *runtime, p []byte, st *stmt) (result, error
 			// A pooled connection that died while idle: nothing ran, so
 			// once more on another.
 		}
-		return s.exec(pkt, mysql.ComStmtExecute, func(s *session) (result, error) { return s.relayResults(true) }, false)
+		return s.exec(c, pkt, mysql.ComStmtExecute, (*session).relayBinary, false)
 	case plan.Merge == nil:
 		return s.fanout(rt, plan, func(c *backend.Conn, t shard.Target) (mysql.OK, error) {
 			pkt, err := send(c, t)
