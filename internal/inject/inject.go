@@ -56,7 +56,8 @@ type Options struct {
 	PisanixMetrics bool
 	// NativeSidecar injects the proxy as a Kubernetes native sidecar (an init container with
 	// restartPolicy Always, first of the init containers: Kubernetes ≥ 1.29): it starts before
-	// the init containers and application containers and stops after them.
+	// the init containers and application containers and stops after them. Its startup probe
+	// (/readyz: configured, a backend reachable) holds them until the proxy can serve.
 	NativeSidecar bool
 	// Resources of the sidecar (Pisanix: none).
 	Resources corev1.ResourceRequirements
@@ -222,6 +223,16 @@ func Container(deployedName string, opts Options) corev1.Container {
 	if o.NativeSidecar {
 		always := corev1.ContainerRestartPolicyAlways
 		c.RestartPolicy = &always
+		// The kubelet starts the next container only once a native sidecar's startup probe
+		// passes: the application's first statement then finds the proxy configured and its
+		// backends reachable, instead of a refused connection. Up to 5 minutes (a database that
+		// is down holds the pod's start, then the sidecar restarts).
+		c.StartupProbe = &corev1.Probe{
+			ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{
+				Path: "/readyz", Port: intstr.FromInt32(int32(o.AdminPort)), Scheme: corev1.URISchemeHTTP}},
+			PeriodSeconds:    1,
+			FailureThreshold: 300,
+		}
 	}
 	return c
 }

@@ -160,6 +160,10 @@ func TestInjectApplyAndIdempotency(t *testing.T) {
 			if native := sc.RestartPolicy != nil && *sc.RestartPolicy == corev1.ContainerRestartPolicyAlways; native != tc.opts.NativeSidecar {
 				t.Errorf("restartPolicy %v with NativeSidecar=%v", sc.RestartPolicy, tc.opts.NativeSidecar)
 			}
+			// A native sidecar holds the containers after it until /readyz passes.
+			if sp := sc.StartupProbe; tc.opts.NativeSidecar != (sp != nil && sp.HTTPGet != nil && sp.HTTPGet.Path == "/readyz" && sp.PeriodSeconds == 1) {
+				t.Errorf("startupProbe %+v with NativeSidecar=%v", sp, tc.opts.NativeSidecar)
+			}
 			// Injected once: a second call changes nothing, in either mode.
 			for _, native := range []bool{false, true} {
 				p2, changed, err := Inject(got, Options{NativeSidecar: native})
