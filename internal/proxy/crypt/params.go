@@ -15,6 +15,8 @@ const (
 // Stmt is the proxy's state for a prepared statement whose text was
 // rewritten: how to build the backend's parameters from the client's.
 type Stmt struct {
+	// SQL is the rewritten text (prepared again after a lost backend).
+	SQL          string
 	Params       []Param
 	ClientParams int
 	// BackendParams is the parameter count of the rewritten text.
@@ -28,7 +30,10 @@ type Stmt struct {
 
 // NewStmt returns the state for a rewritten prepared statement.
 func NewStmt(r *Rewritten) *Stmt {
-	st := &Stmt{Params: r.Params, ClientParams: r.ClientParams, BackendParams: len(r.Params)}
+	st := &Stmt{SQL: r.SQL, Params: r.Params, ClientParams: r.ClientParams, BackendParams: len(r.Params)}
+	if r.Params == nil {
+		st.BackendParams = r.ClientParams
+	}
 	return st
 }
 
@@ -44,6 +49,10 @@ func (s *Schema) Execute(dst []byte, st *Stmt, p []byte) ([]byte, error) {
 	}
 	if p[5] != 0 {
 		return dst, Refusal("a cursor (COM_STMT_EXECUTE flags %d) on a statement over an encrypted table", p[5])
+	}
+	if st.Params == nil {
+		// The parameters are the client's: only the text changed.
+		return append(dst, p...), nil
 	}
 	n := st.ClientParams
 	rest := p[10:]
@@ -124,8 +133,10 @@ func (s *Schema) Execute(dst []byte, st *Stmt, p []byte) ([]byte, error) {
 		body := len(dst)
 		if pr.Op == ParamEncrypt {
 			dst = s.Keys.Encrypt(dst, st.plain, pr.Col.aad)
+			s.cEncrypt.add(1)
 		} else {
 			dst = s.Keys.Assist(dst, st.plain)
+			s.cAssist.add(1)
 		}
 		dst = putLenEnc(dst, start, body)
 	}

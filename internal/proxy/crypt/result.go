@@ -92,8 +92,8 @@ func (s *Schema) NewTransformer(user string) *Transformer {
 	return &Transformer{s: s, masks: s.Masks(user), Collation: DefaultCollation}
 }
 
-// SetUser changes the session's user (COM_CHANGE_USER).
-func (t *Transformer) SetUser(user string) { t.masks = t.s.Masks(user) }
+// Schema returns the schema the transformer was made for.
+func (t *Transformer) Schema() *Schema { return t.s }
 
 // ResetCounts clears the per-statement counters.
 func (t *Transformer) ResetCounts() {

@@ -385,6 +385,7 @@ func (rw *rewriter) cipherNode(v value, col *Column) ast.ExprNode {
 	case v.null:
 		return v.node
 	}
+	rw.s.cEncrypt.add(1)
 	return &bytesLit{b: rw.s.Keys.Encrypt(nil, v.plain, col.aad)}
 }
 
@@ -395,6 +396,7 @@ func (rw *rewriter) assistNode(v value) ast.ExprNode {
 	case v.null:
 		return v.node
 	}
+	rw.s.cAssist.add(1)
 	return &bytesLit{b: rw.s.Keys.Assist(nil, v.plain)}
 }
 

@@ -52,6 +52,8 @@ type Schema struct {
 	// names are the lower-case names of every encrypted or masked table:
 	// a statement whose text contains none of them is not parsed.
 	names []string
+
+	cEncrypt, cDecrypt, cAssist, cMask, cRefusal, cFailure counter
 }
 
 // Compile builds a Schema from the listener's configuration, reading the
