@@ -74,6 +74,8 @@ const (
 	ReasonDataShardNotFound = "DataShardNotFound"
 	// ReasonQoSClaimNotFound: a VirtualDatabase service names a missing QoSClaim.
 	ReasonQoSClaimNotFound = "QoSClaimNotFound"
+	// ReasonSecurityClaimNotFound: a VirtualDatabase service names a missing SecurityClaim.
+	ReasonSecurityClaimNotFound = "SecurityClaimNotFound"
 	// ReasonDatabaseEndpointNotFound: a DataShard names a DatabaseEndpoint that does not exist.
 	ReasonDatabaseEndpointNotFound = "DatabaseEndpointNotFound"
 	// ReasonNoEndpoints: a TrafficStrategy's selector matches no DatabaseEndpoint.

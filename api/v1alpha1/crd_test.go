@@ -146,6 +146,8 @@ func TestCRDsInstalled(t *testing.T) {
 			[]string{"Tables", "Ready", "Reason", "Age"}},
 		{"qosclaims", "QoSClaim", []string{"qc"},
 			[]string{"QoS", "Rate", "Ceil", "Ready", "Age"}},
+		{"securityclaims", "SecurityClaim", []string{"sc"},
+			[]string{"Active Key", "Assisted Key", "Ready", "Reason", "Age"}},
 	}
 	for _, w := range want {
 		t.Run(w.kind, func(t *testing.T) {
@@ -389,6 +391,7 @@ const (
 	dbepSample  = "core_v1alpha1_databaseendpoint.yaml"
 	shardSample = "core_v1alpha1_datashard.yaml"
 	qcSample    = "core_v1alpha1_qosclaim.yaml"
+	scSample    = "core_v1alpha1_securityclaim.yaml"
 )
 
 const (
@@ -537,6 +540,22 @@ func TestInvalidRejected(t *testing.T) {
 			[]string{"spec.trafficQoS.qos_group.ceil", "should match"}},
 		{"qc camel-case qosGroup", qcSample, []edit{{"spec.trafficQoS.qosGroup", map[string]any{"rate": "1mbit"}}},
 			[]string{`unknown field "spec.trafficQoS.qosGroup"`}},
+
+		// SecurityClaim
+		{"sc bad masking mode", scSample, []edit{{"spec.masking.0.mode", "blur"}},
+			[]string{"spec.masking[0].mode", `Unsupported value: "blur"`}},
+		{"sc keepLast with mode fixed", scSample, []edit{{"spec.masking.0.mode", "fixed"}},
+			[]string{"spec.masking[0]", "keepFirst, keepLast and maskChar apply to mode keep only"}},
+		{"sc cipher column is the logical name", scSample, []edit{{"spec.encryptedTables.0.columns.0.cipherColumn", "email"}},
+			[]string{"spec.encryptedTables[0].columns[0]", "cipherColumn must differ from the logical name"}},
+		{"sc tables without active key", scSample, []edit{{"spec.activeKey", del}},
+			[]string{"activeKey is required when encryptedTables are set"}},
+		{"sc assisted key is the active key", scSample, []edit{{"spec.assistedKey", "k1"}},
+			[]string{"assistedKey must not be the activeKey"}},
+		{"sc key without secretRef", scSample, []edit{{"spec.keys.0.secretRef", del}},
+			[]string{"spec.keys[0].secretRef", "Required value"}},
+		{"sc table without columns", scSample, []edit{{"spec.encryptedTables.0.columns", []any{}}},
+			[]string{"spec.encryptedTables[0].columns", "at least 1 items"}},
 	}
 	for i, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

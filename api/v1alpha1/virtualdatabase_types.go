@@ -41,6 +41,11 @@ type VirtualDatabaseService struct {
 	// QoSClaim names a QoSClaim (bandwidth limit applied by pisa-daemon).
 	// +optional
 	QoSClaim string `json:"qosClaim,omitempty"`
+
+	// SecurityClaim names a SecurityClaim in the same namespace (column encryption and
+	// masking). Beyond Pisanix. Not supported together with dataShard.
+	// +optional
+	SecurityClaim string `json:"securityClaim,omitempty"`
 }
 
 // DatabaseService is the protocol-specific part of a service; MySQL is the only protocol.

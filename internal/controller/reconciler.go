@@ -188,6 +188,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Watches(&v1alpha1.DatabaseEndpoint{}, mapNS).
 		Watches(&v1alpha1.DataShard{}, mapNS).
 		Watches(&v1alpha1.QoSClaim{}, mapNS).
+		Watches(&v1alpha1.SecurityClaim{}, mapNS).
 		// Secrets: metadata only; a change matters when a passwordSecretRef names it.
 		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.secretRequests)).
 		// Pods of injected applications: a gone pod leaves status.sidecars.
@@ -283,18 +284,19 @@ func (r *Reconciler) list(ctx context.Context, ns string) (builder.Objects, erro
 		eps  v1alpha1.DatabaseEndpointList
 		dss  v1alpha1.DataShardList
 		qcs  v1alpha1.QoSClaimList
+		scs  v1alpha1.SecurityClaimList
 	)
 	opts := []client.ListOption{}
 	if ns != "" {
 		opts = append(opts, client.InNamespace(ns))
 	}
-	for _, l := range []client.ObjectList{&vdbs, &tss, &eps, &dss, &qcs} {
+	for _, l := range []client.ObjectList{&vdbs, &tss, &eps, &dss, &qcs, &scs} {
 		if err := r.Client.List(ctx, l, opts...); err != nil {
 			return builder.Objects{}, fmt.Errorf("list %T in %q: %w", l, ns, err)
 		}
 	}
 	return builder.Objects{VirtualDatabases: vdbs.Items, TrafficStrategies: tss.Items,
-		DatabaseEndpoints: eps.Items, DataShards: dss.Items, QoSClaims: qcs.Items}, nil
+		DatabaseEndpoints: eps.Items, DataShards: dss.Items, QoSClaims: qcs.Items, SecurityClaims: scs.Items}, nil
 }
 
 // secretRefs returns the names of the Secrets the objects refer to (every passwordSecretRef,
@@ -319,6 +321,12 @@ func secretRefs(objs *builder.Objects) map[string]bool {
 	}
 	for i := range objs.DatabaseEndpoints {
 		add(objs.DatabaseEndpoints[i].Spec)
+	}
+	// A SecurityClaim's keys come from Secrets (spec.keys[].secretRef).
+	for i := range objs.SecurityClaims {
+		for _, k := range objs.SecurityClaims[i].Spec.Keys {
+			refs[k.SecretRef.Name] = true
+		}
 	}
 	return refs
 }

@@ -136,6 +136,14 @@ func (r *Reconciler) writeStatus(ctx context.Context, b *nsBuild) error {
 			meta.SetStatusCondition(&o.Status.Conditions, readyCondition(o.Generation, ps, "the claim is valid"))
 		}))
 	}
+	for i := range objs.SecurityClaims {
+		o := objs.SecurityClaims[i].DeepCopy()
+		ps := b.problems[objKey{builder.KindSecurityClaim, o.Name}]
+		keep(patchStatus(ctx, r.Client, o, func(o *v1alpha1.SecurityClaim) {
+			o.Status.ObservedGeneration = o.Generation
+			meta.SetStatusCondition(&o.Status.Conditions, readyCondition(o.Generation, ps, "the claim is valid"))
+		}))
+	}
 	return firstErr
 }
 

@@ -59,6 +59,7 @@ type Objects struct {
 	DatabaseEndpoints []v1alpha1.DatabaseEndpoint
 	DataShards        []v1alpha1.DataShard
 	QoSClaims         []v1alpha1.QoSClaim
+	SecurityClaims    []v1alpha1.SecurityClaim
 	// Secrets holds the data of the namespace's Secrets: Secrets[name][key]. Only Secrets named
 	// by a passwordSecretRef are needed.
 	Secrets map[string]map[string][]byte
@@ -127,6 +128,7 @@ type namespace struct {
 	ts        map[string]*v1alpha1.TrafficStrategy
 	ds        map[string]*v1alpha1.DataShard
 	qc        map[string]*v1alpha1.QoSClaim
+	sc        map[string]*v1alpha1.SecurityClaim
 	endpoints []*endpoint // DatabaseEndpoints with a MySQL server, sorted by name
 	byName    map[string]*endpoint
 }
@@ -137,7 +139,13 @@ func inNamespace(objNS, ns string) bool { return objNS == "" || objNS == ns }
 
 func index(ns string, objs *Objects) *namespace {
 	n := &namespace{name: ns, objs: objs, ts: map[string]*v1alpha1.TrafficStrategy{},
-		ds: map[string]*v1alpha1.DataShard{}, qc: map[string]*v1alpha1.QoSClaim{}, byName: map[string]*endpoint{}}
+		ds: map[string]*v1alpha1.DataShard{}, qc: map[string]*v1alpha1.QoSClaim{}, byName: map[string]*endpoint{},
+		sc: map[string]*v1alpha1.SecurityClaim{}}
+	for i := range objs.SecurityClaims {
+		if o := &objs.SecurityClaims[i]; inNamespace(o.Namespace, ns) {
+			n.sc[o.Name] = o
+		}
+	}
 	for i := range objs.TrafficStrategies {
 		if o := &objs.TrafficStrategies[i]; inNamespace(o.Namespace, ns) {
 			n.ts[o.Name] = o
@@ -497,6 +505,9 @@ func (b *proxyBuilder) service(svc *v1alpha1.VirtualDatabaseService) *built {
 		}
 	}
 
+	if svc.SecurityClaim != "" && !b.addSecurityClaim(svc, out) {
+		return nil
+	}
 	if svc.DataShard != "" {
 		ds := n.ds[svc.DataShard]
 		if ds == nil {

@@ -64,6 +64,12 @@ func DecodeObjects(all AllNamespaces, data []byte, defaultNS string) error {
 				v.Namespace = ns
 				o.QoSClaims = append(o.QoSClaims, v)
 			}
+		case "SecurityClaim":
+			var v v1alpha1.SecurityClaim
+			if err = decode(&v); err == nil {
+				v.Namespace = ns
+				o.SecurityClaims = append(o.SecurityClaims, v)
+			}
 		case "Secret":
 			var v corev1.Secret
 			if err = decode(&v); err == nil {
