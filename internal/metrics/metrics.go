@@ -89,6 +89,7 @@ type Proxy struct {
 
 	backendPins          *prometheus.CounterVec
 	routing              *routing
+	xa                   *xaMetrics
 	routes               sync.Map // routeKey → prometheus.Counter
 	errors               *prometheus.CounterVec
 	backendConnectErrors *prometheus.CounterVec
@@ -256,9 +257,11 @@ func NewProxy(reg prometheus.Registerer) *Proxy {
 			Help:      "1 if the backend endpoint is healthy and used for routing, 0 if it is ejected.",
 		}, []string{LabelDomain, LabelServer}),
 		routing: newRouting(),
+		xa:      newXA(),
 	}
 	if reg != nil {
 		reg.MustRegister(p.Collectors()...)
+		reg.MustRegister(p.xa.collectors()...) // xa.go
 	}
 	return p
 }

@@ -27,6 +27,8 @@ func TestNewProxyRegistersEveryMetric(t *testing.T) {
 	p.Error("d", 1045)
 	p.BackendConnectError("s:3306")
 	p.SetEndpointUp("d", "s:3306", true)
+	p.XATransaction("d", "started")
+	p.XARecovered("commit")
 
 	mfs, err := reg.Gather()
 	if err != nil {
@@ -55,6 +57,10 @@ func TestNewProxyRegistersEveryMetric(t *testing.T) {
 		"pisa_proxy_backend_pool_wait_duration_seconds_total": "COUNTER",
 		"pisa_proxy_backend_pool_wait_timeouts_total":         "COUNTER",
 		"pisa_proxy_backend_pool_closed_total":                "COUNTER",
+		"pisa_proxy_xa_transactions_total":                    "COUNTER",
+		"pisa_proxy_xa_recovered_branches_total":              "COUNTER",
+		"pisa_proxy_xa_in_doubt_branches":                     "GAUGE",
+		"pisa_proxy_xa_decision_log_sync_seconds":             "HISTOGRAM",
 	}
 	for name, typ := range want {
 		if g, ok := got[name]; !ok {
@@ -70,7 +76,7 @@ func TestNewProxyRegistersEveryMetric(t *testing.T) {
 	}
 
 	// Naming conventions (units, _total suffixes, help text).
-	for _, c := range p.Collectors() {
+	for _, c := range append(p.Collectors(), p.xa.collectors()...) {
 		problems, err := testutil.CollectAndLint(c)
 		if err != nil {
 			t.Fatal(err)

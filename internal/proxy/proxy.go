@@ -36,6 +36,9 @@ import (
 type Proxy struct {
 	logger  *slog.Logger
 	metrics *metrics.Proxy
+	// xa coordinates the listeners' XA transactions (xa.go); nil until a
+	// listener needs it.
+	xa *xaCoord
 
 	mu        sync.Mutex
 	listeners map[string]*Listener
@@ -185,6 +188,10 @@ type runtime struct {
 	// shardGroups are the datanodes that are node groups (sharding with
 	// read/write splitting inside each shard): reads may go to a reader.
 	shardGroups map[string]*nodeGroup
+	// txMode is how transactions reaching several nodes run (sharded_tx.go);
+	// xa is the proxy's XA coordinator in xa mode.
+	txMode txMode
+	xa     *xaCoord
 	// shardDefault, on a sharding listener without read/write splitting
 	// whose balancer has several nodes, is where pick sends everything that
 	// is not routed to a shard (the first balancer node).
@@ -394,6 +401,9 @@ func (p *Proxy) Apply(cfg *proxyconfig.Config) error {
 			return fail(fmt.Errorf("listener %q: %w", lc.Name, err))
 		}
 		rts[lc.Name] = rt
+	}
+	if err := p.setupXA(cfg, rts); err != nil {
+		return fail(err)
 	}
 	// Bind new listeners before touching running ones.
 	started := map[string]*Listener{}
@@ -674,6 +684,7 @@ func (p *Proxy) compile(cfg *proxyconfig.Config, lc *proxyconfig.Listener, pools
 		p.logger.Warn("sharding listener: statements on unsharded tables go to the first balancer node only",
 			"listener", lc.Name, "node", rt.names[0], "balancer_nodes", rt.names)
 	}
+	rt.txMode = listenerTxMode(lc, rt)
 	return rt, nil
 }
 
@@ -980,7 +991,11 @@ func (p *Proxy) Close(ctx context.Context) error {
 	for _, pl := range p.pools {
 		pl.Close()
 	}
+	x := p.xa
 	p.mu.Unlock()
+	if x != nil {
+		x.close()
+	}
 	return nil
 }
 

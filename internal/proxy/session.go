@@ -100,6 +100,9 @@ type session struct {
 	// statement, whichever datanode that statement goes to.
 	pendingBegin string
 	shardScratch []byte
+	// stx is the transaction with branches on several nodes of a sharding
+	// listener (sharded_tx.go); nil outside one.
+	stx *shardTx
 
 	// Read-your-writes: the session's tracker (nil until needed).
 	causal *route.CausalTracker
@@ -516,6 +519,7 @@ func (s *session) handleSetOption(p []byte) error {
 // resetSession implements COM_RESET_CONNECTION (and the reset part of
 // COM_CHANGE_USER): forget session state, statements and pins.
 func (s *session) resetSession(db string) {
+	s.txClose()
 	if s.be != nil {
 		c := s.be
 		s.be = nil
@@ -578,6 +582,7 @@ func (s *session) handleChangeUser(p []byte) error {
 
 // close releases everything the session holds.
 func (s *session) close() {
+	s.txClose()
 	if s.be != nil {
 		c := s.be
 		s.be = nil

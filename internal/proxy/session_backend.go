@@ -192,7 +192,7 @@ func (s *session) pin(reason uint8) {
 // afterCommand updates pins from what the server said and releases the
 // connection when nothing pins it.
 func (s *session) afterCommand(r *result) {
-	if r.status&mysql.StatusInTrans != 0 {
+	if r.status&mysql.StatusInTrans != 0 || s.onBranch() {
 		s.pin(pinTransaction)
 	} else {
 		s.pins &^= pinTransaction

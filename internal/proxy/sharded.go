@@ -49,6 +49,11 @@ func getConn(pl *backend.Pool, v backend.Variant) (*backend.Conn, error) {
 // beginOn starts the acknowledged transaction on c. On error c went back to
 // its pool.
 func (s *session) beginOn(c *backend.Conn) error {
+	if rt := s.l.rt.Load(); rt != nil && rt.txMode != txSingle {
+		// The transaction's branches start with its first statement on
+		// each node (txBranchFor), not with whatever runs first.
+		return nil
+	}
 	begin := s.pendingBegin
 	s.pendingBegin = ""
 	if _, err := c.Exec(begin); err != nil {
@@ -114,7 +119,12 @@ var errShardTx = mysql.NewError(shard.ErrCodeNotSupported, "42000",
 // when the text names no sharded table: the caller routes it as usual.
 func (s *session) shardQuery(c *command, q []byte, readOnly bool) (handled bool, r result, err error) {
 	rt, facts, maxRows := c.rt, c.facts, c.maxRows
-	if s.be == nil {
+	if rt.txMode != txSingle {
+		// Transactions with branches on several nodes (sharded_tx.go).
+		if handled, err := s.txControl(c, q); handled {
+			return true, r, err
+		}
+	} else if s.be == nil {
 		kind := sqlparse.KindOther
 		switch {
 		case facts == nil:
@@ -147,6 +157,9 @@ func (s *session) shardQuery(c *command, q []byte, readOnly bool) (handled bool,
 	}
 	s.l.metrics.ShardStatement(rt.name, plan.Kind.String(), len(plan.Targets))
 	if plan.Kind == shard.RouteUnsharded {
+		if err := s.txUnsharded(c, q); err != nil {
+			return true, r, s.refuseShard(err)
+		}
 		if plan.Rename == nil {
 			return false, r, nil
 		}
@@ -223,7 +236,11 @@ func (s *session) shardSingle(c *command, t shard.Target, prefix string, readOnl
 	if pl == nil {
 		return result{}, s.sendError(fmt.Errorf("no pool for datanode %q", t.Node))
 	}
-	if s.be != nil && s.be.Pool != pl {
+	if s.txActive(c.rt) {
+		if err := s.txUse(c.rt, pl); err != nil {
+			return result{}, s.refuseShard(err)
+		}
+	} else if s.be != nil && s.be.Pool != pl {
 		return result{}, s.refuseShard(mysql.NewError(shard.ErrCodeNotSupported, "42000",
 			"this statement goes to datanode %s but the session's transaction (or pinned session) is on %s: cross-shard transactions are not supported",
 			t.Node, s.be.Pool.Endpoint().Name))
@@ -237,7 +254,7 @@ func (s *session) shardSingle(c *command, t shard.Target, prefix string, readOnl
 // connection, acknowledged and not started yet, or implicit with
 // autocommit off).
 func (s *session) inTransaction() bool {
-	return s.pins&pinTransaction != 0 || s.pendingBegin != "" || s.state.Vars["autocommit"] == "OFF"
+	return s.pins&pinTransaction != 0 || s.pendingBegin != "" || s.state.Vars["autocommit"] == "OFF" || s.stx != nil
 }
 
 // shardPool returns the pool a statement for datanode node runs on: for a
@@ -253,42 +270,21 @@ func (s *session) shardPool(rt *runtime, node string, read bool) *backend.Pool {
 }
 
 // shardConns takes one connection per target, synced to the session.
+// Inside a transaction with branches they are the branches' connections
+// (see isBranch).
 func (s *session) shardConns(rt *runtime, targets []shard.Target, read bool) ([]*backend.Conn, error) {
-	v := backend.Variant{FoundRows: s.foundRows, ClientAttrs: s.attrs}
-	conns := make([]*backend.Conn, 0, len(targets))
-	for _, t := range targets {
+	pools := make([]*backend.Pool, len(targets))
+	for i, t := range targets {
 		pl := s.shardPool(rt, t.Node, read)
 		if pl == nil {
-			putAll(conns, false)
 			return nil, fmt.Errorf("no pool for datanode %q", t.Node)
 		}
-		for attempt := 0; ; attempt++ {
-			c, err := getConn(pl, v)
-			if err != nil {
-				putAll(conns, false)
-				return nil, err
-			}
-			err = c.Sync(s.state)
-			if err == nil {
-				conns = append(conns, c)
-				break
-			}
-			var me *mysql.Error
-			if errors.As(err, &me) {
-				c.Pool.Put(c)
-				putAll(conns, false)
-				return nil, err
-			}
-			// A pooled connection that died while idle: another one.
-			c.MarkBroken()
-			c.Pool.Put(c)
-			if attempt > 0 {
-				putAll(conns, false)
-				return nil, &backendReadError{err}
-			}
-		}
+		pools[i] = pl
 	}
-	return conns, nil
+	if s.txActive(rt) {
+		return s.txConns(rt, pools)
+	}
+	return s.shardConnsOf(rt, pools)
 }
 
 func putAll(conns []*backend.Conn, broken bool) {
@@ -310,7 +306,8 @@ func putAll(conns []*backend.Conn, broken bool) {
 // ran (there is no distributed transaction to undo them).
 func (s *session) fanout(rt *runtime, plan *shard.Plan, run func(*backend.Conn, shard.Target) (mysql.OK, error)) (result, error) {
 	var r result
-	if s.be != nil || s.inTransaction() {
+	inTx := s.txActive(rt)
+	if !inTx && (s.be != nil || s.inTransaction()) {
 		// With autocommit off each shard would start a transaction that
 		// nothing commits.
 		return r, s.refuseShard(errShardTx)
@@ -331,7 +328,18 @@ func (s *session) fanout(rt *runtime, plan *shard.Plan, run func(*backend.Conn, 
 			ok, err = run(c, t)
 			s.active.Store(nil)
 			var me *mysql.Error
-			putAll(conns, err != nil && !errors.As(err, &me) && !c.Broken())
+			if inTx {
+				// A transaction's branch stays with the transaction.
+				markIfBroken(c, err)
+			} else {
+				putAll(conns, err != nil && !errors.As(err, &me) && !c.Broken())
+			}
+		}
+		if err != nil && inTx && s.stx != nil && (i > 0 || s.stx.failed != nil || (len(conns) > 0 && conns[0].Broken())) {
+			// Other shards ran it inside the transaction: it can only
+			// roll back now.
+			r.err = toMySQLError(s.txFail(err))
+			return r, s.sendError(r.err)
 		}
 		if err != nil {
 			done := make([]string, 0, i)
@@ -372,6 +380,8 @@ type shardSource struct {
 	c      *backend.Conn
 	done   bool
 	failed bool // the connection broke: it cannot go back to the pool
+	// branch: c belongs to the session's transaction, not to the source.
+	branch bool
 	status uint16
 }
 
@@ -416,7 +426,7 @@ func (src *shardSource) drain() {
 // protocol (COM_STMT_EXECUTE).
 func (s *session) scatter(rt *runtime, plan *shard.Plan, binary, read bool, maxRows uint64, cmd func(*backend.Conn, shard.Target) ([]byte, error)) (result, error) {
 	var r result
-	if (s.be != nil && s.pins&^pinPrepared != 0) || s.inTransaction() {
+	if !s.txActive(rt) && ((s.be != nil && s.pins&^pinPrepared != 0) || s.inTransaction()) {
 		return r, s.refuseShard(errShardTx)
 	}
 	cm := s.l.metrics.Command(rt.name, mysql.CommandName(mysql.ComQuery), shardsServer)
@@ -545,6 +555,9 @@ func finishSources(srcs []*shardSource) {
 		if src.failed {
 			src.c.MarkBroken()
 		}
+		if src.branch {
+			continue
+		}
 		src.c.Pool.Put(src.c)
 	}
 }
@@ -562,7 +575,7 @@ func (s *session) scatterOpen(rt *runtime, plan *shard.Plan, read bool, cmd func
 	srcs = make([]*shardSource, len(conns))
 	var cmdErr error
 	for i, c := range conns {
-		srcs[i] = &shardSource{c: c}
+		srcs[i] = &shardSource{c: c, branch: s.isBranch(c)}
 		q, err := cmd(c, plan.Targets[i])
 		if err != nil {
 			srcs[i].done = true

@@ -338,7 +338,11 @@ func (s *session) executeSharded(c *command, p []byte, st *stmt) (result, error)
 	case len(plan.Targets) == 1 && plan.Merge == nil:
 		t := plan.Targets[0]
 		pl := s.shardPool(rt, t.Node, st.readOnly)
-		if s.be != nil && s.be.Pool != pl {
+		if s.txActive(rt) {
+			if err := s.txUse(rt, pl); err != nil {
+				return r, s.refuseShard(err)
+			}
+		} else if s.be != nil && s.be.Pool != pl {
 			return r, s.refuseShard(mysql.NewError(shard.ErrCodeNotSupported, "42000",
 				"this statement goes to datanode %s but the session's transaction (or pinned session) is on %s: cross-shard transactions are not supported",
 				t.Node, s.be.Pool.Endpoint().Name))

@@ -52,6 +52,28 @@ type Proxy struct {
 	// A client whose packet does not fit waits for memory to come free,
 	// then gets ERR 1037 and the session goes on.
 	MaxPacketMemory int64 `toml:"max_packet_memory,omitempty" json:"max_packet_memory,omitempty"`
+	// XA configures the two-phase commit of cross-shard transactions
+	// (docs/sharding.md, "Transactions across shards").
+	XA XA `toml:"xa,omitzero" json:"xa,omitzero"`
+}
+
+// XA is [proxy.xa]: the identity, decision log and recovery of the
+// proxy's cross-shard (XA) transactions.
+type XA struct {
+	// ProxyID is this proxy's identity in its XA transaction ids: recovery
+	// resolves only the prepared branches of its own id, so two proxies in
+	// front of the same shards must have different ids. Default: the host
+	// name (the pod name on Kubernetes). 1 to 32 of [A-Za-z0-9._-].
+	ProxyID string `toml:"proxy_id,omitempty" json:"proxy_id,omitempty"`
+	// LogFile is the decision log (fsynced before the first XA COMMIT of
+	// each transaction). It must survive a restart of the proxy. Default:
+	// DefaultXALogDir/xa-<proxy_id>.log.
+	LogFile string `toml:"log_file,omitempty" json:"log_file,omitempty"`
+	// LogMaxBytes is the size past which the log is compacted (0 = 4 MiB).
+	LogMaxBytes int64 `toml:"log_max_bytes,omitempty" json:"log_max_bytes,omitempty"`
+	// RecoveryInterval is how often prepared branches left by a crash are
+	// looked for with XA RECOVER (also at startup); 0 = 30s.
+	RecoveryInterval Duration `toml:"recovery_interval,omitzero" json:"recovery_interval,omitzero"`
 }
 
 // Listener is one [[proxy.config]] entry: a MySQL front-end listener.
@@ -75,6 +97,11 @@ type Listener struct {
 	ReadWriteSplitting *ReadWriteSplitting `toml:"read_write_splitting,omitempty" json:"read_write_splitting,omitempty"`
 	Plugin             *Plugin             `toml:"plugin,omitempty" json:"plugin,omitempty"`
 	Sharding           []Sharding          `toml:"sharding,omitempty" json:"sharding,omitempty"`
+	// TransactionMode is how a transaction on a sharding listener that
+	// reaches several nodes commits: "xa" (two-phase commit, atomic; the
+	// default when the datanodes and the default node are more than one
+	// node) or "best_effort" (one COMMIT after the other: not atomic).
+	TransactionMode string `toml:"transaction_mode,omitempty" json:"transaction_mode,omitempty"`
 	// SecurityClaim (beyond Pisanix): column encryption and masking.
 	SecurityClaim *SecurityClaim `toml:"security_claim,omitempty" json:"security_claim,omitempty"`
 

@@ -157,6 +157,15 @@ func (c *Config) validateAdmin(v *validator) {
 		v.addf("admin.host", "%q is neither an IP address nor a host name", a.Host)
 	}
 	lvl := strings.ToUpper(a.LogLevel)
+	if x := c.Proxy.XA; x.ProxyID != "" && !validProxyID.MatchString(x.ProxyID) {
+		v.addf("proxy.xa.proxy_id", "must be 1 to 32 of A-Z a-z 0-9 . _ - (it is part of every XA transaction id), got %q", x.ProxyID)
+	}
+	if c.Proxy.XA.LogMaxBytes < 0 {
+		v.addf("proxy.xa.log_max_bytes", "must be >= 0, got %d", c.Proxy.XA.LogMaxBytes)
+	}
+	if c.Proxy.XA.RecoveryInterval.Duration < 0 {
+		v.addf("proxy.xa.recovery_interval", "must be >= 0, got %s", c.Proxy.XA.RecoveryInterval.Duration)
+	}
 	if c.Proxy.MaxPacketMemory < 0 {
 		v.addf("proxy.max_packet_memory", "must be >= 0, got %d", c.Proxy.MaxPacketMemory)
 	}
@@ -475,6 +484,14 @@ func (c *Config) validateListener(v *validator, p string, l *Listener) {
 				tables[name] = i
 			}
 		}
+	}
+	switch l.TransactionMode {
+	case "", TransactionModeXA, TransactionModeBestEffort:
+		if l.TransactionMode != "" && len(l.Sharding) == 0 {
+			v.addf(p+".transaction_mode", "applies to sharding listeners only ([[proxy.config.sharding]])")
+		}
+	default:
+		v.addf(p+".transaction_mode", "must be %q or %q, got %q", TransactionModeXA, TransactionModeBestEffort, l.TransactionMode)
 	}
 	c.validateSecurityClaim(v, p, l)
 	if l.BackendAccounts && len(l.Sharding) > 0 {

@@ -1,0 +1,643 @@
+package proxy
+
+import (
+	"errors"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/database-mesh/pisanix-go/internal/mysql"
+	"github.com/database-mesh/pisanix-go/internal/proxy/backend"
+	"github.com/database-mesh/pisanix-go/internal/proxy/shard"
+	"github.com/database-mesh/pisanix-go/internal/proxy/xalog"
+	"github.com/database-mesh/pisanix-go/internal/sqlparse"
+)
+
+// Transactions on a sharding listener whose statements may reach several
+// nodes (docs/sharding.md, "Transactions across shards").
+//
+// A transaction (BEGIN, or any statement with autocommit off) gets a
+// branch on each node a statement of it reaches, started when the first
+// such statement arrives: one connection per node, held until the
+// transaction ends. The branch of the node the current statement runs on
+// is s.be (the session is pinned); the others wait in the shardTx.
+//
+// MariaDB cannot turn a running transaction into an XA branch, so in xa
+// mode every branch starts with XA START, even when the transaction turns
+// out to reach one node; such a transaction ends with XA END and
+// XA COMMIT … ONE PHASE (no prepare, no decision log: one round trip more
+// than BEGIN … COMMIT). With several branches COMMIT is a two-phase
+// commit: XA END and XA PREPARE on each branch, the decision written and
+// fsynced to the decision log, then XA COMMIT on each. A failure before
+// the decision rolls every branch back; after it, a branch that could not
+// be committed stays prepared and recovery commits it (xaCoord).
+//
+// In best_effort mode branches start with the client's BEGIN and COMMIT
+// commits them one after the other: not atomic.
+
+// shardTx is a session's transaction with branches.
+type shardTx struct {
+	mode     txMode
+	coord    *xaCoord // xa mode
+	gtrid    string   // xa mode
+	begin    string   // the client's BEGIN (best_effort)
+	branches []*txBranch
+	cur      *txBranch // the branch whose connection is s.be
+	// failed is set when a branch's connection broke or a statement on
+	// several branches failed half-way: the transaction can only roll back.
+	failed error
+}
+
+// txBranch is the transaction's part on one node.
+type txBranch struct {
+	pool  *backend.Pool
+	conn  *backend.Conn
+	bqual string
+}
+
+func (b *txBranch) node() string { return b.pool.Endpoint().Name }
+
+// errXARollback is MariaDB's ER_XA_RBROLLBACK: the transaction was rolled
+// back.
+func errXARollback(format string, args ...any) *mysql.Error {
+	return mysql.NewError(1402, "XA100", "XA_RBROLLBACK: Transaction branch was rolled back: "+format, args...)
+}
+
+// txActive reports a statement that belongs to a transaction with
+// branches.
+func (s *session) txActive(rt *runtime) bool {
+	return rt.txMode != txSingle && (s.stx != nil || s.inTransaction())
+}
+
+// txOpen returns the session's transaction, creating it.
+func (s *session) txOpen(rt *runtime) *shardTx {
+	if s.stx != nil {
+		return s.stx
+	}
+	tx := &shardTx{mode: rt.txMode, begin: s.pendingBegin}
+	if tx.begin == "" {
+		tx.begin = "BEGIN"
+	}
+	if rt.txMode == txXA {
+		tx.coord = rt.xa
+		tx.gtrid = rt.xa.ids.Next()
+		rt.xa.active.Store(tx.gtrid, struct{}{})
+		s.l.metrics.XATransaction(rt.name, "started")
+	}
+	s.stx = tx
+	return tx
+}
+
+// txBranchFor returns the transaction's branch on pool pl, starting it.
+func (s *session) txBranchFor(rt *runtime, pl *backend.Pool) (*txBranch, error) {
+	tx := s.txOpen(rt)
+	if tx.failed != nil {
+		return nil, tx.failed
+	}
+	for _, b := range tx.branches {
+		if b.pool == pl {
+			return b, nil
+		}
+	}
+	var c *backend.Conn
+	switch {
+	case s.be != nil && tx.cur == nil && len(tx.branches) == 0:
+		// The session was pinned before its transaction began (user
+		// variables, temporary tables...): that connection is the first
+		// branch, and the transaction cannot reach another node.
+		if s.be.Pool != pl {
+			return nil, mysql.NewError(shard.ErrCodeNotSupported, "42000",
+				"this transaction reaches datanode %s but the session is pinned to %s (user variables, temporary tables or locks): not supported",
+				pl.Endpoint().Name, s.be.Pool.Endpoint().Name)
+		}
+		c = s.be
+	case s.be != nil && tx.cur == nil:
+		return nil, mysql.NewError(shard.ErrCodeNotSupported, "42000",
+			"the session is pinned to %s outside its transaction: a transaction on several nodes is not supported then", s.be.Pool.Endpoint().Name)
+	default:
+		conns, err := s.shardConnsOf(rt, []*backend.Pool{pl})
+		if err != nil {
+			return nil, err
+		}
+		c = conns[0]
+	}
+	b := &txBranch{pool: pl, conn: c, bqual: strconv.Itoa(len(tx.branches))}
+	start := tx.begin
+	if tx.mode == txXA {
+		start = "XA START " + xalog.XID(tx.gtrid, b.bqual)
+	}
+	if _, err := c.Exec(start); err != nil {
+		var me *mysql.Error
+		if c != s.be {
+			if !errors.As(err, &me) {
+				c.MarkBroken()
+			}
+			c.Pool.Put(c)
+		} else if !errors.As(err, &me) {
+			c.MarkBroken()
+		}
+		if len(tx.branches) == 0 {
+			s.txForget()
+		}
+		return nil, err
+	}
+	s.pendingBegin = ""
+	tx.branches = append(tx.branches, b)
+	if c == s.be {
+		tx.cur = b
+		s.pin(pinTransaction)
+	}
+	return b, nil
+}
+
+// txForget drops a transaction that has no branch.
+func (s *session) txForget() {
+	if tx := s.stx; tx != nil && len(tx.branches) == 0 {
+		if tx.coord != nil {
+			tx.coord.active.Delete(tx.gtrid)
+		}
+		s.stx = nil
+	}
+}
+
+// txUse makes the transaction's branch on pl the session's connection
+// (s.be), starting the branch when needed.
+func (s *session) txUse(rt *runtime, pl *backend.Pool) error {
+	b, err := s.txBranchFor(rt, pl)
+	if err != nil {
+		return err
+	}
+	tx := s.stx
+	if tx.cur == b {
+		return nil
+	}
+	switch {
+	case tx.cur != nil:
+		// Park the current branch.
+		tx.cur = nil
+		s.be = nil
+	case s.be != nil:
+		return mysql.NewError(shard.ErrCodeNotSupported, "42000",
+			"the session is pinned to %s outside its transaction: a transaction on several nodes is not supported then", s.be.Pool.Endpoint().Name)
+	}
+	if err := b.conn.Sync(s.state); err != nil {
+		var me *mysql.Error
+		if !errors.As(err, &me) {
+			b.conn.MarkBroken()
+			tx.failed = errXARollback("the connection to datanode %s failed: %v", b.node(), err)
+		}
+		return err
+	}
+	s.be = b.conn
+	tx.cur = b
+	s.pin(pinTransaction)
+	return nil
+}
+
+// txConns returns the transaction's connection on each pool (branches
+// started when needed; the current one is s.be) for a statement on
+// several shards.
+func (s *session) txConns(rt *runtime, pools []*backend.Pool) ([]*backend.Conn, error) {
+	conns := make([]*backend.Conn, len(pools))
+	for i, pl := range pools {
+		for j := 0; j < i; j++ {
+			if pools[j] == pl {
+				return nil, mysql.NewError(shard.ErrCodeNotSupported, "42000",
+					"inside a transaction a SELECT that reads several physical tables on one datanode (%s) at once is not supported", pl.Endpoint().Name)
+			}
+		}
+		b, err := s.txBranchFor(rt, pl)
+		if err != nil {
+			return nil, err
+		}
+		if err := b.conn.Sync(s.state); err != nil {
+			var me *mysql.Error
+			if !errors.As(err, &me) {
+				b.conn.MarkBroken()
+				s.stx.failed = errXARollback("the connection to datanode %s failed: %v", b.node(), err)
+			}
+			return nil, err
+		}
+		conns[i] = b.conn
+	}
+	return conns, nil
+}
+
+// isBranch reports whether c is a connection of the session's transaction.
+func (s *session) isBranch(c *backend.Conn) bool {
+	if s.stx == nil {
+		return false
+	}
+	for _, b := range s.stx.branches {
+		if b.conn == c {
+			return true
+		}
+	}
+	return false
+}
+
+// txDefaultPool is where a statement on unsharded tables runs inside a
+// transaction: the listener's default node, or with read/write splitting
+// its writer.
+func txDefaultPool(rt *runtime) *backend.Pool {
+	if rt.shardDefault != nil {
+		return rt.shardDefault
+	}
+	if rt.rw != nil {
+		if ep, ok := rt.rw.Writer().Pick(func(i int) bool { return rt.pools[i].Healthy() }); ok {
+			return rt.pools[ep.Index]
+		}
+		if ep, ok := rt.rw.Writer().Pick(func(int) bool { return true }); ok {
+			return rt.pools[ep.Index]
+		}
+		return nil
+	}
+	return rt.pools[0]
+}
+
+// setAutocommitOn matches SET [SESSION] autocommit = 1/ON/TRUE (which
+// commits a running transaction).
+var setAutocommitOn = regexp.MustCompile(`(?i)^\s*SET\s+(SESSION\s+|@@SESSION\.|@@LOCAL\.|@@|LOCAL\s+)?autocommit\s*(=|:=)\s*(1|ON|TRUE)\s*;?\s*$`)
+
+// noBranch reports statements that never start a branch: session state
+// (SET, USE), which applies to every connection of the session.
+func noBranch(q []byte) bool {
+	i := skipSpaceAndComments(q)
+	rest := q[i:]
+	for _, w := range []string{"SET", "USE"} {
+		if len(rest) > len(w) && strings.EqualFold(string(rest[:len(w)]), w) && (rest[len(w)] == ' ' || rest[len(w)] == '\t' || rest[len(w)] == '\n' || rest[len(w)] == '@') {
+			return !strings.HasPrefix(strings.ToUpper(strings.TrimSpace(string(rest[len(w):]))), "TRANSACTION")
+		}
+	}
+	return false
+}
+
+// txControl handles BEGIN, COMMIT and ROLLBACK on a listener with
+// transaction branches, and readies the transaction for a statement on
+// unsharded tables. handled says a reply went to the client.
+func (s *session) txControl(c *command, q []byte) (handled bool, err error) {
+	rt := c.rt
+	kind := sqlparse.KindOther
+	switch f := c.facts; {
+	case f == nil:
+		kind = txControl(q)
+	case f.ParseErr == nil && !f.Multi:
+		kind = f.Kind
+	}
+	legacy := s.stx == nil && s.be != nil && s.pins&pinTransaction != 0
+	switch kind {
+	case sqlparse.KindBegin:
+		if legacy {
+			return false, nil
+		}
+		if s.stx != nil {
+			// BEGIN commits the running transaction.
+			if err := s.txFinish(rt, true, false); err != nil {
+				return true, s.sendError(err)
+			}
+		}
+		if rt.txMode == txXA && txControl(q) == sqlparse.KindBegin && !plainBegin.Match(q) {
+			return true, s.refuseShard(mysql.NewError(shard.ErrCodeNotSupported, "42000",
+				"%s is not supported with transaction_mode = \"xa\" (XA branches start with XA START); use BEGIN", strings.TrimSpace(string(q))))
+		}
+		s.pendingBegin = string(q)
+		return true, s.writeStatusOK(mysql.StatusInTrans)
+	case sqlparse.KindCommit, sqlparse.KindRollback:
+		switch {
+		case s.stx != nil:
+			if err := s.txFinish(rt, kind == sqlparse.KindCommit, true); err != nil {
+				return true, s.sendError(err)
+			}
+			return true, nil
+		case legacy:
+			return false, nil
+		case s.be == nil || s.pins&pinTransaction == 0:
+			// Nothing ran: nothing to end.
+			s.pendingBegin = ""
+			return true, s.writeStatusOK(0)
+		}
+		return false, nil
+	}
+	if s.stx != nil && setAutocommitOn.Match(q) {
+		// SET autocommit = 1 commits; then it runs as usual.
+		if err := s.txFinish(rt, true, false); err != nil {
+			return true, s.sendError(err)
+		}
+	}
+	return false, nil
+}
+
+// plainBegin matches BEGIN [WORK] and START TRANSACTION without
+// characteristics.
+var plainBegin = regexp.MustCompile(`(?i)^\s*(BEGIN(\s+WORK)?|START\s+TRANSACTION)\s*;?\s*$`)
+
+// txUnsharded readies a statement on unsharded tables inside a
+// transaction: it runs on the default node's branch.
+func (s *session) txUnsharded(c *command, q []byte) error {
+	rt := c.rt
+	if !s.txActive(rt) || noBranch(q) {
+		return nil
+	}
+	if s.stx == nil && s.be != nil && s.pins&pinTransaction != 0 {
+		return nil // a transaction begun outside the proxy's knowledge
+	}
+	pl := txDefaultPool(rt)
+	if pl == nil {
+		return errNoBackend
+	}
+	return s.txUse(rt, pl)
+}
+
+// txFinish commits or rolls back the session's transaction on all its
+// branches; with reply, the client gets the OK. An error is for the
+// client (nothing was sent).
+func (s *session) txFinish(rt *runtime, commit, reply bool) error {
+	tx := s.stx
+	s.stx = nil
+	// Take the connections back from the session.
+	conns := make([]*backend.Conn, len(tx.branches))
+	for i, b := range tx.branches {
+		conns[i] = b.conn
+		if b == tx.cur && s.be != b.conn {
+			conns[i] = nil // dropped with the session's connection
+		}
+	}
+	keep := tx.cur != nil && s.be == tx.cur.conn && s.pins&^(pinTransaction|pinPrepared) != 0
+	if tx.cur != nil && s.be == tx.cur.conn && !keep {
+		s.be = nil
+	}
+	s.pins &^= pinTransaction
+	defer func() {
+		for _, c := range conns {
+			if c != nil && c != s.be {
+				c.Pool.Put(c)
+			}
+		}
+		if tx.coord != nil {
+			tx.coord.active.Delete(tx.gtrid)
+		}
+	}()
+	for i, c := range conns {
+		if c == nil || c.Broken() {
+			if tx.failed == nil {
+				tx.failed = errXARollback("the connection to datanode %s failed", tx.branches[i].node())
+			}
+		}
+	}
+	if !commit || tx.failed != nil {
+		s.txRollback(rt, tx, conns, nil)
+		if commit {
+			return tx.failed
+		}
+		if reply {
+			return s.writeStatusOK(0)
+		}
+		return nil
+	}
+	var err error
+	switch {
+	case tx.mode == txBestEffort:
+		err = s.txCommitEach(tx, conns)
+	case len(conns) == 1:
+		err = s.txCommitOnePhase(rt, tx, conns[0])
+	default:
+		err = s.txCommitTwoPhase(rt, tx, conns)
+	}
+	if err != nil {
+		return err
+	}
+	if reply {
+		return s.writeStatusOK(0)
+	}
+	return nil
+}
+
+// txRollback rolls back every branch (prepared[i]: branch i is prepared).
+func (s *session) txRollback(rt *runtime, tx *shardTx, conns []*backend.Conn, prepared []bool) {
+	for i, c := range conns {
+		if c == nil || c.Broken() {
+			continue
+		}
+		var err error
+		if tx.mode == txXA {
+			xid := xalog.XID(tx.gtrid, tx.branches[i].bqual)
+			if prepared == nil || !prepared[i] {
+				_, _ = c.Exec("XA END " + xid) // fails when already ended or rolled back by the server
+			}
+			_, err = c.Exec("XA ROLLBACK " + xid)
+		} else {
+			_, err = c.Exec("ROLLBACK")
+		}
+		if err != nil {
+			// Closing the connection rolls back a branch that is not
+			// prepared; a prepared one is rolled back by recovery (no
+			// commit decision).
+			c.MarkBroken()
+			s.logger.Debug("transaction branch rollback failed", "node", tx.branches[i].node(), "error", err)
+		}
+	}
+	if tx.mode == txXA {
+		s.l.metrics.XATransaction(rt.name, "rolled_back")
+	}
+}
+
+func markIfBroken(c *backend.Conn, err error) {
+	var me *mysql.Error
+	if err != nil && !errors.As(err, &me) {
+		c.MarkBroken()
+	}
+}
+
+// txCommitOnePhase commits a transaction that has one XA branch.
+func (s *session) txCommitOnePhase(rt *runtime, tx *shardTx, c *backend.Conn) error {
+	xid := xalog.XID(tx.gtrid, tx.branches[0].bqual)
+	_, err := c.Exec("XA END " + xid)
+	if err == nil {
+		_, err = c.Exec("XA COMMIT " + xid + " ONE PHASE")
+	}
+	if err != nil {
+		markIfBroken(c, err)
+		if !c.Broken() {
+			_, _ = c.Exec("XA ROLLBACK " + xid)
+		}
+		s.l.metrics.XATransaction(rt.name, "failed")
+		var me *mysql.Error
+		if errors.As(err, &me) {
+			return me
+		}
+		c.MarkBroken()
+		return errXARollback("the connection to datanode %s failed during COMMIT: %v", tx.branches[0].node(), err)
+	}
+	s.l.metrics.XATransaction(rt.name, "committed_one_phase")
+	return nil
+}
+
+// txCommitTwoPhase commits a transaction with several XA branches.
+func (s *session) txCommitTwoPhase(rt *runtime, tx *shardTx, conns []*backend.Conn) error {
+	prepared := make([]bool, len(conns))
+	fail := func(i int, err error) error {
+		markIfBroken(conns[i], err)
+		s.txRollback(rt, tx, conns, prepared)
+		s.l.metrics.XATransaction(rt.name, "failed")
+		msg := err.Error()
+		var me *mysql.Error
+		if errors.As(err, &me) {
+			msg = me.Message
+		}
+		return errXARollback("datanode %s could not prepare the transaction (%s); every branch was rolled back", tx.branches[i].node(), msg)
+	}
+	for i, c := range conns {
+		xid := xalog.XID(tx.gtrid, tx.branches[i].bqual)
+		if _, err := c.Exec("XA END " + xid); err != nil {
+			return fail(i, err)
+		}
+		if _, err := c.Exec("XA PREPARE " + xid); err != nil {
+			return fail(i, err)
+		}
+		prepared[i] = true
+		failpoint("after_prepare:" + strconv.Itoa(i+1))
+	}
+	t0 := time.Now()
+	if err := tx.coord.log.Commit(tx.gtrid); err != nil {
+		s.txRollback(rt, tx, conns, prepared)
+		s.l.metrics.XATransaction(rt.name, "failed")
+		s.logger.Error("XA decision log write failed: transaction rolled back", "gtrid", tx.gtrid, "error", err)
+		return errXARollback("the decision log could not be written (%v); every branch was rolled back", err)
+	}
+	s.l.metrics.XALogSync(time.Since(t0).Seconds())
+	failpoint("after_decision")
+	inDoubt := 0
+	for i, c := range conns {
+		if _, err := c.Exec("XA COMMIT " + xalog.XID(tx.gtrid, tx.branches[i].bqual)); err != nil {
+			markIfBroken(c, err)
+			inDoubt++
+			s.logger.Warn("XA COMMIT failed after the commit decision: the branch stays prepared until recovery commits it",
+				"gtrid", tx.gtrid, "node", tx.branches[i].node(), "error", err)
+		}
+		failpoint("after_commit:" + strconv.Itoa(i+1))
+	}
+	if inDoubt == 0 {
+		if err := tx.coord.log.Done(tx.gtrid); err != nil {
+			s.logger.Warn("XA decision log", "error", err)
+		}
+	} else {
+		select {
+		case tx.coord.kick <- struct{}{}:
+		default:
+		}
+	}
+	s.l.metrics.XATransaction(rt.name, "committed")
+	return nil
+}
+
+// txCommitEach commits best_effort branches one after the other; after a
+// failure the rest are rolled back, and the error says where it committed.
+func (s *session) txCommitEach(tx *shardTx, conns []*backend.Conn) error {
+	var done []string
+	for i, c := range conns {
+		if _, err := c.Exec("COMMIT"); err != nil {
+			markIfBroken(c, err)
+			var rolled []string
+			for j := i + 1; j < len(conns); j++ {
+				if _, rerr := conns[j].Exec("ROLLBACK"); rerr != nil {
+					markIfBroken(conns[j], rerr)
+				}
+				rolled = append(rolled, tx.branches[j].node())
+			}
+			committed := "nothing was committed"
+			if len(done) > 0 {
+				committed = "it was committed on " + strings.Join(done, ", ")
+			}
+			msg := err.Error()
+			var me *mysql.Error
+			if errors.As(err, &me) {
+				msg = me.Message
+			}
+			return mysql.NewError(1180, "HY000", "Got error during COMMIT: datanode %s: %s; %s (transaction_mode = \"best_effort\"), rolled back on [%s]",
+				tx.branches[i].node(), msg, committed, strings.Join(rolled, ", "))
+		}
+		done = append(done, tx.branches[i].node())
+	}
+	return nil
+}
+
+// txClose ends the session's transaction when the session ends: its
+// branches' connections are closed (MariaDB rolls back a branch that is
+// not prepared; recovery resolves a prepared one).
+func (s *session) txClose() {
+	tx := s.stx
+	if tx == nil {
+		return
+	}
+	s.stx = nil
+	for _, b := range tx.branches {
+		if b == tx.cur {
+			if s.be == b.conn {
+				b.conn.MarkBroken() // the session puts s.be back
+			}
+			continue
+		}
+		b.conn.MarkBroken()
+		b.conn.Pool.Put(b.conn)
+	}
+	if tx.coord != nil {
+		tx.coord.active.Delete(tx.gtrid)
+	}
+}
+
+// txFail marks the transaction as able only to roll back (a statement on
+// several branches failed half-way); the client's error says so.
+func (s *session) txFail(err error) error {
+	if s.stx == nil {
+		return err
+	}
+	msg := err.Error()
+	var me *mysql.Error
+	if errors.As(err, &me) {
+		msg = me.Message
+	}
+	s.stx.failed = errXARollback("a statement on several shards failed in this transaction (%s); it can only be rolled back", msg)
+	return s.stx.failed
+}
+
+// shardConnsOf takes a connection from each pool, synced to the session.
+func (s *session) shardConnsOf(rt *runtime, pools []*backend.Pool) ([]*backend.Conn, error) {
+	v := backend.Variant{FoundRows: s.foundRows, ClientAttrs: s.attrs}
+	conns := make([]*backend.Conn, 0, len(pools))
+	for _, pl := range pools {
+		for attempt := 0; ; attempt++ {
+			c, err := getConn(pl, v)
+			if err != nil {
+				putAll(conns, false)
+				return nil, err
+			}
+			err = c.Sync(s.state)
+			if err == nil {
+				conns = append(conns, c)
+				break
+			}
+			var me *mysql.Error
+			if errors.As(err, &me) {
+				c.Pool.Put(c)
+				putAll(conns, false)
+				return nil, err
+			}
+			// A pooled connection that died while idle: another one.
+			c.MarkBroken()
+			c.Pool.Put(c)
+			if attempt > 0 {
+				putAll(conns, false)
+				return nil, &backendReadError{err}
+			}
+		}
+	}
+	return conns, nil
+}
+
+// onBranch reports whether s.be is the current branch of the session's
+// transaction: it stays pinned whatever a statement's status says (an
+// ERR packet carries no status).
+func (s *session) onBranch() bool {
+	return s.stx != nil && s.stx.cur != nil && s.be == s.stx.cur.conn
+}
