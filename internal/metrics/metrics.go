@@ -48,12 +48,16 @@ const (
 // Pin reasons used as the "reason" label of pisa_proxy_backend_pins_total.
 // The label is a free string; these are the values the proxy uses.
 const (
-	PinTransaction       = "transaction"        // the server reports an open transaction
-	PinUserVariable      = "user_variable"      // SET @v / SELECT ... INTO @v
-	PinTemporaryTable    = "temporary_table"    // CREATE TEMPORARY TABLE
-	PinLock              = "lock"               // LOCK TABLES, GET_LOCK()
-	PinPreparedStatement = "prepared_statement" // COM_STMT_PREPARE or PREPARE
-	PinSessionVariable   = "session_variable"   // SET of a variable that cannot be replayed
+	PinTransaction    = "transaction"     // the server reports an open transaction
+	PinUserVariable   = "user_variable"   // SET @v / SELECT ... INTO @v
+	PinTemporaryTable = "temporary_table" // CREATE TEMPORARY TABLE
+	PinLock           = "lock"            // LOCK TABLES, GET_LOCK()
+	PinCursor         = "cursor"          // a prepared statement's open cursor
+	PinLongData       = "long_data"       // COM_STMT_SEND_LONG_DATA until the execute
+	// PinPreparedStatement is no longer used: prepared statements do not
+	// pin (SQL-level PREPARE pins as session_state).
+	PinPreparedStatement = "prepared_statement"
+	PinSessionVariable   = "session_variable" // SET of a variable that cannot be replayed
 )
 
 // DurationBuckets are the buckets of pisa_proxy_sql_processed_duration_seconds:
@@ -81,6 +85,7 @@ type Proxy struct {
 	clientTimeouts         *prometheus.CounterVec
 	packetMemoryRefusals   *prometheus.CounterVec
 	stmtReprepares         *prometheus.CounterVec
+	stmtEvictions          *prometheus.CounterVec
 	configReloads          *prometheus.CounterVec
 	shardStatements        *prometheus.CounterVec
 	shardTargets           *prometheus.HistogramVec
@@ -234,7 +239,12 @@ func NewProxy(reg prometheus.Registerer) *Proxy {
 		stmtReprepares: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: Namespace,
 			Name:      "stmt_reprepares_total",
-			Help:      "Client prepared statements prepared again on a new backend connection after theirs was lost.",
+			Help:      "Client prepared statements prepared on a backend connection that did not have them yet (the one the pool handed out for an execute, also after a lost connection).",
+		}, []string{LabelDomain}),
+		stmtEvictions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace,
+			Name:      "stmt_evictions_total",
+			Help:      "Statements closed on a backend connection because its statement cache was full (least recently used first).",
 		}, []string{LabelDomain}),
 		backendPins: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: Namespace,
@@ -271,7 +281,7 @@ func NewProxy(reg prometheus.Registerer) *Proxy {
 func (p *Proxy) Collectors() []prometheus.Collector {
 	return append([]prometheus.Collector{
 		p.sqlProcessed, p.sqlDuration, p.sqlUnderProcessing,
-		p.clientConnections, p.clientConnectionsTotal, p.clientAuthFailures, p.stmtReprepares, p.configReloads,
+		p.clientConnections, p.clientConnectionsTotal, p.clientAuthFailures, p.stmtReprepares, p.stmtEvictions, p.configReloads,
 		p.clientHandshakes, p.clientRefusals, p.clientTimeouts, p.packetMemoryRefusals,
 		p.shardStatements, p.shardTargets, p.shardMergedRows, p.shardRefusals,
 		p.backendPins, p.errors, p.backendConnectErrors, p.backendEndpointUp,
@@ -392,10 +402,16 @@ func (p *Proxy) ConfigReload(applied bool) {
 	p.configReloads.WithLabelValues(result).Inc()
 }
 
-// Reprepared records a client statement prepared again after its backend
-// connection was lost.
+// Reprepared records a client statement prepared on a backend connection
+// that did not have it.
 func (p *Proxy) Reprepared(domain string) {
 	p.stmtReprepares.WithLabelValues(domain).Inc()
+}
+
+// StmtEvicted records a statement closed on a backend connection whose
+// statement cache was full.
+func (p *Proxy) StmtEvicted(domain string) {
+	p.stmtEvictions.WithLabelValues(domain).Inc()
 }
 
 // BackendPinned records that a session pinned its backend connection for
@@ -482,7 +498,7 @@ func (p *Proxy) ForgetDomain(domain string) {
 		DeletePartialMatch(prometheus.Labels) int
 	}{
 		p.sqlProcessed, p.sqlDuration, p.sqlUnderProcessing,
-		p.clientConnectionsTotal, p.clientAuthFailures, p.stmtReprepares,
+		p.clientConnectionsTotal, p.clientAuthFailures, p.stmtReprepares, p.stmtEvictions,
 		p.clientRefusals, p.clientTimeouts, p.packetMemoryRefusals,
 		p.shardStatements, p.shardTargets, p.shardMergedRows, p.shardRefusals,
 		p.backendPins, p.errors, p.backendEndpointUp,

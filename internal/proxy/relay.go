@@ -413,7 +413,9 @@ func (s *session) relayPrepare(proxyID uint32) (result, uint32, uint16, error) {
 func (s *session) relayFetch() (result, error) {
 	var r result
 	err := s.relayRows(&r)
-	r.sent = true
+	// A failure before the first row sent nothing: the client can get an
+	// error (the connection was lost with the cursor).
+	r.sent = err == nil || r.rows > 0 || errors.Is(err, errClientWrite)
 	return r, err
 }
 

@@ -22,31 +22,49 @@ import (
 const (
 	pinTransaction uint8 = 1 << iota
 	pinSessionState
-	pinPrepared
+	pinCursor // a prepared statement's open cursor
 	pinLock
+	pinLongData // data sent with COM_STMT_SEND_LONG_DATA, until the execute
 )
+
+// pinPrepared is the statement state that can live on a connection: an
+// open cursor, long data. Prepared statements themselves pin nothing.
+const pinPrepared = pinCursor | pinLongData
 
 var pinNames = map[uint8]string{
 	pinTransaction:  "transaction",
 	pinSessionState: "session_state",
-	pinPrepared:     "prepared_statement",
+	pinCursor:       "cursor",
 	pinLock:         "lock",
+	pinLongData:     "long_data",
 }
 
-// stmt maps a client statement id to the backend's.
+// stmt is a client's prepared statement (see session_stmt.go).
 type stmt struct {
-	backendID uint32
-	sql       string // the prepared text (governance, and preparing again)
-	params    uint16 // parameter count the client was told
-	readOnly  bool   // its facts say read-only (for read-your-writes)
-	// stale: the backend connection it was prepared on was lost; the next
-	// use prepares it again on the session's new connection.
-	stale bool
-	// longData: COM_STMT_SEND_LONG_DATA went to the backend since the last
-	// execute or reset; longDataLost: that backend was lost with it.
-	longData, longDataLost bool
+	sql  string // the client's text (governance)
+	text string // the text prepared on backends (CONNECTION_ID() rewritten)
+	// key finds it in a backend connection's statement cache: text and
+	// the state that changes what preparing it means (prepState); prep is
+	// that state, for preparing it on another connection.
+	key      string
+	prep     *backend.SessionState
+	params   uint16 // parameter count the client was told
+	readOnly bool   // its facts say read-only (for read-your-writes)
+	// untracked: its executions may change state the server does not
+	// report (sqlparse.UntrackedState): they pin the session.
+	untracked bool
+	// types are the parameter types the client last bound.
+	types []byte
+	// cursor: an open cursor on s.be; longData: COM_STMT_SEND_LONG_DATA
+	// went to s.be since the last execute or reset. bst is the backend
+	// statement on s.be that holds them (owned while either is set).
+	cursor, longData bool
+	bst              *backend.Stmt
+	// cursorLost, longDataLost: the connection holding them was lost; the
+	// next fetch (execute) gets ERR 2013.
+	cursorLost, longDataLost bool
 	// sh is set for a statement on sharded tables: the proxy runs it, no
-	// backend holds it for the client (backendID is unused).
+	// backend holds it for the client.
 	sh *shardStmt
 }
 
@@ -111,6 +129,16 @@ type session struct {
 
 	stmts      map[uint32]stmt
 	nextStmtID uint32
+	// lastPrepared is the statement MariaDB's id 0xffffffff names (the
+	// last one prepared, 0: none); openCursors and pendingLong count the
+	// statements holding a cursor or long data on s.be.
+	lastPrepared             uint32
+	openCursors, pendingLong int
+	// stmtSnap is a copy of the session state at a prepare (at state
+	// generation stmtSnapGen), shared by the statements prepared in it.
+	stmtSnap    *backend.SessionState
+	stmtSnapGen uint64
+	stmtBuf     []byte
 
 	// lost holds the pin reasons of backend state that died with its
 	// connection (a transaction, locks, user variables, temporary tables).
@@ -528,6 +556,7 @@ func (s *session) resetSession(db string) {
 	}
 	s.pins = 0
 	s.stmts = nil
+	s.lastPrepared, s.openCursors, s.pendingLong = 0, 0, 0
 	if s.causal != nil {
 		s.causal.Reset()
 	}

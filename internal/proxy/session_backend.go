@@ -147,17 +147,10 @@ func (s *session) dropBackend(broken bool) {
 	}
 	if lost := s.pins &^ pinPrepared; lost != 0 {
 		s.lost |= lost
-		s.stmts = nil
-	} else {
-		// Only prepared statements lived there: prepare them again on
-		// the next connection when they are used.
-		for id, st := range s.stmts {
-			st.stale = true
-			st.longDataLost = st.longDataLost || st.longData
-			st.longData = false
-			s.stmts[id] = st
-		}
 	}
+	// Statements live on every connection; cursors and long data die
+	// with this one.
+	s.stmtsLost()
 	s.pins = 0
 }
 

@@ -1,14 +1,62 @@
 package proxy
 
 import (
+	"bytes"
 	"errors"
-	"strings"
+	"maps"
+	"strconv"
 
 	"github.com/database-mesh/pisanix-go/internal/mysql"
+	"github.com/database-mesh/pisanix-go/internal/proxy/backend"
 	"github.com/database-mesh/pisanix-go/internal/sqlparse"
 )
 
-// handlePrepare prepares on the session's (now pinned) connection.
+// Prepared statements belong to the proxy, not to a backend connection. A
+// client's COM_STMT_PREPARE is prepared on whatever connection the pool
+// hands out and answered with the session's own statement id; the
+// connection keeps the statement in its cache (backend.Conn's statement
+// LRU, by a key made of the text and the session state that affects
+// preparing it) and goes back to the pool. Each COM_STMT_EXECUTE runs on the
+// connection the pool hands out then, which prepares the statement first
+// when it does not have it yet (pisa_proxy_stmt_reprepares_total), also
+// after a lost backend connection. A statement pins its connection only
+// while server state lives there for it: an open cursor (until its last row
+// is fetched, or it is reset, closed or executed again) or data sent with
+// COM_STMT_SEND_LONG_DATA (until the execute, reset or close).
+
+// prepStateVars are the session variables, besides the database, that
+// change what preparing a text means (its parsing and literals).
+var prepStateVars = [...]string{"sql_mode", "character_set_client", "character_set_connection", "collation_connection"}
+
+// prepState returns the part of a statement's cache key that the session
+// state gives: the database and prepStateVars.
+func (s *session) prepState() string {
+	n := len(s.state.DB) + len(prepStateVars)
+	for _, v := range prepStateVars {
+		n += len(s.state.Vars[v])
+	}
+	b := make([]byte, 0, n+1)
+	b = append(b, s.state.DB...)
+	for _, v := range prepStateVars {
+		b = append(b, 0)
+		b = append(b, s.state.Vars[v]...)
+	}
+	return string(append(b, 0))
+}
+
+// stateSnapshot returns a copy of the session state, shared by the
+// statements prepared while it does not change: a connection prepares a
+// statement in the state it was prepared in by the client.
+func (s *session) stateSnapshot() *backend.SessionState {
+	if s.stmtSnap == nil || s.stmtSnapGen != s.state.Gen || s.stmtSnap.DB != s.state.DB {
+		s.stmtSnap = &backend.SessionState{DB: s.state.DB, Vars: maps.Clone(s.state.Vars),
+			MultiStatements: s.state.MultiStatements, Gen: 1}
+		s.stmtSnapGen = s.state.Gen
+	}
+	return s.stmtSnap
+}
+
+// handlePrepare prepares a client statement.
 func (s *session) handlePrepare(c *command, p []byte) error {
 	if s.stmts == nil {
 		s.stmts = make(map[uint32]stmt)
@@ -29,58 +77,64 @@ func (s *session) prepare(c *command, p []byte) (result, error) {
 		s.nextStmtID = 1
 	}
 	id := s.nextStmtID
+	s.lastPrepared = 0
 	if err := refuseWithoutWriter(c.rt, facts); err != nil {
 		return result{}, s.sendError(err)
 	}
-	// Prepared statements pin the session: prepare on the writer (see
-	// routeFor), so that later writes never reach a replica.
+	// Statements run on the writer (see routeFor), so that writes never
+	// reach a replica.
 	s.routeToWriter(c)
-	sqlText := string(p[1:]) // governs each execution; prepared again after a loss
+	sqlText := string(p[1:]) // governs each execution
 	if rt := c.rt; rt.shard != nil {
 		prep, err := rt.shard.Prepare(sqlText, s.state.DB)
 		if err != nil {
 			return result{}, s.refuseShard(err)
 		}
 		if !prep.Unsharded() {
-			return s.prepareSharded(rt, id, sqlText, prep, facts != nil && facts.ReadOnly && !facts.LockingRead)
+			r, err := s.prepareSharded(rt, id, sqlText, prep, facts != nil && facts.ReadOnly && !facts.LockingRead)
+			if _, ok := s.stmts[id]; ok {
+				s.lastPrepared = id
+			}
+			return r, err
 		}
 	}
 	if indexFold(p[1:], connIDCall) >= 0 {
+		// The rewritten text names this session: it is the key too.
 		p = s.rewriteConnectionID(p)
 	}
+	st := stmt{
+		sql:       sqlText,
+		text:      string(p[1:]),
+		readOnly:  facts != nil && facts.ReadOnly,
+		untracked: sqlparse.UntrackedState(sqlText),
+	}
+	st.key = s.prepState() + st.text
 	return s.exec(c, p, mysql.ComStmtPrepare, func(s *session) (result, error) {
 		r, bid, params, err := s.relayPrepare(id)
 		if err == nil && r.err == nil {
-			// Pin before afterCommand can release the connection.
-			s.pin(pinPrepared)
-			if sqlparse.UntrackedState(sqlText) {
-				// Its executions may change state the server does not
-				// report: keep the connection after the statement goes.
-				s.pin(pinSessionState)
+			if _, evicted := s.be.AddStmt(st.key, bid, params); evicted {
+				s.l.metrics.StmtEvicted(s.rt.name)
 			}
-			s.stmts[id] = stmt{backendID: bid, sql: sqlText, params: params, readOnly: facts != nil && facts.ReadOnly}
+			st.params = params
+			st.prep = s.stateSnapshot()
+			s.stmts[id] = st
+			s.lastPrepared = id
 		}
 		return r, err
 	}, false)
 }
 
-// stmtID rewrites the statement id in p (bytes 1..4) to the backend's.
-// 0xffffffff (MariaDB "last prepared statement") passes through.
-func (s *session) mapStmt(p []byte) (ok bool) {
+// stmtOf returns the client statement id of a statement command, the last
+// prepared statement for MariaDB's 0xffffffff ("execute direct").
+func (s *session) stmtOf(p []byte) (uint32, bool) {
 	if len(p) < 5 {
-		return false
+		return 0, false
 	}
 	id := uint32(p[1]) | uint32(p[2])<<8 | uint32(p[3])<<16 | uint32(p[4])<<24
 	if id == 0xffffffff {
-		return s.be != nil && s.pins&pinPrepared != 0
+		id = s.lastPrepared
 	}
-	st, found := s.stmts[id]
-	if !found || st.stale || s.be == nil {
-		return false
-	}
-	b := st.backendID
-	p[1], p[2], p[3], p[4] = byte(b), byte(b>>8), byte(b>>16), byte(b>>24)
-	return true
+	return id, true
 }
 
 func (s *session) unknownStmt(p []byte) error {
@@ -92,197 +146,431 @@ func (s *session) unknownStmt(p []byte) error {
 		"Unknown prepared statement handler (%d) given to %s", id, mysql.CommandName(p[0])))
 }
 
-// reprepare prepares statement id again on the session's connection after
-// the one it lived on was lost. It reports whether the statement is usable;
-// on false the client got an error, and err is set when the session ends.
-func (s *session) reprepare(id uint32) (ok bool, err error) {
-	st := s.stmts[id]
-	if st.longDataLost {
-		st.longDataLost = false
-		s.stmts[id] = st
-		return false, s.sendError(mysql.NewError(mysql.ErrCodeServerLost, "HY000",
-			"Lost connection to backend server; the parameter data sent with COM_STMT_SEND_LONG_DATA was lost with it"))
-	}
-	if perr := s.prepareAgain(id); perr != nil {
-		if s.lost != 0 {
-			return false, s.endLostSession(perr)
-		}
-		return false, s.sendError(perr)
-	}
-	return true, nil
+// setBackendID writes a backend statement id into a statement command.
+func setBackendID(p []byte, id uint32) {
+	p[1], p[2], p[3], p[4] = byte(id), byte(id>>8), byte(id>>16), byte(id>>24)
 }
 
-// prepareAgain is reprepare without answering the client (for commands
-// that have no response).
-func (s *session) prepareAgain(id uint32) error {
-	st := s.stmts[id]
-	c := &s.cmd
-	s.routeToWriter(c)
-	if err := s.acquire(c); err != nil {
-		return err
-	}
-	text := st.sql
-	if strings.Contains(strings.ToUpper(text), connIDCall) {
-		text = string(s.rewriteConnectionID(append([]byte{mysql.ComStmtPrepare}, text...))[1:])
-	}
-	bid, params, err := s.be.Prepare(text)
-	if err != nil {
+// stmtOn makes s.be a connection and returns client statement id's
+// statement on it, preparing it there first when needed. On false the
+// client got an error (err set when the session ends).
+func (s *session) stmtOn(c *command, id uint32, st *stmt) (bs *backend.Stmt, ok bool, err error) {
+	for attempt := 0; ; attempt++ {
+		wasPinned := s.be != nil
+		s.routeToWriter(c)
+		if err := s.acquire(c); err != nil {
+			return nil, false, s.sendError(err)
+		}
+		bs, perr := s.backendStmt(id, st)
+		if perr == nil {
+			return bs, true, nil
+		}
 		var me *mysql.Error
-		if errors.As(err, &me) {
-			return me
+		if errors.As(perr, &me) {
+			s.release()
+			return nil, false, s.sendError(me)
 		}
 		s.dropBackend(true)
-		return &backendReadError{err}
+		if s.lost != 0 {
+			return nil, false, s.endLostSession(perr)
+		}
+		if wasPinned || attempt > 0 {
+			return nil, false, s.sendError(&backendReadError{perr})
+		}
+		// A pooled connection that died while idle: nothing ran, so once
+		// more on another.
 	}
-	s.l.metrics.Reprepared(s.rt.name)
-	s.pin(pinPrepared)
-	if params != st.params {
-		// The statement means something else now (the schema changed).
-		s.be.CloseStmt(bid)
-		return mysql.NewError(1615, "HY000", "Prepared statement needs to be re-prepared")
-	}
-	st.backendID, st.stale = bid, false
-	s.stmts[id] = st
-	return nil
 }
 
-// stmtOf returns the client statement id of a statement command.
-func stmtOf(p []byte) (uint32, bool) {
-	if len(p) < 5 {
-		return 0, false
+// backendStmt returns statement id on s.be, preparing it there (in the
+// state the client prepared it in) when the connection does not have it.
+// An ERR from the server is returned as *mysql.Error, s.be usable.
+func (s *session) backendStmt(id uint32, st *stmt) (*backend.Stmt, error) {
+	if st.bst != nil {
+		return st.bst, nil // it holds this statement's cursor or long data on s.be
 	}
-	return uint32(p[1]) | uint32(p[2])<<8 | uint32(p[3])<<16 | uint32(p[4])<<24, true
+	c := s.be
+	key := st.key
+	bs := c.CachedStmt(key)
+	if bs != nil && bs.Owner != 0 && bs.Owner != id {
+		// Another statement of this session with the same text keeps a
+		// cursor or long data on it: this one gets its own.
+		key += "\x00#" + strconv.FormatUint(uint64(id), 10)
+		bs = c.CachedStmt(key)
+	}
+	if bs != nil {
+		return bs, nil
+	}
+	other := s.prepState() != st.key[:len(st.key)-len(st.text)]
+	if other {
+		// The session's database or parsing state changed since the
+		// client prepared it: prepare it as the client did.
+		if err := c.Sync(st.prep); err != nil {
+			return nil, err
+		}
+	}
+	bs, evicted, err := c.PrepareStmt(key, st.text)
+	if other {
+		if serr := c.Sync(s.state); serr != nil && err == nil {
+			err = serr
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	s.l.metrics.Reprepared(s.rt.name)
+	if evicted {
+		s.l.metrics.StmtEvicted(s.rt.name)
+	}
+	if bs.Params != st.params {
+		// The same text has another parameter count: it cannot be.
+		c.DropStmt(bs)
+		return nil, mysql.NewError(1615, "HY000", "Prepared statement needs to be re-prepared")
+	}
+	return bs, nil
+}
+
+// errNoParamTypes is MariaDB's answer to an execute that binds no types
+// for a statement whose parameters never had any.
+var errNoParamTypes = mysql.NewError(1210, "HY000", "Incorrect arguments to mysqld_stmt_execute")
+
+// execPacket turns a client's COM_STMT_EXECUTE (or BULK_EXECUTE) p of st
+// into the packet for backend statement bs: its id, and the parameter
+// types the client bound earlier when bs's server has other ones (the
+// client sends types only when they change; the server remembers those of
+// the last execute of that statement, maybe another client's).
+func (s *session) execPacket(p []byte, st *stmt, bs *backend.Stmt) ([]byte, error) {
+	setBackendID(p, bs.ID)
+	n := int(st.params)
+	if n == 0 {
+		return p, nil
+	}
+	var pos int // where the types are, or would be
+	var sent bool
+	if p[0] == mysql.ComStmtBulkExecute {
+		if len(p) < 7 {
+			return nil, errBadExecute
+		}
+		pos, sent = 7, p[5]&0x80 != 0 // STMT_BULK_FLAG_CLIENT_SEND_TYPES
+	} else {
+		pos = 10 + (n+7)/8
+		if len(p) <= pos {
+			return nil, errBadExecute
+		}
+		sent = p[pos] == 1
+		pos++
+	}
+	if sent {
+		if len(p) < pos+2*n {
+			return nil, errBadExecute
+		}
+		st.types = append(st.types[:0], p[pos:pos+2*n]...)
+		bs.Types = append(bs.Types[:0], st.types...)
+		return p, nil
+	}
+	if bytes.Equal(bs.Types, st.types) {
+		if st.types == nil {
+			return nil, errNoParamTypes
+		}
+		return p, nil
+	}
+	if st.types == nil {
+		return nil, errNoParamTypes
+	}
+	// Bind the client's types again on this statement.
+	b := append(s.stmtBuf[:0], p[:pos]...)
+	if p[0] == mysql.ComStmtBulkExecute {
+		b[5] |= 0x80
+	} else {
+		b[pos-1] = 1
+	}
+	b = append(b, st.types...)
+	b = append(b, p[pos:]...)
+	s.stmtBuf = b
+	bs.Types = append(bs.Types[:0], st.types...)
+	return b, nil
+}
+
+// setStmtHold records whether statement id keeps a cursor or long data on
+// s.be (backend statement bs), adjusting the session's pins.
+func (s *session) setStmtHold(id uint32, st *stmt, cursor, longData bool, bs *backend.Stmt) {
+	if st.cursor != cursor {
+		if cursor {
+			s.openCursors++
+		} else {
+			s.openCursors--
+		}
+		st.cursor = cursor
+	}
+	if st.longData != longData {
+		if longData {
+			s.pendingLong++
+		} else {
+			s.pendingLong--
+		}
+		st.longData = longData
+	}
+	switch {
+	case cursor || longData:
+		if bs != nil {
+			st.bst = bs
+		}
+		st.bst.Owner = id
+	case st.bst != nil:
+		st.bst.Owner = 0
+		st.bst = nil
+	}
+	if s.openCursors > 0 {
+		s.pin(pinCursor)
+	} else {
+		s.pins &^= pinCursor
+	}
+	if s.pendingLong > 0 {
+		s.pin(pinLongData)
+	} else {
+		s.pins &^= pinLongData
+	}
 }
 
 func (s *session) handleExecute(c *command, p []byte) error {
-	var sqlText []byte
 	c.write = true
-	if id, ok := stmtOf(p); ok {
-		if st, found := s.stmts[id]; found {
-			if st.sh != nil {
-				if c.rt.shard == nil || c.rt.chain == nil {
-					_, err := s.executeSharded(c, p, &st)
-					return err
-				}
-				if ok, err := s.check(c, p[0], []byte(st.sql)); !ok {
-					return err
-				}
-				r, err := s.executeSharded(c, p, &st)
-				s.finish(c, &r, err)
-				return err
-			}
-			if st.stale {
-				if ok, err := s.reprepare(id); !ok {
-					return err
-				}
-				st = s.stmts[id]
-			}
-			st.longData = false
-			s.stmts[id] = st
-			sqlText = []byte(st.sql)
-			c.write = !st.readOnly
-		}
-	}
-	if !s.mapStmt(p) {
+	id, ok := s.stmtOf(p)
+	st, found := s.stmts[id]
+	if !ok || !found {
 		return s.unknownStmt(p)
 	}
-	if len(sqlText) == 0 || c.rt.chain == nil {
-		_, err := s.exec(c, p, p[0], (*session).relayBinary, false)
+	if st.sh != nil {
+		if c.rt.shard == nil || c.rt.chain == nil {
+			_, err := s.executeSharded(c, p, &st)
+			return err
+		}
+		if ok, err := s.check(c, p[0], []byte(st.sql)); !ok {
+			return err
+		}
+		r, err := s.executeSharded(c, p, &st)
+		s.finish(c, &r, err)
 		return err
 	}
-	if ok, err := s.check(c, p[0], sqlText); !ok {
+	if st.longDataLost {
+		st.longDataLost = false
+		s.stmts[id] = st
+		return s.sendError(mysql.NewError(mysql.ErrCodeServerLost, "HY000",
+			"Lost connection to backend server; the parameter data sent with COM_STMT_SEND_LONG_DATA was lost with it"))
+	}
+	c.write = !st.readOnly
+	if c.rt.chain == nil {
+		_, err := s.execute(c, id, p)
 		return err
 	}
-	r, err := s.exec(c, p, p[0], (*session).relayBinary, false)
+	if ok, err := s.check(c, p[0], []byte(st.sql)); !ok {
+		return err
+	}
+	r, err := s.execute(c, id, p)
 	s.finish(c, &r, err)
 	return err
 }
 
-// handleStmt forwards a statement command (fn nil: no response expected).
-func (s *session) handleStmt(p []byte, fn relayFunc) error {
-	if id, ok := stmtOf(p); ok {
-		if st, found := s.stmts[id]; found {
-			if st.sh != nil {
-				switch p[0] {
-				case mysql.ComStmtSendLongData:
-					st.sh.longData = true
-					return nil
-				case mysql.ComStmtReset:
-					st.sh.longData = false
-					return s.writeOK(0)
-				default:
-					return s.sendError(mysql.NewError(1421, "HY000", "The statement (%d) has no open cursor.", id))
-				}
-			}
-			switch p[0] {
-			case mysql.ComStmtSendLongData:
-				if st.stale {
-					// No response: a failure shows at the execute (the
-					// data is marked lost) or at the next command.
-					_ = s.prepareAgain(id)
-					st = s.stmts[id]
-				}
-				st.longData = !st.stale
-				st.longDataLost = st.longDataLost || st.stale
-			case mysql.ComStmtReset:
-				st.longData, st.longDataLost = false, false
-				if st.stale {
-					s.stmts[id] = st
-					return s.writeOK(0) // nothing to reset on a lost connection
-				}
-			case mysql.ComStmtFetch:
-				if st.stale {
-					return s.sendError(mysql.NewError(mysql.ErrCodeServerLost, "HY000",
-						"Lost connection to backend server; the statement's open cursor was lost with it"))
-				}
-			}
-			s.stmts[id] = st
-		}
+// execute runs statement id's execute p on a connection that has it.
+func (s *session) execute(c *command, id uint32, p []byte) (result, error) {
+	st := s.stmts[id]
+	bs, ok, err := s.stmtOn(c, id, &st)
+	if !ok {
+		return result{}, err
 	}
-	if !s.mapStmt(p) {
-		if fn == nil {
-			return nil // no response for SEND_LONG_DATA
+	pkt, perr := s.execPacket(p, &st, bs)
+	if perr != nil {
+		s.stmts[id] = st
+		s.release()
+		return result{}, s.sendError(perr)
+	}
+	if st.cursor {
+		// Executing again closes the statement's open cursor.
+		s.setStmtHold(id, &st, false, st.longData, nil)
+	}
+	s.stmts[id] = st
+	if st.untracked {
+		// It may change state the server does not report: keep the
+		// connection (and reset it before anyone else gets it).
+		s.pendingPins |= pinSessionState
+	}
+	return s.execReported(c, id, pkt, func(s *session) (result, error) {
+		r, err := s.relayBinary()
+		st, ok := s.stmts[id]
+		if !ok {
+			return r, err
+		}
+		if r.err != nil || err != nil {
+			bs.Types = nil // unknown whether the server took them: bind again
+		}
+		cursor := err == nil && r.err == nil && r.status&mysql.StatusCursorExists != 0
+		// The execute consumed the long data.
+		s.setStmtHold(id, &st, cursor, false, bs)
+		s.stmts[id] = st
+		return r, err
+	})
+}
+
+// execReported runs exec for a command of statement id whose failure, if
+// its connection is lost, is the report of the loss of the statement's
+// long data or cursor: the next command does not report it again.
+func (s *session) execReported(c *command, id uint32, p []byte, fn relayFunc) (result, error) {
+	r, err := s.exec(c, p, p[0], fn, false)
+	if st, ok := s.stmts[id]; ok && (st.cursorLost || st.longDataLost) {
+		st.cursorLost, st.longDataLost = false, false
+		s.stmts[id] = st
+	}
+	return r, err
+}
+
+// handleStmt runs COM_STMT_FETCH, COM_STMT_RESET and
+// COM_STMT_SEND_LONG_DATA (which has no response).
+func (s *session) handleStmt(p []byte, fn relayFunc) error {
+	c := &s.cmd
+	id, ok := s.stmtOf(p)
+	st, found := s.stmts[id]
+	if !ok || !found {
+		if p[0] == mysql.ComStmtSendLongData {
+			return nil // no response; the execute will fail
 		}
 		return s.unknownStmt(p)
 	}
-	if fn == nil {
-		c := s.be
-		c.ResetSeq()
-		if err := c.WritePacketFlush(p); err != nil {
-			s.dropBackend(true)
+	if st.sh != nil {
+		switch p[0] {
+		case mysql.ComStmtSendLongData:
+			st.sh.longData = true
+			return nil
+		case mysql.ComStmtReset:
+			st.sh.longData = false
+			return s.writeOK(0)
+		default:
+			return s.sendError(mysql.NewError(1421, "HY000", "The statement (%d) has no open cursor.", id))
 		}
-		return nil
 	}
-	_, err := s.exec(&s.cmd, p, p[0], fn, false)
-	return err
+	switch p[0] {
+	case mysql.ComStmtSendLongData:
+		return s.sendLongData(c, id, &st, p)
+	case mysql.ComStmtReset:
+		st.longDataLost, st.cursorLost = false, false
+		s.stmts[id] = st
+		if st.bst == nil || s.be == nil {
+			return s.writeOK(0) // no cursor, no long data: nothing to reset
+		}
+		setBackendID(p, st.bst.ID)
+		_, err := s.exec(c, p, p[0], func(s *session) (result, error) {
+			r, err := fn(s)
+			if st, ok := s.stmts[id]; ok && err == nil {
+				s.setStmtHold(id, &st, false, false, nil)
+				s.stmts[id] = st
+			}
+			return r, err
+		}, false)
+		return err
+	default: // COM_STMT_FETCH
+		if st.cursorLost {
+			st.cursorLost = false
+			s.stmts[id] = st
+			return s.sendError(mysql.NewError(mysql.ErrCodeServerLost, "HY000",
+				"Lost connection to backend server; the statement's open cursor was lost with it"))
+		}
+		if !st.cursor || st.bst == nil || s.be == nil {
+			return s.sendError(mysql.NewError(1421, "HY000", "The statement (%d) has no open cursor.", id))
+		}
+		setBackendID(p, st.bst.ID)
+		_, err := s.execReported(c, id, p, func(s *session) (result, error) {
+			r, err := fn(s)
+			if st, ok := s.stmts[id]; ok && err == nil && r.err == nil && r.status&mysql.StatusLastRowSent != 0 {
+				// The server closed the exhausted cursor.
+				s.setStmtHold(id, &st, false, st.longData, nil)
+				s.stmts[id] = st
+			}
+			return r, err
+		})
+		return err
+	}
 }
 
-func (s *session) handleStmtClose(p []byte) error {
-	if len(p) < 5 {
-		return nil
+// sendLongData sends a COM_STMT_SEND_LONG_DATA to a connection that has
+// the statement, which then stays with the session until the execute. It
+// has no response: a failure is reported by the execute.
+func (s *session) sendLongData(c *command, id uint32, st *stmt, p []byte) error {
+	if st.longDataLost {
+		return nil // the execute reports the earlier loss
 	}
-	id := uint32(p[1]) | uint32(p[2])<<8 | uint32(p[3])<<16 | uint32(p[4])<<24
-	st, ok := s.stmts[id]
-	if !ok {
-		return nil // COM_STMT_CLOSE has no response
+	if st.bst == nil {
+		s.routeToWriter(c)
+		if err := s.acquire(c); err != nil {
+			st.longDataLost = true
+			s.stmts[id] = *st
+			return nil
+		}
+		bs, err := s.backendStmt(id, st)
+		if err != nil {
+			var me *mysql.Error
+			if errors.As(err, &me) {
+				s.release()
+			} else {
+				s.dropBackend(true)
+			}
+			st.longDataLost = true
+			s.stmts[id] = *st
+			return nil
+		}
+		s.setStmtHold(id, st, st.cursor, true, bs)
+		s.stmts[id] = *st
+	} else if !st.longData {
+		s.setStmtHold(id, st, st.cursor, true, nil)
+		s.stmts[id] = *st
 	}
-	delete(s.stmts, id)
-	if st.stale || s.be == nil {
-		return nil
-	}
-	b := st.backendID
-	p[1], p[2], p[3], p[4] = byte(b), byte(b>>8), byte(b>>16), byte(b>>24)
-	c := s.be
-	c.ResetSeq()
-	if err := c.WritePacketFlush(p); err != nil {
-		s.dropBackend(true)
-		return nil
-	}
-	if len(s.stmts) == 0 {
-		s.pins &^= pinPrepared
-		// The server may still hold the "last statement" for execute
-		// direct, and user state; nothing else pins, so release.
-		s.release()
+	setBackendID(p, st.bst.ID)
+	be := s.be
+	be.ResetSeq()
+	if err := be.WritePacketFlush(p); err != nil {
+		s.dropBackend(true) // marks the long data lost
 	}
 	return nil
+}
+
+// handleStmtClose forgets a client statement. The backend statement stays
+// prepared for other executes (the connection's cache closes it when it
+// evicts it); one that holds the statement's cursor or long data is reset.
+func (s *session) handleStmtClose(p []byte) error {
+	id, ok := s.stmtOf(p)
+	st, found := s.stmts[id]
+	if !ok || !found {
+		return nil // COM_STMT_CLOSE has no response
+	}
+	if id == s.lastPrepared {
+		s.lastPrepared = 0
+	}
+	bs := st.bst
+	if bs != nil {
+		s.setStmtHold(id, &st, false, false, nil)
+	}
+	delete(s.stmts, id)
+	if bs == nil || s.be == nil {
+		return nil
+	}
+	if err := s.be.ResetStmt(bs.ID); err != nil {
+		var me *mysql.Error
+		if !errors.As(err, &me) {
+			s.dropBackend(true)
+			return nil
+		}
+	}
+	s.release()
+	return nil
+}
+
+// stmtsLost records that the statements' cursors and long data died with
+// the session's connection: the next fetch (execute) of each gets ERR 2013.
+func (s *session) stmtsLost() {
+	for id, st := range s.stmts {
+		if st.cursor || st.longData {
+			st.cursorLost = st.cursorLost || st.cursor
+			st.longDataLost = st.longDataLost || st.longData
+			st.cursor, st.longData, st.bst = false, false, nil
+			s.stmts[id] = st
+		}
+	}
+	s.openCursors, s.pendingLong = 0, 0
 }
