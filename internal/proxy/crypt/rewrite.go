@@ -74,6 +74,12 @@ func (s *Schema) Rewrite(p *sqlparse.Parser, sql string) (Rewritten, error) {
 	perr := p.WithASTMode(sql, func(stmts []ast.StmtNode, mode pmysql.SQLMode) {
 		rw := &rewriter{s: s, mode: mode}
 		for _, st := range stmts {
+			if _, ok := st.(*ast.PrepareStmt); ok {
+				// The statement text is a string the proxy never sees run.
+				out.Touched = true
+				rerr = Refusal("PREPARE ... FROM a text naming an encrypted or masked table (use the binary protocol's prepared statements)")
+				return
+			}
 			rw.collectTables(st)
 		}
 		if !rw.touched {

@@ -116,6 +116,7 @@ func TestRewriteRefusals(t *testing.T) {
 		"SELECT 1; SELECT email FROM users":                         "multi-statement text",
 		"LOAD DATA INFILE 'x' INTO TABLE users":                     "LOAD DATA into encrypted table users",
 		"SELECT id FROM users WHERE":                                "cannot parse",
+		"PREPARE s FROM 'SELECT email FROM users'":                  "PREPARE ... FROM a text",
 	}
 	for in, want := range cases {
 		_, err := s.Rewrite(p, in)
