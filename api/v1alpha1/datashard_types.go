@@ -9,6 +9,14 @@ type DataShardSpec struct {
 	// Rules, one per logical table.
 	// +kubebuilder:validation:MinItems=1
 	Rules []ShardingRule `json:"rules"`
+
+	// TransactionMode is how a transaction that reaches several nodes commits: "xa"
+	// (two-phase commit with MariaDB XA, atomic; the default) or "best_effort" (COMMIT on
+	// each node in turn, not atomic). The XA decision log is written in the proxy
+	// container (docs/sharding.md, "Transactions across shards").
+	// +kubebuilder:validation:Enum=xa;best_effort
+	// +optional
+	TransactionMode string `json:"transactionMode,omitempty"`
 }
 
 // ShardingRule shards one logical table over the actual data nodes. Exactly one of

@@ -444,6 +444,23 @@ func TestValidateCases(t *testing.T) {
 			c.MySQL.Nodes = append(c.MySQL.Nodes, Node{Name: "ds002", User: "u", Weight: &z})
 		}, ""},
 		{"empty node name", func(c *Config) { c.MySQL.Nodes[0].Name = "" }, "mysql.node[0].name: must not be empty"},
+		{"transaction_mode without sharding", func(c *Config) { c.Proxy.Config[0].TransactionMode = TransactionModeXA },
+			"proxy.config[0].transaction_mode: applies to sharding listeners only"},
+		{"unknown transaction_mode", func(c *Config) {
+			c.Proxy.Config[0].Sharding = []Sharding{{TableName: "t", ActualDatanodes: []string{"ds001"},
+				DatabaseStrategy: &DatabaseStrategy{DatabaseShardingAlgorithmName: "mod", DatabaseShardingColumn: "id"}}}
+			c.Proxy.Config[0].TransactionMode = "2pc"
+		}, `proxy.config[0].transaction_mode: must be "xa" or "best_effort", got "2pc"`},
+		{"best_effort transaction_mode", func(c *Config) {
+			c.Proxy.Config[0].Sharding = []Sharding{{TableName: "t", ActualDatanodes: []string{"ds001"},
+				DatabaseStrategy: &DatabaseStrategy{DatabaseShardingAlgorithmName: "mod", DatabaseShardingColumn: "id"}}}
+			c.Proxy.Config[0].TransactionMode = TransactionModeBestEffort
+			c.MySQL.Nodes[0].DB = "test"
+		}, ""},
+		{"bad xa proxy_id", func(c *Config) { c.Proxy.XA.ProxyID = "a b" }, `proxy.xa.proxy_id: must be 1 to 32 of`},
+		{"xa proxy_id too long", func(c *Config) { c.Proxy.XA.ProxyID = strings.Repeat("p", 33) }, `proxy.xa.proxy_id: must be 1 to 32 of`},
+		{"negative xa recovery_interval", func(c *Config) { c.Proxy.XA.RecoveryInterval = D(-time.Second) }, "proxy.xa.recovery_interval: must be >= 0"},
+		{"negative xa log_max_bytes", func(c *Config) { c.Proxy.XA.LogMaxBytes = -1 }, "proxy.xa.log_max_bytes: must be >= 0"},
 		{"shardingsphere unsupported", func(c *Config) { c.Proxy.Config[0].BackendType = BackendShardingSphereProxy },
 			`proxy.config[0].backend_type: "shardingsphere-proxy" is not supported`},
 		{"tls pair ok", func(c *Config) {

@@ -96,6 +96,7 @@ func (b *proxyBuilder) governance(ts *v1alpha1.TrafficStrategy, l *proxyconfig.L
 // read/write splitting rules with node_group_name set to the group.
 func (b *proxyBuilder) sharding(ds *v1alpha1.DataShard, sel []*endpoint, out *built) (string, error) {
 	l := out.listener
+	l.TransactionMode = ds.Spec.TransactionMode
 	declared := map[string]*v1alpha1.ReadWriteSplittingGroup{}
 	var order []string
 	for i := range ds.Spec.Rules {
