@@ -10,6 +10,11 @@ type routing struct {
 	nodeState     *prometheus.GaugeVec
 	probeFailures *prometheus.CounterVec
 	writerChanges *prometheus.CounterVec
+	// Failover ([proxy.config.failover]): delayed retries and replays.
+	delayedRetries *prometheus.CounterVec
+	delayedWaiting *prometheus.GaugeVec
+	delayedWait    *prometheus.HistogramVec
+	txReplays      *prometheus.CounterVec
 }
 
 // NodeStates are the values of the state label of pisa_proxy_node_state.
@@ -37,11 +42,53 @@ func newRouting() *routing {
 			Namespace: Namespace, Name: "writer_changes_total",
 			Help: "Times the discovery monitor changed the writer (failover).",
 		}, []string{LabelDomain}),
+		delayedRetries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace, Name: "failover_delayed_statements_total",
+			Help: "Statements that waited for a backend (failover.delayed_retry), by outcome: " +
+				"recovered (a backend came back in time), timed_out (the client got the error after delayed_retry_timeout), " +
+				"overflow (delayed_retry_max_waiting statements were waiting: failed at once).",
+		}, []string{LabelDomain, "outcome"}),
+		delayedWaiting: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: Namespace, Name: "failover_delayed_statements",
+			Help: "Statements waiting for a backend right now (failover.delayed_retry).",
+		}, []string{LabelDomain}),
+		delayedWait: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: Namespace, Name: "failover_delay_seconds",
+			Help:    "How long statements waited for a backend (failover.delayed_retry), recovered or not.",
+			Buckets: []float64{0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60},
+		}, []string{LabelDomain}),
+		txReplays: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace, Name: "failover_transaction_replays_total",
+			Help: "Transactions whose backend connection died (failover.transaction_replay), by outcome: " +
+				"replayed (every result matched; the client noticed nothing), mismatch (a result differed), " +
+				"too_large (over transaction_replay_max_size), not_replayable (a statement that cannot be replayed, " +
+				"or the statement in flight may have committed), failed (no backend in time, or it failed again).",
+		}, []string{LabelDomain, "outcome"}),
 	}
 }
 
 func (r *routing) collectors() []prometheus.Collector {
-	return []prometheus.Collector{r.decisions, r.lag, r.nodeState, r.probeFailures, r.writerChanges}
+	return []prometheus.Collector{r.decisions, r.lag, r.nodeState, r.probeFailures, r.writerChanges,
+		r.delayedRetries, r.delayedWaiting, r.delayedWait, r.txReplays}
+}
+
+// DelayedStatement records the end of a statement's wait for a backend
+// (outcome recovered, timed_out or overflow) and how long it waited.
+func (p *Proxy) DelayedStatement(domain, outcome string, waited float64) {
+	p.routing.delayedRetries.WithLabelValues(domain, outcome).Inc()
+	if outcome != "overflow" {
+		p.routing.delayedWait.WithLabelValues(domain).Observe(waited)
+	}
+}
+
+// DelayedWaiting moves the number of statements waiting for a backend.
+func (p *Proxy) DelayedWaiting(domain string, delta int) {
+	p.routing.delayedWaiting.WithLabelValues(domain).Add(float64(delta))
+}
+
+// TransactionReplay records the outcome of a lost transaction's replay.
+func (p *Proxy) TransactionReplay(domain, outcome string) {
+	p.routing.txReplays.WithLabelValues(domain, outcome).Inc()
 }
 
 type routeKey struct{ domain, target, rule string }

@@ -174,6 +174,8 @@ type runtime struct {
 	parser  *sqlparse.Parser
 	// causal is the read-your-writes option of read/write splitting.
 	causal route.CausalOptions
+	// failover: delayed retry and transaction replay ([proxy.config.failover]).
+	failover failoverOpts
 	// chain is the governance chain (access, circuit break, concurrency,
 	// audit); nil when the listener configures none.
 	chain *govern.Chain
@@ -355,6 +357,7 @@ type Listener struct {
 	active    atomic.Int64 // connections being served (handshaking or logged in)
 	authed    atomic.Int64 // logged-in sessions (max_connections)
 	hs        handshakes   // connections in their handshake (max_handshakes)
+	delayed   atomic.Int64 // statements waiting for a backend (failover)
 	logLimit  *logLimiter
 	wg        sync.WaitGroup
 	ctx       context.Context
@@ -513,6 +516,7 @@ func (p *Proxy) compile(cfg *proxyconfig.Config, lc *proxyconfig.Listener, pools
 	if rt.maxPacket <= 0 {
 		rt.maxPacket = proxyconfig.DefaultMaxAllowedPacket
 	}
+	rt.failover = compileFailover(lc.Failover)
 	if rt.connectTimeout <= 0 {
 		rt.connectTimeout = proxyconfig.DefaultConnectTimeout
 	}

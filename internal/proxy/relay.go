@@ -45,6 +45,13 @@ func (s *session) flushIfIdle() error {
 }
 
 func (s *session) writeClient(p []byte) error {
+	if s.txl.hashing {
+		// Transaction replay: a checksum of what the client gets.
+		_, _ = s.txl.h.Write(p)
+		if s.txl.replaying {
+			return nil
+		}
+	}
 	if err := s.client.WritePacket(p); err != nil {
 		return fmt.Errorf("%w: %w", errClientWrite, err)
 	}
@@ -207,8 +214,14 @@ func (s *session) relayRows(r *result) error {
 			}
 			return s.relayErr(p, r)
 		}
-		if err := s.be.CopyBody(s.client, n); err != nil {
-			if errors.Is(err, errClientWrite) {
+		if s.txl.hashing {
+			err = s.copyRowHashed(n)
+		} else {
+			err = s.be.CopyBody(s.client, n)
+		}
+		if err != nil {
+			var be *backendReadError
+			if errors.Is(err, errClientWrite) || errors.As(err, &be) {
 				return err
 			}
 			return fmt.Errorf("%w: %w", errClientWrite, err)
@@ -278,6 +291,10 @@ func (s *session) relayResults(binary bool) (result, error) {
 // the client sends it in packets ending with an empty one, then the backend
 // answers OK or ERR.
 func (s *session) relayLocalInfile(p []byte, r *result) error {
+	if s.txl.replaying {
+		return &backendReadError{errors.New("LOAD DATA LOCAL cannot be replayed")}
+	}
+	s.txl.breakLog("LOAD DATA LOCAL")
 	if s.caps&mysql.ClientLocalFiles == 0 {
 		// The client did not enable LOCAL INFILE: end the backend's request
 		// with an empty file and refuse the statement, as MariaDB does for
@@ -358,11 +375,12 @@ func isProgress(p []byte) bool {
 // (MARIADB_CLIENT_PROGRESS) right away, and drops it for others (the server
 // would not have sent it).
 func (s *session) relayProgress(p []byte) error {
-	if s.extCaps&mysql.MariaDBClientProgress == 0 {
+	if s.extCaps&mysql.MariaDBClientProgress == 0 || s.txl.replaying {
 		return nil
 	}
-	if err := s.writeClient(p); err != nil {
-		return err
+	// Not through writeClient: progress is no result a replay could match.
+	if err := s.client.WritePacket(p); err != nil {
+		return fmt.Errorf("%w: %w", errClientWrite, err)
 	}
 	if err := s.client.Flush(); err != nil {
 		return fmt.Errorf("%w: %w", errClientWrite, err)

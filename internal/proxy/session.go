@@ -158,6 +158,9 @@ type session struct {
 	// pinned, so that shutdown can end it without cutting a transaction.
 	idle  atomic.Bool
 	watch watcher
+
+	// txl records the open transaction for a replay (failover).
+	txl txLog
 }
 
 func (s *session) addr() string { return s.client.TCPConn().RemoteAddr().String() }

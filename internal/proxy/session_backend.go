@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -218,13 +219,31 @@ func (s *session) forward(p []byte, cmd byte, fn relayFunc) error {
 // first attempt failed before anything reached the client.
 func (s *session) exec(cm *command, p []byte, cmd byte, fn relayFunc, retryable bool) (result, error) {
 	routed, pool := cm.routed, cm.pool
+	fo := &cm.rt.failover
+	s.txStart(cm.rt, cmd)
+	stale, replays := 0, 0
 	for attempt := 0; ; attempt++ {
 		cm.routed, cm.pool = routed, pool // a retry is routed like the first attempt
 		wasPinned := s.be != nil
 		if err := s.acquire(cm); err != nil {
-			return result{}, s.sendError(err)
+			if !wasPinned && fo.delayedRetry && backendDown(err) {
+				// Outside a transaction: wait for a backend (failover).
+				err = s.awaitBackend(cm, routed, pool, err, time.Now().Add(fo.timeout))
+			}
+			if err != nil {
+				return result{}, s.sendError(err)
+			}
 		}
 		c := s.be
+		if !wasPinned && fo.delayedRetry && stale < 3 && !c.Alive() {
+			// A pooled connection its server closed (a restart): take
+			// another, not counted as an attempt.
+			stale++
+			s.dropBackend(true)
+			attempt--
+			continue
+		}
+		s.txl.h.Reset()
 		m := s.l.metrics.Command(s.rt.name, mysql.CommandName(cmd), c.Pool.Endpoint().Addr)
 		start := m.Begin()
 		s.active.Store(c)
@@ -269,7 +288,15 @@ func (s *session) exec(cm *command, p []byte, cmd byte, fn relayFunc, retryable 
 					// leaves what they did.)
 					s.pendingPins = 0
 				}
+				if s.pins&pinTransaction != 0 && r.status&mysql.StatusInTrans == 0 {
+					// An ERR carries no status flags: the transaction is
+					// still open (a deadlock's rollback is told by the
+					// next OK). Released now, its connection would go to
+					// another client in the middle of it.
+					r.status |= mysql.StatusInTrans
+				}
 			}
+			s.txEnd(cm.rt, p, &r)
 			s.afterCommand(&r)
 			return r, nil
 		}
@@ -283,12 +310,20 @@ func (s *session) exec(cm *command, p []byte, cmd byte, fn relayFunc, retryable 
 		// The backend failed.
 		s.logger.Warn("backend failed during command", "command", mysql.CommandName(cmd),
 			"backend", c.Pool.Endpoint().Addr, "error", err)
+		prepared := s.pins&pinPrepared != 0
 		s.dropBackend(true)
 		if r.sent {
 			// Part of a response went out: the client cannot resync.
 			return r, err
 		}
 		if s.lost != 0 {
+			if fo.replay && replays < 2 {
+				replays++
+				p = bytes.Clone(p) // it may share the scratch buffer the replay uses
+				if s.replayLost(cm, p, prepared, err) {
+					continue // the command runs again, in the replayed transaction
+				}
+			}
 			return r, s.endLostSession(err)
 		}
 		if !wasPinned && attempt == 0 && (retryable || fn == nil) {

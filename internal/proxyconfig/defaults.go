@@ -132,6 +132,7 @@ func (l *Listener) applyDefaults() {
 	if l.MaxAllowedPacket == 0 {
 		l.MaxAllowedPacket = DefaultMaxAllowedPacket
 	}
+	l.Failover.applyDefaults()
 
 	p := &l.Pool
 	// Pisanix's pool_size was the capacity of the idle queue: it never

@@ -132,6 +132,9 @@ type Listener struct {
 	// MaxAllowedPacket is the largest packet a logged-in client may send
 	// (bytes; 0 = DefaultMaxAllowedPacket, MariaDB's 16 MiB).
 	MaxAllowedPacket int `toml:"max_allowed_packet,omitempty" json:"max_allowed_packet,omitempty"`
+	// Failover makes statements wait for a backend that restarts and
+	// replays interrupted transactions (off by default).
+	Failover *Failover `toml:"failover,omitempty" json:"failover,omitempty"`
 	// AllowPasswordless lets the listener have an account with an empty
 	// password (or no account at all: the empty user). Without it such a
 	// listener is refused by Validate.

@@ -311,6 +311,7 @@ func (c *Config) validateListener(v *validator, p string, l *Listener) {
 		v.addf(p+".max_allowed_packet", "(%d) must not exceed proxy.max_packet_memory (%d): such a packet could never be read", m, mem)
 	}
 	c.validateAccounts(v, p, l)
+	c.validateFailover(v, p, l)
 
 	// Users.
 	users := map[string]string{}

@@ -1,0 +1,395 @@
+package proxy
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"time"
+	"unsafe"
+
+	"github.com/database-mesh/pisanix-go/internal/mysql"
+	"github.com/database-mesh/pisanix-go/internal/proxy/backend"
+	"github.com/database-mesh/pisanix-go/internal/proxyconfig"
+	"github.com/database-mesh/pisanix-go/internal/sqlparse"
+)
+
+// Failover ([proxy.config.failover], docs/proxy.md "Surviving a backend
+// restart"): a statement outside a transaction that finds no backend waits
+// for one (delayed retry), and a transaction whose backend connection died
+// is replayed on a new one when every result its client was sent comes out
+// the same (transaction replay).
+
+// failoverOpts is the compiled [proxy.config.failover] of a runtime.
+type failoverOpts struct {
+	delayedRetry bool
+	replay       bool
+	timeout      time.Duration
+	maxWaiting   int64
+	replayMax    int
+}
+
+func compileFailover(f *proxyconfig.Failover) failoverOpts {
+	if !f.Enabled() {
+		return failoverOpts{}
+	}
+	o := failoverOpts{
+		delayedRetry: f.DelayedRetry,
+		replay:       f.TransactionReplay,
+		timeout:      f.DelayedRetryTimeout.Duration,
+		maxWaiting:   int64(f.DelayedRetryMaxWaiting),
+		replayMax:    f.TransactionReplayMaxSize,
+	}
+	if o.timeout <= 0 {
+		o.timeout = proxyconfig.DefaultDelayedRetryTimeout
+	}
+	if o.maxWaiting <= 0 {
+		o.maxWaiting = proxyconfig.DefaultDelayedRetryMaxWaiting
+	}
+	if o.replayMax <= 0 {
+		o.replayMax = proxyconfig.DefaultTransactionReplayMaxSize
+	}
+	return o
+}
+
+// txLog records the transaction a session is in, for a replay: the
+// command packets it sent, and a checksum of what the client was sent for
+// each. While hashing is set, every packet relayed to the client is hashed
+// (writeClient, relayRows); while replaying is set, nothing reaches the
+// client.
+type txLog struct {
+	hashing, replaying bool
+	h                  maphash.Hash
+	// broken says why the transaction cannot be replayed ("" = it can):
+	// a command other than COM_QUERY, an error inside it, LOAD DATA
+	// LOCAL, transaction_replay_max_size exceeded.
+	broken string
+	// buf holds the packets back to back; ends[i] is where packet i ends,
+	// sums[i] the checksum of its results.
+	buf  []byte
+	ends []int
+	sums []uint64
+}
+
+var txSeed = maphash.MakeSeed()
+
+// reset forgets the recorded transaction.
+func (t *txLog) reset() {
+	t.broken = ""
+	if cap(t.buf) > 64<<10 {
+		t.buf = nil // a large transaction's memory goes back
+	}
+	t.buf, t.ends, t.sums = t.buf[:0], t.ends[:0], t.sums[:0]
+}
+
+func (t *txLog) breakLog(why string) {
+	if t.broken == "" {
+		t.broken = why
+	}
+	t.buf, t.ends, t.sums = t.buf[:0], t.ends[:0], t.sums[:0]
+}
+
+func (t *txLog) len() int { return len(t.ends) }
+
+func (t *txLog) packet(i int) []byte {
+	start := 0
+	if i > 0 {
+		start = t.ends[i-1]
+	}
+	return t.buf[start:t.ends[i]]
+}
+
+// txStart prepares the log for a command about to run: a command that
+// starts outside a transaction starts a new log.
+func (s *session) txStart(rt *runtime, cmd byte) {
+	t := &s.txl
+	if !rt.failover.replay {
+		t.hashing = false
+		if t.len() > 0 || t.broken != "" {
+			t.reset()
+		}
+		return
+	}
+	if t.h.Seed() != txSeed {
+		t.h.SetSeed(txSeed)
+	}
+	if s.pins&pinTransaction == 0 {
+		t.reset()
+	}
+	if cmd != mysql.ComQuery {
+		t.breakLog(mysql.CommandName(cmd))
+	}
+	t.hashing = true
+	t.h.Reset()
+}
+
+// txEnd records a command that ran (its response is r) in the log.
+func (s *session) txEnd(rt *runtime, p []byte, r *result) {
+	t := &s.txl
+	if !t.hashing {
+		return
+	}
+	t.hashing = false
+	wasInTx := s.pins&pinTransaction != 0
+	switch {
+	case r.err != nil:
+		// What an error did to the transaction (a deadlock rolls it back)
+		// is not known.
+		if wasInTx || r.sent {
+			t.breakLog("an error inside the transaction")
+		} else {
+			t.reset()
+		}
+	case r.status&mysql.StatusInTrans == 0:
+		t.reset()
+	case t.broken != "":
+	case len(t.buf)+len(p) > rt.failover.replayMax:
+		t.breakLog("transaction_replay_max_size exceeded")
+	default:
+		t.buf = append(t.buf, p...)
+		t.ends = append(t.ends, len(t.buf))
+		t.sums = append(t.sums, t.h.Sum64())
+	}
+}
+
+// replayable says whether statement p may be part of a replayed
+// transaction (at index i of the log; inFlight: it is the statement that
+// was running when the connection died, which must not have committed
+// anything). It returns why not, or "".
+func replayable(parser *sqlparse.Parser, p []byte, i int, inFlight bool) string {
+	if len(p) < 2 || p[0] != mysql.ComQuery {
+		return "not a COM_QUERY"
+	}
+	q := p[1:]
+	f := parser.Parse(unsafe.String(&q[0], len(q)))
+	switch {
+	case f.ParseErr != nil:
+		return "a statement the parser does not understand"
+	case f.Multi:
+		return "a multi-statement text"
+	case f.SideEffects || f.Locks || f.UserVars || f.TempTable:
+		return "a statement with side effects (locks, user variables, temporary tables, SLEEP...)"
+	}
+	switch f.Kind {
+	case sqlparse.KindSelect, sqlparse.KindInsert, sqlparse.KindUpdate, sqlparse.KindDelete,
+		sqlparse.KindReplace, sqlparse.KindSavepoint:
+		return ""
+	case sqlparse.KindRollback:
+		if inFlight {
+			return "" // the transaction was lost anyway
+		}
+		if bytes.Contains(bytes.ToUpper(q), []byte(" TO ")) {
+			return "" // ROLLBACK TO SAVEPOINT
+		}
+	case sqlparse.KindBegin:
+		if i == 0 && !inFlight {
+			return ""
+		}
+	case sqlparse.KindCommit:
+		if inFlight {
+			return "COMMIT was in flight: it may have committed"
+		}
+	}
+	return fmt.Sprintf("a %s statement", f.Kind)
+}
+
+// backendDown reports an acquire error worth waiting on: no backend could
+// be reached (not a full pool, not an error the server sent).
+func backendDown(err error) bool {
+	if errors.Is(err, backend.ErrPoolTimeout) {
+		return false
+	}
+	var me *mysql.Error
+	if errors.As(err, &me) {
+		return false
+	}
+	return true
+}
+
+// failoverDelay is the first pause between two attempts of a waiting
+// statement; it doubles up to failoverMaxDelay.
+const (
+	failoverDelay    = 20 * time.Millisecond
+	failoverMaxDelay = 250 * time.Millisecond
+)
+
+// awaitBackend waits, up to the failover timeout, for acquire to give the
+// command a backend connection (s.be), after first (an acquire error).
+// routed and pool are the command's routing for each attempt. It returns
+// nil once s.be is set, else the last error.
+func (s *session) awaitBackend(c *command, routed bool, pool *backend.Pool, first error, deadline time.Time) error {
+	fo := &c.rt.failover
+	l, name := s.l, c.rt.name
+	if n := l.delayed.Add(1); n > fo.maxWaiting {
+		l.delayed.Add(-1)
+		l.metrics.DelayedStatement(name, "overflow", 0)
+		if ok, n := l.logLimit.allow("delayed_overflow"); ok {
+			l.logger.Warn("statement not delayed: failover.delayed_retry_max_waiting statements are waiting for a backend",
+				"max_waiting", fo.maxWaiting, "suppressed_since_last", n)
+		}
+		return first
+	}
+	l.metrics.DelayedWaiting(name, 1)
+	start := time.Now()
+	defer func() {
+		l.delayed.Add(-1)
+		l.metrics.DelayedWaiting(name, -1)
+	}()
+	err, wait := first, failoverDelay
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	for {
+		left := time.Until(deadline)
+		if left <= 0 {
+			l.metrics.DelayedStatement(name, "timed_out", time.Since(start).Seconds())
+			s.logger.Info("no backend within failover.delayed_retry_timeout", "waited", time.Since(start).Round(time.Millisecond), "error", err)
+			return err
+		}
+		timer.Reset(min(wait, left))
+		select {
+		case <-timer.C:
+		case <-l.ctx.Done():
+			return err
+		}
+		wait = min(2*wait, failoverMaxDelay)
+		c.routed, c.pool = routed, pool
+		err = s.acquire(c)
+		if err == nil {
+			l.metrics.DelayedStatement(name, "recovered", time.Since(start).Seconds())
+			return nil
+		}
+		if !backendDown(err) {
+			return err
+		}
+	}
+}
+
+// errReplayMismatch: a replayed statement's results differ from those the
+// client was sent.
+var errReplayMismatch = errors.New("a replayed statement gave other results than the client was sent")
+
+// replayLost replays the session's transaction, whose backend connection
+// just died while p (the command in flight, which sent nothing to the
+// client) ran, on a new connection. On true the session is pinned to that
+// connection in the same transaction, and p may run again; on false
+// nothing changed (the caller ends the session).
+func (s *session) replayLost(c *command, p []byte, prepared bool, cause error) bool {
+	rt := c.rt
+	t := &s.txl
+	if !rt.failover.replay || s.lost != pinTransaction {
+		return false
+	}
+	outcome, why := "not_replayable", t.broken
+	switch {
+	case why == "transaction_replay_max_size exceeded":
+		outcome = "too_large"
+	case why != "":
+	case prepared:
+		why = "the session has prepared statements"
+	case t.len() == 0:
+		why = "nothing of the transaction was recorded"
+	default:
+		why = replayable(s.l.proxy.parser, p, t.len(), true)
+		for i := 0; why == "" && i < t.len(); i++ {
+			why = replayable(s.l.proxy.parser, t.packet(i), i, false)
+		}
+	}
+	if why != "" {
+		s.l.metrics.TransactionReplay(rt.name, outcome)
+		s.logger.Warn("lost transaction not replayed", "reason", why, "error", cause)
+		return false
+	}
+	start := time.Now()
+	deadline := start.Add(rt.failover.timeout)
+	var err error
+	for try := 1; ; try++ {
+		err = s.replayOnce(c, deadline)
+		if err == nil {
+			s.l.metrics.TransactionReplay(rt.name, "replayed")
+			s.logger.Info("lost transaction replayed on a new backend connection", "statements", t.len(),
+				"backend", s.be.Pool.Endpoint().Addr, "took", time.Since(start).Round(time.Millisecond), "error", cause)
+			s.lost = 0
+			s.pins |= pinTransaction
+			return true
+		}
+		if errors.Is(err, errReplayMismatch) || !backendDown(err) || time.Now().After(deadline) {
+			break
+		}
+	}
+	outcome = "failed"
+	if errors.Is(err, errReplayMismatch) {
+		outcome = "mismatch"
+	}
+	s.l.metrics.TransactionReplay(rt.name, outcome)
+	s.logger.Warn("lost transaction could not be replayed", "outcome", outcome, "error", err, "lost_because", cause)
+	return false
+}
+
+// replayOnce takes a writer connection (waiting for one up to deadline)
+// and runs the log on it, comparing checksums. On error the connection
+// is gone again.
+func (s *session) replayOnce(c *command, deadline time.Time) error {
+	rt := c.rt
+	routed := false
+	if rw := rt.rw; rw != nil && !rw.NoWriter() {
+		routed = true
+		c.dec = rw.Writer()
+	}
+	c.routed, c.pool = routed, nil
+	if err := s.acquire(c); err != nil {
+		if !backendDown(err) {
+			return err
+		}
+		if err := s.awaitBackend(c, routed, nil, err, deadline); err != nil {
+			return err
+		}
+	}
+	t := &s.txl
+	t.replaying, t.hashing = true, true
+	defer func() { t.replaying, t.hashing = false, false }()
+	for i := 0; i < t.len(); i++ {
+		conn := s.be
+		t.h.Reset()
+		conn.ResetSeq()
+		err := conn.WritePacket(t.packet(i))
+		if err == nil {
+			err = conn.Flush()
+		}
+		var r result
+		if err == nil {
+			r, err = s.relayResults(false)
+		}
+		if err != nil {
+			s.dropBackend(true)
+			return &backendReadError{err}
+		}
+		if t.h.Sum64() != t.sums[i] || r.err != nil {
+			// The connection holds the replayed part of the transaction:
+			// returned to the pool, it is rolled back.
+			conn.MarkDirty()
+			s.be = nil
+			s.pins = 0
+			conn.Pool.Put(conn)
+			return fmt.Errorf("%w (statement %d of %d)", errReplayMismatch, i+1, t.len())
+		}
+	}
+	return nil
+}
+
+// copyRowHashed relays a row payload of n bytes announced by NextPacket
+// while hashing it (transaction replay); while replaying, the row only
+// goes to the hash.
+func (s *session) copyRowHashed(n int) error {
+	dst := s.client
+	if s.txl.replaying {
+		dst = nil
+	}
+	rerr, werr := s.be.CopyBodyHashed(dst, n, &s.txl.h)
+	switch {
+	case rerr != nil:
+		return &backendReadError{rerr}
+	case werr != nil:
+		return fmt.Errorf("%w: %w", errClientWrite, werr)
+	}
+	return nil
+}
