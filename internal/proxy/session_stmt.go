@@ -121,7 +121,7 @@ func (s *session) prepare(c *command, p []byte) (result, error) {
 			s.lastPrepared = id
 		}
 		return r, err
-	}, false)
+	}, true) // preparing changes nothing: a stale pooled connection is retried
 }
 
 // stmtOf returns the client statement id of a statement command, the last
