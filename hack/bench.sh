@@ -25,6 +25,12 @@
 #            cross-shard transactions yet), so oltp_read_only/oltp_read_write fail there as
 #            they are (shown as FAILED with the error): their "+notrx" variants run.
 #   base     see BENCH_BASE_BIN
+#   mux      pisa-proxy, proxy's listener with a pool of BENCH_MUX_OPEN (32) backend
+#            connections, run with BENCH_MUX_THREADS (256) sysbench threads on the tests in
+#            BENCH_MUX_TESTS (oltp_read_only, prepared statements on): multiplexing (prepared
+#            statements do not pin; transactions hold a connection until COMMIT). One row per
+#            test and round, at the first thread count's turn; the summary compares it with
+#            direct at BENCH_MUX_BASE threads (32)
 #
 # Tests: sysbench test names; NAME+notrx is NAME with --skip_trx=on (no BEGIN/COMMIT) and
 # --mysql-ignore-errors=1062,1213,1020,1205 (without transactions oltp_read_write's
@@ -39,7 +45,8 @@
 #   BENCH_TESTS="oltp_point_select oltp_read_only oltp_read_write" and, when "shard" is a
 #                            target, "oltp_read_only+notrx" (add oltp_read_write+notrx for
 #                            the sharded read/write mix)
-#   BENCH_TARGETS="direct haproxy proxy govern shard"
+#   BENCH_TARGETS="direct haproxy proxy govern shard mux"
+#   BENCH_MUX_THREADS=256 BENCH_MUX_OPEN=32 BENCH_MUX_TESTS="oltp_read_only" BENCH_MUX_BASE=32
 #   BENCH_NOTRX_TARGETS="proxy base shard"   targets that run the +notrx tests
 #   BENCH_ROUNDS=2
 #   BENCH_PS_MODES="auto disable"   sysbench --db-ps-mode values: each test runs once per
@@ -64,14 +71,18 @@ BENCH_TIME=${BENCH_TIME:-20}
 BENCH_TIME=${BENCH_TIME%s}
 BENCH_THREADS=${BENCH_THREADS:-"1 8 32"}
 if [ -z "${BENCH_TARGETS:-}" ]; then
-	BENCH_TARGETS="direct haproxy proxy govern shard"
-	if [ -n "${BENCH_BASE_BIN:-}${BENCH_BASE_ENV:-}" ]; then BENCH_TARGETS="direct haproxy base proxy govern shard"; fi
+	BENCH_TARGETS="direct haproxy proxy govern shard mux"
+	if [ -n "${BENCH_BASE_BIN:-}${BENCH_BASE_ENV:-}" ]; then BENCH_TARGETS="direct haproxy base proxy govern shard mux"; fi
 fi
 if [ -z "${BENCH_TESTS:-}" ]; then
 	BENCH_TESTS="oltp_point_select oltp_read_only oltp_read_write"
 	case " $BENCH_TARGETS " in *" shard "*) BENCH_TESTS="$BENCH_TESTS oltp_read_only+notrx" ;; esac
 fi
 BENCH_NOTRX_TARGETS=${BENCH_NOTRX_TARGETS:-"proxy base shard"}
+BENCH_MUX_THREADS=${BENCH_MUX_THREADS:-256}
+BENCH_MUX_OPEN=${BENCH_MUX_OPEN:-32}
+BENCH_MUX_TESTS=${BENCH_MUX_TESTS:-oltp_read_only}
+BENCH_MUX_BASE=${BENCH_MUX_BASE:-32}
 BENCH_ROUNDS=${BENCH_ROUNDS:-2}
 BENCH_PS_MODES=${BENCH_PS_MODES:-${BENCH_PS_MODE:-auto disable}}
 for mode in $BENCH_PS_MODES; do
@@ -108,7 +119,7 @@ RAW=/tmp/pisa-bench-$STAMP.tsv
 WORK=$(mktemp -d /tmp/pisa-bench-work.XXXXXX)
 CLK_TCK=$(getconf CLK_TCK)
 
-HA_PID="" PROXY_PID="" BASE_PID="" GOVERN_PID="" SHARD_PID=""
+HA_PID="" PROXY_PID="" BASE_PID="" GOVERN_PID="" SHARD_PID="" MUX_PID=""
 SHARD_DBS="sbtest_s0 sbtest_s1"
 declare -A PORT=() PID=() BROKEN=() DB=() DBUSER=()
 notstarted=()
@@ -143,6 +154,7 @@ cleanup() {
 	stop_pid "$BASE_PID"
 	stop_pid "$GOVERN_PID"
 	stop_pid "$SHARD_PID"
+	stop_pid "$MUX_PID"
 	stop_pid "$HA_PID"
 	if [ "${BENCH_KEEP:-}" = 1 ]; then
 		echo "work directory kept: $WORK"
@@ -477,6 +489,7 @@ start_proxy() {
 		shard_conf "$port" "$admin" >"$WORK/$target.toml"
 		;;
 	govern) govern_conf "$port" "$admin" >"$WORK/$target.toml" ;;
+	mux) proxy_conf "$port" "$admin" | sed "s/^\( *pool_size = \).*/\1$BENCH_MUX_OPEN/" >"$WORK/$target.toml" ;;
 	*) proxy_conf "$port" "$admin" >"$WORK/$target.toml" ;;
 	esac
 	# shellcheck disable=SC2086
@@ -486,6 +499,7 @@ start_proxy() {
 	base) BASE_PID=$pid ;;
 	govern) GOVERN_PID=$pid ;;
 	shard) SHARD_PID=$pid ;;
+	mux) MUX_PID=$pid ;;
 	*) PROXY_PID=$pid ;;
 	esac
 	local deadline=$((SECONDS + 20))
@@ -556,6 +570,13 @@ for t in $BENCH_TARGETS; do
 			targets+=(shard)
 		else
 			notstarted+=(shard)
+		fi
+		;;
+	mux)
+		if bin=$(proxy_bin) && start_proxy mux "$bin" "${BENCH_PROXY_ENV:-}"; then
+			targets+=(mux)
+		else
+			notstarted+=(mux)
 		fi
 		;;
 	base)
@@ -638,6 +659,13 @@ for round in $(seq 1 "$BENCH_ROUNDS"); do
 	for test in $BENCH_TESTS; do
 		for threads in $BENCH_THREADS; do
 			for target in "${targets[@]}"; do
+				if [ "$target" = mux ]; then
+					# once per test and round, at the first thread count's turn
+					if has_word "$BENCH_MUX_TESTS" "$test" && [ "$threads" = "${BENCH_THREADS%% *}" ]; then
+						run_one "$round" "$test" "$BENCH_MUX_THREADS" mux
+					fi
+					continue
+				fi
 				run_one "$round" "$test" "$threads" "$target"
 			done
 		done
@@ -648,7 +676,8 @@ done
 echo
 echo "Summary (averaged over rounds; QPS ratios are per-round ratios, averaged; cpu = the proxy process's CPU per query;"
 echo "cpu x ha, cpu x px = ratio of the averages to haproxy's and to the unsharded pisa-proxy's; errors = sysbench's ignored errors, summed)"
-awk -F'\t' -v tests="$BENCH_TESTS" -v threads="$BENCH_THREADS" -v targets="${targets[*]}" -v notrx="$BENCH_NOTRX_TARGETS" '
+main_targets=$(tr ' ' '\n' <<<"${targets[*]}" | grep -vx mux | tr '\n' ' ') # mux has its own table below
+awk -F'\t' -v tests="$BENCH_TESTS" -v threads="$BENCH_THREADS" -v targets="$main_targets" -v notrx="$BENCH_NOTRX_TARGETS" '
 NR == 1 { next }
 { k = $2 SUBSEP $3 SUBSEP $4; seen[k] = 1 }
 $10 == "ok" {
@@ -686,6 +715,27 @@ function ratio(t, h, g, base,   r, s, c, kb, kg) {
 	for (r in rounds) if (((kg, r) in qps) && ((kb, r) in qps) && qps[kb, r] > 0) { s += qps[kg, r] / qps[kb, r]; c++ }
 	return c ? sprintf("%.3f", s / c) : "-"
 }' "$RAW"
+if has_word "${targets[*]}" mux; then
+	echo
+	echo "Multiplexing: $BENCH_MUX_THREADS threads through a pool of $BENCH_MUX_OPEN (mux) vs direct at $BENCH_MUX_BASE threads"
+	awk -F'\t' -v tests="$BENCH_MUX_TESTS" -v thr="$BENCH_MUX_THREADS" -v base="$BENCH_MUX_BASE" '
+	NR == 1 { next }
+	$4 == "mux" && $3 == thr { k = $2; seen[k] = 1; if ($10 == "ok") { q[k, $1] = $5; sq[k] += $5; n[k]++; se[k] += $11 } else bad[k] = bad[k] " " $10 }
+	$4 == "direct" && $3 == base && $10 == "ok" { d[$2, $1] = $5 }
+	END {
+		nt = split(tests, T, " ")
+		printf "%-26s %4s  %10s %16s %7s\n", "test", "thr", "mux QPS", "x direct@" base, "errors"
+		for (i = 1; i <= nt; i++) {
+			k = T[i]
+			if (!seen[k]) { printf "%-26s %4s  %10s\n", k, thr, "no data"; continue }
+			if (!n[k]) { printf "%-26s %4s  %10s  (%s)\n", k, thr, "FAILED", bad[k]; continue }
+			s = 0; c = 0
+			for (kr in q) { split(kr, a, SUBSEP); if (a[1] == k && ((k, a[2]) in d) && d[k, a[2]] > 0) { s += q[kr] / d[k, a[2]]; c++ } }
+			printf "%-26s %4s  %10.0f %16s %7d%s\n", k, thr, sq[k] / n[k], c ? sprintf("%.3f", s / c) : "-", se[k], (bad[k] != "" ? "  also FAILED:" bad[k] : "")
+		}
+	}' "$RAW"
+	echo "Aim (issue 13): zero errors and at least the QPS of $BENCH_MUX_BASE threads straight to MariaDB (x direct >= 1.0)."
+fi
 for t in "${notstarted[@]}"; do echo "NOT STARTED: $t (failed to start, see the log above): no rows"; done
 echo
 echo "Aims (ARCHITECTURE.md): at 8 and 32 threads, with and without prepared statements (+text), proxy QPS >= 1.0 x haproxy"
