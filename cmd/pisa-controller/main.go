@@ -1,9 +1,11 @@
 // Command pisa-controller is the control plane of the mesh: it turns the
 // core.database-mesh.io custom resources into the configurations served to the pisa-proxy
-// sidecars and pisa-daemon agents (config API on -proxyConfigsPort), writes their status, and
-// injects the pisa-proxy sidecar into labelled pods (mutating webhook on -webhookPort).
+// sidecars and pisa-daemon agents (config API on --proxy-configs-port), writes their status, and
+// injects the pisa-proxy sidecar into labelled pods (mutating webhook on --webhook-port).
 //
-// Flags and environment follow Pisanix (docs/controller.md); run with -help for the list.
+// Flags are kebab-case; Pisanix's camelCase names (-corePort, -webhookPort, -proxyConfigsPort,
+// -webhookTLSCertFile, -webhookTLSKeyFile) are kept as aliases (docs/controller.md); run with
+// --help for the list.
 //
 // Two offline commands show what the mesh will do before anything is applied (no cluster needed):
 //
@@ -14,21 +16,19 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
-	"os/signal"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/spf13/pflag"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -46,6 +46,7 @@ import (
 	ctrlwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"github.com/database-mesh/pisanix-go/api/v1alpha1"
+	"github.com/database-mesh/pisanix-go/internal/cmdutil"
 	"github.com/database-mesh/pisanix-go/internal/configserver"
 	"github.com/database-mesh/pisanix-go/internal/controller"
 	"github.com/database-mesh/pisanix-go/internal/inject"
@@ -78,75 +79,82 @@ type options struct {
 	webhookIPs           string
 	nativeSidecar        bool
 
-	logLevel  string
-	logFormat string
-	version   bool
+	log     cmdutil.Log
+	version bool
 }
 
+// envOr is the environment rule of every program (cmdutil.Env): unset or empty is the default.
 func envOr(name, def string) string {
-	if v := os.Getenv(name); v != "" {
-		return v
-	}
-	return def
+	return (&cmdutil.Env{}).String(name, def)
 }
 
+// pisanixFlags are Pisanix's camelCase flag names, kept as aliases of the kebab-case ones.
+var pisanixFlags = map[string]string{
+	"corePort":           "core-port",
+	"webhookPort":        "webhook-port",
+	"proxyConfigsPort":   "proxy-configs-port",
+	"webhookTLSCertFile": "webhook-tls-cert-file",
+	"webhookTLSKeyFile":  "webhook-tls-key-file",
+}
+
+// parseFlags reads the command line. Flags take one or two dashes (-core-port=80, --core-port 80)
+// and Pisanix's camelCase names (-corePort=80) still work; errors are cmdutil.UsageErrors naming
+// the flag.
 func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	o := &options{}
-	fs := flag.NewFlagSet("pisa-controller", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	env := &cmdutil.Env{}
+	fs := pflag.NewFlagSet("pisa-controller", pflag.ContinueOnError)
+	// pflag would print errors and usage itself; Exit prints the error, help prints the usage.
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	fs.SortFlags = false
 	fs.StringVar(&o.kubeconfig, "kubeconfig", "", "path to a kubeconfig; empty: $KUBECONFIG, in-cluster, ~/.kube/config")
-	fs.IntVar(&o.corePort, "corePort", 80, "port of the core server (GET /healthz, Pisanix); 0 disables it")
-	fs.IntVar(&o.webhookPort, "webhookPort", 6443, "HTTPS port of the sidecar injection webhook; 0 disables it")
-	fs.IntVar(&o.proxyConfigsPort, "proxyConfigsPort", 8080, "port of the config API served to pisa-proxy sidecars and pisa-daemon")
-	fs.StringVar(&o.webhookCertFile, "webhookTLSCertFile", "/etc/webhook/certs/tls.crt", "webhook serving certificate (-webhook-cert-mode=file)")
-	fs.StringVar(&o.webhookKeyFile, "webhookTLSKeyFile", "/etc/webhook/certs/tls.key", "webhook serving key (-webhook-cert-mode=file)")
+	fs.IntVar(&o.corePort, "core-port", 80, "port of the core server (GET /healthz, Pisanix); 0 disables it (alias -corePort)")
+	fs.IntVar(&o.webhookPort, "webhook-port", 6443, "HTTPS port of the sidecar injection webhook; 0 disables it (alias -webhookPort)")
+	fs.IntVar(&o.proxyConfigsPort, "proxy-configs-port", 8080, "port of the config API served to pisa-proxy sidecars and pisa-daemon (alias -proxyConfigsPort)")
+	fs.StringVar(&o.webhookCertFile, "webhook-tls-cert-file", "/etc/webhook/certs/tls.crt", "webhook serving certificate (--webhook-cert-mode=file; alias -webhookTLSCertFile)")
+	fs.StringVar(&o.webhookKeyFile, "webhook-tls-key-file", "/etc/webhook/certs/tls.key", "webhook serving key (--webhook-cert-mode=file; alias -webhookTLSKeyFile)")
 	fs.StringVar(&o.metricsAddr, "metrics-bind-address", ":8082", "address of the Prometheus /metrics endpoint; 0 disables it")
 	fs.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "address of /healthz and /readyz; 0 disables it")
 	fs.BoolVar(&o.leaderElect, "leader-elect", false, "elect a leader among replicas (only the leader writes status)")
 	fs.StringVar(&o.leaderElectionNamespace, "leader-election-namespace", "", "namespace of the leader election Lease (default: the controller's namespace)")
-	fs.StringVar(&o.webhookCertMode, "webhook-cert-mode", "auto", "self: create and rotate a serving certificate in a Secret and patch the webhook's caBundle; file: read -webhookTLSCertFile/-webhookTLSKeyFile and reload them on change; auto: file when both files exist, else self")
-	fs.StringVar(&o.webhookCertSecret, "webhook-cert-secret", "pisa-controller-webhook-cert", "Secret holding the self-managed webhook certificate (-webhook-cert-mode=self)")
-	fs.StringVar(&o.webhookConfiguration, "webhook-configuration", "pisa-controller.database-mesh.io", "MutatingWebhookConfiguration whose caBundle the controller keeps (-webhook-cert-mode=self)")
+	fs.StringVar(&o.webhookCertMode, "webhook-cert-mode", "auto", "self: create and rotate a serving certificate in a Secret and patch the webhook's caBundle; file: read --webhook-tls-cert-file/--webhook-tls-key-file and reload them on change; auto: file when both files exist, else self")
+	fs.StringVar(&o.webhookCertSecret, "webhook-cert-secret", "pisa-controller-webhook-cert", "Secret holding the self-managed webhook certificate (--webhook-cert-mode=self)")
+	fs.StringVar(&o.webhookConfiguration, "webhook-configuration", "pisa-controller.database-mesh.io", "MutatingWebhookConfiguration whose caBundle the controller keeps (--webhook-cert-mode=self)")
 	fs.StringVar(&o.webhookService, "webhook-service", "", "Service name in the webhook certificate (default $PISA_CONTROLLER_SERVICE)")
 	fs.StringVar(&o.webhookIPs, "webhook-ip-sans", "", "comma-separated IP addresses added to the self-managed webhook certificate")
 	fs.BoolVar(&o.nativeSidecar, "native-sidecar", false, "inject pisa-proxy as a native sidecar (init container with restartPolicy Always; Kubernetes 1.29+)")
-	fs.StringVar(&o.logLevel, "log-level", envOr("PISA_CONTROLLER_LOG_LEVEL", "info"), "debug, info, warn or error")
-	fs.StringVar(&o.logFormat, "log-format", envOr("PISA_CONTROLLER_LOG_FORMAT", "text"), "text or json")
-	fs.BoolVar(&o.version, "version", false, "print the version and exit")
-	if err := fs.Parse(args); err != nil {
-		return nil, err
+	o.log.AddFlags(fs, env, cmdutil.LogFlags{LevelEnv: "PISA_CONTROLLER_LOG_LEVEL", FormatEnv: "PISA_CONTROLLER_LOG_FORMAT",
+		DefaultLevel: "info"})
+	fs.BoolVarP(&o.version, "version", "V", false, "print the version and exit")
+	cmdutil.Aliases(fs, pisanixFlags)
+	if err := fs.Parse(cmdutil.SingleDashLong(fs, args)); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			fmt.Fprintf(stderr, "Usage: pisa-controller [flags]\n       pisa-controller inject|build-config|version ...\n\nFlags:\n%s", fs.FlagUsages())
+			return nil, err
+		}
+		return nil, &cmdutil.UsageError{Err: err}
 	}
 	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+		return nil, cmdutil.Usagef("unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	}
-	for name, p := range map[string]int{"corePort": o.corePort, "webhookPort": o.webhookPort, "proxyConfigsPort": o.proxyConfigsPort} {
-		if p < 0 || p > 65535 || (p == 0 && name == "proxyConfigsPort") {
-			return nil, fmt.Errorf("-%s: invalid port %d", name, p)
+	if err := env.Err(); err != nil {
+		return nil, err
+	}
+	for name, p := range map[string]int{"core-port": o.corePort, "webhook-port": o.webhookPort, "proxy-configs-port": o.proxyConfigsPort} {
+		if p < 0 || p > 65535 || (p == 0 && name == "proxy-configs-port") {
+			return nil, cmdutil.Usagef("--%s: invalid port %d", name, p)
 		}
 	}
 	switch o.webhookCertMode {
 	case "auto", "self", "file":
 	default:
-		return nil, fmt.Errorf("-webhook-cert-mode: want self, file or auto, got %q", o.webhookCertMode)
+		return nil, cmdutil.Usagef("--webhook-cert-mode: want self, file or auto, got %q", o.webhookCertMode)
 	}
-	switch o.logFormat {
-	case "text", "json":
-	default:
-		return nil, fmt.Errorf("-log-format: want text or json, got %q", o.logFormat)
+	if err := o.log.Validate(); err != nil {
+		return nil, err
 	}
 	return o, nil
-}
-
-func newLogger(o *options, w io.Writer) (*slog.Logger, error) {
-	var lvl slog.Level
-	if err := lvl.UnmarshalText([]byte(o.logLevel)); err != nil {
-		return nil, fmt.Errorf("-log-level: %w", err)
-	}
-	hopts := &slog.HandlerOptions{Level: lvl}
-	if o.logFormat == "json" {
-		return slog.New(slog.NewJSONHandler(w, hopts)), nil
-	}
-	return slog.New(slog.NewTextHandler(w, hopts)), nil
 }
 
 // injectOptions reads Pisanix's environment variables (spec §3.1).
@@ -199,15 +207,10 @@ func restConfig(o *options) (*rest.Config, error) {
 }
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			os.Exit(0)
-		}
-		fmt.Fprintln(os.Stderr, "pisa-controller:", err)
-		os.Exit(1)
-	}
+	ctx, stop := cmdutil.SignalContext(context.Background())
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	cmdutil.Exit("pisa-controller", err)
 }
 
 // stdin is read by the offline commands' "-f -".
@@ -215,6 +218,13 @@ var stdin io.Reader = os.Stdin
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 {
+		if args[0] == "version" {
+			if len(args) > 1 {
+				return cmdutil.Usagef("version takes no arguments, got %s", strings.Join(args[1:], " "))
+			}
+			_, err := fmt.Fprintln(stdout, version.For("Pisa-Controller"))
+			return err
+		}
 		if cmd, ok := offlineCommands[args[0]]; ok {
 			return cmd(args[1:], stdin, stdout, stderr)
 		}
@@ -227,11 +237,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stdout, version.For("Pisa-Controller"))
 		return nil
 	}
-	log, err := newLogger(o, stderr)
+	log, _, err := o.log.Logger(stderr, slog.LevelInfo)
 	if err != nil {
 		return err
 	}
-	slog.SetDefault(log)
 	ctrllog.SetLogger(logr.FromSlogHandler(quietShutdown{log.Handler()}))
 	log.Info("starting pisa-controller", "version", version.Version, "commit", version.GitCommit,
 		"branch", version.GitBranch)
@@ -359,8 +368,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
-	log.Info("serving", "proxyConfigsPort", o.proxyConfigsPort, "webhookPort", o.webhookPort,
-		"corePort", o.corePort, "metrics", o.metricsAddr, "probes", o.probeAddr, "leaderElect", o.leaderElect)
+	log.Info("serving", "proxy_configs_port", o.proxyConfigsPort, "webhook_port", o.webhookPort,
+		"core_port", o.corePort, "metrics", o.metricsAddr, "probes", o.probeAddr, "leaderElect", o.leaderElect)
 	if err := mgr.Start(ctx); err != nil {
 		return fmt.Errorf("manager: %w", err)
 	}
@@ -408,7 +417,7 @@ func newWebhook(cfg *rest.Config, scheme *runtime.Scheme, o *options, ns string,
 			}
 			ip := net.ParseIP(s)
 			if ip == nil {
-				return nil, fmt.Errorf("-webhook-ip-sans: invalid IP %q", s)
+				return nil, cmdutil.Usagef("--webhook-ip-sans: invalid IP %q", s)
 			}
 			ips = append(ips, ip)
 		}

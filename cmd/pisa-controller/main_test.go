@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"flag"
 	"io"
 	"log/slog"
 	"strings"
 	"testing"
 
+	"github.com/spf13/pflag"
+
+	"github.com/database-mesh/pisanix-go/internal/cmdutil"
 	"github.com/database-mesh/pisanix-go/internal/inject"
 )
 
@@ -31,6 +33,21 @@ func TestFlagsDefaultsArePisanix(t *testing.T) {
 	if o.corePort != 8000 || o.proxyConfigsPort != 9090 || !o.leaderElect || !o.nativeSidecar {
 		t.Fatalf("parsed %+v", o)
 	}
+	// Pisanix's chart's command line (camelCase aliases) and ours (kebab-case) mean the same.
+	pisanix, err := parseFlags([]string{"-webhookTLSCertFile=/c", "-webhookTLSKeyFile=/k", "-webhookPort=7443",
+		"-corePort=81", "-proxyConfigsPort=8090"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kebab, err := parseFlags([]string{"--webhook-tls-cert-file=/c", "--webhook-tls-key-file", "/k", "--webhook-port=7443",
+		"-core-port=81", "--proxy-configs-port=8090"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *pisanix != *kebab || kebab.webhookCertFile != "/c" || kebab.webhookKeyFile != "/k" || kebab.webhookPort != 7443 ||
+		kebab.corePort != 81 || kebab.proxyConfigsPort != 8090 {
+		t.Fatalf("aliases differ: %+v vs %+v", pisanix, kebab)
+	}
 }
 
 func TestBadFlags(t *testing.T) {
@@ -40,19 +57,30 @@ func TestBadFlags(t *testing.T) {
 		{"-webhook-cert-mode=manual"},
 		{"-log-format=xml"},
 		{"-no-such-flag"},
+		{"--core-port=x"},
 		{"extra"},
 	} {
 		var stderr bytes.Buffer
-		if _, err := parseFlags(args, &stderr); err == nil {
+		_, err := parseFlags(args, &stderr)
+		if err == nil {
 			t.Errorf("%v: accepted", args)
+		} else if cmdutil.Code(err) != cmdutil.ExitUsage {
+			t.Errorf("%v: %v is not a usage error", args, err)
 		}
 	}
 	err := run(context.Background(), []string{"-log-level=loud"}, io.Discard, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "log-level") {
 		t.Errorf("bad log level: %v", err)
 	}
-	if err := run(context.Background(), []string{"-help"}, io.Discard, io.Discard); !errors.Is(err, flag.ErrHelp) {
-		t.Errorf("-help: %v", err)
+	for _, help := range []string{"-help", "--help", "-h"} {
+		var out bytes.Buffer
+		if err := run(context.Background(), []string{help}, io.Discard, &out); !errors.Is(err, pflag.ErrHelp) || cmdutil.Code(err) != 0 {
+			t.Errorf("%s: %v", help, err)
+		}
+		// Help shows the kebab-case names only.
+		if s := out.String(); !strings.Contains(s, "--proxy-configs-port") || strings.Contains(s, "--proxyConfigsPort") {
+			t.Errorf("%s: usage %s", help, s)
+		}
 	}
 }
 

@@ -13,10 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"os/signal"
-	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -25,6 +22,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/database-mesh/pisanix-go/internal/admin"
+	"github.com/database-mesh/pisanix-go/internal/cmdutil"
 	"github.com/database-mesh/pisanix-go/internal/daemon"
 	"github.com/database-mesh/pisanix-go/internal/daemon/dataplane"
 	"github.com/database-mesh/pisanix-go/internal/daemonconfig"
@@ -32,10 +30,10 @@ import (
 )
 
 func main() {
-	if err := newRootCmd(nil).Execute(); err != nil {
-		fmt.Fprintln(os.Stderr, "pisa-daemon:", err)
-		os.Exit(1)
-	}
+	ctx, stop := cmdutil.SignalContext(context.Background())
+	err := newRootCmd(nil).ExecuteContext(ctx)
+	stop()
+	cmdutil.Exit("pisa-daemon", err)
 }
 
 // options are the command line, after flags and environment.
@@ -49,7 +47,7 @@ type options struct {
 	configPath          string
 	adminAddr           string
 	cleanupOnExit       bool
-	logLevel            string
+	log                 cmdutil.Log
 	bpffs               string
 	attach              string
 	resync              time.Duration
@@ -78,36 +76,12 @@ func openKernelDataplane(devices []string, o *options, log *slog.Logger) (datapl
 	})
 }
 
-func env(name, def string) string {
-	if v, ok := os.LookupEnv(name); ok {
-		return v
-	}
-	return def
-}
-
-func envBool(name string, def bool) bool {
-	if v, ok := os.LookupEnv(name); ok {
-		if b, err := strconv.ParseBool(v); err == nil {
-			return b
-		}
-	}
-	return def
-}
-
-func envDuration(name string, def time.Duration) time.Duration {
-	if v, ok := os.LookupEnv(name); ok {
-		if d, err := time.ParseDuration(v); err == nil {
-			return d
-		}
-	}
-	return def
-}
-
 func newRootCmd(open openFunc) *cobra.Command {
 	if open == nil {
 		open = openKernelDataplane
 	}
 	o := &options{}
+	env := &cmdutil.Env{}
 	cmd := &cobra.Command{
 		Use:   "pisa-daemon",
 		Short: "pisa-daemon: per-service database traffic QoS on a node (HTB + eBPF)",
@@ -117,70 +91,55 @@ and an eBPF classifier that sends traffic to the service's endpoints into it.
 
 Without --config it reads and watches its configuration from pisa-controller:
   GET http://<host>/apis/configs.database-mesh.io/v1alpha1/daemonconfigs?node=<node>`,
-		Version:       version.For("Pisa-Daemon"),
-		SilenceUsage:  true,
-		SilenceErrors: true,
-		Args:          cobra.NoArgs,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := env.Err(); err != nil {
+				return err
+			}
+			if err := o.log.Validate(); err != nil {
+				return err
+			}
 			fs := cmd.Flags()
-			o.egressExplicit = fs.Changed("global-egress-device") || hasEnv("PISA_DAEMON_GLOBAL_EGRESS_DEVICE")
-			o.bridgeExplicit = fs.Changed("global-bridge-device") || hasEnv("PISA_DAEMON_GLOBAL_BRIDGE_DEVICE")
-			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM, syscall.SIGQUIT)
-			defer stop()
+			o.egressExplicit = fs.Changed("global-egress-device") || env.Set("PISA_DAEMON_GLOBAL_EGRESS_DEVICE")
+			o.bridgeExplicit = fs.Changed("global-bridge-device") || env.Set("PISA_DAEMON_GLOBAL_BRIDGE_DEVICE")
+			ctx := cmd.Context()
+			if ctx == nil {
+				ctx = context.Background()
+			}
 			return run(ctx, o, open)
 		},
 	}
-	cmd.SetVersionTemplate("{{.Version}}\n")
-	addFlags(cmd.Flags(), o)
+	addFlags(cmd.Flags(), o, env)
+	cmdutil.Setup(cmd, "Pisa-Daemon")
 	return cmd
 }
 
-func hasEnv(name string) bool {
-	_, ok := os.LookupEnv(name)
-	return ok
-}
-
-func addFlags(fs *pflag.FlagSet, o *options) {
-	fs.StringVar(&o.egressDevice, "global-egress-device", env("PISA_DAEMON_GLOBAL_EGRESS_DEVICE", "eth0"),
+func addFlags(fs *pflag.FlagSet, o *options, env *cmdutil.Env) {
+	fs.StringVar(&o.egressDevice, "global-egress-device", env.String("PISA_DAEMON_GLOBAL_EGRESS_DEVICE", "eth0"),
 		"egress device to shape (env PISA_DAEMON_GLOBAL_EGRESS_DEVICE)")
-	fs.StringVar(&o.bridgeDevice, "global-bridge-device", env("PISA_DAEMON_GLOBAL_BRIDGE_DEVICE", ""),
+	fs.StringVar(&o.bridgeDevice, "global-bridge-device", env.String("PISA_DAEMON_GLOBAL_BRIDGE_DEVICE", ""),
 		"bridge device to shape as well, e.g. cni0; empty: none (env PISA_DAEMON_GLOBAL_BRIDGE_DEVICE)")
-	fs.StringVar(&o.controllerService, "pisa-controller-service", env("PISA_CONTROLLER_SERVICE", "pisa-controller"),
+	fs.StringVar(&o.controllerService, "pisa-controller-service", env.String("PISA_CONTROLLER_SERVICE", "pisa-controller"),
 		"controller service name (env PISA_CONTROLLER_SERVICE)")
-	fs.StringVar(&o.controllerNamespace, "pisa-controller-namespace", env("PISA_CONTROLLER_NAMESPACE", "pisa-system"),
+	fs.StringVar(&o.controllerNamespace, "pisa-controller-namespace", env.String("PISA_CONTROLLER_NAMESPACE", "pisa-system"),
 		"controller namespace (env PISA_CONTROLLER_NAMESPACE)")
-	fs.StringVar(&o.controllerHost, "pisa-controller-host", env("PISA_CONTROLLER_HOST", ""),
+	fs.StringVar(&o.controllerHost, "pisa-controller-host", env.String("PISA_CONTROLLER_HOST", ""),
 		"controller host:port; empty: <service>.<namespace>:8080 (env PISA_CONTROLLER_HOST)")
-	fs.StringVar(&o.nodeName, "node-name", env("NODE_NAME", ""), "this node's name, sent to the controller (env NODE_NAME)")
-	fs.StringVarP(&o.configPath, "config", "c", env("PISA_DAEMON_CONFIG", ""),
+	fs.StringVar(&o.nodeName, "node-name", env.String("NODE_NAME", ""), "this node's name, sent to the controller (env NODE_NAME)")
+	fs.StringVarP(&o.configPath, "config", "c", env.String("PISA_DAEMON_CONFIG", ""),
 		"standalone TOML configuration file; when set the controller is not used (env PISA_DAEMON_CONFIG)")
-	fs.StringVar(&o.adminAddr, "admin-addr", env("PISA_DAEMON_ADMIN_ADDR", ":5592"),
+	fs.StringVar(&o.adminAddr, "admin-addr", env.String("PISA_DAEMON_ADMIN_ADDR", ":5592"),
 		"admin HTTP address: /healthz /readyz /version /metrics /config (env PISA_DAEMON_ADMIN_ADDR)")
-	fs.BoolVar(&o.cleanupOnExit, "cleanup-on-exit", envBool("PISA_DAEMON_CLEANUP_ON_EXIT", true),
+	fs.BoolVar(&o.cleanupOnExit, "cleanup-on-exit", env.Bool("PISA_DAEMON_CLEANUP_ON_EXIT", true),
 		"remove all classes, classifiers and pinned objects on exit; false keeps them for the next start to adopt (env PISA_DAEMON_CLEANUP_ON_EXIT)")
-	fs.StringVarP(&o.logLevel, "log-level", "l", env("PISA_DAEMON_LOG_LEVEL", "INFO"),
-		"log level DEBUG|INFO|WARN|ERROR (env PISA_DAEMON_LOG_LEVEL)")
-	fs.StringVar(&o.bpffs, "bpffs", env("PISA_DAEMON_BPFFS", "/sys/fs/bpf"),
+	o.log.AddFlags(fs, env, cmdutil.LogFlags{LevelEnv: "PISA_DAEMON_LOG_LEVEL", FormatEnv: "PISA_DAEMON_LOG_FORMAT",
+		DefaultLevel: "info", LevelShorthand: "l"})
+	fs.StringVar(&o.bpffs, "bpffs", env.String("PISA_DAEMON_BPFFS", "/sys/fs/bpf"),
 		"BPF file system (mounted if needed); objects are pinned under <bpffs>/pisa-daemon (env PISA_DAEMON_BPFFS)")
-	fs.StringVar(&o.attach, "attach", env("PISA_DAEMON_ATTACH", "auto"),
+	fs.StringVar(&o.attach, "attach", env.String("PISA_DAEMON_ATTACH", "auto"),
 		"classifier attachment: auto (TCX if the kernel has it, else tc), tcx or tc (env PISA_DAEMON_ATTACH)")
-	fs.DurationVar(&o.resync, "resync-interval", envDuration("PISA_DAEMON_RESYNC_INTERVAL", 30*time.Second),
+	fs.DurationVar(&o.resync, "resync-interval", env.Duration("PISA_DAEMON_RESYNC_INTERVAL", 30*time.Second),
 		"reconcile again this often: re-resolve host names, repair drift (env PISA_DAEMON_RESYNC_INTERVAL)")
-	fs.BoolP("version", "V", false, "print the version and exit")
-}
-
-func parseLevel(s string) (slog.Level, error) {
-	switch strings.ToUpper(strings.TrimSpace(s)) {
-	case "TRACE", "DEBUG":
-		return slog.LevelDebug, nil
-	case "", "INFO":
-		return slog.LevelInfo, nil
-	case "WARN", "WARNING":
-		return slog.LevelWarn, nil
-	case "ERROR":
-		return slog.LevelError, nil
-	}
-	return 0, fmt.Errorf("unknown log level %q (DEBUG, INFO, WARN or ERROR)", s)
 }
 
 // controllerHost is the controller's address: the host flag, else
@@ -223,12 +182,10 @@ func containsStr(list []string, s string) bool {
 }
 
 func run(ctx context.Context, o *options, open openFunc) error {
-	level, err := parseLevel(o.logLevel)
+	logger, _, err := o.log.Logger(os.Stderr, slog.LevelInfo)
 	if err != nil {
 		return err
 	}
-	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	slog.SetDefault(logger)
 
 	var fileCfg *daemonconfig.Config
 	if o.configPath != "" {
@@ -267,9 +224,8 @@ func run(ctx context.Context, o *options, open openFunc) error {
 
 	var src daemon.Source
 	if o.configPath != "" {
-		hup := make(chan os.Signal, 1)
-		signal.Notify(hup, syscall.SIGHUP)
-		defer signal.Stop(hup)
+		hup, stopHup := cmdutil.Hangups()
+		defer stopHup()
 		src = &daemon.FileSource{Path: o.configPath, Initial: fileCfg, Reload: hup, Logger: logger,
 			OnError: func(error) { m.FetchError() }}
 	} else {

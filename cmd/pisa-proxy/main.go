@@ -13,10 +13,8 @@ import (
 	"net/http"
 	_ "net/http/pprof"
 	"os"
-	"os/signal"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -24,7 +22,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/database-mesh/pisanix-go/internal/admin"
+	"github.com/database-mesh/pisanix-go/internal/cmdutil"
 	"github.com/database-mesh/pisanix-go/internal/configclient"
+	"github.com/database-mesh/pisanix-go/internal/configsource"
 	"github.com/database-mesh/pisanix-go/internal/metrics"
 	"github.com/database-mesh/pisanix-go/internal/proxy"
 	"github.com/database-mesh/pisanix-go/internal/proxyconfig"
@@ -32,69 +32,55 @@ import (
 )
 
 type globalFlags struct {
-	host     string
-	port     string
-	logLevel string
+	host string
+	port string
+	log  cmdutil.Log
 	// pisanixMetrics also exports Pisanix's metric names and label values.
 	pisanixMetrics bool
-	envErr         error
+	env            cmdutil.Env
 }
 
 func main() {
-	if err := newRootCmd().Execute(); err != nil {
-		fmt.Fprintln(os.Stderr, "pisa-proxy:", err)
-		os.Exit(1)
-	}
-}
-
-// envBool reads a boolean environment variable (1, t, true, 0, f, false in
-// any case; unset or empty is false). A bad value is recorded in *bad and
-// refused when a subcommand starts.
-func envBool(name string, bad *error) bool {
-	s := os.Getenv(name)
-	if s == "" {
-		return false
-	}
-	v, err := strconv.ParseBool(s)
-	if err != nil {
-		*bad = fmt.Errorf("environment variable %s=%q is not a boolean (true or false)", name, s)
-	}
-	return v
-}
-
-func envOr(name, def string) string {
-	if v, ok := os.LookupEnv(name); ok {
-		return v
-	}
-	return def
+	ctx, stop := cmdutil.SignalContext(context.Background())
+	err := newRootCmd().ExecuteContext(ctx)
+	stop()
+	cmdutil.Exit("pisa-proxy", err)
 }
 
 func newRootCmd() *cobra.Command {
 	g := &globalFlags{}
 	root := &cobra.Command{
-		Use:           "pisa-proxy",
-		Short:         "pisa-proxy: the Database Mesh MySQL proxy",
-		Version:       version.String(),
-		SilenceUsage:  true,
-		SilenceErrors: true,
-		Args:          cobra.NoArgs,
+		Use:   "pisa-proxy",
+		Short: "pisa-proxy: the Database Mesh MySQL proxy",
+		Args:  cobra.NoArgs,
+		// Bad environment values and log flags are usage errors, before anything starts.
+		PersistentPreRunE: func(*cobra.Command, []string) error {
+			if err := g.env.Err(); err != nil {
+				return err
+			}
+			if g.port != "" {
+				if p, err := strconv.Atoi(g.port); err != nil || p <= 0 || p > 65535 {
+					return cmdutil.Usagef("--port (or PISA_PROXY_ADMIN_LISTEN_PORT): invalid admin port %q", g.port)
+				}
+			}
+			return g.log.Validate()
+		},
 		// A subcommand is required, as in Pisanix.
-		PersistentPreRunE: func(*cobra.Command, []string) error { return g.envErr },
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			_ = cmd.Usage()
-			return errors.New("a subcommand is required: daemon or sidecar")
+			return cmdutil.Usagef("a subcommand is required: daemon or sidecar")
 		},
 	}
 	pf := root.PersistentFlags()
+	env := &g.env
 	// -h is --host (Pisanix's CLI); help is --help only.
 	pf.Bool("help", false, "help for pisa-proxy")
-	pf.StringVarP(&g.host, "host", "h", envOr("PISA_PROXY_ADMIN_LISTEN_HOST", ""), "admin HTTP listen host; overrides [admin] host (env PISA_PROXY_ADMIN_LISTEN_HOST)")
-	pf.StringVarP(&g.port, "port", "p", envOr("PISA_PROXY_ADMIN_LISTEN_PORT", ""), "admin HTTP listen port; overrides [admin] port (env PISA_PROXY_ADMIN_LISTEN_PORT)")
-	pf.StringVarP(&g.logLevel, "log-level", "l", envOr("PISA_PROXY_ADMIN_LOG_LEVEL", ""), "log level TRACE|DEBUG|INFO|WARN|ERROR; overrides [admin] log_level (env PISA_PROXY_ADMIN_LOG_LEVEL)")
-	pf.BoolVar(&g.pisanixMetrics, "pisanix-metrics", envBool("PISA_PROXY_PISANIX_METRICS", &g.envErr),
+	pf.StringVarP(&g.host, "host", "h", env.String("PISA_PROXY_ADMIN_LISTEN_HOST", ""), "admin HTTP listen host; overrides [admin] host (env PISA_PROXY_ADMIN_LISTEN_HOST)")
+	pf.StringVarP(&g.port, "port", "p", env.String("PISA_PROXY_ADMIN_LISTEN_PORT", ""), "admin HTTP listen port; overrides [admin] port (env PISA_PROXY_ADMIN_LISTEN_PORT)")
+	g.log.AddFlags(pf, env, cmdutil.LogFlags{LevelEnv: "PISA_PROXY_ADMIN_LOG_LEVEL", FormatEnv: "PISA_PROXY_LOG_FORMAT",
+		LevelShorthand: "l"})
+	pf.BoolVar(&g.pisanixMetrics, "pisanix-metrics", env.Bool("PISA_PROXY_PISANIX_METRICS", false),
 		"also export Pisanix's metrics (sql_processed_total, sql_processed_duration, sql_under_processing, pisa_proxy_sql_processed_duration) with its label values, for Pisanix dashboards and alerts (env PISA_PROXY_PISANIX_METRICS=true)")
-	root.Flags().BoolP("version", "V", false, "print the version and exit")
-	root.SetVersionTemplate("{{.Version}}\n")
 
 	var configPath string
 	daemon := &cobra.Command{
@@ -118,12 +104,13 @@ func newRootCmd() *cobra.Command {
 		},
 	}
 	fl := sidecar.Flags()
-	fl.StringVar(&sf.service, "pisa-controller-service", envOr("PISA_CONTROLLER_SERVICE", "pisa-controller"), "controller Service name (env PISA_CONTROLLER_SERVICE)")
-	fl.StringVar(&sf.namespace, "pisa-controller-namespace", envOr("PISA_CONTROLLER_NAMESPACE", "pisa-system"), "controller namespace (env PISA_CONTROLLER_NAMESPACE)")
-	fl.StringVar(&sf.host, "pisa-controller-host", envOr("PISA_CONTROLLER_HOST", ""), "controller host:port or URL; default <service>.<namespace>:8080 (env PISA_CONTROLLER_HOST)")
-	fl.StringVar(&sf.deployedNamespace, "pisa-deployed-namespace", envOr("PISA_DEPLOYED_NAMESPACE", "default"), "namespace of the application (env PISA_DEPLOYED_NAMESPACE)")
-	fl.StringVar(&sf.deployedName, "pisa-deployed-name", envOr("PISA_DEPLOYED_NAME", "default"), "application (VirtualDatabase) name (env PISA_DEPLOYED_NAME)")
+	fl.StringVar(&sf.service, "pisa-controller-service", env.String("PISA_CONTROLLER_SERVICE", "pisa-controller"), "controller Service name (env PISA_CONTROLLER_SERVICE)")
+	fl.StringVar(&sf.namespace, "pisa-controller-namespace", env.String("PISA_CONTROLLER_NAMESPACE", "pisa-system"), "controller namespace (env PISA_CONTROLLER_NAMESPACE)")
+	fl.StringVar(&sf.host, "pisa-controller-host", env.String("PISA_CONTROLLER_HOST", ""), "controller host:port or URL; default <service>.<namespace>:8080 (env PISA_CONTROLLER_HOST)")
+	fl.StringVar(&sf.deployedNamespace, "pisa-deployed-namespace", env.String("PISA_DEPLOYED_NAMESPACE", "default"), "namespace of the application (env PISA_DEPLOYED_NAMESPACE)")
+	fl.StringVar(&sf.deployedName, "pisa-deployed-name", env.String("PISA_DEPLOYED_NAME", "default"), "application (VirtualDatabase) name (env PISA_DEPLOYED_NAME)")
 	root.AddCommand(sidecar)
+	cmdutil.Setup(root, "Pisa-Proxy")
 	return root
 }
 
@@ -139,34 +126,19 @@ func applyOverrides(cfg *proxyconfig.Config, g *globalFlags) error {
 		}
 		cfg.Admin.Port = p
 	}
-	if g.logLevel != "" {
-		cfg.Admin.LogLevel = strings.ToUpper(g.logLevel)
+	if g.log.Level != "" {
+		cfg.Admin.LogLevel = strings.ToUpper(g.log.Level)
 	}
 	return nil
 }
 
+// parseLevel reads a validated [admin] log_level (or --log-level).
 func parseLevel(s string) slog.Level {
-	switch strings.ToUpper(s) {
-	case "TRACE", "DEBUG":
-		return slog.LevelDebug
-	case "WARN", "WARNING":
-		return slog.LevelWarn
-	case "ERROR":
-		return slog.LevelError
-	default:
+	l, err := cmdutil.ParseLevel(s)
+	if err != nil {
 		return slog.LevelInfo
 	}
-}
-
-func loadConfig(path string, g *globalFlags) (*proxyconfig.Config, error) {
-	cfg, err := proxyconfig.Load(path)
-	if err != nil {
-		return nil, err
-	}
-	if err := applyOverrides(cfg, g); err != nil {
-		return nil, err
-	}
-	return cfg, nil
+	return l
 }
 
 // app is what both modes run: logging, metrics, the proxy and the admin
@@ -180,11 +152,13 @@ type app struct {
 	current atomicConfig
 }
 
-func newApp(adminAddr, logLevel string, pisanixMetrics bool) (*app, error) {
-	a := &app{level: new(slog.LevelVar)}
-	a.level.Set(parseLevel(logLevel))
-	a.logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: a.level}))
-	slog.SetDefault(a.logger)
+func newApp(adminAddr string, g *globalFlags, level string) (*app, error) {
+	a := &app{}
+	var err error
+	if a.logger, a.level, err = g.log.Logger(os.Stderr, parseLevel(level)); err != nil {
+		return nil, err
+	}
+	pisanixMetrics := g.pisanixMetrics
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m := metrics.NewProxy(reg)
@@ -275,79 +249,44 @@ func (a *app) shutdown() error {
 	return err
 }
 
-// fileStamp identifies a version of the config file.
-func fileStamp(path string) string {
-	st, err := os.Stat(path)
-	if err != nil {
-		return ""
-	}
-	return fmt.Sprintf("%d/%d", st.ModTime().UnixNano(), st.Size())
-}
-
 func runDaemon(ctx context.Context, g *globalFlags, path string) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	cfg, err := loadConfig(path, g)
+	hup, stopHup := cmdutil.Hangups()
+	defer stopHup()
+	src := &configsource.File[*proxyconfig.Config]{
+		Path: path,
+		Parse: func(path string, data []byte) (*proxyconfig.Config, error) {
+			cfg, err := proxyconfig.ParseFile(path, data)
+			if err != nil {
+				return nil, err
+			}
+			return cfg, applyOverrides(cfg, g)
+		},
+		// The file is watched as well: a change (mtime or size) reloads it once it has stayed
+		// the same for Settle, so that a file still being written is not read half-way.
+		Reload:   hup,
+		Interval: 500 * time.Millisecond,
+	}
+	cfg, err := src.Load()
 	if err != nil {
 		return err
 	}
-	a, err := newApp(net.JoinHostPort(cfg.Admin.Host, strconv.Itoa(cfg.Admin.Port)), cfg.Admin.LogLevel, g.pisanixMetrics)
+	a, err := newApp(net.JoinHostPort(cfg.Admin.Host, strconv.Itoa(cfg.Admin.Port)), g, cfg.Admin.LogLevel)
 	if err != nil {
 		return err
 	}
 	a.logger.Info("starting pisa-proxy", "mode", "daemon", "version", version.Version, "commit", version.GitCommit, "config", path)
-	stamp := fileStamp(path)
 	if err := a.apply(cfg); err != nil {
 		_ = a.adm.Shutdown(context.Background())
 		return err
 	}
-	reload := func(why string) {
-		stamp = fileStamp(path)
-		next, err := loadConfig(path, g)
-		if err == nil {
-			err = a.apply(next)
-		} else {
-			a.m.ConfigReload(false)
-		}
-		if err != nil {
-			a.logger.Error("config reload rejected; the previous config keeps serving", "trigger", why, "error", err)
-			return
-		}
-		a.logger.Info("config reloaded", "config", path, "trigger", why)
-	}
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM)
-	defer signal.Stop(sigs)
-	// The file is also watched: a change (mtime or size) reloads it once
-	// the file has stayed the same for a tick, so that a file still being
-	// written is not read half-way.
-	tick := time.NewTicker(500 * time.Millisecond)
-	defer tick.Stop()
-	pending := ""
-	for {
-		select {
-		case <-ctx.Done():
-			return a.shutdown()
-		case <-tick.C:
-			st := fileStamp(path)
-			switch {
-			case st == "" || st == stamp:
-				pending = ""
-			case st != pending:
-				pending = st // changed: wait for it to settle
-			default:
-				pending = ""
-				reload("file changed")
-			}
-		case sig := <-sigs:
-			if sig != syscall.SIGHUP {
-				a.logger.Info("shutting down", "signal", sig.String())
-				return a.shutdown()
-			}
-			reload("SIGHUP")
-		}
-	}
+	src.Logger = a.logger
+	src.OnError = func(error) { a.m.ConfigReload(false) }
+	_ = src.Run(ctx, a.apply)
+	a.logger.Info("shutting down")
+	return a.shutdown()
 }
 
 type sidecarFlags struct {
@@ -368,10 +307,7 @@ func runSidecar(ctx context.Context, g *globalFlags, f *sidecarFlags) error {
 	if port == "" {
 		port = "5591"
 	}
-	if _, err := strconv.Atoi(port); err != nil {
-		return fmt.Errorf("invalid admin port %q", port)
-	}
-	a, err := newApp(net.JoinHostPort(host, port), g.logLevel, g.pisanixMetrics)
+	a, err := newApp(net.JoinHostPort(host, port), g, "INFO")
 	if err != nil {
 		return err
 	}
@@ -388,29 +324,13 @@ func runSidecar(ctx context.Context, g *globalFlags, f *sidecarFlags) error {
 	}
 	a.logger.Info("starting pisa-proxy", "mode", "sidecar", "version", version.Version, "controller", base,
 		"namespace", f.deployedNamespace, "app", f.deployedName)
-	c := &configclient.Client{Base: base, Namespace: f.deployedNamespace, App: f.deployedName, Pod: pod,
-		HTTP: &http.Client{Timeout: 90 * time.Second}}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		c.Run(ctx, func(cfg *proxyconfig.Config) error {
-			if g.logLevel != "" {
-				cfg.Admin.LogLevel = strings.ToUpper(g.logLevel)
-			}
-			return a.apply(cfg)
-		}, configclient.RunOptions{Logger: a.logger})
-	}()
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
-	defer signal.Stop(sigs)
-	select {
-	case <-ctx.Done():
-	case sig := <-sigs:
-		a.logger.Info("shutting down", "signal", sig.String())
-	}
-	cancel()
-	<-done
+	c := &configclient.Client{Base: base, Namespace: f.deployedNamespace, App: f.deployedName, Pod: pod}
+	c.Run(ctx, func(cfg *proxyconfig.Config) error {
+		if g.log.Level != "" {
+			cfg.Admin.LogLevel = strings.ToUpper(g.log.Level)
+		}
+		return a.apply(cfg)
+	}, configclient.RunOptions{Logger: a.logger, PollInterval: 5 * time.Second})
+	a.logger.Info("shutting down")
 	return a.shutdown()
 }

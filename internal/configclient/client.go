@@ -1,14 +1,16 @@
-// Package configclient is the sidecar side of the controller's config API:
-// it fetches a proxy's configuration, long-polls for changes and reports
-// which version the sidecar runs (or why it rejected one).
+// Package configclient is the sidecar side of the controller's proxy config API, on top of
+// configsource.HTTP (the long poll shared with pisa-daemon): it decodes and validates each
+// version of a proxy's configuration, hands it to the proxy, and reports which version the
+// sidecar runs (or why it rejected one).
 //
-// The contract (served by pisa-controller):
+// The contract (served by pisa-controller, docs/config.md):
 //
 //	GET  /apis/configs.database-mesh.io/v1alpha1/namespaces/{ns}/proxyconfigs/{app}
 //	     → 200, Pisanix's JSON config plus "version": "<n>"; 404 with a message
-//	GET  …/proxyconfigs/{app}?watch=true&version=<n>
-//	     → held until the config's version differs from n (or a server
-//	       timeout), then 200 with the current config
+//	GET  …/proxyconfigs/{app}?watch=true&version=<n>&timeoutSeconds=<s>
+//	     → held until the config's version differs from n, then 200 with it; 304 Not Modified
+//	       when the wait ends unchanged (200 with version n from older controllers: both are
+//	       "unchanged")
 //	POST …/proxyconfigs/{app}/status  {"pod": "...", "version": "<n>", "error": "..."}
 package configclient
 
@@ -19,10 +21,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"time"
 
+	"github.com/database-mesh/pisanix-go/internal/configsource"
 	"github.com/database-mesh/pisanix-go/internal/proxyconfig"
 )
 
@@ -37,7 +41,7 @@ type Client struct {
 	HTTP *http.Client
 }
 
-// HTTPError is a non-2xx answer from the controller.
+// HTTPError is a non-2xx answer to a status report.
 type HTTPError struct {
 	Status int
 	Body   string
@@ -47,7 +51,8 @@ func (e *HTTPError) Error() string {
 	return fmt.Sprintf("controller answered %d: %s", e.Status, e.Body)
 }
 
-func (c *Client) path() string {
+// URL is the application's config URL.
+func (c *Client) URL() string {
 	return fmt.Sprintf("%s/apis/configs.database-mesh.io/v1alpha1/namespaces/%s/proxyconfigs/%s",
 		c.Base, url.PathEscape(c.Namespace), url.PathEscape(c.App))
 }
@@ -59,57 +64,54 @@ func (c *Client) http() *http.Client {
 	return http.DefaultClient
 }
 
-// Fetched is one configuration as served: the decoded, defaulted and
-// validated config, or the error that made it invalid.
-type Fetched struct {
-	Config  *proxyconfig.Config
-	Version string
-	// Invalid is set when the controller served a config that does not
-	// decode or validate; Version is still set when it could be read.
-	Invalid error
-}
-
-// Fetch gets the current config.
-func (c *Client) Fetch(ctx context.Context) (*Fetched, error) {
-	return c.get(ctx, c.path())
-}
-
-// Watch waits for a config whose version differs from version; it returns
-// the current one when the server's wait ends without a change (compare
-// versions).
-func (c *Client) Watch(ctx context.Context, version string) (*Fetched, error) {
-	return c.get(ctx, c.path()+"?watch=true&version="+url.QueryEscape(version))
-}
-
-func (c *Client) get(ctx context.Context, u string) (*Fetched, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+// Decode decodes, defaults and validates a served configuration. A configuration without a
+// listener is refused: a sidecar has nothing to serve with it.
+func Decode(body []byte) (*proxyconfig.Config, error) {
+	cfg, err := proxyconfig.Parse(body, proxyconfig.JSON)
 	if err != nil {
 		return nil, err
 	}
-	resp, err := c.http().Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("get proxy config: %w", err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-	if err != nil {
-		return nil, fmt.Errorf("read proxy config: %w", err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, &HTTPError{Status: resp.StatusCode, Body: string(bytes.TrimSpace(body))}
-	}
-	var head struct {
-		Version string `json:"version"`
-	}
-	_ = json.Unmarshal(body, &head)
-	cfg, err := proxyconfig.Parse(body, proxyconfig.JSON)
-	if err != nil {
-		return &Fetched{Version: head.Version, Invalid: err}, nil
-	}
 	if len(cfg.Proxy.Config) == 0 {
-		return &Fetched{Version: head.Version, Invalid: errors.New("config has no [[proxy.config]] listener")}, nil
+		return nil, errors.New("config has no [[proxy.config]] listener")
 	}
-	return &Fetched{Config: cfg, Version: head.Version}, nil
+	return cfg, nil
+}
+
+// Applier makes a config current (atomically: all or nothing).
+type Applier func(*proxyconfig.Config) error
+
+// RunOptions tunes Run; zero values take configsource.HTTP's defaults.
+type RunOptions struct {
+	MinBackoff, MaxBackoff time.Duration
+	// PollInterval paces a controller that answers watches at once or sends no version.
+	PollInterval time.Duration
+	// WatchTimeout is asked of the controller for each long poll.
+	WatchTimeout time.Duration
+	Logger       *slog.Logger
+}
+
+// Run fetches the config until a valid one is applied, then watches for changes and applies
+// each new version, until ctx ends. A config that fails to decode, validate or apply is
+// rejected whole and reported; the running one keeps serving. Fetch errors never replace the
+// running config.
+func (c *Client) Run(ctx context.Context, apply Applier, o RunOptions) {
+	log := o.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	src := &configsource.HTTP{URL: c.URL(), Client: c.http(), WatchTimeout: o.WatchTimeout,
+		PollInterval: o.PollInterval, MinBackoff: o.MinBackoff, MaxBackoff: o.MaxBackoff,
+		What: "proxy config", Logger: log}
+	_ = src.Run(ctx, func(got configsource.Config) error {
+		cfg, err := Decode(got.Body)
+		if err == nil {
+			err = apply(cfg)
+		}
+		if rerr := c.Report(ctx, got.Version, err); rerr != nil {
+			log.Debug("status report failed", "error", rerr)
+		}
+		return err
+	})
 }
 
 // Status is a sidecar's report.
@@ -119,8 +121,7 @@ type Status struct {
 	Error   string `json:"error,omitempty"`
 }
 
-// Report tells the controller which version this sidecar applied, or why it
-// rejected it.
+// Report tells the controller which version this sidecar applied, or why it rejected it.
 func (c *Client) Report(ctx context.Context, version string, applyErr error) error {
 	st := Status{Pod: c.Pod, Version: version}
 	if applyErr != nil {
@@ -129,7 +130,7 @@ func (c *Client) Report(ctx context.Context, version string, applyErr error) err
 	b, _ := json.Marshal(st)
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.path()+"/status", bytes.NewReader(b))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.URL()+"/status", bytes.NewReader(b))
 	if err != nil {
 		return err
 	}
@@ -139,9 +140,9 @@ func (c *Client) Report(ctx context.Context, version string, applyErr error) err
 		return fmt.Errorf("report status: %w", err)
 	}
 	defer resp.Body.Close()
-	_, _ = io.Copy(io.Discard, resp.Body)
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 	if resp.StatusCode/100 != 2 {
-		return &HTTPError{Status: resp.StatusCode}
+		return &HTTPError{Status: resp.StatusCode, Body: string(bytes.TrimSpace(body))}
 	}
 	return nil
 }

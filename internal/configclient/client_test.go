@@ -162,14 +162,3 @@ func TestRunAppliesAndWatches(t *testing.T) {
 	fc.set(fmt.Sprintf(goodConfig, "fourth"))
 	expect("fourth")
 }
-
-func TestFetchErrors(t *testing.T) {
-	srv := httptest.NewServer(newFake(goodConfig))
-	defer srv.Close()
-	c := &Client{Base: srv.URL, Namespace: "ns", App: "missing"}
-	_, err := c.Fetch(context.Background())
-	var he *HTTPError
-	if !errors.As(err, &he) || he.Status != 404 || !strings.Contains(he.Body, "no such app") {
-		t.Fatalf("want 404 with message, got %v", err)
-	}
-}

@@ -132,43 +132,31 @@ func hold(r *http.Request, changed <-chan struct{}, timer *time.Timer) (woke boo
 
 func (s *Server) getProxyConfig(w http.ResponseWriter, r *http.Request) {
 	ns, app := r.PathValue("ns"), r.PathValue("app")
-	wait, want, timeout, err := s.watchParams(r)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, "BadRequest", "%v", err)
-		return
-	}
 	key := proxyKey(ns, app)
-	var timer *time.Timer
-	for {
-		body, version, changed, ok := s.Store.lookup(key)
-		if !ok {
+	s.serve(w, r, &s.proxyWatchers, func() ([]byte, int64, <-chan struct{}, bool) { return s.Store.lookup(key) },
+		func() {
 			writeError(w, http.StatusNotFound, "NotFound", "no proxy configuration for %s/%s: no VirtualDatabase %q in namespace %q (its name must be the application's)",
 				ns, app, app, ns)
-			return
-		}
-		if !wait || strconv.FormatInt(version, 10) != want {
-			writeConfig(w, body, version)
-			return
-		}
-		if timer == nil {
-			timer = time.NewTimer(timeout)
-			defer timer.Stop()
-			s.proxyWatchers.Add(1)
-			defer s.proxyWatchers.Add(-1)
-		}
-		if !hold(r, changed, timer) {
-			if r.Context().Err() != nil {
-				return
-			}
-			// Timed out: answer with the current configuration (same version), which
-			// configclient treats as "unchanged".
-			wait = false
-		}
-	}
+		})
 }
 
 func (s *Server) getDaemonConfig(w http.ResponseWriter, r *http.Request) {
 	node := r.URL.Query().Get("node")
+	s.serve(w, r, &s.daemonWatchers, func() ([]byte, int64, <-chan struct{}, bool) { return s.Store.lookupDaemon(node) },
+		func() { writeError(w, http.StatusNotFound, "NotFound", "no daemon configuration has been built yet") })
+}
+
+// serve answers a GET of a configuration, the same way for proxies and daemons:
+//
+//   - without watch=true and a version (Pisanix's pisa-proxy and pisa-daemon, which GET once),
+//     200 with the current configuration;
+//   - a watch names the version the client runs: when the current version differs, or becomes
+//     different while the request is held, 200 with it; when the wait ends without a change,
+//     304 Not Modified with an empty body and the unchanged version in X-Config-Version.
+//
+// Pisanix's clients never send watch, so they always get their 200.
+func (s *Server) serve(w http.ResponseWriter, r *http.Request, watchers *atomic.Int64,
+	lookup func() (body []byte, version int64, changed <-chan struct{}, ok bool), notFound func()) {
 	wait, want, timeout, err := s.watchParams(r)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "BadRequest", "%v", err)
@@ -176,9 +164,9 @@ func (s *Server) getDaemonConfig(w http.ResponseWriter, r *http.Request) {
 	}
 	var timer *time.Timer
 	for {
-		body, version, changed, ok := s.Store.lookupDaemon(node)
+		body, version, changed, ok := lookup()
 		if !ok {
-			writeError(w, http.StatusNotFound, "NotFound", "no daemon configuration has been built yet")
+			notFound()
 			return
 		}
 		if !wait || strconv.FormatInt(version, 10) != want {
@@ -188,12 +176,12 @@ func (s *Server) getDaemonConfig(w http.ResponseWriter, r *http.Request) {
 		if timer == nil {
 			timer = time.NewTimer(timeout)
 			defer timer.Stop()
-			s.daemonWatchers.Add(1)
-			defer s.daemonWatchers.Add(-1)
+			watchers.Add(1)
+			defer watchers.Add(-1)
 		}
 		if !hold(r, changed, timer) {
 			if r.Context().Err() == nil {
-				// Timed out unchanged: pisa-daemon's HTTPSource expects 304.
+				w.Header().Set("Cache-Control", "no-store")
 				w.Header().Set("X-Config-Version", strconv.FormatInt(version, 10))
 				w.WriteHeader(http.StatusNotModified)
 			}

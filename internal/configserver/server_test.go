@@ -80,6 +80,12 @@ func get(t *testing.T, url string) response {
 		}
 	}
 	r.version = head.Version
+	if resp.StatusCode == http.StatusNotModified {
+		if len(body) != 0 {
+			t.Errorf("304 with a body: %q", body)
+		}
+		r.version = resp.Header.Get("X-Config-Version")
+	}
 	return r
 }
 
@@ -186,8 +192,8 @@ func TestUnchangedSetDoesNotWake(t *testing.T) {
 		t.Fatal("same content reported as changed")
 	}
 	r := <-done
-	// The timeout answers 200 with the current (same) configuration.
-	if r.code != 200 || r.version != "1" {
+	// The timeout answers 304 Not Modified with the unchanged version, as for daemons.
+	if r.code != http.StatusNotModified || r.version != "1" {
 		t.Fatalf("timeout: %d %q", r.code, r.version)
 	}
 	if r.elapsed < 900*time.Millisecond || r.elapsed > 3*time.Second {
@@ -200,14 +206,14 @@ func TestWatchTimeoutIsCapped(t *testing.T) {
 	st.Set("demo", "shop", testConfig("a"))
 	for _, q := range []string{"&timeoutSeconds=3600", ""} {
 		r := get(t, ts.URL+proxyPath+"?watch=true&version=1"+q)
-		if r.code != 200 || r.version != "1" || r.elapsed > 2*time.Second {
+		if r.code != http.StatusNotModified || r.version != "1" || r.elapsed > 2*time.Second {
 			t.Fatalf("%q: %d %q after %v", q, r.code, r.version, r.elapsed)
 		}
 	}
 	// timeoutSeconds=0: answered at once.
 	ts2, st2 := newServer(t, &Server{})
 	st2.Set("demo", "shop", testConfig("a"))
-	if r := get(t, ts2.URL+proxyPath+"?watch=true&version=1&timeoutSeconds=0"); r.code != 200 || r.elapsed > time.Second {
+	if r := get(t, ts2.URL+proxyPath+"?watch=true&version=1&timeoutSeconds=0"); r.code != http.StatusNotModified || r.elapsed > time.Second {
 		t.Fatalf("timeoutSeconds=0: %+v", r)
 	}
 }
@@ -323,6 +329,10 @@ func TestConcurrentWatchers(t *testing.T) {
 				if err != nil {
 					errs <- err
 					return
+				}
+				if resp.StatusCode == http.StatusNotModified {
+					resp.Body.Close()
+					continue
 				}
 				var head struct{ Version string }
 				err = json.NewDecoder(resp.Body).Decode(&head)

@@ -1,13 +1,10 @@
 package daemon
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"os"
@@ -15,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/database-mesh/pisanix-go/internal/configsource"
 	"github.com/database-mesh/pisanix-go/internal/daemonconfig"
 )
 
@@ -38,192 +36,76 @@ type Source interface {
 	Run(ctx context.Context, publish func(*daemonconfig.Config)) error
 }
 
-// HTTPSource fetches the configuration from the controller and watches it:
+// HTTPSource follows the controller's daemon configuration with configsource.HTTP:
 //
 //	GET <URL>?node=<node>                                   the current config
 //	GET <URL>?node=<node>&watch=true&version=<v>&timeoutSeconds=<n>
-//	                                                        long poll: returns when the
-//	                                                        version differs from v (200), or
-//	                                                        304 Not Modified at the timeout
+//	                                                        long poll: 200 when the version
+//	                                                        differs from v, 304 at the timeout
 //
-// A 200 with the same version is "unchanged" too. A controller that sends
-// no version (Pisanix) is polled every PollInterval instead. Errors back
-// off exponentially between MinBackoff and MaxBackoff.
+// A 200 with the same version is "unchanged" too. A controller that sends no version (Pisanix)
+// is polled every PollInterval instead. Errors back off exponentially with full jitter between
+// MinBackoff and MaxBackoff. A configuration that does not decode is rejected (OnError) and the
+// last good one stays until the next version.
 type HTTPSource struct {
 	URL  string
 	Node string
-	// Client defaults to a client without overall timeout (each request
-	// is bounded by WatchTimeout + 30 s).
+	// Client defaults to a client without overall timeout (each request is bounded by
+	// WatchTimeout + 30 s).
 	Client *http.Client
 	Logger *slog.Logger
 	// WatchTimeout is asked of the server for long polls (default 60 s).
 	WatchTimeout time.Duration
 	// PollInterval is used for servers without versions (default 10 s).
 	PollInterval           time.Duration
-	MinBackoff, MaxBackoff time.Duration
-	// OnError is called for each failed fetch (metrics).
+	MinBackoff, MaxBackoff time.Duration // default 1 s and 30 s
+	// OnError is called for each failed fetch or rejected configuration (metrics).
 	OnError func(error)
-}
-
-const maxConfigBytes = 16 << 20
-
-func (s *HTTPSource) defaults() {
-	if s.Client == nil {
-		s.Client = &http.Client{}
-	}
-	if s.Logger == nil {
-		s.Logger = slog.Default()
-	}
-	if s.WatchTimeout <= 0 {
-		s.WatchTimeout = 60 * time.Second
-	}
-	if s.PollInterval <= 0 {
-		s.PollInterval = 10 * time.Second
-	}
-	if s.MinBackoff <= 0 {
-		s.MinBackoff = time.Second
-	}
-	if s.MaxBackoff < s.MinBackoff {
-		s.MaxBackoff = max(30*time.Second, s.MinBackoff)
-	}
 }
 
 // Run fetches and watches until ctx ends; it returns ctx's error.
 func (s *HTTPSource) Run(ctx context.Context, publish func(*daemonconfig.Config)) error {
-	s.defaults()
-	var (
-		version   string // last published version
-		lastBody  []byte // last published body, for servers without versions
-		published bool
-		backoff   = s.MinBackoff
-	)
-	for {
-		watch := published && version != ""
-		start := time.Now()
-		cfg, body, notModified, err := s.fetch(ctx, watch, version)
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
+	u, err := url.Parse(s.URL)
+	if err != nil {
+		return fmt.Errorf("controller URL: %w", err)
+	}
+	if s.Node != "" {
+		q := u.Query()
+		q.Set("node", s.Node)
+		u.RawQuery = q.Encode()
+	}
+	minBackoff, maxBackoff := s.MinBackoff, s.MaxBackoff
+	if minBackoff <= 0 {
+		minBackoff = time.Second
+	}
+	if maxBackoff <= 0 {
+		maxBackoff = 30 * time.Second
+	}
+	src := &configsource.HTTP{URL: u.String(), Client: s.Client, WatchTimeout: s.WatchTimeout,
+		PollInterval: s.PollInterval, MinBackoff: minBackoff, MaxBackoff: max(maxBackoff, minBackoff),
+		What: "daemon config", Logger: s.Logger, OnError: s.OnError}
+	return src.Run(ctx, func(c configsource.Config) error {
+		cfg, err := daemonconfig.ParseJSON(c.Body)
 		if err != nil {
 			if s.OnError != nil {
 				s.OnError(err)
 			}
-			wait := jitter(backoff)
-			s.Logger.Warn("fetch daemon config from the controller failed; keeping the last good config",
-				"url", s.URL, "err", err, "retry_in", wait.Round(time.Millisecond))
-			backoff = min(backoff*2, s.MaxBackoff)
-			if !sleep(ctx, wait) {
-				return ctx.Err()
-			}
-			continue
+			return err
 		}
-		backoff = s.MinBackoff
-		switch {
-		case notModified:
-		case cfg.Version == "":
-			// No versions: publish changes, then poll.
-			if !published || !bytes.Equal(body, lastBody) {
-				published, lastBody, version = true, body, ""
-				publish(cfg)
-			}
-			if !sleep(ctx, s.PollInterval) {
-				return ctx.Err()
-			}
-			continue
-		case published && cfg.Version == version:
-		default:
-			published, version, lastBody = true, cfg.Version, body
-			s.Logger.Info("daemon config received", "version", version)
-			publish(cfg)
-			continue
-		}
-		// Unchanged: a long poll that ended at once means the server does
-		// not hold requests; do not spin.
-		if time.Since(start) < time.Second && !sleep(ctx, min(s.PollInterval, time.Second)) {
-			return ctx.Err()
-		}
-	}
+		publish(cfg)
+		return nil
+	})
 }
 
-func (s *HTTPSource) fetch(ctx context.Context, watch bool, version string) (cfg *daemonconfig.Config, body []byte, notModified bool, err error) {
-	u, err := url.Parse(s.URL)
-	if err != nil {
-		return nil, nil, false, fmt.Errorf("controller URL: %w", err)
-	}
-	q := u.Query()
-	if s.Node != "" {
-		q.Set("node", s.Node)
-	}
-	timeout := 30 * time.Second
-	if watch {
-		q.Set("watch", "true")
-		q.Set("version", version)
-		q.Set("timeoutSeconds", fmt.Sprint(int(s.WatchTimeout/time.Second)))
-		timeout += s.WatchTimeout
-	}
-	u.RawQuery = q.Encode()
-	rctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(rctx, http.MethodGet, u.String(), nil)
-	if err != nil {
-		return nil, nil, false, err
-	}
-	req.Header.Set("Accept", "application/json")
-	resp, err := s.Client.Do(req)
-	if err != nil {
-		return nil, nil, false, err
-	}
-	defer resp.Body.Close()
-	body, err = io.ReadAll(io.LimitReader(resp.Body, maxConfigBytes+1))
-	if err != nil {
-		return nil, nil, false, fmt.Errorf("read response: %w", err)
-	}
-	switch {
-	case resp.StatusCode == http.StatusNotModified:
-		return nil, nil, true, nil
-	case resp.StatusCode != http.StatusOK:
-		return nil, nil, false, fmt.Errorf("GET %s: %s: %s", u.Redacted(), resp.Status, snippet(body))
-	case len(body) > maxConfigBytes:
-		return nil, nil, false, fmt.Errorf("GET %s: response larger than %d bytes", u.Redacted(), maxConfigBytes)
-	}
-	cfg, err = daemonconfig.ParseJSON(body)
-	if err != nil {
-		return nil, nil, false, fmt.Errorf("GET %s: %w", u.Redacted(), err)
-	}
-	return cfg, body, false, nil
-}
-
-func snippet(b []byte) string {
-	s := strings.TrimSpace(string(b))
-	if len(s) > 200 {
-		s = s[:200] + "…"
-	}
-	return s
-}
-
-func jitter(d time.Duration) time.Duration {
-	return d/2 + rand.N(d/2+1)
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
-}
-
-// FileSource is a standalone TOML file. It publishes Initial (or the file
-// at start) and reloads the file when its size or modification time
-// changes (checked every Interval) or when Reload fires (SIGHUP). A reload
-// that fails, or finds the file empty, keeps the last good configuration.
+// FileSource is a standalone TOML file, followed with configsource.File: it publishes Initial
+// (or the file at start) and reloads the file when its size or modification time changes
+// (checked every Interval) or when Reload fires (SIGHUP). A reload that fails, or finds the file
+// empty (a write caught half-way), keeps the last good configuration. A file with only
+// comments, or "app = []", removes all classes.
 type FileSource struct {
 	Path     string
 	Initial  *daemonconfig.Config
-	Interval time.Duration
+	Interval time.Duration // default 5 s
 	Reload   <-chan os.Signal
 	Logger   *slog.Logger
 	OnError  func(error)
@@ -231,84 +113,24 @@ type FileSource struct {
 
 // Run publishes the file's configuration and its changes until ctx ends.
 func (f *FileSource) Run(ctx context.Context, publish func(*daemonconfig.Config)) error {
-	if f.Logger == nil {
-		f.Logger = slog.Default()
+	interval := f.Interval
+	if interval <= 0 {
+		interval = 5 * time.Second
 	}
-	if f.Interval <= 0 {
-		f.Interval = 5 * time.Second
+	src := &configsource.File[*daemonconfig.Config]{Path: f.Path, Parse: parseTOMLFile,
+		Reload: f.Reload, Interval: interval, Settle: 100 * time.Millisecond, Logger: f.Logger, OnError: f.OnError}
+	cfg, err := src.Load()
+	if f.Initial != nil {
+		cfg, err = f.Initial, nil
 	}
-	stamp := func() string {
-		fi, err := os.Stat(f.Path)
-		if err != nil {
-			return ""
-		}
-		return fmt.Sprint(fi.Size(), fi.ModTime().UnixNano())
-	}
-	last := stamp()
-	cfg := f.Initial
-	if cfg == nil {
-		var err error
-		if cfg, err = daemonconfig.LoadFile(f.Path); err != nil {
-			return err
-		}
+	if err != nil {
+		return err
 	}
 	publish(cfg)
-	t := time.NewTicker(f.Interval)
-	defer t.Stop()
-	for {
-		forced := false
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-t.C:
-		case <-f.Reload:
-			forced = true
-		}
-		cur := stamp()
-		if !forced && cur == last {
-			continue
-		}
-		// Let a write in progress finish: load only a file that did not
-		// change for settleDelay, and that did not change while read.
-		if !sleep(ctx, settleDelay) {
-			return ctx.Err()
-		}
-		if stamp() != cur {
-			continue // still changing; the next tick sees it
-		}
-		next, err := loadSettled(f.Path)
-		if err == nil && stamp() != cur {
-			continue
-		}
-		last = cur
-		if err != nil {
-			if f.OnError != nil {
-				f.OnError(err)
-			}
-			f.Logger.Error("reload config file failed; keeping the last good config", "path", f.Path, "err", err)
-			continue
-		}
-		f.Logger.Info("config file reloaded", "path", f.Path)
-		publish(next)
-	}
+	return src.Run(ctx, func(c *daemonconfig.Config) error { publish(c); return nil })
 }
 
-// settleDelay is how long a changed file must stay unchanged before it is
-// reloaded.
-const settleDelay = 100 * time.Millisecond
-
-// loadSettled loads a file for a reload. An empty file is refused: it is
-// almost always a write caught half-way (truncated, not yet written), and
-// applying it would lift every limit. A file with only comments, or
-// "app = []", still removes all classes.
-func loadSettled(path string) (*daemonconfig.Config, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	if len(bytes.TrimSpace(data)) == 0 {
-		return nil, fmt.Errorf("%s: file is empty", path)
-	}
+func parseTOMLFile(path string, data []byte) (*daemonconfig.Config, error) {
 	cfg, err := daemonconfig.ParseTOML(data)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)

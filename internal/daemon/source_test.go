@@ -218,8 +218,10 @@ func TestHTTPSourceBadResponses(t *testing.T) {
 	defer srv.Close()
 	var errs []string
 	var mu sync.Mutex
+	// The undecodable body has no version: it is rejected and the server polled again.
 	src := &HTTPSource{URL: srv.URL + DaemonConfigsPath, Logger: quiet, MinBackoff: 5 * time.Millisecond,
-		OnError: func(err error) { mu.Lock(); errs = append(errs, err.Error()); mu.Unlock() }}
+		PollInterval: 5 * time.Millisecond,
+		OnError:      func(err error) { mu.Lock(); errs = append(errs, err.Error()); mu.Unlock() }}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	publish, wait := collect(t)

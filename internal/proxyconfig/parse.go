@@ -52,6 +52,12 @@ func Load(path string) (*Config, error) {
 	if err != nil {
 		return nil, err
 	}
+	return ParseFile(path, data)
+}
+
+// ParseFile is Load for data already read from path (configsource.File reads it): the format
+// comes from the path's extension, and errors name the path.
+func ParseFile(path string, data []byte) (*Config, error) {
 	if blank(data) {
 		// An editor that truncates before it writes, or `: > file`: never
 		// take that for a configuration that asks for nothing.
