@@ -9,6 +9,7 @@
 #   containerd, runc, CNI plugins, iptables, conntrack   Debian (hack/ensure-packages.sh)
 #   pause image                        hack/images/pause, the project's own
 #   e2e application image              hack/images/sqlclient (pisanix.local/sqlclient:1)
+#   cluster DNS                        hack/clusterdns, the project's own (Services' A records)
 #   pisa-proxy/controller/daemon       dist/images/*.tar (make images), imported into containerd
 #
 # Everything lives under $PISANIX_CLUSTER_DIR (default /tmp/pisanix-cluster): certificates,
@@ -16,6 +17,12 @@
 # Addresses are the cluster's own: a bridge $BRIDGE (10.244.0.1/24) that this script creates, pods
 # on 10.244.0.0/24, Services on 10.96.0.0/24; the API server listens on the bridge address only,
 # etcd on 127.0.0.1 (high ports, never 3306). Pods get no masquerading: nothing leaves the machine.
+# The cluster DNS (hack/clusterdns) listens on the bridge address, port 53, and answers for
+# <service>.<namespace>.svc.cluster.local only.
+# "Outside the cluster" is a network namespace $EXT_NS joined to the host by a veth pair,
+# $EXT_DEV (10.245.0.1/30, the node's egress device towards it) and its end 10.245.0.2/30: the
+# e2e tests run their MariaDB there, so the pods' database traffic leaves the node through a
+# device the pisa-daemon DaemonSet shapes. bpffs for the daemon is mounted at $S/bpf.
 #
 # `down` stops every process it started, removes the pods' containers, network namespaces,
 # mounts, the iptables chains of kube-proxy and the kubelet, the bridge, and the directory.
@@ -41,7 +48,13 @@ ETCD_PEER_PORT=23800
 KUBELET_PORT=20250
 PAUSE_IMAGE=pisanix.local/pause:1
 IMAGE_DIR=${IMAGE_DIR:-$root/dist/images}
-COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler containerd kubelet kube-proxy)
+EXT_NS=pisanix-ext
+EXT_DEV=pisa-ext0
+EXT_IP=10.245.0.2
+EXT_HOST_IP=10.245.0.1
+# A second tag of every project image, for the e2e's helm upgrade to a new image tag.
+NEXT_TAG=e2e-next
+COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler containerd kubelet kube-proxy clusterdns)
 
 log() { echo "cluster: $*" >&2; }
 die() {
@@ -144,9 +157,10 @@ pki() {
 	cert kube-scheduler system:kube-scheduler ""
 	cert kube-proxy system:kube-proxy ""
 	cert kubelet "system:node:$NODE" system:nodes "IP:$NODE_IP,DNS:$NODE"
+	cert clusterdns system:pisanix-clusterdns ""
 	openssl genrsa -out "$p/sa.key" 2048 2>/dev/null
 	openssl rsa -in "$p/sa.key" -pubout -out "$p/sa.pub" 2>/dev/null
-	for n in admin kube-controller-manager kube-scheduler kube-proxy kubelet; do kubeconfig "$n"; done
+	for n in admin kube-controller-manager kube-scheduler kube-proxy kubelet clusterdns; do kubeconfig "$n"; done
 }
 
 # --- configuration ---------------------------------------------------------------------------
@@ -215,6 +229,8 @@ failSwapOn: false
 cgroupsPerQOS: false
 enforceNodeAllocatable: []
 resolvConf: $S/kubelet/resolv.conf
+clusterDNS: [$NODE_IP]
+clusterDomain: cluster.local
 staticPodPath: ""
 serializeImagePulls: false
 imageGCHighThresholdPercent: 100
@@ -222,9 +238,9 @@ evictionHard: {memory.available: "1Mi", nodefs.available: "1%", imagefs.availabl
 evictionPressureTransitionPeriod: 0s
 maxPods: 50
 EOF
-	# No cluster DNS yet. Without a resolv.conf of its own containerd would give pods the host's,
-	# whose name server is off the machine: name the bridge address instead (nothing listens on
-	# port 53 there, so lookups fail fast and stay here).
+	# Pods with dnsPolicy ClusterFirst get clusterDNS and the cluster's search path; the others
+	# (Default, and host-network pods) get this file instead of the host's, whose name server is
+	# off the machine: the cluster DNS as well, so no lookup leaves the machine.
 	echo "nameserver $NODE_IP" >"$S/kubelet/resolv.conf"
 }
 
@@ -247,6 +263,8 @@ up() {
 	[ -e /run/containerd ] || touch "$S/run/own-run-containerd"
 	# libcni caches results under /var/lib/cni whatever the configuration says.
 	[ -e /var/lib/cni ] || touch "$S/run/own-var-lib-cni"
+	# `ip netns add` makes /run/netns a mount point of its own.
+	[ -e /run/netns ] || touch "$S/run/own-run-netns"
 	# Any failure from here on (set -e, in this function or one it calls) tears down what exists.
 	trap 'log "up failed; the last lines of each log:"; tail -n 5 "$S"/logs/*.log >&2; log "tearing down"; down' EXIT
 
@@ -264,7 +282,11 @@ up() {
 	echo "$fwd" >"$S/run/ip_forward"
 	iptables -I FORWARD 1 -i "$BRIDGE" ! -o "$BRIDGE" -m comment --comment pisanix-cluster -j DROP
 	[ "$fwd" = 1 ] || iptables -I FORWARD 1 ! -i "$BRIDGE" -m comment --comment pisanix-cluster -j DROP
+	# Pods and the "outside" namespace talk to each other, both ways.
+	iptables -I FORWARD 1 -i "$BRIDGE" -o "$EXT_DEV" -m comment --comment pisanix-cluster -j ACCEPT
+	iptables -I FORWARD 1 -i "$EXT_DEV" -o "$BRIDGE" -m comment --comment pisanix-cluster -j ACCEPT
 	sysctl -qw net.ipv4.ip_forward=1
+	outside
 
 	pki
 	containerd_config
@@ -317,6 +339,9 @@ up() {
 	start kubelet "$KBIN/kubelet" --config "$S/kubelet/config.yaml" --kubeconfig "$p/kubelet.kubeconfig" \
 		--hostname-override "$NODE" --node-ip "$NODE_IP" --root-dir "$S/kubelet/root" \
 		--cert-dir "$S/kubelet/pki"
+	log "cluster DNS on $NODE_IP:53"
+	kc create clusterrolebinding pisanix-clusterdns --clusterrole system:kube-dns --user system:pisanix-clusterdns >/dev/null
+	start clusterdns "$S/images/clusterdns" -kubeconfig "$p/clusterdns.kubeconfig" -listen "$NODE_IP:53" -domain cluster.local
 	log "kube-proxy"
 	start kube-proxy "$KBIN/kube-proxy" --kubeconfig "$p/kube-proxy.kubeconfig" \
 		--proxy-mode iptables --conntrack-max-per-core=0 --hostname-override "$NODE" \
@@ -325,9 +350,33 @@ up() {
 
 	wait_for "node $NODE Ready" 180 node_ready
 	wait_for "ServiceAccount default/default" 120 kc -n default get serviceaccount default
+	wait_for "cluster DNS" 30 dns_ready
 	trap - EXIT
 	log "up in $(($(date +%s) - t0))s; KUBECONFIG=$S/pki/admin.kubeconfig; logs in $S/logs"
 	status
+}
+
+# The network "outside the cluster": a namespace with a veth pair to the host, routed (no NAT).
+# bpffs for the daemon, under the state directory (down unmounts it with the rest).
+outside() {
+	ip netns add "$EXT_NS"
+	ip link add "$EXT_DEV" type veth peer name eth0 netns "$EXT_NS"
+	ip addr add "$EXT_HOST_IP/30" dev "$EXT_DEV"
+	ip link set "$EXT_DEV" up
+	ip -n "$EXT_NS" link set lo up
+	ip -n "$EXT_NS" addr add "$EXT_IP/30" dev eth0
+	ip -n "$EXT_NS" link set eth0 up
+	ip -n "$EXT_NS" route add "$POD_CIDR" via "$EXT_HOST_IP"
+	mkdir -p "$S/bpf"
+	mount -t bpf bpf "$S/bpf"
+	# The DaemonSet mounts it with HostToContainer propagation, which containerd allows only
+	# from a shared or slave mount.
+	mount --make-shared "$S/bpf"
+}
+
+# dns_ready: the cluster DNS answers for the API server's Service with its ClusterIP.
+dns_ready() {
+	[ "$("$S/images/clusterdns" -listen "$NODE_IP:53" -lookup kubernetes.default.svc.cluster.local)" = 10.96.0.1 ]
 }
 
 node_ready() {
@@ -339,13 +388,23 @@ import_images() {
 	local tmp
 	tmp=$S/images
 	log "pause image $PAUSE_IMAGE, application image pisanix.local/sqlclient:1"
-	(cd "$root" && CGO_ENABLED=0 go build -trimpath -ldflags '-s -w' -o "$tmp/" ./hack/images/pause ./hack/images/sqlclient &&
+	(cd "$root" && CGO_ENABLED=0 go build -trimpath -ldflags '-s -w' -o "$tmp/" ./hack/images/pause ./hack/images/sqlclient ./hack/clusterdns &&
 		go run ./hack/images -out "$tmp" -repo pisanix.local -tag 1 pause="$tmp/pause" sqlclient="$tmp/sqlclient" >&2)
 	local f
 	for f in "$tmp/pause.tar" "$tmp/sqlclient.tar" "$IMAGE_DIR"/*.tar; do
 		[ -f "$f" ] || continue
 		log "import $f"
 		ctr --address "$S/containerd/containerd.sock" -n k8s.io images import "$f" >&2
+	done
+	# The project's images again under the tag $NEXT_TAG (same content): what `helm upgrade` to
+	# a new image tag needs.
+	local ref
+	for ref in $(ctr --address "$S/containerd/containerd.sock" -n k8s.io images ls -q); do
+		case $ref in
+		*/pisa-proxy:* | */pisa-controller:* | */pisa-daemon:*)
+			ctr --address "$S/containerd/containerd.sock" -n k8s.io images tag "$ref" "${ref%:*}:$NEXT_TAG" >/dev/null
+			;;
+		esac
 	done
 }
 
@@ -369,7 +428,7 @@ down() {
 	need_root
 	trap - EXIT
 	set +e
-	if [ ! -d "$S" ] && ! ip link show "$BRIDGE" >/dev/null 2>&1; then
+	if [ ! -d "$S" ] && ! ip link show "$BRIDGE" >/dev/null 2>&1 && ! ip link show "$EXT_DEV" >/dev/null 2>&1; then
 		log "no cluster at $S"
 		return 0
 	fi
@@ -386,6 +445,7 @@ down() {
 	stop kube-controller-manager
 	stop kube-scheduler
 	stop kubelet
+	stop clusterdns
 	# Whatever is left in containerd: kill the tasks, delete tasks and containers.
 	if running containerd; then
 		local c
@@ -412,8 +472,18 @@ down() {
 	iptables_cleanup
 	stop kube-apiserver
 	stop etcd
-	# A MariaDB the tests started on the bridge address (test/cluster).
+	# A MariaDB the tests started outside the cluster (test/cluster), whatever else runs there.
 	[ ! -d "$S/mariadb" ] || "$root/hack/mariadb.sh" stop "$S/mariadb" >/dev/null 2>&1
+	if [ -e "/run/netns/$EXT_NS" ]; then
+		for pid in $(ip netns pids "$EXT_NS" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null; done
+		ip netns del "$EXT_NS" 2>/dev/null
+	fi
+	ip link del "$EXT_DEV" 2>/dev/null
+	[ ! -e "$S/run/own-run-netns" ] || OWN_RUN_NETNS=1
+	if [ -n "${OWN_RUN_NETNS:-}" ] && [ -z "$(ls -A /run/netns 2>/dev/null)" ]; then
+		umount /run/netns 2>/dev/null
+		rmdir /run/netns 2>/dev/null
+	fi
 	# Network namespaces and mounts under the state directory, deepest first.
 	local m
 	for m in $(awk -v s="$S" 'index($5, s) == 1 {print $5}' /proc/self/mountinfo | sort -r); do
@@ -431,6 +501,8 @@ iptables_cleanup() {
 	local ipt table chain
 	while iptables -D FORWARD -i "$BRIDGE" ! -o "$BRIDGE" -m comment --comment pisanix-cluster -j DROP 2>/dev/null; do :; done
 	while iptables -D FORWARD ! -i "$BRIDGE" -m comment --comment pisanix-cluster -j DROP 2>/dev/null; do :; done
+	while iptables -D FORWARD -i "$BRIDGE" -o "$EXT_DEV" -m comment --comment pisanix-cluster -j ACCEPT 2>/dev/null; do :; done
+	while iptables -D FORWARD -i "$EXT_DEV" -o "$BRIDGE" -m comment --comment pisanix-cluster -j ACCEPT 2>/dev/null; do :; done
 	# IPv4 forwarding as it was before up.
 	local fwd
 	fwd=$(cat "$S/run/ip_forward" 2>/dev/null) || fwd=""
@@ -458,6 +530,9 @@ leftovers() {
 	out=$(awk -v s="$S" 'index($5, s) == 1' /proc/self/mountinfo)
 	[ -z "$out" ] || { log "mounts left: $out"; bad=1; }
 	! ip link show "$BRIDGE" >/dev/null 2>&1 || { log "bridge $BRIDGE left"; bad=1; }
+	! ip link show "$EXT_DEV" >/dev/null 2>&1 || { log "device $EXT_DEV left"; bad=1; }
+	[ ! -e "/run/netns/$EXT_NS" ] || { log "network namespace $EXT_NS left"; bad=1; }
+	[ -z "${OWN_RUN_NETNS:-}" ] || [ ! -e /run/netns ] || { log "/run/netns left (up made it)"; bad=1; }
 	out=$( (iptables-save 2>/dev/null; ip6tables-save 2>/dev/null) | grep -E '^:(KUBE|CNI)-|pisanix-cluster' )
 	[ -z "$out" ] || { log "iptables chains left: $(echo $out)"; bad=1; }
 	[ ! -e "$S" ] || { log "$S left"; bad=1; }
@@ -497,7 +572,8 @@ e2e() {
 	up
 	trap 'log "e2e interrupted: tearing down"; down' EXIT
 	(cd "$root" && PISANIX_KUBECONFIG="$S/pki/admin.kubeconfig" PISANIX_HELM="$helm" PISANIX_KUBECTL="$KBIN/kubectl" \
-		PISANIX_NODE_IP="$NODE_IP" PISANIX_CLUSTER_DIR="$S" \
+		PISANIX_NODE_IP="$NODE_IP" PISANIX_CLUSTER_DIR="$S" PISANIX_EXT_NS="$EXT_NS" PISANIX_EXT_IP="$EXT_IP" \
+		PISANIX_EXT_DEV="$EXT_DEV" PISANIX_BPFFS="$S/bpf" PISANIX_NEXT_TAG="$NEXT_TAG" \
 		go test -tags cluster -count=1 -v -timeout 20m ./test/cluster/) || rc=$?
 	down || rc=1
 	log "e2e: exit $rc after $(($(date +%s) - t0))s (cluster up, tests, down)"

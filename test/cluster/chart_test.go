@@ -41,8 +41,12 @@ const (
 )
 
 type env struct {
-	kubeconfig, helm, kubectl, chart string
-	cs                               *kubernetes.Clientset
+	kubeconfig, helm, kubectl, chart, repo string
+	// The cluster's facts, from hack/cluster.sh e2e: the node's address, the state directory,
+	// the network namespace "outside the cluster" and its address, the node's egress device
+	// towards it, the bpffs for the daemon, the second tag of the project's images.
+	nodeIP, dir, extNS, extIP, extDev, bpffs, nextTag string
+	cs                                                *kubernetes.Clientset
 }
 
 func setup(t *testing.T) *env {
@@ -51,13 +55,26 @@ func setup(t *testing.T) *env {
 		kubeconfig: os.Getenv("PISANIX_KUBECONFIG"),
 		helm:       os.Getenv("PISANIX_HELM"),
 		kubectl:    os.Getenv("PISANIX_KUBECTL"),
+		nodeIP:     os.Getenv("PISANIX_NODE_IP"),
+		dir:        os.Getenv("PISANIX_CLUSTER_DIR"),
+		extNS:      os.Getenv("PISANIX_EXT_NS"),
+		extIP:      os.Getenv("PISANIX_EXT_IP"),
+		extDev:     os.Getenv("PISANIX_EXT_DEV"),
+		bpffs:      os.Getenv("PISANIX_BPFFS"),
+		nextTag:    os.Getenv("PISANIX_NEXT_TAG"),
 	}
 	// Fail, never skip: the build tag already says the cluster is wanted.
-	if e.kubeconfig == "" || e.helm == "" || e.kubectl == "" {
-		t.Fatal("PISANIX_KUBECONFIG, PISANIX_HELM and PISANIX_KUBECTL must be set (make e2e sets them)")
+	for k, v := range map[string]string{"PISANIX_KUBECONFIG": e.kubeconfig, "PISANIX_HELM": e.helm,
+		"PISANIX_KUBECTL": e.kubectl, "PISANIX_NODE_IP": e.nodeIP, "PISANIX_CLUSTER_DIR": e.dir,
+		"PISANIX_EXT_NS": e.extNS, "PISANIX_EXT_IP": e.extIP, "PISANIX_EXT_DEV": e.extDev,
+		"PISANIX_BPFFS": e.bpffs, "PISANIX_NEXT_TAG": e.nextTag} {
+		if v == "" {
+			t.Fatalf("%s must be set (hack/cluster.sh e2e, make e2e, sets it)", k)
+		}
 	}
 	_, file, _, _ := runtime.Caller(0)
-	e.chart = filepath.Join(filepath.Dir(file), "..", "..", "charts", "pisanix")
+	e.repo = filepath.Join(filepath.Dir(file), "..", "..")
+	e.chart = filepath.Join(e.repo, "charts", "pisanix")
 	cfg, err := clientcmd.BuildConfigFromFlags("", e.kubeconfig)
 	if err != nil {
 		t.Fatal(err)
@@ -78,32 +95,61 @@ func (e *env) run(t *testing.T, name string, args ...string) (string, error) {
 	return out.String(), err
 }
 
-// dump prints what a person would look at when something failed: pods, events, logs, the
-// webhook configuration.
+// dump prints what a person would look at when something failed: nodes, pods, Services,
+// events, every pod described, every container's log (also the previous instance's), the
+// status conditions the controller wrote on the Pisanix objects, the webhook configuration,
+// the daemon's tc classes.
 func (e *env) dump(t *testing.T) {
 	t.Helper()
-	for _, args := range [][]string{
-		{"get", "nodes,pods,svc,endpointslices", "-A", "-o", "wide"},
+	cmds := [][]string{
+		{"get", "nodes,pods,svc,endpointslices,deployments,daemonsets", "-A", "-o", "wide"},
 		{"get", "events", "-A", "--sort-by=.lastTimestamp"},
-		{"-n", namespace, "describe", "pods"},
-		{"-n", namespace, "logs", "-l", "app.kubernetes.io/name=pisanix", "--all-containers", "--tail=80"},
+		{"get", "virtualdatabases,trafficstrategies,databaseendpoints,qosclaims", "-A", "-o",
+			`custom-columns=KIND:.kind,NS:.metadata.namespace,NAME:.metadata.name,GEN:.metadata.generation,CONFIG:.status.configVersion,SIDECARS:.status.sidecars,CONDITIONS:.status.conditions`},
+		{"get", "virtualdatabases,trafficstrategies,qosclaims", "-A", "-o", "yaml"},
 		{"get", "mutatingwebhookconfigurations", "-o", "yaml"},
-	} {
+	}
+	for _, ns := range []string{namespace, appNS} {
+		cmds = append(cmds, []string{"-n", ns, "describe", "pods"})
+		pods, err := e.cs.CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{})
+		if err != nil {
+			continue
+		}
+		for _, p := range pods.Items {
+			for _, c := range append(append([]corev1.Container{}, p.Spec.InitContainers...), p.Spec.Containers...) {
+				cmds = append(cmds, []string{"-n", ns, "logs", p.Name, "-c", c.Name, "--tail=60"},
+					[]string{"-n", ns, "logs", p.Name, "-c", c.Name, "--tail=20", "--previous"})
+			}
+		}
+	}
+	for _, args := range cmds {
 		out, _ := e.run(t, e.kubectl, args...)
 		t.Logf("kubectl %s:\n%s", strings.Join(args, " "), out)
 	}
+	out, _ := exec.Command("tc", "class", "show", "dev", e.extDev).CombinedOutput()
+	t.Logf("tc class show dev %s:\n%s", e.extDev, out)
 }
 
-// TestChart installs charts/pisanix with helm into the cluster, waits for the controller pod to
-// become Ready, checks that it registered its webhook (the caBundle it writes in self
-// certificate mode), and proves that the API server calls it through the Service: a pod
-// created (server-side dry run) in an opted-in namespace comes back with the pisa-proxy sidecar.
-// Then a labelled app runs with its native sidecar and queries a MariaDB on the host through
-// it, keeps doing so while the controller pod is killed and replaced, and helm uninstall
-// removes every object of the release but the CRDs.
+const appNS = "pisanix-e2e"
+
+// TestChart installs charts/pisanix with helm (the daemon DaemonSet included) into the cluster
+// and proves, with real pods:
+//  1. the controller pod becomes Ready and registers its webhook, which the API server calls
+//     through the Service;
+//  2. a labelled app gets the native pisa-proxy sidecar, which finds the controller by its
+//     Service name (cluster DNS), and the app's queries reach a MariaDB outside the cluster;
+//  3. a circuit-break rule added to the TrafficStrategy refuses the matching query inside the
+//     running pod (1047) while the others go on, and the VirtualDatabase status shows the
+//     sidecar on the new configuration version; removing the rule lets the query through again;
+//  4. killing the controller pod does not stop the app's queries;
+//  5. the daemon shapes the pod's database traffic to its QoSClaim, measured from inside the
+//     pod, and leaves other traffic from the pod alone;
+//  6. helm upgrade to a new image tag and a rolling restart of the app lose no query the app
+//     did not see an error for, and the old pod sees no error while it drains;
+//  7. helm uninstall removes every object of the release (the daemon its tc classes), CRDs kept.
 func TestChart(t *testing.T) {
 	e := setup(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
 	failed := true
 	defer func() {
@@ -118,6 +164,12 @@ func TestChart(t *testing.T) {
 		"--set", "controller.image.pullPolicy=Never",
 		"--set", "proxy.image.pullPolicy=Never",
 		"--set", "controller.nativeSidecar=true",
+		"--set", "daemon.enabled=true",
+		"--set", "daemon.image.pullPolicy=Never",
+		"--set", "daemon.egressDevice="+e.extDev,
+		"--set", "daemon.bpffsHostPath="+e.bpffs,
+		// The host's network: a port of the cluster's own, on the node's address.
+		"--set", "daemon.adminAddr="+e.nodeIP+":25592",
 		"--wait", "--timeout", "5m")
 	if err != nil {
 		t.Fatalf("helm install: %v\n%s", err, out)
@@ -150,7 +202,7 @@ func TestChart(t *testing.T) {
 	}
 	t.Logf("controller pod %s Ready on %s at %s", pods.Items[0].Name, pods.Items[0].Spec.NodeName, pods.Items[0].Status.PodIP)
 
-	// 2. It registered its webhook: the controller writes the caBundle of its own
+	// It registered its webhook: the controller writes the caBundle of its own
 	// MutatingWebhookConfiguration (the chart leaves it out).
 	var mwc *admissionv1.MutatingWebhookConfiguration
 	if err := poll(ctx, 2*time.Minute, func() (bool, error) {
@@ -166,9 +218,8 @@ func TestChart(t *testing.T) {
 	t.Logf("webhook %s registered, caBundle %d bytes, service %s/%s", webhookConfig,
 		len(mwc.Webhooks[0].ClientConfig.CABundle), mwc.Webhooks[0].ClientConfig.Service.Namespace, mwc.Webhooks[0].ClientConfig.Service.Name)
 
-	// 3. The API server calls it through the Service (kube-proxy's ClusterIP rules): an opted-in
+	// The API server calls it through the Service (kube-proxy's ClusterIP rules): an opted-in
 	// pod comes back injected. Server-side dry run: admission runs, nothing is stored.
-	const appNS = "pisanix-e2e"
 	if _, err := e.cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{
 		Name: appNS, Labels: map[string]string{"pisanix.io/inject": "enabled"},
 	}}, metav1.CreateOptions{}); err != nil {
@@ -205,14 +256,23 @@ func TestChart(t *testing.T) {
 	}
 	t.Logf("pod injected through the webhook Service: init %v, containers %v", names(got.Spec.InitContainers), names(got.Spec.Containers))
 
-	// 4. A labelled application runs with its sidecar, and its queries reach a MariaDB outside
-	// the cluster (on this host, bound to the bridge address) through it.
-	e.app(ctx, t, appNS)
+	// 2. A labelled application runs with its sidecar, and its queries reach a MariaDB outside
+	// the cluster through it.
+	a := e.app(ctx, t)
 
-	// 5. Killing the controller pod does not stop the app's queries; a new controller takes over.
-	e.killController(ctx, t, appNS)
+	// 3. A circuit-break rule is enforced inside the running pod.
+	e.circuitBreak(ctx, t, a)
 
-	// 6. helm uninstall removes everything the chart made; the CRDs stay, as Helm does.
+	// 4. Killing the controller pod does not stop the app's queries; a new controller takes over.
+	e.killController(ctx, t, a)
+
+	// 5. The daemon shapes the pod's database traffic to its QoSClaim.
+	e.qos(ctx, t, a)
+
+	// 6. helm upgrade to a new image tag, then a rolling restart of the app.
+	e.upgrade(ctx, t, a)
+
+	// 7. helm uninstall removes everything the chart made; the CRDs stay, as Helm does.
 	manifest, err := e.run(t, e.helm, "get", "manifest", release, "-n", namespace)
 	if err != nil {
 		t.Fatalf("helm get manifest: %v\n%s", err, manifest)
@@ -233,25 +293,23 @@ func TestChart(t *testing.T) {
 	if err != nil || !strings.Contains(crds, "virtualdatabases.core.database-mesh.io") {
 		t.Errorf("CRDs after uninstall (want them kept): %v\n%s", err, crds)
 	}
-	t.Logf("helm uninstall removed the %d objects of the release; CRDs kept: %s", len(strings.Fields(before)), strings.Join(strings.Fields(crds), " "))
+	// The daemon pod stopped with cleanupOnExit (the chart's default): its classes are gone.
+	if err := poll(ctx, time.Minute, func() (bool, error) {
+		out, err := exec.Command("tc", "class", "show", "dev", e.extDev).CombinedOutput()
+		return err == nil && strings.TrimSpace(string(out)) == "", fmt.Errorf("tc classes left on %s: %s", e.extDev, out)
+	}); err != nil {
+		t.Error(err)
+	}
+	t.Logf("helm uninstall removed the %d objects of the release and the daemon's tc classes; CRDs kept: %s",
+		len(strings.Fields(before)), strings.Join(strings.Fields(crds), " "))
 	failed = false
 }
 
 // killController deletes the controller pod while the app runs and checks that the app sees no
-// error until a new controller pod is Ready and for a few seconds after. (Whether the sidecar's
-// watch then follows the new controller is not checked yet.)
-func (e *env) killController(ctx context.Context, t *testing.T, ns string) {
+// error until a new controller pod is Ready and for a few seconds after.
+func (e *env) killController(ctx context.Context, t *testing.T, a *app) {
 	t.Helper()
-	appPods, err := e.cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=catalogue"})
-	if err != nil || len(appPods.Items) != 1 {
-		t.Fatalf("app pod: %v", err)
-	}
-	app := appPods.Items[0].Name
-	logLines := func() []string {
-		out, _ := e.run(t, e.kubectl, "-n", ns, "logs", app, "-c", "app")
-		return strings.Split(strings.TrimSpace(out), "\n")
-	}
-	n := len(logLines())
+	from := a.lastSeq(t)
 	dep, err := e.cs.AppsV1().Deployments(namespace).Get(ctx, release, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -284,167 +342,15 @@ func (e *env) killController(ctx context.Context, t *testing.T, ns string) {
 	}
 	took := time.Since(t0).Round(time.Second)
 	time.Sleep(3 * time.Second) // a few more of the app's queries, with the new controller
-	lines := logLines()
-	if len(lines) <= n+3 {
-		t.Fatalf("the app logged %d lines in the %s without a controller (want it to keep querying)", len(lines)-n, took)
+	lines := a.since(t, from)
+	if rounds(lines) < 3 {
+		t.Fatalf("the app ran %d rounds in the %s without a controller (want it to keep querying)", rounds(lines), took)
 	}
-	var ok, bad int
-	for _, l := range lines[n:] {
-		switch {
-		case strings.HasPrefix(l, "ok seq="):
-			ok++
-		case strings.HasPrefix(l, "error seq="):
-			bad++
-			t.Errorf("app error while the controller was replaced: %s", l)
-		}
+	ok, bad := count(lines)
+	for _, l := range errorsIn(lines) {
+		t.Errorf("app error while the controller was replaced: %s", l.text)
 	}
-	t.Logf("controller pod %s deleted, %s Ready %s later; the app meanwhile: %d queries answered, %d errors", oldName, newName, took, ok, bad)
-}
-
-// app starts a MariaDB on the bridge address, points the sidecars at the controller's
-// ClusterIP (no cluster DNS here), creates the catalogue's DatabaseEndpoint, TrafficStrategy and
-// VirtualDatabase and a Deployment of the sqlclient image, and reads from the app's log that its
-// queries, sent to the sidecar on 127.0.0.1:3306, are answered by that MariaDB.
-func (e *env) app(ctx context.Context, t *testing.T, ns string) {
-	t.Helper()
-	nodeIP, dir := os.Getenv("PISANIX_NODE_IP"), os.Getenv("PISANIX_CLUSTER_DIR")
-	if nodeIP == "" || dir == "" {
-		t.Fatal("PISANIX_NODE_IP and PISANIX_CLUSTER_DIR must be set (hack/cluster.sh e2e sets them)")
-	}
-	_, file, _, _ := runtime.Caller(0)
-	repo := filepath.Join(filepath.Dir(file), "..", "..")
-	const port = "23306" // never 3306: the host's own test MariaDB lives there
-	mdir := filepath.Join(dir, "mariadb")
-	cmd := exec.Command(filepath.Join(repo, "hack", "mariadb.sh"), "start", port, mdir, "--", "--bind-address=127.0.0.1,"+nodeIP)
-	cmd.Env = append(os.Environ(), fmt.Sprintf("PISA_MARIADB_OWNER_PID=%d", os.Getpid()))
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("hack/mariadb.sh start: %v\n%s", err, out)
-	}
-	t.Cleanup(func() { _ = exec.Command(filepath.Join(repo, "hack", "mariadb.sh"), "stop", mdir).Run() })
-	if out, err := exec.Command("mariadb", "--no-defaults", "-h127.0.0.1", "-P"+port, "-uroot", "-e",
-		"CREATE DATABASE socksdb; CREATE TABLE socksdb.sock (id INT PRIMARY KEY, name VARCHAR(20)); "+
-			"INSERT INTO socksdb.sock VALUES (1, 'holy'), (2, 'crossed')").CombinedOutput(); err != nil {
-		t.Fatalf("seed: %v\n%s", err, out)
-	}
-
-	svc, err := e.cs.CoreV1().Services(namespace).Get(ctx, release, metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t0 := time.Now()
-	if out, err := e.run(t, e.helm, "upgrade", release, e.chart, "-n", namespace, "--reuse-values",
-		"--set", "controller.extraEnv[0].name=PISA_CONTROLLER_HOST",
-		"--set", "controller.extraEnv[0].value="+svc.Spec.ClusterIP+":8080",
-		"--wait", "--timeout", "3m"); err != nil {
-		t.Fatalf("helm upgrade: %v\n%s", err, out)
-	}
-	t.Logf("helm upgrade (PISA_CONTROLLER_HOST=%s:8080): %s", svc.Spec.ClusterIP, time.Since(t0).Round(time.Second))
-
-	manifest := fmt.Sprintf(`apiVersion: core.database-mesh.io/v1alpha1
-kind: DatabaseEndpoint
-metadata: {name: catalogue-db, namespace: %[1]s, labels: {source: catalogue}}
-spec:
-  database:
-    MySQL: {db: socksdb, host: "%[2]s", port: %[3]s, user: root, password: ""}
----
-apiVersion: core.database-mesh.io/v1alpha1
-kind: TrafficStrategy
-metadata: {name: catalogue, namespace: %[1]s}
-spec:
-  loadBalance: {simpleLoadBalance: {kind: random}}
-  selector: {matchLabels: {source: catalogue}}
----
-apiVersion: core.database-mesh.io/v1alpha1
-kind: VirtualDatabase
-metadata: {name: catalogue, namespace: %[1]s}
-spec:
-  services:
-  - name: mysql
-    databaseMySQL: {db: socksdb, host: 127.0.0.1, port: 3306, user: catalogue_user, password: default_password}
-    trafficStrategy: catalogue
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {name: catalogue, namespace: %[1]s}
-spec:
-  selector: {matchLabels: {app: catalogue}}
-  template:
-    metadata: {labels: {app: catalogue, pisanix.io/inject: enabled}}
-    spec:
-      containers:
-      - name: app
-        image: pisanix.local/sqlclient:1
-        imagePullPolicy: Never
-        env:
-        - {name: SQLCLIENT_DSN, value: "catalogue_user:default_password@tcp(127.0.0.1:3306)/socksdb"}
-        - {name: SQLCLIENT_QUERY, value: "SELECT GROUP_CONCAT(name ORDER BY id) FROM sock"}
-`, ns, nodeIP, port)
-	f := filepath.Join(t.TempDir(), "app.yaml")
-	if err := os.WriteFile(f, []byte(manifest), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := e.run(t, e.kubectl, "apply", "-f", f); err != nil {
-		t.Fatalf("kubectl apply: %v\n%s", err, out)
-	}
-	defer func() {
-		if t.Failed() {
-			for _, args := range [][]string{
-				{"-n", ns, "describe", "pods"},
-				{"-n", ns, "logs", "deploy/catalogue", "-c", "pisa-proxy", "--tail=40"},
-				{"-n", ns, "logs", "deploy/catalogue", "-c", "app", "--tail=40"},
-				{"-n", ns, "get", "virtualdatabases", "-o", "yaml"},
-			} {
-				out, _ := e.run(t, e.kubectl, args...)
-				t.Logf("kubectl %s:\n%s", strings.Join(args, " "), out)
-			}
-		}
-	}()
-
-	// The pod is Ready with its sidecar (native: an init container that keeps running).
-	var pod corev1.Pod
-	if err := poll(ctx, 3*time.Minute, func() (bool, error) {
-		ps, err := e.cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=catalogue"})
-		if err != nil || len(ps.Items) != 1 {
-			return false, err
-		}
-		pod = ps.Items[0]
-		return podReady(&pod), nil
-	}); err != nil {
-		t.Fatalf("app pod not Ready: %v", err)
-	}
-	if len(pod.Spec.InitContainers) == 0 || pod.Spec.InitContainers[0].Name != "pisa-proxy" ||
-		pod.Spec.InitContainers[0].RestartPolicy == nil || *pod.Spec.InitContainers[0].RestartPolicy != corev1.ContainerRestartPolicyAlways {
-		t.Fatalf("pisa-proxy is not a native sidecar: init %v", names(pod.Spec.InitContainers))
-	}
-	side, app := pod.Status.InitContainerStatuses[0].State.Running, pod.Status.ContainerStatuses[0].State.Running
-	if side == nil || app == nil || app.StartedAt.Before(&side.StartedAt) {
-		t.Fatalf("sidecar must run and start before the app: sidecar %+v, app %+v", side, app)
-	}
-	t.Logf("pod %s Ready at %s: sidecar started %s, app %s", pod.Name, pod.Status.PodIP, side.StartedAt.Format(time.RFC3339), app.StartedAt.Format(time.RFC3339))
-
-	// The app's log: its queries through the sidecar return MariaDB's rows.
-	var log string
-	if err := poll(ctx, 2*time.Minute, func() (bool, error) {
-		log, _ = e.run(t, e.kubectl, "-n", ns, "logs", pod.Name, "-c", "app")
-		return strings.Count(log, "value=holy,crossed") >= 3, nil
-	}); err != nil {
-		t.Fatalf("the app never got MariaDB's rows through the sidecar; its log:\n%s", log)
-	}
-	t.Logf("app: %d queries answered through the sidecar, %d errors (before the sidecar had its configuration)",
-		strings.Count(log, "ok seq="), strings.Count(log, "error seq="))
-
-	// The VirtualDatabase shows the sidecar running the current configuration. Only the leader
-	// writes status, and after the helm upgrade the new controller pod may still wait for the
-	// old one's lease: give it time.
-	var out string
-	t1 := time.Now()
-	if err := poll(ctx, 2*time.Minute, func() (bool, error) {
-		out, _ = e.run(t, e.kubectl, "-n", ns, "get", "virtualdatabase", "catalogue", "-o", "jsonpath={.status.sidecars}")
-		return strings.Contains(out, `"current":1`), nil
-	}); err != nil {
-		t.Errorf("VirtualDatabase status sidecars: %q: %v", out, err)
-	}
-	t.Logf("VirtualDatabase status sidecars: %s (after %s)", out, time.Since(t1).Round(time.Second))
+	t.Logf("controller pod %s deleted, %s Ready %s later; the app meanwhile: %d statements answered, %d errors", oldName, newName, took, ok, bad)
 }
 
 func hasSidecar(p *corev1.Pod) bool {
