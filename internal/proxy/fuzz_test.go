@@ -266,9 +266,7 @@ func FuzzSQLText(f *testing.F) {
 		if i < 0 || i > len(q) {
 			t.Fatalf("skip returned %d for %d bytes", i, len(q))
 		}
-		_ = hasLock(q)
-		_ = hasUserVarAssign(q)
-		_ = isReadOnly(q)
+		checkScanText(t, q) // and hasLock, hasUserVarAssign, isReadOnly
 		for _, c := range connectionIDCalls(q, false) {
 			if c < 0 || c+len(connIDCall) > len(q) || indexFold(q[c:c+len(connIDCall)], connIDCall) != 0 {
 				t.Fatalf("call at %d is not CONNECTION_ID(): %q", c, q)

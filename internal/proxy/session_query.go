@@ -40,6 +40,7 @@ type command struct {
 	rt      *runtime
 	facts   *sqlparse.Facts // nil: not parsed (no governance, no read/write splitting)
 	maxRows uint64          // access control's row limit (0: none)
+	text    textFacts       // the text scan of a COM_QUERY (see scan)
 
 	// Routing of the next acquire, which consumes it: dec when routed
 	// (read/write splitting), else pool when set (a statement routed to
@@ -70,8 +71,16 @@ func (s *session) begin() *command {
 	return &s.cmd
 }
 
+// scan returns the textFacts of the COM_QUERY text q, scanned once.
+func (c *command) scan(q []byte) textFacts {
+	if c.text == 0 {
+		c.text = scanText(q)
+	}
+	return c.text
+}
+
 func (s *session) handleQuery(c *command, p []byte) error {
-	if q := p[1:]; indexFold(q, "KILL") >= 0 && (isKill(q) || s.state.MultiStatements) {
+	if q := p[1:]; c.scan(q)&tfKill != 0 && (isKill(q) || s.state.MultiStatements) {
 		if handled, err := s.handleKillText(p); handled {
 			return err
 		}
@@ -93,7 +102,8 @@ func (s *session) runQuery(c *command, p []byte) error {
 func (s *session) query(c *command, p []byte) (result, error) {
 	q := p[1:]
 	facts := c.facts
-	if indexFold(q, "CONNECTION_ID()") >= 0 {
+	tf := c.scan(q)
+	if tf&tfConnID != 0 {
 		p = s.rewriteConnectionID(p)
 	}
 	if c.maxRows > 0 && facts != nil && facts.Kind == sqlparse.KindSelect && !facts.Multi {
@@ -107,13 +117,13 @@ func (s *session) query(c *command, p []byte) (result, error) {
 		locks, userVars = facts.Locks, facts.UserVars
 		readOnly = facts.ReadOnly && !facts.LockingRead
 	} else {
-		locks, userVars, readOnly = hasLock(q), hasUserVarAssign(q), isReadOnly(q)
+		locks, userVars, readOnly = tf.lock(q), tf.userVar(), tf.readOnly(q)
 	}
 	if locks {
 		s.pendingPins |= pinLock
 	}
-	trackers := mayChangeTrackers(q)
-	if userVars || trackers || (len(q) > 0 && sqlparse.UntrackedState(unsafe.String(&q[0], len(q)))) {
+	trackers := tf&tfSessionTrack != 0
+	if userVars || trackers || (tf&tfMayBeUntracked != 0 && sqlparse.UntrackedState(unsafe.String(&q[0], len(q)))) {
 		// User variables, or session state the server's tracker does
 		// not report: keep this connection, reset it before reuse.
 		s.pendingPins |= pinSessionState

@@ -170,3 +170,172 @@ func setNamesCollation(q []byte) string {
 	name := strings.Trim(string(rest[j:k]), "'\"`")
 	return strings.ToLower(name)
 }
+
+// textFacts is what the COM_QUERY path reads from a statement's text, found
+// by scanText in one pass instead of one scan per question (the text of a
+// point select was scanned nine times). Each bit is exactly the answer of
+// the check named beside it, which stay for the other paths; TestScanText
+// and FuzzSQLText compare them.
+type textFacts uint16
+
+const (
+	tfScanned         textFacts = 1 << iota // the text was scanned
+	tfKill                                  // indexFold(q, "KILL") >= 0
+	tfConnID                                // indexFold(q, connIDCall) >= 0
+	tfGetLock                               // indexFold(q, "GET_LOCK") >= 0
+	tfForUpdate                             // indexFold(q, "FOR UPDATE") >= 0
+	tfLockInShareMode                       // indexFold(q, "LOCK IN SHARE MODE") >= 0
+	tfInto                                  // indexFold(q, "INTO") >= 0
+	tfSessionTrack                          // mayChangeTrackers(q)
+	tfUserVar                               // hasUserVarAssign(q)
+	// tfMayBeUntracked: "@@", CALL, EXECUTE or TRANSACTION appear (as any
+	// substring); without it sqlparse.UntrackedState(q) is false.
+	tfMayBeUntracked
+)
+
+// Byte classes of scanText: a needle may start here (an upper or lower
+// case first letter), or the user variable scan looks at it.
+const (
+	scNeedle uint8 = 1 << iota
+	scVar
+)
+
+var scanClass = func() (t [256]uint8) {
+	for _, c := range "KCGFLISET" {
+		t[c] |= scNeedle
+		t[c+'a'-'A'] |= scNeedle
+	}
+	for _, c := range "'\"`\\@" {
+		t[c] |= scVar
+	}
+	return t
+}()
+
+// The little-endian words of the needles' first four bytes, lower-cased as
+// scanText lower-cases them.
+const (
+	wKill = ('k'<<0 | 'i'<<8 | 'l'<<16 | 'l'<<24) | 0x20202020
+	wConn = ('c'<<0 | 'o'<<8 | 'n'<<16 | 'n'<<24) | 0x20202020
+	wCall = ('c'<<0 | 'a'<<8 | 'l'<<16 | 'l'<<24) | 0x20202020
+	wGet  = ('g'<<0 | 'e'<<8 | 't'<<16 | '_'<<24) | 0x20202020
+	wFor  = ('f'<<0 | 'o'<<8 | 'r'<<16 | ' '<<24) | 0x20202020
+	wLock = ('l'<<0 | 'o'<<8 | 'c'<<16 | 'k'<<24) | 0x20202020
+	wInto = ('i'<<0 | 'n'<<8 | 't'<<16 | 'o'<<24) | 0x20202020
+	wSess = ('s'<<0 | 'e'<<8 | 's'<<16 | 's'<<24) | 0x20202020
+	wExec = ('e'<<0 | 'x'<<8 | 'e'<<16 | 'c'<<24) | 0x20202020
+	wTran = ('t'<<0 | 'r'<<8 | 'a'<<16 | 'n'<<24) | 0x20202020
+)
+
+// hasFoldAt reports whether q holds the upper-case ASCII needle at i,
+// case-insensitively.
+func hasFoldAt(q []byte, i int, needle string) bool {
+	if len(q)-i < len(needle) {
+		return false
+	}
+	for j := 1; j < len(needle); j++ {
+		if upper(q[i+j]) != needle[j] {
+			return false
+		}
+	}
+	return true
+}
+
+// scanText computes q's textFacts.
+func scanText(q []byte) textFacts {
+	f := tfScanned
+	// hasUserVarAssign's state: the open quote, and skip (the byte after a
+	// backslash in quotes, or the second '@' of "@@").
+	var quote byte
+	skip := false
+	for i := 0; i < len(q); i++ {
+		c := q[i]
+		k := scanClass[c]
+		if k == 0 && !skip {
+			continue
+		}
+		if c == '@' && i+1 < len(q) && q[i+1] == '@' {
+			f |= tfMayBeUntracked // anywhere, as mayBeUntracked
+		}
+		switch {
+		case skip:
+			skip = false
+		case k&scVar == 0:
+		case quote != 0:
+			if c == '\\' {
+				skip = true
+			} else if c == quote {
+				quote = 0
+			}
+		case c == '\'' || c == '"' || c == '`':
+			quote = c
+		case c == '@':
+			if i+1 < len(q) && q[i+1] == '@' {
+				skip = true
+			} else {
+				f |= tfUserVar
+			}
+		}
+		if k&scNeedle == 0 || len(q)-i < 4 {
+			continue
+		}
+		// The needle's first four bytes, lower-cased (a non-letter may
+		// pass for another here: hasFoldAt decides).
+		w := (uint32(q[i]) | uint32(q[i+1])<<8 | uint32(q[i+2])<<16 | uint32(q[i+3])<<24) | 0x20202020
+		switch w {
+		case wKill:
+			if hasFoldAt(q, i, "KILL") {
+				f |= tfKill
+			}
+		case wConn:
+			if hasFoldAt(q, i, connIDCall) {
+				f |= tfConnID
+			}
+		case wCall:
+			if hasFoldAt(q, i, "CALL") {
+				f |= tfMayBeUntracked
+			}
+		case wGet:
+			if hasFoldAt(q, i, "GET_LOCK") {
+				f |= tfGetLock
+			}
+		case wFor:
+			if hasFoldAt(q, i, "FOR UPDATE") {
+				f |= tfForUpdate
+			}
+		case wLock:
+			if hasFoldAt(q, i, "LOCK IN SHARE MODE") {
+				f |= tfLockInShareMode
+			}
+		case wInto:
+			if hasFoldAt(q, i, "INTO") {
+				f |= tfInto
+			}
+		case wSess:
+			if hasFoldAt(q, i, "SESSION_TRACK") {
+				f |= tfSessionTrack
+			}
+		case wExec:
+			if hasFoldAt(q, i, "EXECUTE") {
+				f |= tfMayBeUntracked
+			}
+		case wTran:
+			if hasFoldAt(q, i, "TRANSACTION") {
+				f |= tfMayBeUntracked
+			}
+		}
+	}
+	return f
+}
+
+// lock, userVar and readOnly are hasLock, hasUserVarAssign and isReadOnly
+// of the scanned text q.
+func (f textFacts) lock(q []byte) bool { return f&tfGetLock != 0 || hasKeyword(q, "LOCK") }
+
+func (f textFacts) userVar() bool { return f&tfUserVar != 0 }
+
+func (f textFacts) readOnly(q []byte) bool {
+	if hasKeyword(q, "SELECT") {
+		return f&(tfForUpdate|tfLockInShareMode|tfInto|tfGetLock) == 0
+	}
+	return hasKeyword(q, "SHOW") || hasKeyword(q, "DESC") || hasKeyword(q, "DESCRIBE") || hasKeyword(q, "EXPLAIN")
+}

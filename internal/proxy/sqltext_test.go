@@ -3,6 +3,8 @@ package proxy
 import (
 	"strings"
 	"testing"
+
+	"github.com/database-mesh/pisanix-go/internal/sqlparse"
 )
 
 func TestConnectionIDCalls(t *testing.T) {
@@ -108,5 +110,47 @@ func TestSplitStatements(t *testing.T) {
 		if strings.Join(got, "|") != want {
 			t.Errorf("splitStatements(%q) = %q, want %q", q, strings.Join(got, "|"), want)
 		}
+	}
+}
+
+// checkScanText fails t when a bit of scanText(q) differs from the check it
+// replaces.
+func checkScanText(t *testing.T, q []byte) {
+	t.Helper()
+	f := scanText(q)
+	for _, c := range []struct {
+		name      string
+		got, want bool
+	}{
+		{"KILL", f&tfKill != 0, indexFold(q, "KILL") >= 0},
+		{"CONNECTION_ID()", f&tfConnID != 0, indexFold(q, connIDCall) >= 0},
+		{"SESSION_TRACK", f&tfSessionTrack != 0, mayChangeTrackers(q)},
+		{"lock", f.lock(q), hasLock(q)},
+		{"userVar", f.userVar(), hasUserVarAssign(q)},
+		{"readOnly", f.readOnly(q), isReadOnly(q)},
+	} {
+		if c.got != c.want {
+			t.Fatalf("%q: scanText says %s=%v, the check says %v", q, c.name, c.got, c.want)
+		}
+	}
+	if f&tfMayBeUntracked == 0 && len(q) > 0 && sqlparse.UntrackedState(string(q)) {
+		t.Fatalf("%q: untracked state, but scanText did not flag it", q)
+	}
+}
+
+func TestScanText(t *testing.T) {
+	for _, q := range []string{
+		"", "SELECT 1", "SELECT c FROM sbtest1 WHERE id=5012", "kill 5", "SELECT 'kill'", "KiLl QUERY 3",
+		"SELECT connection_id()", "SELECT CONNECTION_ID ()", "SELECT get_lock('a', 1)", "LOCK TABLES t READ",
+		"SELECT * FROM t FOR UPDATE", "select * from t for  update", "SELECT * FROM t LOCK IN SHARE MODE",
+		"SELECT 1 INTO @x", "SELECT 1 INTO OUTFILE '/tmp/x'", "SET SESSION session_track_schema = 1",
+		"SET @a := 1", "SELECT '@'", "SELECT \"@\"", "SELECT `@`", "SELECT 'a\\'@'", "SELECT '\\\\' , @x",
+		"SELECT @@version", "SELECT @@@x", "SELECT @", "SELECT '@@x'", "SET `\\`=1, @@sql_mode=''",
+		"SET @@sql_mode = ''", "set @@session.sql_mode=''", "CALL p()", "call p", "EXECUTE s", "SET TRANSACTION READ ONLY",
+		"set transaction isolation level read committed", "SHOW TABLES", "DESC t", "EXPLAIN SELECT 1",
+		"/* c */ SELECT 1", "(SELECT 1)", "BEGIN NOT ATOMIC SET @@x = 1; END", "SELECT 'unterminated",
+		"SELECT recall, executed, transactions FROM t", "SELECT 1; KILL 2", "k", "K", "@", "@@",
+	} {
+		checkScanText(t, []byte(q))
 	}
 }
