@@ -27,6 +27,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/database-mesh/pisanix-go/api/v1alpha1"
+	"github.com/database-mesh/pisanix-go/internal/backoff"
 	"github.com/database-mesh/pisanix-go/internal/configserver"
 	"github.com/database-mesh/pisanix-go/internal/controller/builder"
 )
@@ -208,7 +209,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 // initialBuild reconciles every namespace that has a VirtualDatabase, then marks the
 // reconciler ready (Checker).
 func (r *Reconciler) initialBuild(ctx context.Context) error {
-	backoff := 100 * time.Millisecond
+	b := backoff.New(100*time.Millisecond, 10*time.Second)
 	for {
 		err := r.buildAll(ctx)
 		if err == nil {
@@ -216,13 +217,11 @@ func (r *Reconciler) initialBuild(ctx context.Context) error {
 			r.Logger.Info("initial configurations built")
 			return nil
 		}
-		r.Logger.Error("initial build failed; retrying", "error", err, "retry_in", backoff)
-		select {
-		case <-ctx.Done():
+		wait := b.Next()
+		r.Logger.Error("initial build failed; retrying", "error", err, "retry_in", wait)
+		if !backoff.Sleep(ctx, wait) {
 			return nil
-		case <-time.After(backoff):
 		}
-		backoff = min(2*backoff, 10*time.Second)
 	}
 }
 

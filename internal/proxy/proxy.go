@@ -18,6 +18,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/database-mesh/pisanix-go/internal/backoff"
 	"github.com/database-mesh/pisanix-go/internal/metrics"
 	"github.com/database-mesh/pisanix-go/internal/mysql"
 	"github.com/database-mesh/pisanix-go/internal/proxy/backend"
@@ -814,23 +815,20 @@ func (l *Listener) stop() {
 
 func (l *Listener) acceptLoop() {
 	defer l.wg.Done()
-	var backoff time.Duration
+	// Accept errors (EMFILE: out of file descriptors) are retried after a pause.
+	b := backoff.New(5*time.Millisecond, time.Second)
 	for {
 		nc, err := l.ln.Accept()
 		if err != nil {
 			if l.ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
 				return
 			}
-			if backoff == 0 {
-				backoff = 5 * time.Millisecond
-			} else if backoff < time.Second {
-				backoff *= 2
-			}
-			l.logger.Warn("accept failed", "error", err, "retry_in", backoff)
-			time.Sleep(backoff)
+			wait := b.Next()
+			l.logger.Warn("accept failed", "error", err, "retry_in", wait)
+			backoff.Sleep(l.ctx, wait)
 			continue
 		}
-		backoff = 0
+		b.Reset()
 		rt := l.rt.Load()
 		if tc, ok := nc.(*net.TCPConn); ok {
 			_ = tc.SetNoDelay(true)

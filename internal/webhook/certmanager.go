@@ -23,6 +23,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/database-mesh/pisanix-go/internal/backoff"
 )
 
 // Defaults of CertManager.
@@ -182,27 +184,23 @@ func (m *CertManager) Start(ctx context.Context) error {
 	log := m.logger()
 	first := orDefault(m.RetryInterval, DefaultRetryInterval)
 	refresh := orDefault(m.RefreshInterval, DefaultRefreshInterval)
-	backoff := first
+	b := backoff.New(first, max(maxRetryInterval, first))
 	for {
 		err := m.Ensure(ctx)
 		if ctx.Err() != nil {
 			return nil
 		}
-		if err != nil {
-			log.Error("webhook certificate not ensured", "error", err, "retry_in", backoff)
-		}
 		wait := refresh
 		if err != nil || m.pending.Load() { // failed, or waiting for the MutatingWebhookConfiguration
-			wait, backoff = backoff, min(2*backoff, max(maxRetryInterval, first))
+			wait = b.Next()
 		} else {
-			backoff = first
+			b.Reset()
 		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if err != nil {
+			log.Error("webhook certificate not ensured", "error", err, "retry_in", wait)
+		}
+		if !backoff.Sleep(ctx, wait) {
 			return nil
-		case <-t.C:
 		}
 	}
 }

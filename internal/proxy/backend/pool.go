@@ -7,12 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/database-mesh/pisanix-go/internal/backoff"
 	"github.com/database-mesh/pisanix-go/internal/mysql"
 )
 
@@ -520,11 +520,11 @@ func (p *Pool) markHealthy() {
 	}
 }
 
-// probe redials with exponential backoff (200ms ×2 up to 10s, with jitter)
+// probe redials with exponential backoff (200ms ×2 up to 10s, full jitter)
 // until a connection succeeds or the pool closes.
 func (p *Pool) probe() {
 	defer p.wg.Done()
-	backoff := probeStart
+	b := backoff.New(probeStart, probeMax)
 	for {
 		p.mu.Lock()
 		if p.healthy.Load() || p.closed {
@@ -533,17 +533,11 @@ func (p *Pool) probe() {
 			return
 		}
 		p.mu.Unlock()
-		// ±20% jitter.
-		d := backoff - backoff/5 + rand.N(backoff*2/5+1)
-		t := time.NewTimer(d)
-		select {
-		case <-p.ctx.Done():
-			t.Stop()
+		if !backoff.Sleep(p.ctx, b.Next()) {
 			p.mu.Lock()
 			p.probing = false
 			p.mu.Unlock()
 			return
-		case <-t.C:
 		}
 		c, err := p.dial(p.ctx, Variant{})
 		if err == nil {
@@ -551,7 +545,6 @@ func (p *Pool) probe() {
 			p.markHealthy()
 			continue
 		}
-		p.log.Debug("backend endpoint probe failed", "err", err, "next_in", backoff)
-		backoff = min(backoff*2, probeMax)
+		p.log.Debug("backend endpoint probe failed", "err", err, "next_within", b.Ceiling())
 	}
 }
