@@ -360,3 +360,48 @@ func TestThousandClientsWithStatements(t *testing.T) {
 	}
 	t.Logf("%d clients with prepared statements, %d backend connections at most", clients, maxSeen.Load())
 }
+
+// go-sql-driver sends a large argument with COM_STMT_SEND_LONG_DATA (here
+// above 4 KiB: maxAllowedPacket 8192, one parameter): sessions holding
+// statements share one backend connection, each execute's long data
+// reaches the right statement.
+func TestLongDataThroughSharedConnection(t *testing.T) {
+	tp, reg := multiplexProxy(t, 1)
+	db := openDB(t, tp.dsn("maxAllowedPacket=8192"))
+	ctx := context.Background()
+	var conns []*sql.Conn
+	var stmts []*sql.Stmt
+	for i := 0; i < 4; i++ {
+		c, err := db.Conn(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		st, err := c.PrepareContext(ctx, "SELECT CONCAT(LENGTH(?), ':', ?)")
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns, stmts = append(conns, c), append(stmts, st)
+	}
+	for round := 0; round < 3; round++ {
+		for i, st := range stmts {
+			big := make([]byte, 5000+1000*i+round)
+			for j := range big {
+				big[j] = byte('a' + i)
+			}
+			var got string
+			if err := st.QueryRowContext(ctx, big, i).Scan(&got); err != nil {
+				t.Fatalf("session %d round %d: %v", i, round, err)
+			}
+			if want := fmt.Sprintf("%d:%d", len(big), i); got != want {
+				t.Fatalf("session %d round %d: %q, want %q", i, round, got, want)
+			}
+		}
+	}
+	if pins(t, reg, "long_data") == 0 {
+		t.Fatal("no long data went through COM_STMT_SEND_LONG_DATA: the test proves nothing")
+	}
+	if n := pins(t, reg, "prepared_statement"); n != 0 {
+		t.Fatalf("prepared_statement pins: %v", n)
+	}
+}
