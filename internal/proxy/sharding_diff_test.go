@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"database/sql"
 	"fmt"
 	"math/rand/v2"
@@ -205,8 +206,10 @@ func (g *diffGen) dml() string {
 
 // diffRows runs a query and returns its rows as strings, the first being
 // its columns' names and types.
-func diffRows(db *sql.DB, q string, args ...any) ([]string, error) {
-	rows, err := db.Query(q, args...)
+func diffRows(db interface {
+	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
+}, q string, args ...any) ([]string, error) {
+	rows, err := db.QueryContext(context.Background(), q, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -286,6 +289,7 @@ func TestShardingDifferential(t *testing.T) {
 				SimpleLoadBalance: &proxyconfig.SimpleLoadBalance{Nodes: []string{"ds001"}},
 				Sharding:          []proxyconfig.Sharding{strat.rule()},
 			}}
+			cfg.Proxy.XA = proxyconfig.XA{ProxyID: "diff", LogFile: t.TempDir() + "/xa.log"}
 			cfg.ApplyDefaults()
 			tp := startProxy(t, cfg)
 			sharded := openDB(t, tp.dsn(""))
@@ -361,6 +365,102 @@ func TestShardingDifferential(t *testing.T) {
 					t.Fatalf("seed %d: %s %v:\nreference (%d rows): %q\nsharded   (%d rows): %q", seed, q, args, len(want), want, len(got), got)
 				}
 			}
+			// Transactions of several statements (BEGIN, or autocommit off),
+			// committed or rolled back, each side on one connection; the
+			// whole table is compared after each.
+			txs := 40
+			if testing.Short() {
+				txs = 10
+			}
+			ctx := context.Background()
+			for i := 0; i < txs; i++ {
+				rc, err := ref.Conn(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				sc, err := sharded.Conn(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				both := func(q string) {
+					for _, c := range []*sql.Conn{rc, sc} {
+						if _, err := c.ExecContext(ctx, q); err != nil {
+							t.Fatalf("seed %d: transaction %d: %s: %v", seed, i, q, err)
+						}
+					}
+				}
+				start, end := "BEGIN", "COMMIT"
+				autocommitOff := g.r.IntN(3) == 0
+				if autocommitOff {
+					start = "SET autocommit = 0"
+				}
+				if g.r.IntN(3) == 0 {
+					end = "ROLLBACK"
+				}
+				both(start)
+				var trace []string
+				aborted := false
+				for j, n := 0, 2+g.r.IntN(5); j < n && !aborted; j++ {
+					if g.r.IntN(2) == 0 {
+						q := g.dml()
+						trace = append(trace, q)
+						rr, rerr := rc.ExecContext(ctx, q)
+						sr, serr := sc.ExecContext(ctx, q)
+						switch {
+						case mysqlErrCode(serr) == 1235:
+							// Refused inside the transaction (e.g. several
+							// physical tables of one node): both roll back.
+							refused++
+							aborted = true
+						case (rerr == nil) != (serr == nil):
+							t.Fatalf("seed %d: transaction %d %q: reference %v, sharded %v", seed, i, trace, rerr, serr)
+						case rerr == nil:
+							rn, _ := rr.RowsAffected()
+							sn, _ := sr.RowsAffected()
+							if rn != sn {
+								t.Fatalf("seed %d: transaction %d %q: reference affected %d rows, sharded %d", seed, i, trace, rn, sn)
+							}
+							ran++
+						}
+						continue
+					}
+					q, ordered := g.query()
+					trace = append(trace, q)
+					want, rerr := diffRows(rc, q)
+					got, serr := diffRows(sc, q)
+					switch {
+					case mysqlErrCode(serr) == 1235:
+						refused++
+						aborted = true
+					case (rerr == nil) != (serr == nil):
+						t.Fatalf("seed %d: transaction %d %q: reference %v, sharded %v", seed, i, trace, rerr, serr)
+					case rerr == nil:
+						ran++
+						if !ordered {
+							slices.Sort(want[1:])
+							slices.Sort(got[1:])
+						}
+						if !slices.Equal(want, got) {
+							t.Fatalf("seed %d: transaction %d %q (its own writes visible):\nreference: %q\nsharded:   %q", seed, i, trace, want, got)
+						}
+					}
+				}
+				if aborted {
+					end = "ROLLBACK"
+				}
+				both(end)
+				if autocommitOff {
+					both("SET autocommit = 1")
+				}
+				rc.Close()
+				sc.Close()
+				want, _ := diffRows(ref, "SELECT * FROM t_diff ORDER BY id")
+				got, err := diffRows(sharded, "SELECT * FROM t_diff ORDER BY id")
+				if err != nil || !slices.Equal(want, got) {
+					t.Fatalf("seed %d: after transaction %d %q + %s: table differs (%v): reference %d rows, sharded %d", seed, i, trace, end, err, len(want), len(got))
+				}
+			}
+
 			// The whole table, at the end.
 			want, _ := diffRows(ref, "SELECT * FROM t_diff ORDER BY id")
 			got, err := diffRows(sharded, "SELECT * FROM t_diff ORDER BY id")

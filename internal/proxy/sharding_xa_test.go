@@ -4,7 +4,9 @@ import (
 	"context"
 	"database/sql"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/database-mesh/pisanix-go/internal/proxyconfig"
 	"github.com/database-mesh/pisanix-go/internal/testutil"
@@ -175,6 +177,77 @@ func TestShardingBestEffortTransactions(t *testing.T) {
 	for _, m := range []*testutil.MariaDB{sc.m1, sc.m2} {
 		if got := xaRecover(t, m); len(got) != 0 {
 			t.Fatalf("XA branches on %s in best_effort mode: %v", m.Addr, got)
+		}
+	}
+}
+
+// BenchmarkShardingTxOneShard measures a transaction that touches one
+// shard (BEGIN, UPDATE by key, COMMIT) in xa mode (XA START … XA COMMIT
+// ONE PHASE) and in best_effort mode (BEGIN … COMMIT, today's cost), and a
+// transaction on two shards in xa mode (two-phase, decision log fsync).
+func BenchmarkShardingTxOneShard(b *testing.B) {
+	for _, mode := range []string{proxyconfig.TransactionModeXA, proxyconfig.TransactionModeBestEffort} {
+		b.Run(mode, func(b *testing.B) {
+			benchTx(b, mode, false)
+		})
+	}
+	b.Run("xa-two-shards", func(b *testing.B) { benchTx(b, proxyconfig.TransactionModeXA, true) })
+}
+
+func benchTx(b *testing.B, mode string, two bool) {
+	testutil.SkipShort(b)
+	m1, m2 := testutil.StartMariaDB(b), testutil.StartMariaDB(b)
+	cfg := &proxyconfig.Config{}
+	cfg.MySQL.Nodes = []proxyconfig.Node{node("ds001", m1), node("ds002", m2)}
+	cfg.Proxy.XA = proxyconfig.XA{ProxyID: "bench", LogFile: b.TempDir() + "/xa.log"}
+	cfg.Proxy.Config = []proxyconfig.Listener{{
+		Name: "shard", ListenAddr: "127.0.0.1:0", User: "proxy", Password: "proxypass", DB: "test",
+		SimpleLoadBalance: &proxyconfig.SimpleLoadBalance{Nodes: []string{"ds001"}},
+		TransactionMode:   mode,
+		Sharding: []proxyconfig.Sharding{{TableName: "t_b", ActualDatanodes: []string{"ds001", "ds002"},
+			DatabaseStrategy: &proxyconfig.DatabaseStrategy{DatabaseShardingAlgorithmName: "mod", DatabaseShardingColumn: "id"}}},
+	}}
+	tp := startProxy(b, cfg)
+	db := openDB(b, tp.dsn("interpolateParams=true"))
+	db.SetMaxOpenConns(1)
+	if _, err := db.Exec("CREATE TABLE t_b (id BIGINT PRIMARY KEY, n BIGINT)"); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := db.Exec("INSERT INTO t_b (id, n) VALUES (1, 0), (2, 0)"); err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	c, err := db.Conn(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	cpu := func() time.Duration {
+		var ru syscall.Rusage
+		_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	b.ResetTimer()
+	cpu0 := cpu()
+	defer func() {
+		// CPU of this process (client and proxy) per transaction: less
+		// sensitive than wall time to a loaded machine.
+		b.ReportMetric(float64((cpu()-cpu0).Microseconds())/float64(b.N), "cpu-µs/tx")
+	}()
+	for i := 0; i < b.N; i++ {
+		if _, err := c.ExecContext(ctx, "BEGIN"); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := c.ExecContext(ctx, "UPDATE t_b SET n = n + 1 WHERE id = 1"); err != nil {
+			b.Fatal(err)
+		}
+		if two {
+			if _, err := c.ExecContext(ctx, "UPDATE t_b SET n = n + 1 WHERE id = 2"); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if _, err := c.ExecContext(ctx, "COMMIT"); err != nil {
+			b.Fatal(err)
 		}
 	}
 }
