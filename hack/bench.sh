@@ -21,9 +21,9 @@
 #   shard    a second pisa-proxy process whose sbtest1..N are sharded (database_strategy,
 #            mod on id) over two datanodes: schemas sbtest_s0 (even ids) and sbtest_s1 (odd
 #            ids) on the same MariaDB, copied from sbtest once and kept; sysbench uses
-#            --mysql-db=sbtest_s0. A transaction on both datanodes gets ERR 1235 (no
-#            cross-shard transactions yet), so oltp_read_only/oltp_read_write fail there as
-#            they are (shown as FAILED with the error): their "+notrx" variants run.
+#            --mysql-db=sbtest_s0. A transaction on both datanodes is an XA transaction
+#            (transaction_mode "xa", decision log in $WORK), so oltp_read_only/oltp_read_write
+#            run as they are (the XA share of their cost), and their "+notrx" variants too.
 #   base     see BENCH_BASE_BIN
 #   mux      pisa-proxy, proxy's listener with a pool of BENCH_MUX_OPEN (32) backend
 #            connections, run with BENCH_MUX_THREADS (256) sysbench threads on the tests in
@@ -426,6 +426,10 @@ shard_conf() {
 		[admin]
 		host = "127.0.0.1"
 		port = $2
+
+		[proxy.xa]
+		proxy_id = "bench-shard"
+		log_file = "$WORK/xa-shard.log"
 
 		[[proxy.config]]
 		name = "shard"
