@@ -104,7 +104,8 @@ func TestHelmPisanixValues(t *testing.T) {
 		t.Errorf("resources %+v (resources)", c.Resources)
 	}
 	args := strings.Join(c.Args, " ")
-	if !strings.Contains(args, "-webhookPort=6443") || !strings.Contains(args, "-proxyConfigsPort=8080") {
+	// The chart passes the kebab-case names (Pisanix's camelCase ones are aliases).
+	if !strings.Contains(args, "--webhook-port=6443") || !strings.Contains(args, "--proxy-configs-port=8080") {
 		t.Errorf("args %s (service.webhookPort, service.proxyConfigsPort)", args)
 	}
 	ports := map[string]int32{}
