@@ -110,6 +110,7 @@ func newRootCmd() *cobra.Command {
 	fl.StringVar(&sf.deployedNamespace, "pisa-deployed-namespace", env.String("PISA_DEPLOYED_NAMESPACE", "default"), "namespace of the application (env PISA_DEPLOYED_NAMESPACE)")
 	fl.StringVar(&sf.deployedName, "pisa-deployed-name", env.String("PISA_DEPLOYED_NAME", "default"), "application (VirtualDatabase) name (env PISA_DEPLOYED_NAME)")
 	root.AddCommand(sidecar)
+	root.AddCommand(newEncryptCmd())
 	cmdutil.Setup(root, "Pisa-Proxy")
 	return root
 }
@@ -168,6 +169,7 @@ func newApp(adminAddr string, g *globalFlags, level string) (*app, error) {
 	a.m = m
 	a.p = proxy.New(a.logger, m)
 	a.p.EnableGovernanceMetrics(reg)
+	a.p.EnableSecurityMetrics(reg)
 	reg.MustRegister(metrics.NewPoolCollector(a.p.PoolStats), a.p.ParserCollector())
 	reg.MustRegister(metrics.NewPacketMemoryCollector(
 		func() int64 { u, _ := a.p.PacketMemory(); return u },

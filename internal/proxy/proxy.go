@@ -22,6 +22,7 @@ import (
 	"github.com/database-mesh/pisanix-go/internal/metrics"
 	"github.com/database-mesh/pisanix-go/internal/mysql"
 	"github.com/database-mesh/pisanix-go/internal/proxy/backend"
+	"github.com/database-mesh/pisanix-go/internal/proxy/crypt"
 	"github.com/database-mesh/pisanix-go/internal/proxy/govern"
 	"github.com/database-mesh/pisanix-go/internal/proxy/govern/breaker"
 	"github.com/database-mesh/pisanix-go/internal/proxy/govern/govmetrics"
@@ -58,6 +59,8 @@ type Proxy struct {
 
 	// Governance state that survives reloads, per listener name.
 	govMetrics *govmetrics.Metrics
+	// secMetrics are the security claim's metrics (nil: not registered).
+	secMetrics *crypt.Metrics
 	govStates  map[string]*govern.State
 	breakers   map[string]*breaker.Breaker
 }
@@ -204,6 +207,9 @@ type runtime struct {
 	collations sync.Map
 	// accounts are the backend's accounts (backend_accounts); nil when off.
 	accounts *accountStore
+	// sec is the security claim (column encryption, masking); nil when
+	// the listener has none.
+	sec *crypt.Schema
 }
 
 // nodeGroup is a [[node_group.member]] used as a sharding datanode: its
@@ -671,6 +677,9 @@ func (p *Proxy) compile(cfg *proxyconfig.Config, lc *proxyconfig.Listener, pools
 		}
 	}
 	if err := p.compileGovernance(lc, rt); err != nil {
+		return nil, err
+	}
+	if err := p.compileSecurity(lc, rt); err != nil {
 		return nil, err
 	}
 	kind := "random"

@@ -237,6 +237,9 @@ func (s *session) relayRows(r *result) error {
 // more OK packets or result sets, until one without
 // SERVER_MORE_RESULTS_EXISTS, or an ERR.
 func (s *session) relayResults(binary bool) (result, error) {
+	if s.sec.active {
+		return s.relaySecure(binary) // encrypted or masked columns
+	}
 	var r result
 	for {
 		p, err := s.readBackendResult()

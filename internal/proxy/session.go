@@ -14,6 +14,7 @@ import (
 
 	"github.com/database-mesh/pisanix-go/internal/mysql"
 	"github.com/database-mesh/pisanix-go/internal/proxy/backend"
+	"github.com/database-mesh/pisanix-go/internal/proxy/crypt"
 	"github.com/database-mesh/pisanix-go/internal/proxy/route"
 )
 
@@ -41,6 +42,9 @@ var pinNames = map[uint8]string{
 
 // stmt is a client's prepared statement (see session_stmt.go).
 type stmt struct {
+	// sec is set for a statement on encrypted or masked tables: its
+	// parameters are rebuilt at each execute (security claim).
+	sec  *crypt.Stmt
 	sql  string // the client's text (governance)
 	text string // the text prepared on backends (CONNECTION_ID() rewritten)
 	// key finds it in a backend connection's statement cache: text and
@@ -158,6 +162,8 @@ type session struct {
 	// pinned, so that shutdown can end it without cutting a transaction.
 	idle  atomic.Bool
 	watch watcher
+	// sec is the security claim's per-session state (security_relay.go).
+	sec secState
 
 	// txl records the open transaction for a replay (failover).
 	txl txLog

@@ -102,6 +102,14 @@ func (s *session) runQuery(c *command, p []byte) error {
 func (s *session) query(c *command, p []byte) (result, error) {
 	q := p[1:]
 	facts := c.facts
+	if c.rt.sec != nil {
+		np, err := s.secQuery(c.rt, p) // security claim: encrypt, refuse (1235)
+		if err != nil {
+			return result{}, s.sendError(err)
+		}
+		defer s.secDone(c.rt)
+		p = np
+	}
 	tf := c.scan(q)
 	if tf&tfConnID != 0 {
 		p = s.rewriteConnectionID(p)
@@ -205,6 +213,7 @@ func (s *session) finish(c *command, r *result, err error) {
 	case err != nil:
 		out.Err = err
 	}
+	out.Masking = s.sec.takeMasked()
 	c.rt.chain.Finish(&c.req, &c.verdict, &out)
 	c.verdict.Release()
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/database-mesh/pisanix-go/internal/mysql"
 	"github.com/database-mesh/pisanix-go/internal/proxy/backend"
+	"github.com/database-mesh/pisanix-go/internal/proxy/crypt"
 	"github.com/database-mesh/pisanix-go/internal/sqlparse"
 )
 
@@ -98,11 +99,19 @@ func (s *session) prepare(c *command, p []byte) (result, error) {
 			return r, err
 		}
 	}
+	var sec *crypt.Stmt
+	if c.rt.sec != nil {
+		var err error
+		if p, sec, err = s.secPrepare(c.rt, p); err != nil { // security claim
+			return result{}, s.sendError(err)
+		}
+	}
 	if indexFold(p[1:], connIDCall) >= 0 {
 		// The rewritten text names this session: it is the key too.
 		p = s.rewriteConnectionID(p)
 	}
 	st := stmt{
+		sec:       sec,
 		sql:       sqlText,
 		text:      string(p[1:]),
 		readOnly:  facts != nil && facts.ReadOnly,
@@ -110,7 +119,11 @@ func (s *session) prepare(c *command, p []byte) (result, error) {
 	}
 	st.key = s.prepState() + st.text
 	return s.exec(c, p, mysql.ComStmtPrepare, func(s *session) (result, error) {
-		r, bid, params, err := s.relayPrepare(id)
+		relay := s.relayPrepare
+		if sec != nil {
+			relay = func(id uint32) (result, uint32, uint16, error) { return s.relayPrepareSecure(id, sec) }
+		}
+		r, bid, params, err := relay(id)
 		if err == nil && r.err == nil {
 			if _, evicted := s.be.AddStmt(st.key, bid, params); evicted {
 				s.l.metrics.StmtEvicted(s.rt.name)
@@ -373,6 +386,14 @@ func (s *session) handleExecute(c *command, p []byte) error {
 // execute runs statement id's execute p on a connection that has it.
 func (s *session) execute(c *command, id uint32, p []byte) (result, error) {
 	st := s.stmts[id]
+	if st.sec != nil {
+		np, err := s.secExecute(c.rt, st.sec, p) // security claim
+		if err != nil {
+			return result{}, s.sendError(err)
+		}
+		defer s.secDone(c.rt)
+		p = np
+	}
 	bs, ok, err := s.stmtOn(c, id, &st)
 	if !ok {
 		return result{}, err
@@ -448,6 +469,10 @@ func (s *session) handleStmt(p []byte, fn relayFunc) error {
 	}
 	switch p[0] {
 	case mysql.ComStmtSendLongData:
+		if st.sec != nil && st.sec.Params != nil {
+			st.sec.LongData = true // refused at the execute: it cannot be encrypted
+			return nil
+		}
 		return s.sendLongData(c, id, &st, p)
 	case mysql.ComStmtReset:
 		st.longDataLost, st.cursorLost = false, false

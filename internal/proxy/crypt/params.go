@@ -48,7 +48,7 @@ func (s *Schema) Execute(dst []byte, st *Stmt, p []byte) ([]byte, error) {
 		return dst, Refusal("COM_STMT_SEND_LONG_DATA for a statement on an encrypted table (send the value with the execute)")
 	}
 	if p[5] != 0 {
-		return dst, Refusal("a cursor (COM_STMT_EXECUTE flags %d) on a statement over an encrypted table", p[5])
+		return dst, Refusal("a cursor (COM_STMT_EXECUTE flags %d) on a statement over an encrypted or masked table", p[5])
 	}
 	if st.Params == nil {
 		// The parameters are the client's: only the text changed.

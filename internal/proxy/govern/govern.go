@@ -107,10 +107,11 @@ func (v *Verdict) AppendRules(dst []string) []string {
 type Outcome struct {
 	Start    time.Time
 	Duration time.Duration
-	Rows     uint64 // rows returned or affected
-	Err      error  // error sent to the client, nil on success
-	Backend  string // endpoint host:port
-	Route    string // routing decision, e.g. "read", "readwrite", "shard ds001"
+	Rows     uint64   // rows returned or affected
+	Err      error    // error sent to the client, nil on success
+	Backend  string   // endpoint host:port
+	Route    string   // routing decision, e.g. "read", "readwrite", "shard ds001"
+	Masking  []string // masking rules applied to the results (security claim)
 }
 
 // StateOptions tune a State.
@@ -332,6 +333,7 @@ func (c *Chain) Finish(r *Request, v *Verdict, o *Outcome) {
 		rec.Error = o.Err.Error()
 	}
 	rec.Backend, rec.Route, rec.Slow = o.Backend, o.Route, slow
+	rec.Masking = o.Masking
 	c.audit.Log(&rec, r.SQL, fingerprint(r))
 }
 

@@ -66,8 +66,11 @@ type Record struct {
 	Backend  string    `json:"backend,omitempty"`
 	Route    string    `json:"route,omitempty"`
 	Rules    []string  `json:"rules,omitempty"`
-	Slow     bool      `json:"slow,omitempty"`
-	Rejected bool      `json:"rejected,omitempty"`
+	// Masking names the security claim's masking rules applied to the
+	// statement's results.
+	Masking  []string `json:"masking,omitempty"`
+	Slow     bool     `json:"slow,omitempty"`
+	Rejected bool     `json:"rejected,omitempty"`
 }
 
 // Logger decides what to log and queues records for the writer of its
