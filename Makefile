@@ -25,7 +25,7 @@ LDFLAGS := -s -w \
 CMDS := $(notdir $(patsubst %/,%,$(dir $(wildcard cmd/*/*.go))))
 CMDS := $(sort $(CMDS))
 
-.PHONY: build test test-unit vet lint fmt bench demo fuzz clean help envtest generate images $(addprefix $(BIN)/,$(CMDS))
+.PHONY: build test test-unit vet lint fmt bench chaos demo fuzz clean help envtest generate images $(addprefix $(BIN)/,$(CMDS))
 
 # controller-gen, pinned; installed into bin/ on first use.
 CONTROLLER_GEN_VERSION ?= v0.23.0
@@ -120,6 +120,9 @@ fmt:
 
 bench: ## sysbench: direct MariaDB vs HAProxy vs pisa-proxy (BENCH_TIME, BENCH_THREADS)
 	hack/bench.sh
+
+chaos: ## issue 10's drills against MariaDB servers it starts (kill in a transaction, restart, promoted replica...): one line each, fails if anything was lost
+	hack/chaos.sh
 
 demo: ## MariaDB + pisa-proxy on 127.0.0.1:3307, a few queries through it, its metrics
 	hack/demo.sh

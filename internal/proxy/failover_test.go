@@ -29,9 +29,10 @@ func killTxThread(t *testing.T, m *testutil.MariaDB) {
 	t.Helper()
 	direct := m.Open(t, "test")
 	var tid int64
-	if err := direct.QueryRow("SELECT trx_mysql_thread_id FROM information_schema.INNODB_TRX").Scan(&tid); err != nil {
-		t.Fatalf("backend thread of the transaction: %v", err)
-	}
+	// INNODB_TRX is a cache refreshed every 0.1 s.
+	eventually(t, 5*time.Second, "the transaction's backend thread", func() error {
+		return direct.QueryRow("SELECT trx_mysql_thread_id FROM information_schema.INNODB_TRX").Scan(&tid)
+	})
 	m.Exec(t, "KILL ?", tid)
 }
 
