@@ -83,7 +83,7 @@ cluster-up: images ## a one-node Kubernetes on this machine (hack/cluster.sh up;
 cluster-down: ## stop it and remove everything it made (hack/cluster.sh down)
 	hack/cluster.sh down
 
-e2e: images ## the chart on a one-node cluster: controller Ready, webhook registered (test/cluster; root; cold: see docs/deploy.md)
+e2e: images ## the chart on a one-node cluster with real pods: injection, circuit break, QoS, controller kill, upgrade, uninstall (test/cluster; root; ~2 min warm, cold: see docs/deploy.md)
 	IMAGE_DIR=$(abspath $(IMAGE_DIR)) hack/cluster.sh e2e
 
 envtest: ## build kube-apiserver + etcd for the controller tests (cached in ~/.cache/pisanix/envtest) and print the directory

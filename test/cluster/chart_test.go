@@ -2,16 +2,15 @@
 
 // Package cluster holds the end-to-end tests that need a real Kubernetes node: the one
 // `hack/cluster.sh up` makes on this machine (etcd, kube-apiserver, controller-manager,
-// scheduler, kubelet on containerd, kube-proxy) with the project's images imported.
+// scheduler, kubelet on containerd, kube-proxy, cluster DNS, a network namespace "outside the
+// cluster" for the database) with the project's images imported.
 //
 // Build tag `cluster`: `go test ./...` (make test) never runs them. Run them with
 //
 //	make e2e                      # make images, hack/cluster.sh up, these tests, down
 //
-// or against a cluster that is already up:
-//
-//	PISANIX_KUBECONFIG=$(hack/cluster.sh kubeconfig) PISANIX_HELM=$(hack/tools.sh helm) \
-//	PISANIX_KUBECTL=... go test -tags cluster -v ./test/cluster/
+// or against a cluster that is already up (as root), with the PISANIX_* variables that
+// `hack/cluster.sh e2e` sets (setup lists them; the test fails naming any that is missing).
 package cluster
 
 import (
