@@ -2,11 +2,11 @@ package route
 
 import (
 	"fmt"
-	"regexp"
 	"slices"
 	"sync"
 	"sync/atomic"
 
+	"github.com/database-mesh/pisanix-go/internal/proxy/rxfilter"
 	"github.com/database-mesh/pisanix-go/internal/proxyconfig"
 	"github.com/database-mesh/pisanix-go/internal/sqlparse"
 )
@@ -147,7 +147,7 @@ type compiledRule struct {
 	name    string
 	groups  []string // node groups the rule is limited to (none: all statements)
 	generic bool
-	res     []*regexp.Regexp
+	res     []*rxfilter.Regexp
 	target  Target
 	bal     Balancer
 }
@@ -253,7 +253,7 @@ func NewRWRouter(cfg RWConfig, nodes []NodeInfo) (*RWRouter, error) {
 				return nil, fmt.Errorf("route: regex rule %q has no regex", rc.Name)
 			}
 			for _, s := range rc.Regex {
-				re, err := regexp.Compile(s)
+				re, err := rxfilter.Compile(s)
 				if err != nil {
 					return nil, fmt.Errorf("route: rule %q: %w", rc.Name, err)
 				}

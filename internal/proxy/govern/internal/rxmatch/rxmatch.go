@@ -13,10 +13,10 @@ import (
 	"fmt"
 	"hash/maphash"
 	"math/bits"
-	"regexp"
 	"strings"
 	"sync/atomic"
 
+	"github.com/database-mesh/pisanix-go/internal/proxy/rxfilter"
 	"github.com/database-mesh/pisanix-go/internal/proxyconfig"
 	"github.com/database-mesh/pisanix-go/internal/sqlparse"
 )
@@ -28,7 +28,7 @@ type Normalizer func(string) string
 // Set is a compiled, immutable list of rules. Its methods are safe for
 // concurrent use.
 type Set struct {
-	rx    [][]*regexp.Regexp // per rule
+	rx    [][]*rxfilter.Regexp // per rule
 	anyRx bool
 	fp    map[string][]int32 // fingerprint or digest -> rule indexes
 	cache *cache             // nil when more than 64 rules
@@ -80,14 +80,14 @@ func (c *cache) admit(h uint64) bool {
 // Compile compiles what each rule matches (rules[i] is rule i's spec).
 // name(i) names rule i in error messages.
 func Compile(rules []proxyconfig.MatchSpec, name func(i int) string, norm Normalizer) (*Set, error) {
-	s := &Set{rx: make([][]*regexp.Regexp, len(rules))}
+	s := &Set{rx: make([][]*rxfilter.Regexp, len(rules))}
 	for i := range rules {
 		r := &rules[i]
 		for j, src := range r.Regex {
 			if src == "" {
 				return nil, fmt.Errorf("%s.regex[%d]: empty regular expression", name(i), j)
 			}
-			re, err := regexp.Compile(r.Pattern(j))
+			re, err := rxfilter.Compile(r.Pattern(j))
 			if err != nil {
 				return nil, fmt.Errorf("%s.regex[%d]: invalid regular expression %q: %v", name(i), j, src, err)
 			}
