@@ -2,12 +2,16 @@ package proxy
 
 import (
 	"bufio"
+	"context"
 	"database/sql"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/database-mesh/pisanix-go/internal/metrics"
 	"github.com/database-mesh/pisanix-go/internal/proxyconfig"
 	"github.com/database-mesh/pisanix-go/internal/testutil"
 )
@@ -157,5 +161,81 @@ func TestSecurityClaimWithReadWriteSplitting(t *testing.T) {
 	// A refusal is a refusal on either side.
 	if _, err := db.Exec("SELECT id FROM t_sec ORDER BY email"); mysqlErrCode(err) != 1235 {
 		t.Fatalf("ORDER BY email: %v, want 1235", err)
+	}
+}
+
+// TestSecurityClaimMetrics: encryptions, assisted values, decryptions and
+// refusals are counted per domain; a stored value that does not decrypt
+// is counted and answered with an error, never with the stored bytes.
+func TestSecurityClaimMetrics(t *testing.T) {
+	addr := testutil.MariaDBAddr(t)
+	root := testutil.Open(t, testutil.MariaDBDSN(t))
+	if _, err := root.Exec("CREATE DATABASE IF NOT EXISTS " + secEncDB); err != nil {
+		t.Fatal(err)
+	}
+	raw := testutil.Open(t, "root:@tcp("+addr+")/"+secEncDB)
+	for _, q := range []string{"DROP TABLE IF EXISTS t_sec_m", strings.Replace("CREATE TABLE t_sec "+secEncSchema, "t_sec", "t_sec_m", 1)} {
+		if _, err := raw.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := baseConfig(addr)
+	cfg.Proxy.Config[0].DB = secEncDB
+	claim := secClaim()
+	claim.Tables[0].Name = "t_sec_m"
+	cfg.Proxy.Config[0].SecurityClaim = claim
+	cfg.ApplyDefaults()
+	reg := prometheus.NewRegistry()
+	p := New(testLogger(), metrics.NewProxy(nil))
+	p.EnableSecurityMetrics(reg)
+	if err := p.Apply(cfg); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.Close(context.Background()) })
+	db := openDB(t, "proxy:proxypass@tcp("+p.Listener("test").Addr().String()+")/"+secEncDB)
+	if _, err := db.Exec("INSERT INTO t_sec_m (id, email, phone) VALUES (1, 'a@x', '1'), (2, 'b@x', NULL)"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := diffRows(db, "SELECT email, phone FROM t_sec_m WHERE email IN ('a@x', 'b@x')"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec("SELECT id FROM t_sec_m WHERE email LIKE 'a%'"); mysqlErrCode(err) != 1235 {
+		t.Fatalf("LIKE: %v", err)
+	}
+	// Written around the proxy: not a ciphertext.
+	if _, err := raw.Exec("UPDATE t_sec_m SET phone_cipher = 'plain' WHERE id = 2"); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := diffRows(db, "SELECT id, phone FROM t_sec_m ORDER BY id")
+	if mysqlErrCode(err) != 1105 || !strings.Contains(err.Error(), "t_sec_m.phone") {
+		t.Fatalf("undecryptable value: rows %q, error %v; want ERR 1105 naming t_sec_m.phone", rows, err)
+	}
+	// The session goes on.
+	if got := queryString(t, db, "SELECT email FROM t_sec_m WHERE id = 1"); got != "a@x" {
+		t.Fatalf("after the failure: %q", got)
+	}
+	want := map[string]float64{
+		`operations_total{domain="test",op="encrypt"}`: 3, `operations_total{domain="test",op="assist"}`: 4,
+		`operations_total{domain="test",op="decrypt"}`: 5, `refusals_total{domain="test"}`: 1,
+		`decrypt_failures_total{domain="test"}`: 1,
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			var labels []string
+			for _, l := range m.GetLabel() {
+				labels = append(labels, l.GetName()+`="`+l.GetValue()+`"`)
+			}
+			got[strings.TrimPrefix(mf.GetName(), "pisa_proxy_security_claim_")+"{"+strings.Join(labels, ",")+"}"] = m.GetCounter().GetValue()
+		}
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s = %v, want %v (all: %v)", k, got[k], v, got)
+		}
 	}
 }

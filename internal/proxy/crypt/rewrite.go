@@ -254,6 +254,10 @@ func (rw *rewriter) rewrite(st ast.StmtNode) error {
 	rw.fieldAliases = map[string]*Column{}
 	switch x := st.(type) {
 	case *ast.SelectStmt:
+		if x.SelectIntoOpt != nil {
+			// The values would go to a variable or file as ciphertext.
+			return Refusal("SELECT ... INTO from encrypted table %s", rw.encTables[0].Name)
+		}
 		rw.topFields = map[*ast.SelectField]bool{}
 		if x.Fields != nil {
 			for _, f := range x.Fields.Fields {

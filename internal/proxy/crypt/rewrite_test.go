@@ -118,6 +118,8 @@ func TestRewriteRefusals(t *testing.T) {
 		"LOAD DATA INFILE 'x' INTO TABLE users":                     "LOAD DATA into encrypted table users",
 		"SELECT id FROM users WHERE":                                "cannot parse",
 		"PREPARE s FROM 'SELECT email FROM users'":                  "PREPARE ... FROM a text",
+		"SELECT email FROM users INTO OUTFILE '/tmp/x'":             "SELECT ... INTO from encrypted table users",
+		"SELECT email FROM users WHERE id = 1 INTO @e":              "encrypted table",
 	}
 	for in, want := range cases {
 		_, err := s.Rewrite(p, in)
