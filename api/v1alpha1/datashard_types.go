@@ -51,6 +51,30 @@ type ShardingRule struct {
 	// +listMapKey=name
 	// +optional
 	ReadWriteSplittingGroup []ReadWriteSplittingGroup `json:"readWriteSplittingGroup,omitempty"`
+
+	// KeyGenerator fills the key column of an INSERT that omits it, before routing (beyond
+	// Pisanix, which refuses such an INSERT, as the proxy does without a generator).
+	// +optional
+	KeyGenerator *KeyGenerator `json:"keyGenerator,omitempty"`
+}
+
+// KeyGenerator is a rule's key generator.
+type KeyGenerator struct {
+	// Type is the generator: snowflake (63-bit keys: milliseconds, worker id, sequence).
+	// +kubebuilder:validation:Enum=snowflake
+	Type string `json:"type"`
+
+	// Column is the sharding column filled (default: the rule's sharding column when it has
+	// one).
+	// +optional
+	Column string `json:"column,omitempty"`
+
+	// WorkerID must differ between the proxies writing the same tables (every sidecar of a
+	// Deployment shares the DataShard: give each Deployment's DataShard its own worker id, and
+	// prefer client-side keys with several replicas).
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=1023
+	WorkerID int32 `json:"workerId"`
 }
 
 // ActualDatanodesValue lists the data nodes of a sharded table.

@@ -125,6 +125,9 @@ type session struct {
 	// stx is the transaction with branches on several nodes of a sharding
 	// listener (sharded_tx.go); nil outside one.
 	stx *shardTx
+	// lastGenID is the first key the session's last INSERT with generated
+	// keys got (SELECT LAST_INSERT_ID() answers it); 0: none.
+	lastGenID uint64
 
 	// Read-your-writes: the session's tracker (nil until needed).
 	causal *route.CausalTracker

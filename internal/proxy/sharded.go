@@ -150,6 +150,29 @@ func (s *session) shardQuery(c *command, q []byte, readOnly bool) (handled bool,
 	if len(q) > 0 {
 		text = unsafe.String(&q[0], len(q))
 	}
+	if s.lastGenID != 0 && indexFold(q, "LAST_INSERT_ID") >= 0 {
+		// The key the last INSERT generated (keygen.go), not the backend
+		// connection's.
+		if !lastInsertIDQuery.Match(q) {
+			return true, r, s.refuseShard(mysql.NewError(shard.ErrCodeNotSupported, "42000",
+				"after an INSERT with a generated key, LAST_INSERT_ID() is supported only as SELECT LAST_INSERT_ID()"))
+		}
+		if err := s.txUnsharded(c, q); err != nil {
+			return true, r, s.refuseShard(err)
+		}
+		if err := s.routeFor(c, q); err != nil {
+			return true, r, s.sendError(err)
+		}
+		s.shardScratch = append(append(s.shardScratch[:0], mysql.ComQuery), "SELECT CAST("+strconv.FormatUint(s.lastGenID, 10)+" AS UNSIGNED) AS `LAST_INSERT_ID()`"...)
+		r, err = s.exec(c, s.shardScratch, mysql.ComQuery, (*session).relayText, true)
+		return true, r, err
+	}
+	var genID int64
+	if rt.shard.HasKeyGenerators() {
+		if filled, first, ok := rt.shard.FillKeys(text, s.state.DB); ok {
+			text, genID = filled, first
+		}
+	}
 	plan, perr := rt.shard.Plan(text, s.state.DB)
 	if perr != nil {
 		s.l.metrics.ShardStatement(rt.name, "refused", 0)
@@ -197,6 +220,12 @@ func (s *session) shardQuery(c *command, q []byte, readOnly bool) (handled bool,
 		limit = "SET STATEMENT sql_select_limit=" + strconv.FormatUint(maxRows, 10) + " FOR "
 	}
 	switch {
+	case genID != 0 && plan.Merge == nil:
+		// Generated keys: the OK carries the first one as the last insert id.
+		r, err = s.fanout(rt, plan, uint64(genID), func(c *backend.Conn, t shard.Target) (mysql.OK, error) { return c.Exec(t.SQL) })
+		if err == nil && r.err == nil {
+			s.lastGenID = uint64(genID)
+		}
 	case len(plan.Targets) == 1 && plan.Merge == nil:
 		relay := func(s *session) (result, error) { return s.relayResults(false) }
 		if plan.Rename != nil {
@@ -204,7 +233,7 @@ func (s *session) shardQuery(c *command, q []byte, readOnly bool) (handled bool,
 		}
 		r, err = s.shardSingle(c, plan.Targets[0], limit, readOnly, read, relay)
 	case plan.Merge == nil:
-		r, err = s.fanout(rt, plan, func(c *backend.Conn, t shard.Target) (mysql.OK, error) { return c.Exec(t.SQL) })
+		r, err = s.fanout(rt, plan, 0, func(c *backend.Conn, t shard.Target) (mysql.OK, error) { return c.Exec(t.SQL) })
 	default:
 		r, err = s.scatter(rt, plan, false, read, maxRows, func(_ *backend.Conn, t shard.Target) ([]byte, error) {
 			q := append(append(s.shardScratch[:0], mysql.ComQuery), limit...)
@@ -304,7 +333,8 @@ func putAll(conns []*backend.Conn, broken bool) {
 // with run, and answers one OK with the affected rows added up. A failing
 // target stops the fan-out; the error names it and the targets that already
 // ran (there is no distributed transaction to undo them).
-func (s *session) fanout(rt *runtime, plan *shard.Plan, run func(*backend.Conn, shard.Target) (mysql.OK, error)) (result, error) {
+// lastID, when not 0, is the last insert id the OK reports (generated keys).
+func (s *session) fanout(rt *runtime, plan *shard.Plan, lastID uint64, run func(*backend.Conn, shard.Target) (mysql.OK, error)) (result, error) {
 	var r result
 	inTx := s.txActive(rt)
 	if !inTx && (s.be != nil || s.inTransaction()) {
@@ -363,6 +393,9 @@ func (s *session) fanout(rt *runtime, plan *shard.Plan, run func(*backend.Conn, 
 			total.LastInsertID = ok.LastInsertID
 		}
 		total.Status = ok.Status
+	}
+	if lastID != 0 {
+		total.LastInsertID = lastID
 	}
 	// DDL may have changed column collations.
 	rt.collations.Clear()
@@ -719,6 +752,9 @@ func (p *Proxy) ShardRoute(listener, sql, db string) (any, error) {
 	}
 	return rt.shard.Explain(sql, db), nil
 }
+
+// lastInsertIDQuery matches SELECT LAST_INSERT_ID() alone.
+var lastInsertIDQuery = regexp.MustCompile("(?is)^\\s*SELECT\\s+LAST_INSERT_ID\\s*\\(\\s*\\)\\s*;?\\s*$")
 
 // plainShowTables matches SHOW [FULL] TABLES without FROM, LIKE or WHERE.
 var plainShowTables = regexp.MustCompile(`(?is)^\s*SHOW\s+(FULL\s+)?TABLES\s*;?\s*$`)

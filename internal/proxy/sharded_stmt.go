@@ -375,7 +375,7 @@ func (s *session) executeSharded(c *command, p []byte, st *stmt) (result, error)
 		}
 		return s.exec(c, pkt, mysql.ComStmtExecute, (*session).relayBinary, false)
 	case plan.Merge == nil:
-		return s.fanout(rt, plan, func(c *backend.Conn, t shard.Target) (mysql.OK, error) {
+		return s.fanout(rt, plan, 0, func(c *backend.Conn, t shard.Target) (mysql.OK, error) {
 			pkt, err := send(c, t)
 			if err != nil {
 				return mysql.OK{}, err

@@ -566,6 +566,7 @@ func (s *session) txCommitEach(tx *shardTx, conns []*backend.Conn) error {
 // branches' connections are closed (MariaDB rolls back a branch that is
 // not prepared; recovery resolves a prepared one).
 func (s *session) txClose() {
+	s.lastGenID = 0 // a reset session has no LAST_INSERT_ID()
 	tx := s.stx
 	if tx == nil {
 		return

@@ -330,6 +330,10 @@ type Sharding struct {
 	// BindingTables and BroadcastTables are parsed and unsupported.
 	BindingTables   []string `toml:"binding_tables,omitempty" json:"binding_tables,omitempty"`
 	BroadcastTables []string `toml:"broadcast_tables,omitempty" json:"broadcast_tables,omitempty"`
+	// KeyGenerator fills the key column of an INSERT that omits it
+	// (beyond Pisanix, which refuses such an INSERT; so does this proxy
+	// without a generator).
+	KeyGenerator *KeyGenerator `toml:"key_generator,omitempty" json:"key_generator,omitempty"`
 
 	TableStrategy         *TableStrategy         `toml:"table_strategy,omitempty" json:"table_strategy,omitempty"`
 	DatabaseStrategy      *DatabaseStrategy      `toml:"database_strategy,omitempty" json:"database_strategy,omitempty"`

@@ -465,6 +465,7 @@ func (c *Config) validateListener(v *validator, p string, l *Listener) {
 	for i := range l.Sharding {
 		sp := fmt.Sprintf("%s.sharding[%d]", p, i)
 		c.validateSharding(v, sp, &l.Sharding[i], l.ReadWriteSplitting != nil)
+		validateKeyGenerator(v, sp, &l.Sharding[i])
 		// A SELECT on every shard reads all the physical tables of a node
 		// at once, on a connection each.
 		perNode := 0

@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 )
@@ -62,4 +63,52 @@ func (x XA) EffectiveRecoveryInterval() time.Duration {
 		return x.RecoveryInterval.Duration
 	}
 	return DefaultXARecoveryInterval
+}
+
+// KeyGenerator is [proxy.config.sharding.key_generator].
+type KeyGenerator struct {
+	// Type is "snowflake" (63-bit keys: milliseconds, worker id, sequence).
+	Type string `toml:"type" json:"type"`
+	// Column is the column filled; it must be a sharding column of the
+	// rule (default: the rule's sharding column when it has one).
+	Column string `toml:"column,omitempty" json:"column,omitempty"`
+	// WorkerID (0..1023) must differ between proxies in front of the same
+	// tables, or their keys may collide.
+	WorkerID int `toml:"worker_id" json:"worker_id"`
+}
+
+// KeyGeneratorSnowflake is the only key generator type.
+const KeyGeneratorSnowflake = "snowflake"
+
+// validateKeyGenerator checks a rule's key generator (p names the rule).
+func validateKeyGenerator(v *validator, p string, s *Sharding) {
+	kg := s.KeyGenerator
+	if kg == nil {
+		return
+	}
+	if kg.Type != KeyGeneratorSnowflake {
+		v.addf(p+".key_generator.type", "must be %q, got %q", KeyGeneratorSnowflake, kg.Type)
+	}
+	if kg.WorkerID < 0 || kg.WorkerID > 1023 {
+		v.addf(p+".key_generator.worker_id", "must be between 0 and 1023, got %d", kg.WorkerID)
+	}
+	var cols []string
+	if ts := s.TableStrategy; ts != nil {
+		cols = append(cols, ts.TableShardingColumn)
+	}
+	if ds := s.DatabaseStrategy; ds != nil {
+		cols = append(cols, ds.DatabaseShardingColumn)
+	}
+	if dts := s.DatabaseTableStrategy; dts != nil {
+		cols = append(cols, dts.DatabaseShardingColumn)
+		if !strings.EqualFold(dts.TableShardingColumn, dts.DatabaseShardingColumn) {
+			cols = append(cols, dts.TableShardingColumn)
+		}
+	}
+	switch {
+	case kg.Column == "" && len(cols) > 1:
+		v.addf(p+".key_generator.column", "must name the sharding column to fill (%s)", strings.Join(cols, " or "))
+	case kg.Column != "" && !slices.ContainsFunc(cols, func(c string) bool { return strings.EqualFold(c, kg.Column) }):
+		v.addf(p+".key_generator.column", "%q is not a sharding column of %s (%s): the generated key routes the row", kg.Column, s.TableName, strings.Join(cols, ", "))
+	}
 }

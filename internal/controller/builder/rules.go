@@ -170,6 +170,9 @@ func (b *proxyBuilder) sharding(ds *v1alpha1.DataShard, sel []*endpoint, out *bu
 		default:
 			return v1alpha1.ReasonInvalidRule, fmt.Errorf("%s: one of tableStrategy, databaseStrategy, databaseTableStrategy is required", p)
 		}
+		if kg := r.KeyGenerator; kg != nil {
+			s.KeyGenerator = &proxyconfig.KeyGenerator{Type: kg.Type, Column: kg.Column, WorkerID: int(kg.WorkerID)}
+		}
 		l.Sharding = append(l.Sharding, s)
 	}
 

@@ -60,6 +60,10 @@ type rule struct {
 	dbCount, tblCount int
 
 	dbs map[string]bool // the datanodes' databases
+
+	// genCol and gen: the key generator (keygen.go), nil when none.
+	genCol string
+	gen    *Snowflake
 }
 
 func (r *rule) shards() int { return r.dbCount * r.tblCount }
@@ -140,6 +144,8 @@ type Router struct {
 	showRename map[string]map[string]string
 
 	cache planCache
+	// keyGens: some rule has a key generator.
+	keyGens bool
 }
 
 // Compile builds the Router of listener l. It returns nil (and no error)
@@ -167,6 +173,12 @@ func Compile(cfg *proxyconfig.Config, l *proxyconfig.Listener) (*Router, error) 
 		}
 		if _, dup := rt.byName[r.table]; dup {
 			return nil, fmt.Errorf("sharding[%d]: table %q has two rules", i, r.table)
+		}
+		if kg := l.Sharding[i].KeyGenerator; kg != nil {
+			if err := compileKeyGenerator(r, &keyGenConfig{typ: kg.Type, column: kg.Column, worker: kg.WorkerID}); err != nil {
+				return nil, fmt.Errorf("sharding[%d] (%s): %w", i, l.Sharding[i].TableName, err)
+			}
+			rt.keyGens = true
 		}
 		rt.rules = append(rt.rules, r)
 		rt.byName[r.table] = r

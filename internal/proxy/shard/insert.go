@@ -52,6 +52,11 @@ func (pc *prepCtx) prepareInsert(st *ast.InsertStmt) *Prepared {
 	for _, col := range r.columns() {
 		role := r.role(col)
 		if (role&roleDB != 0 && dbIdx < 0) || (role&roleTable != 0 && tblIdx < 0) {
+			if r.gen != nil && strings.EqualFold(col, r.genCol) {
+				// FillKeys adds generated keys to a text INSERT.
+				return fail("INSERT into sharded table %s without its key column %s: keys are generated only for text-protocol INSERT … VALUES, not for prepared statements; give %s",
+					r.table, col, col)
+			}
 			return fail("INSERT into sharded table %s must set its sharding column %s", r.table, col)
 		}
 	}
