@@ -118,13 +118,13 @@ func runEncrypt(cmd *cobra.Command, f *encryptFlags, fromPlain bool) error {
 	pr, err := sc.Rotate(cmd.Context(), db, crypt.RotateOptions{
 		Table: f.table, KeyColumn: f.key, Columns: f.columns, Batch: f.batch, FromPlain: fromPlain,
 		Progress: func(p crypt.RotateProgress) {
-			fmt.Fprintf(out, "%s: %d rows scanned, %d updated, up to %s=%s (%s)\n", f.table, p.Scanned, p.Updated, f.key, p.LastKey,
+			fmt.Fprintf(out, "%s.%s: %d values scanned, %d updated, up to %s=%s (%s)\n", f.table, p.Column, p.Scanned, p.Updated, f.key, p.LastKey,
 				time.Since(start).Round(time.Millisecond))
 		},
 	})
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "%s: done, %d rows scanned, %d updated (active key %q)\n", f.table, pr.Scanned, pr.Updated, sc.Keys.Active())
+	fmt.Fprintf(out, "%s: done, %d values scanned, %d updated (active key %q)\n", f.table, pr.Scanned, pr.Updated, sc.Keys.Active())
 	return nil
 }

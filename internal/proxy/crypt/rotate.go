@@ -30,6 +30,7 @@ type RotateOptions struct {
 
 // RotateProgress reports how far Rotate got.
 type RotateProgress struct {
+	Column           string // the logical column being processed
 	Scanned, Updated int64
 	LastKey          string
 }
@@ -75,6 +76,7 @@ func (s *Schema) Rotate(ctx context.Context, db *sql.DB, o RotateOptions) (Rotat
 		}
 	}
 	for _, c := range cols {
+		pr.Column = c.Name
 		if err := s.rotateColumn(ctx, db, t, c, o, &pr); err != nil {
 			return pr, err
 		}
