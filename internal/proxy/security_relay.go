@@ -3,6 +3,7 @@ package proxy
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"unsafe"
 
 	"github.com/database-mesh/pisanix-go/internal/mysql"
@@ -22,13 +23,30 @@ type secState struct {
 }
 
 // secTransformer returns the session's transformer for the runtime's
-// schema and the session's user.
+// schema and the session's user, describing decrypted and masked columns
+// in the session's character_set_results.
 func (s *session) secTransformer(sc *crypt.Schema) *crypt.Transformer {
 	if s.sec.tr == nil || s.sec.tr.Schema() != sc || s.sec.user != s.user {
 		s.sec.tr = sc.NewTransformer(s.user)
 		s.sec.user = s.user
 	}
+	s.sec.tr.Collation = crypt.DefaultCollation
+	if id, ok := charsetCollations[strings.ToLower(s.state.Vars["character_set_results"])]; ok {
+		s.sec.tr.Collation = id
+	}
 	return s.sec.tr
+}
+
+// charsetCollations are MariaDB's default collation ids of character sets:
+// the id the server reports for a string column sent in that
+// character_set_results.
+var charsetCollations = map[string]uint16{
+	"big5": 1, "dec8": 3, "cp850": 4, "hp8": 6, "koi8r": 7, "latin1": 8, "latin2": 9, "swe7": 10,
+	"ascii": 11, "ujis": 12, "sjis": 13, "hebrew": 16, "tis620": 18, "euckr": 19, "koi8u": 22,
+	"gb2312": 24, "greek": 25, "cp1250": 26, "gbk": 28, "latin5": 30, "armscii8": 32, "utf8": 33,
+	"utf8mb3": 33, "ucs2": 35, "cp866": 36, "keybcs2": 37, "macce": 38, "macroman": 39, "cp852": 40,
+	"latin7": 41, "utf8mb4": 45, "cp1251": 51, "utf16": 54, "utf16le": 56, "cp1256": 57, "cp1257": 59,
+	"utf32": 60, "binary": 63, "geostd8": 92, "cp932": 95, "eucjpms": 97,
 }
 
 // secQuery rewrites a COM_QUERY packet for the listener's security claim.

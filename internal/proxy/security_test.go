@@ -239,3 +239,52 @@ func TestSecurityClaimMetrics(t *testing.T) {
 		}
 	}
 }
+
+// TestSecurityClaimCharsets: under a latin1 and a utf8mb4 connection, a
+// value is looked up by its encrypted column and comes back as the bytes
+// the client sent, as a VARCHAR column.
+func TestSecurityClaimCharsets(t *testing.T) {
+	addr := testutil.MariaDBAddr(t)
+	root := testutil.Open(t, testutil.MariaDBDSN(t))
+	if _, err := root.Exec("CREATE DATABASE IF NOT EXISTS " + secEncDB); err != nil {
+		t.Fatal(err)
+	}
+	raw := testutil.Open(t, "root:@tcp("+addr+")/"+secEncDB)
+	for _, q := range []string{"DROP TABLE IF EXISTS t_sec_cs", strings.Replace("CREATE TABLE t_sec "+secEncSchema, "t_sec", "t_sec_cs", 1)} {
+		if _, err := raw.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := baseConfig(addr)
+	cfg.Proxy.Config[0].DB = secEncDB
+	claim := secClaim()
+	claim.Tables[0].Name = "t_sec_cs"
+	cfg.Proxy.Config[0].SecurityClaim = claim
+	tp := startProxy(t, cfg)
+	for _, cs := range []string{"latin1", "utf8mb4"} {
+		db := openDB(t, strings.Replace(tp.dsn("charset="+cs), "/test", "/"+secEncDB, 1))
+		db.SetMaxOpenConns(1)
+		if _, err := db.Exec("DELETE FROM t_sec_cs"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.Exec("INSERT INTO t_sec_cs (id, email) VALUES (1, 'élodie@exemple.fr')"); err != nil {
+			t.Fatal(err)
+		}
+		rows, err := db.Query("SELECT email FROM t_sec_cs WHERE email = 'élodie@exemple.fr'")
+		if err != nil {
+			t.Fatal(err)
+		}
+		types, _ := rows.ColumnTypes()
+		var got string
+		if !rows.Next() {
+			t.Fatalf("%s: no row (lookup by the encrypted column)", cs)
+		}
+		if err := rows.Scan(&got); err != nil {
+			t.Fatal(err)
+		}
+		rows.Close()
+		if got != "élodie@exemple.fr" || types[0].DatabaseTypeName() != "VARCHAR" {
+			t.Fatalf("%s: got %q (%s)", cs, got, types[0].DatabaseTypeName())
+		}
+	}
+}
