@@ -189,7 +189,13 @@ func (c *Conn) Compressed() bool { return c.comp != nil }
 func (c *Conn) Buffered() int { return c.br.Buffered() }
 
 func (c *Conn) readHeader() (int, error) {
-	if _, err := io.ReadFull(c.br, c.head[:]); err != nil {
+	if c.br.Buffered() >= 4 {
+		// Buffered: copied without io.ReadFull's calls through the
+		// io.Reader interface.
+		h, _ := c.br.Peek(4)
+		c.head = [4]byte(h)
+		_, _ = c.br.Discard(4)
+	} else if _, err := io.ReadFull(c.br, c.head[:]); err != nil {
 		return 0, err
 	}
 	n := int(uint32(c.head[0]) | uint32(c.head[1])<<8 | uint32(c.head[2])<<16)
@@ -275,6 +281,11 @@ func (c *Conn) readPacket(limit int) ([]byte, error) {
 			if _, err := io.ReadFull(c.br, c.buf[total:]); err != nil {
 				return nil, err
 			}
+		case n <= c.br.Buffered() && total+n <= cap(c.buf):
+			// The payload is buffered and fits: one copy.
+			b, _ := c.br.Peek(n)
+			c.buf = append(c.buf[:total], b...)
+			_, _ = c.br.Discard(n)
 		default:
 			if c.buf, err = readAppend(c.br, c.buf[:total], n); err != nil {
 				return nil, err
