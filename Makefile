@@ -84,7 +84,9 @@ cluster-down: ## stop it and remove everything it made (hack/cluster.sh down)
 	hack/cluster.sh down
 
 e2e: images ## the chart on a one-node cluster with real pods: injection, circuit break, QoS, controller kill, upgrade, uninstall (test/cluster; root; ~2 min warm, cold: see docs/deploy.md)
-	IMAGE_DIR=$(abspath $(IMAGE_DIR)) hack/cluster.sh e2e
+	@# The images the test upgrades to: the programs linked again as version $(VERSION)-e2e-next, tag e2e-next.
+	$(MAKE) --no-print-directory images BIN=$(BIN)/e2e-next IMAGE_DIR=$(IMAGE_DIR)/e2e-next IMAGE_TAG=e2e-next VERSION=$(VERSION)-e2e-next
+	IMAGE_DIR=$(abspath $(IMAGE_DIR)) NEXT_IMAGE_DIR=$(abspath $(IMAGE_DIR)/e2e-next) hack/cluster.sh e2e
 
 envtest: ## build kube-apiserver + etcd for the controller tests (cached in ~/.cache/pisanix/envtest) and print the directory
 	@hack/envtest.sh

@@ -52,8 +52,10 @@ EXT_NS=pisanix-ext
 EXT_DEV=pisa-ext0
 EXT_IP=10.245.0.2
 EXT_HOST_IP=10.245.0.1
-# A second tag of every project image, for the e2e's helm upgrade to a new image tag.
+# The e2e's helm upgrade goes to the project's images under this tag: those in $NEXT_IMAGE_DIR
+# (make e2e builds them as a new version), or else the same images tagged again.
 NEXT_TAG=e2e-next
+NEXT_IMAGE_DIR=${NEXT_IMAGE_DIR:-}
 COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler containerd kubelet kube-proxy clusterdns)
 
 log() { echo "cluster: $*" >&2; }
@@ -396,8 +398,16 @@ import_images() {
 		log "import $f"
 		ctr --address "$S/containerd/containerd.sock" -n k8s.io images import "$f" >&2
 	done
-	# The project's images again under the tag $NEXT_TAG (same content): what `helm upgrade` to
-	# a new image tag needs.
+	# Images to upgrade to, under the tag $NEXT_TAG: a new build from $NEXT_IMAGE_DIR, or the
+	# same images tagged again.
+	if [ -n "$NEXT_IMAGE_DIR" ]; then
+		for f in "$NEXT_IMAGE_DIR"/*.tar; do
+			[ -f "$f" ] || die "no images in NEXT_IMAGE_DIR=$NEXT_IMAGE_DIR"
+			log "import $f"
+			ctr --address "$S/containerd/containerd.sock" -n k8s.io images import "$f" >&2
+		done
+		return 0
+	fi
 	local ref
 	for ref in $(ctr --address "$S/containerd/containerd.sock" -n k8s.io images ls -q); do
 		case $ref in
@@ -565,6 +575,7 @@ status() {
 # e2e: a fresh cluster, the tests under test/cluster (build tag cluster), down whatever happened.
 e2e() {
 	need_root
+	[ -n "$NEXT_IMAGE_DIR" ] || die "e2e needs NEXT_IMAGE_DIR, images of a new version to upgrade to (make e2e builds them)"
 	local helm t0 rc=0
 	helm=$("$root/hack/tools.sh" helm)
 	binaries

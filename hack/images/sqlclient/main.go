@@ -19,9 +19,11 @@
 //
 // Other modes, for the bandwidth checks (run with kubectl exec, or on the host):
 //
-//	sqlclient bench DSN BYTES CHUNK   sends BYTES of SQL text in statements of CHUNK bytes
-//	                                  (SELECT LENGTH('xxx…')) and prints the rate at which
-//	                                  the server took them: bench bytes=… seconds=… mbit=…
+//	sqlclient bench DSN BYTES CHUNK [CONNECTIONS]
+//	                                  sends BYTES of SQL text in statements of CHUNK bytes
+//	                                  (SELECT LENGTH('xxx…')) over CONNECTIONS (default 1) and
+//	                                  prints the rate at which the server took them:
+//	                                  bench bytes=… seconds=… mbit=…
 //	sqlclient tcpsend ADDR BYTES      the same over a plain TCP connection to a sink
 //	sqlclient sink ADDR               accepts connections, reads each to its end, answers "ok"
 package main
@@ -37,6 +39,7 @@ import (
 	"os/signal"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -60,10 +63,14 @@ func main() {
 		var err error
 		switch a := os.Args[1:]; a[0] {
 		case "bench":
-			if len(a) != 4 {
-				fail("usage: sqlclient bench DSN BYTES CHUNK")
+			if len(a) != 4 && len(a) != 5 {
+				fail("usage: sqlclient bench DSN BYTES CHUNK [CONNECTIONS]")
 			}
-			err = bench(a[1], size(a[2]), size(a[3]))
+			conns := 1
+			if len(a) == 5 {
+				conns = size(a[4])
+			}
+			err = bench(a[1], size(a[2]), size(a[3]), conns)
 		case "tcpsend":
 			if len(a) != 3 {
 				fail("usage: sqlclient tcpsend ADDR BYTES")
@@ -164,31 +171,69 @@ func run(db *sql.DB, q string) (string, error) {
 	return strconv.FormatInt(n, 10), err
 }
 
-// bench sends total bytes of statement text in statements of chunk bytes, one at a time, after
-// one statement that is not timed (connection set-up, TCP's slow start). A statement's answer
-// comes once the server has read all of it, so the time is that of the bytes reaching it.
-func bench(dsn string, total, chunk int) error {
+// bench sends total bytes of statement text in statements of chunk bytes over conns
+// connections at once (so the time between one statement's answer and the next statement, on a
+// busy machine, does not leave the link idle), after one statement per connection that is not
+// timed (connection set-up, TCP's slow start). A statement's answer comes once the server has
+// read all of it, so the time is that of the bytes reaching it.
+func bench(dsn string, total, chunk, conns int) error {
 	db, err := sql.Open("mysql", dsn)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	db.SetMaxOpenConns(1)
+	db.SetMaxOpenConns(conns)
+	db.SetMaxIdleConns(conns)
 	q := "SELECT LENGTH('" + strings.Repeat("x", chunk) + "')"
-	var n int
-	if err := db.QueryRow(q).Scan(&n); err != nil {
-		return fmt.Errorf("first statement: %w", err)
+	ctx := context.Background()
+	cs := make([]*sql.Conn, conns)
+	for i := range cs {
+		if cs[i], err = db.Conn(ctx); err != nil {
+			return fmt.Errorf("connection %d: %w", i, err)
+		}
+		defer cs[i].Close()
+		var n int
+		if err := cs[i].QueryRowContext(ctx, q).Scan(&n); err != nil {
+			return fmt.Errorf("first statement: %w", err)
+		}
+		if n != chunk {
+			return fmt.Errorf("server counted %d bytes, sent %d", n, chunk)
+		}
 	}
-	if n != chunk {
-		return fmt.Errorf("server counted %d bytes, sent %d", n, chunk)
-	}
-	t0 := time.Now()
-	sent := 0
-	for sent < total {
-		if err := db.QueryRow(q).Scan(&n); err != nil {
-			return fmt.Errorf("after %d bytes: %w", sent, err)
+	var (
+		mu   sync.Mutex
+		sent int
+	)
+	take := func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		if sent >= total {
+			return false
 		}
 		sent += len(q)
+		return true
+	}
+	errc := make(chan error, conns)
+	t0 := time.Now()
+	for _, c := range cs {
+		go func() {
+			var n int
+			for take() {
+				if err := c.QueryRowContext(ctx, q).Scan(&n); err != nil {
+					errc <- err
+					return
+				}
+			}
+			errc <- nil
+		}()
+	}
+	for range cs {
+		if e := <-errc; e != nil && err == nil {
+			err = e
+		}
+	}
+	if err != nil {
+		return err
 	}
 	report("bench", sent, time.Since(t0))
 	return nil
