@@ -5,6 +5,7 @@ import (
 	"errors"
 	"maps"
 	"strconv"
+	"time"
 
 	"github.com/database-mesh/pisanix-go/internal/mysql"
 	"github.com/database-mesh/pisanix-go/internal/proxy/backend"
@@ -168,11 +169,28 @@ func setBackendID(p []byte, id uint32) {
 // statement on it, preparing it there first when needed. On false the
 // client got an error (err set when the session ends).
 func (s *session) stmtOn(c *command, id uint32, st *stmt) (bs *backend.Stmt, ok bool, err error) {
+	fo := &c.rt.failover
+	stale := 0
 	for attempt := 0; ; attempt++ {
 		wasPinned := s.be != nil
 		s.routeToWriter(c)
+		routed, pool := c.routed, c.pool
 		if err := s.acquire(c); err != nil {
-			return nil, false, s.sendError(err)
+			if !wasPinned && fo.delayedRetry && backendDown(err) {
+				// Outside a transaction: wait for a backend (failover).
+				err = s.awaitBackend(c, routed, pool, err, time.Now().Add(fo.timeout))
+			}
+			if err != nil {
+				return nil, false, s.sendError(err)
+			}
+		}
+		if !wasPinned && fo.delayedRetry && stale < 3 && !s.be.Alive() {
+			// A pooled connection its server closed (a restart): take
+			// another, as exec does.
+			stale++
+			s.dropBackend(true)
+			attempt--
+			continue
 		}
 		bs, perr := s.backendStmt(id, st)
 		if perr == nil {

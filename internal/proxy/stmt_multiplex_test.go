@@ -405,3 +405,108 @@ func TestLongDataThroughSharedConnection(t *testing.T) {
 		t.Fatalf("prepared_statement pins: %v", n)
 	}
 }
+
+// A statement prepared on another connection than the client's prepare
+// is prepared in the state the client prepared it in: after USE of
+// another database, and the connection that had it lost, the execute
+// still reads the table of the database the statement was prepared in
+// (as MariaDB's own statement would).
+func TestLazyPrepareKeepsPrepareTimeDatabase(t *testing.T) {
+	m := testutil.StartMariaDB(t)
+	m.Exec(t, "CREATE DATABASE other")
+	m.Exec(t, "CREATE TABLE test.t_x (id INT PRIMARY KEY)")
+	m.Exec(t, "INSERT INTO test.t_x VALUES (1), (2), (3)")
+	m.Exec(t, "CREATE TABLE other.t_x (id INT PRIMARY KEY)")
+	m.Exec(t, "INSERT INTO other.t_x VALUES (1), (2), (3), (4), (5)")
+	tp, reg, _ := startProxyMetrics(t, baseConfig(m.Addr))
+	a := pdialProxy(t, tp.addr, 0, 0)
+	st := a.prepare(t, "SELECT COUNT(*) FROM t_x")
+	count := func(step string) string {
+		t.Helper()
+		rs := a.execute(t, st.id, 0)
+		if len(rs) != 1 || rs[0].err != nil || len(rs[0].rows) != 1 {
+			t.Fatalf("%s: %s", step, shape(rs))
+		}
+		return binaryRow(t, rs[0].rows[0], []byte{typeLongLong})[0]
+	}
+	if n := count("in test"); n != "3" {
+		t.Fatalf("in test: %s rows", n)
+	}
+	a.mustQuery(t, "USE other")
+	if n := a.scalar(t, "SELECT COUNT(*) FROM t_x"); n != "5" {
+		t.Fatalf("text query after USE other: %s", n)
+	}
+	if n := count("after USE other, same connection"); n != "3" {
+		t.Fatalf("after USE other: %s rows, want test.t_x's 3", n)
+	}
+	before := metricValue(t, reg, "pisa_proxy_stmt_reprepares_total", nil)
+	if killIdle(t, m) == 0 {
+		t.Fatal("no pooled connection to kill")
+	}
+	time.Sleep(100 * time.Millisecond) // the kill is asynchronous
+	// The first execute may find the dead pooled connection (2013; the
+	// pool checks connections idle for more than a second).
+	if rs := a.execute(t, st.id, 0); len(rs) != 1 || (rs[0].err != nil && rs[0].err.Code != 2013) {
+		t.Fatalf("first execute after the kill: %s", shape(rs))
+	}
+	before = metricValue(t, reg, "pisa_proxy_stmt_reprepares_total", nil)
+	if killIdle(t, m) == 0 {
+		t.Fatal("no pooled connection to kill")
+	}
+	time.Sleep(1100 * time.Millisecond) // idle long enough to be checked
+	if n := count("after USE other, on a new connection"); n != "3" {
+		t.Fatalf("prepared again on a new connection after USE other: %s rows, want test.t_x's 3", n)
+	}
+	if after := metricValue(t, reg, "pisa_proxy_stmt_reprepares_total", nil); after != before+1 {
+		t.Fatalf("reprepares %v -> %v", before, after)
+	}
+	// The session's own state is back on that connection.
+	if n := a.scalar(t, "SELECT COUNT(*) FROM t_x"); n != "5" {
+		t.Fatalf("text query after the lazy prepare: %s (database not restored)", n)
+	}
+	if db := a.scalar(t, "SELECT DATABASE()"); db != "other" {
+		t.Fatalf("DATABASE() = %s", db)
+	}
+}
+
+// With failover's delayed retry, a prepared statement's execute waits for
+// a restarting backend like a text statement does, and runs on the new
+// connection (prepared there first).
+func TestPreparedExecuteWaitsThroughRestart(t *testing.T) {
+	m := testutil.StartMariaDB(t)
+	m.Exec(t, "CREATE TABLE delayed_ps (id INT PRIMARY KEY)")
+	tp, reg, _ := startProxyMetrics(t, failoverConfig(m.Addr, proxyconfig.Failover{
+		DelayedRetry: true, DelayedRetryTimeout: proxyconfig.D(30 * time.Second)}))
+	db := openDB(t, tp.dsn(""))
+	c := sqlConn(t, db)
+	ctx := context.Background()
+	ins, err := c.PrepareContext(ctx, "INSERT INTO delayed_ps VALUES (?)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ins.ExecContext(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	m.Stop()
+	down := time.Now()
+	started := make(chan struct{})
+	go func() {
+		time.Sleep(time.Second)
+		m.Start()
+		close(started)
+	}()
+	if _, err := ins.ExecContext(ctx, 2); err != nil {
+		t.Fatalf("execute while the server restarts: %v", err)
+	}
+	waited := time.Since(down)
+	<-started
+	if waited < 900*time.Millisecond {
+		t.Fatalf("the execute returned after %v, before the server was back", waited)
+	}
+	if v := queryString(t, c, "SELECT COUNT(*) FROM delayed_ps"); v != "2" {
+		t.Fatalf("rows: %s, want 2", v)
+	}
+	if n := metricValue(t, reg, "pisa_proxy_stmt_reprepares_total", nil); n < 1 {
+		t.Fatalf("the statement was not prepared on the new connection (reprepares %v)", n)
+	}
+}
