@@ -1,6 +1,7 @@
 package backend
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/database-mesh/pisanix-go/internal/mysql"
@@ -8,8 +9,14 @@ import (
 
 // DefaultMaxStmts bounds the statements the proxy keeps prepared on one
 // backend connection when PoolOptions.MaxStmts is 0. The server's own limit
-// (max_prepared_stmt_count, 16382 by default) is for all its connections.
-const DefaultMaxStmts = 256
+// (max_prepared_stmt_count, 16382 by default) is for all its connections:
+// a pool of 64 keeps at most half of it. When the server refuses a
+// prepare for that limit anyway (1461), the connection closes the least
+// recently used half of its statements and tries once more.
+const DefaultMaxStmts = 128
+
+// errCodeMaxPreparedStmts is ER_MAX_PREPARED_STMT_COUNT_REACHED.
+const errCodeMaxPreparedStmts = 1461
 
 // Stmt is a statement the proxy keeps prepared on one backend connection,
 // found by a key (the statement's text and whatever else the caller needs
@@ -137,11 +144,34 @@ func (c *Conn) dropStmt(st *Stmt) {
 // errors mark c broken.
 func (c *Conn) PrepareStmt(key, sql string) (st *Stmt, evicted bool, err error) {
 	id, params, err := c.Prepare(sql)
-	if err != nil {
-		return nil, false, err
+	var me *mysql.Error
+	if err != nil && errors.As(err, &me) && me.Code == errCodeMaxPreparedStmts && c.evictHalf() {
+		// The server's limit is for all connections: give back some of
+		// this one's and try again.
+		evicted = true
+		id, params, err = c.Prepare(sql)
 	}
-	st, evicted = c.AddStmt(key, id, params)
-	return st, evicted, nil
+	if err != nil {
+		return nil, evicted, err
+	}
+	st, ev := c.AddStmt(key, id, params)
+	return st, evicted || ev, nil
+}
+
+// evictHalf closes the least recently used half (at least one) of c's
+// statements that have no owner; it reports whether it closed any.
+func (c *Conn) evictHalf() bool {
+	n := (len(c.stmts.m) + 1) / 2
+	closed := 0
+	for victim := c.stmts.tail; victim != nil && closed < n; {
+		prev := victim.prev
+		if victim.Owner == 0 {
+			c.dropStmt(victim)
+			closed++
+		}
+		victim = prev
+	}
+	return closed > 0
 }
 
 // ResetStmt runs COM_STMT_RESET for a server statement id (closing its

@@ -1,6 +1,11 @@
 package backend
 
-import "testing"
+import (
+	"strconv"
+	"testing"
+
+	"github.com/database-mesh/pisanix-go/internal/testutil"
+)
 
 // The per-connection statement cache is an LRU bounded by MaxStmts: the
 // least recently used statement without an owner is closed on the server
@@ -55,5 +60,31 @@ func TestStmtCacheLRU(t *testing.T) {
 	}
 	if c.CachedStmts() != 0 {
 		t.Fatalf("a reset connection keeps %d statements", c.CachedStmts())
+	}
+}
+
+// A server at max_prepared_stmt_count (its limit for all connections)
+// refuses a prepare with 1461: the connection closes the least recently
+// used half of its statements and prepares once more.
+func TestStmtCacheServerLimit(t *testing.T) {
+	m := testutil.StartMariaDB(t)
+	m.Exec(t, "SET GLOBAL max_prepared_stmt_count = 4")
+	ep := testEndpoint(t)
+	ep.Addr = m.Addr
+	p := NewPool("test", ep, PoolOptions{MaxOpen: 1}, quietLogger)
+	t.Cleanup(p.Close)
+	c := mustGet(t, p, Variant{})
+	defer p.Put(c)
+	for i := 1; i <= 4; i++ {
+		if _, _, err := c.PrepareStmt(strconv.Itoa(i), "SELECT "+strconv.Itoa(i)+" + ?"); err != nil {
+			t.Fatalf("prepare %d: %v", i, err)
+		}
+	}
+	st, evicted, err := c.PrepareStmt("5", "SELECT 5 + ?")
+	if err != nil || !evicted || st == nil {
+		t.Fatalf("prepare over the server's limit: evicted=%v err=%v", evicted, err)
+	}
+	if c.CachedStmts() != 3 || c.CachedStmt("1") != nil || c.CachedStmt("2") != nil || c.CachedStmt("4") == nil {
+		t.Fatalf("after the server's limit: %d statements kept", c.CachedStmts())
 	}
 }
