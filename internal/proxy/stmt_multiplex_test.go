@@ -510,3 +510,38 @@ func TestPreparedExecuteWaitsThroughRestart(t *testing.T) {
 		t.Fatalf("the statement was not prepared on the new connection (reprepares %v)", n)
 	}
 }
+
+// MariaDB's COM_STMT_BULK_EXECUTE without types (the client sent them
+// with an earlier one) on a backend statement another session bound with
+// other types since: the proxy sends the client's types again.
+func TestBulkExecuteTypesRebound(t *testing.T) {
+	cfg := baseConfig(testutil.MariaDBAddr(t))
+	cfg.Proxy.Config[0].ServerVersion = "10.11.99-MariaDB-pisa"
+	cfg.Proxy.Config[0].Pool = proxyconfig.Pool{MaxOpen: 1, WaitTimeout: proxyconfig.Duration{Duration: time.Second}}
+	tp, _, _ := startProxyMetrics(t, cfg)
+	a := pdialProxy(t, tp.addr, 0, mysql.MariaDBClientStmtBulkOps)
+	b := pdialProxy(t, tp.addr, 0, mysql.MariaDBClientStmtBulkOps)
+	a.mustQuery(t, "DROP TABLE IF EXISTS pisa_bulk_mux")
+	a.mustQuery(t, "CREATE TABLE pisa_bulk_mux (id INT PRIMARY KEY, v VARCHAR(20))")
+	t.Cleanup(func() { rootExec(t, "DROP TABLE IF EXISTS pisa_bulk_mux") })
+	sa := a.prepare(t, "INSERT INTO pisa_bulk_mux VALUES (?, ?)")
+	sb := b.prepare(t, "INSERT INTO pisa_bulk_mux VALUES (?, ?)")
+	types := []byte{typeLongLong, typeVarString}
+	row := func(i int) []bparam { return []bparam{intParam(int64(i)), strParam(fmt.Sprint("a", i))} }
+	if rs := a.readResults(t, a.cmd(t, bulkPacket(sa.id, types, [][]bparam{row(1), row(2)})), true); rs[0].ok == nil {
+		t.Fatalf("bulk with types: %s", shape(rs))
+	}
+	// b binds other types on the same backend statement (one connection).
+	if rs := b.execute(t, sb.id, 0, strParam("10"), intParam(7)); rs[0].ok == nil {
+		t.Fatalf("b's execute: %s", shape(rs))
+	}
+	p := bulkPacket(sa.id, types, [][]bparam{row(3), row(4)})
+	noTypes := append(append([]byte(nil), p[:5]...), 0, 0)
+	noTypes = append(noTypes, p[7+2*len(types):]...)
+	if rs := a.readResults(t, a.cmd(t, noTypes), true); len(rs) != 1 || rs[0].ok == nil || rs[0].ok.AffectedRows != 2 {
+		t.Fatalf("bulk without types after b bound others: %s", shape(rs))
+	}
+	if got := a.scalar(t, "SELECT GROUP_CONCAT(id, '=', v ORDER BY id) FROM pisa_bulk_mux"); got != "1=a1,2=a2,3=a3,4=a4,10=7" {
+		t.Fatalf("table: %s", got)
+	}
+}
