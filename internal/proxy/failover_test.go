@@ -284,3 +284,34 @@ func TestReplayable(t *testing.T) {
 		t.Error("a COM_STMT_EXECUTE was accepted")
 	}
 }
+
+// A graceful shutdown interrupts running statements and closes their
+// connections (with ERR 1317 first for some): with failover that is a lost
+// connection, and the read-only statement runs again once the server is
+// back.
+func TestDelayedRetryThroughShutdown(t *testing.T) {
+	m := testutil.StartMariaDB(t)
+	tp, _, logs := startProxyMetrics(t, failoverConfig(m.Addr, proxyconfig.Failover{
+		DelayedRetry: true, DelayedRetryTimeout: proxyconfig.D(30 * time.Second)}))
+	c := sqlConn(t, openDB(t, tp.dsn("")))
+	res := make(chan string, 1)
+	start := time.Now()
+	go func() {
+		var v string
+		err := c.QueryRowContext(context.Background(), "SELECT COUNT(*) FROM seq_1_to_4000 a, seq_1_to_4000 b").Scan(&v)
+		if err != nil {
+			v = err.Error()
+		}
+		res <- v
+	}()
+	time.Sleep(300 * time.Millisecond)
+	m.Shutdown()
+	down := time.Since(start)
+	m.Start()
+	if v := <-res; v != "16000000" {
+		t.Fatalf("statement in flight during the shutdown: %s", v)
+	}
+	if !strings.Contains(logs.String(), "backend failed during command") {
+		t.Fatalf("the statement was not interrupted by the shutdown (%v): nothing was tested\n%s", down, logs.String())
+	}
+}

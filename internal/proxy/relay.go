@@ -184,6 +184,14 @@ func (s *session) relayColumnDefs(n uint64, r *result, finalEOF bool) error {
 
 func (s *session) relayErr(p []byte, r *result) error {
 	r.err = mysql.ParseErr(p)
+	if !r.sent && s.serverLeaving(r.err) {
+		// Failover: the server is going away (shutdown, killed
+		// connection) and the statement was interrupted: a lost
+		// connection, which may be retried or replayed.
+		err := fmt.Errorf("server closed the connection after ERR %d: %s", r.err.Code, r.err.Message)
+		r.err = nil
+		return &backendReadError{err}
+	}
 	s.errSent = true
 	r.status &^= mysql.StatusMoreResultsExists
 	return s.writeClient(p)

@@ -393,3 +393,27 @@ func (s *session) copyRowHashed(n int) error {
 	}
 	return nil
 }
+
+// serverLeaving reports, on a listener with failover, an ERR that a
+// server sends to the statement it interrupts when it shuts down or its
+// connection is killed (1053, 1317, 1927), followed by the connection's
+// end (awaited up to 100 ms): the statement did not run, the connection
+// is lost. The same codes on a connection that stays open (KILL QUERY)
+// are the client's.
+func (s *session) serverLeaving(e *mysql.Error) bool {
+	if s.cmd.rt == nil || s.be == nil || !s.cmd.rt.failover.delayedRetry && !s.cmd.rt.failover.replay {
+		return false
+	}
+	switch e.Code {
+	case 1053, mysql.ErrCodeQueryInterrupted, 1927:
+	default:
+		return false
+	}
+	for i := 0; i < 10; i++ {
+		if !s.be.Alive() {
+			return true
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return false
+}
