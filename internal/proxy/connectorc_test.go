@@ -81,9 +81,15 @@ func TestConnectorCReadsProxyErrors(t *testing.T) {
 	if _, err := c.ExecContext(context.Background(), "SELECT 1"); err != nil {
 		t.Fatal(err)
 	}
-	out := run()
+	// Logging in with another database than the listener's checks it on a
+	// backend connection: the exhausted pool's error, readable.
+	out, _ := exec.Command("python3", "-c", connectorCScript, host, port, "proxy", "proxypass", "mysql").CombinedOutput()
+	if !regexp.MustCompile(`(?m)^connect 1040 .*pool wait timeout`).Match(out) {
+		t.Fatalf("login with a database on an exhausted pool:\n%s", out)
+	}
+	out = []byte(run())
 	for _, cmd := range []string{"prepare", "query"} {
-		m := regexp.MustCompile(`(?m)^` + cmd + ` 1 (\d+) (.*)$`).FindStringSubmatch(out)
+		m := regexp.MustCompile(`(?m)^` + cmd + ` 1 (\d+) (.*)$`).FindStringSubmatch(string(out))
 		if m == nil {
 			t.Fatalf("%s did not fail on an exhausted pool:\n%s", cmd, out)
 		}

@@ -292,6 +292,9 @@ func (s *session) start(info *mysql.HandshakeInfo) error {
 	// Check that the requested schema exists: acquire syncs the backend
 	// connection to it and returns the server's 1049 if it does not.
 	if err := s.acquire(s.begin()); err != nil {
+		if s.connectorC {
+			return forConnectorC(toMySQLError(err)) // see sendError
+		}
 		return toMySQLError(err)
 	}
 	s.release()
