@@ -52,6 +52,13 @@ type ShardingRule struct {
 	// +optional
 	ReadWriteSplittingGroup []ReadWriteSplittingGroup `json:"readWriteSplittingGroup,omitempty"`
 
+	// BroadcastTables are reference tables with a full copy in the database of each of the
+	// rule's nodes: writes reach every copy in one transaction, reads one copy (joins with
+	// sharded tables are refused).
+	// +listType=set
+	// +optional
+	BroadcastTables []string `json:"broadcastTables,omitempty"`
+
 	// KeyGenerator fills the key column of an INSERT that omits it, before routing (beyond
 	// Pisanix, which refuses such an INSERT, as the proxy does without a generator).
 	// +optional

@@ -1092,6 +1092,11 @@ func (in *ShardingRule) DeepCopyInto(out *ShardingRule) {
 			(*in)[i].DeepCopyInto(&(*out)[i])
 		}
 	}
+	if in.BroadcastTables != nil {
+		in, out := &in.BroadcastTables, &out.BroadcastTables
+		*out = make([]string, len(*in))
+		copy(*out, *in)
+	}
 	if in.KeyGenerator != nil {
 		in, out := &in.KeyGenerator, &out.KeyGenerator
 		*out = new(KeyGenerator)

@@ -220,6 +220,8 @@ func (s *session) shardQuery(c *command, q []byte, readOnly bool) (handled bool,
 		limit = "SET STATEMENT sql_select_limit=" + strconv.FormatUint(maxRows, 10) + " FOR "
 	}
 	switch {
+	case plan.Broadcast:
+		r, err = s.broadcastWrite(rt, plan, func(c *backend.Conn, t shard.Target) (mysql.OK, error) { return c.Exec(t.SQL) })
 	case genID != 0 && plan.Merge == nil:
 		// Generated keys: the OK carries the first one as the last insert id.
 		r, err = s.fanout(rt, plan, uint64(genID), func(c *backend.Conn, t shard.Target) (mysql.OK, error) { return c.Exec(t.SQL) })

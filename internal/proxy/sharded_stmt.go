@@ -375,13 +375,17 @@ func (s *session) executeSharded(c *command, p []byte, st *stmt) (result, error)
 		}
 		return s.exec(c, pkt, mysql.ComStmtExecute, (*session).relayBinary, false)
 	case plan.Merge == nil:
-		return s.fanout(rt, plan, 0, func(c *backend.Conn, t shard.Target) (mysql.OK, error) {
+		run := func(c *backend.Conn, t shard.Target) (mysql.OK, error) {
 			pkt, err := send(c, t)
 			if err != nil {
 				return mysql.OK{}, err
 			}
 			return c.ExecPacket(pkt)
-		})
+		}
+		if plan.Broadcast {
+			return s.broadcastWrite(rt, plan, run)
+		}
+		return s.fanout(rt, plan, 0, run)
 	default:
 		return s.scatter(rt, plan, true, st.readOnly, 0, func(c *backend.Conn, t shard.Target) ([]byte, error) {
 			return send(c, t)

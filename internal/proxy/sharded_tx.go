@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"errors"
+	"fmt"
 	"regexp"
 	"strconv"
 	"strings"
@@ -641,4 +642,74 @@ func (s *session) shardConnsOf(rt *runtime, pools []*backend.Pool) ([]*backend.C
 // ERR packet carries no status).
 func (s *session) onBranch() bool {
 	return s.stx != nil && s.stx.cur != nil && s.be == s.stx.cur.conn
+}
+
+// broadcastWrite runs a write on every copy of a broadcast table, in the
+// session's transaction or else in one of its own (XA with several
+// nodes), so that every copy changes or none does. The OK reports the
+// first copy's affected rows.
+func (s *session) broadcastWrite(rt *runtime, plan *shard.Plan, run func(*backend.Conn, shard.Target) (mysql.OK, error)) (result, error) {
+	var r result
+	if rt.txMode == txSingle {
+		return r, s.refuseShard(mysql.NewError(shard.ErrCodeNotSupported, "42000",
+			"a write to broadcast table %s needs its datanodes on several nodes", plan.Tables[0]))
+	}
+	implicit := !s.txActive(rt)
+	if implicit {
+		s.txOpen(rt)
+	}
+	cm := s.l.metrics.Command(rt.name, mysql.CommandName(mysql.ComQuery), shardsServer)
+	start := cm.Begin()
+	defer cm.End(start)
+	var first mysql.OK
+	for i, t := range plan.Targets {
+		conns, err := s.shardConns(rt, plan.Targets[i:i+1], false)
+		var ok mysql.OK
+		if err == nil {
+			c := conns[0]
+			s.active.Store(c)
+			ok, err = run(c, t)
+			s.active.Store(nil)
+			markIfBroken(c, err)
+		}
+		if err != nil {
+			switch {
+			case implicit:
+				if s.stx != nil {
+					_ = s.txFinish(rt, false, false)
+				}
+			case i > 0 || (len(conns) > 0 && conns[0].Broken()):
+				err = s.txFail(err)
+			}
+			var me *mysql.Error
+			if errors.As(err, &me) {
+				r.err = mysql.NewError(me.Code, me.SQLState, "%s (broadcast table %s at datanode %s; no copy changed)", me.Message, t.Table, t.Node)
+				if !implicit && i > 0 {
+					r.err = me // the transaction can only roll back
+				}
+				return r, s.sendError(r.err)
+			}
+			return r, s.sendError(&backendReadError{fmt.Errorf("broadcast table %s at datanode %s: %w", t.Table, t.Node, err)})
+		}
+		if i == 0 {
+			first = ok
+		}
+	}
+	if implicit {
+		if err := s.txFinish(rt, true, false); err != nil {
+			r.err = toMySQLError(err)
+			return r, s.sendError(r.err)
+		}
+	}
+	status := s.sharedStatus()
+	if s.inTransaction() {
+		status |= mysql.StatusInTrans
+	}
+	out := mysql.OK{AffectedRows: first.AffectedRows, LastInsertID: first.LastInsertID, Warnings: first.Warnings, Status: status}
+	r.affected, r.status = out.AffectedRows, out.Status
+	s.scratch = mysql.AppendOK(s.scratch[:0], mysql.OKHeader, &out, s.caps)
+	if err := s.client.WritePacketFlush(s.scratch); err != nil {
+		return r, fmt.Errorf("%w: %w", errClientWrite, err)
+	}
+	return r, nil
 }

@@ -457,6 +457,24 @@ func TestValidateCases(t *testing.T) {
 			c.Proxy.Config[0].TransactionMode = TransactionModeBestEffort
 			c.MySQL.Nodes[0].DB = "test"
 		}, ""},
+		{"broadcast table that is sharded", func(c *Config) {
+			c.MySQL.Nodes[0].DB = "test"
+			c.Proxy.Config[0].Sharding = []Sharding{{TableName: "t", ActualDatanodes: []string{"ds001"},
+				DatabaseStrategy: &DatabaseStrategy{DatabaseShardingAlgorithmName: "mod", DatabaseShardingColumn: "id"},
+				BroadcastTables:  []string{"d", "t", "d"}}}
+		}, `proxy.config[0].sharding[0].broadcast_tables[1]: "t" is a sharded table (sharding[0])`},
+		{"broadcast table twice", func(c *Config) {
+			c.MySQL.Nodes[0].DB = "test"
+			c.Proxy.Config[0].Sharding = []Sharding{{TableName: "t", ActualDatanodes: []string{"ds001"},
+				DatabaseStrategy: &DatabaseStrategy{DatabaseShardingAlgorithmName: "mod", DatabaseShardingColumn: "id"},
+				BroadcastTables:  []string{"d", "d"}}}
+		}, `proxy.config[0].sharding[0].broadcast_tables[1]: "d" is already a broadcast table of sharding[0]`},
+		{"binding tables", func(c *Config) {
+			c.MySQL.Nodes[0].DB = "test"
+			c.Proxy.Config[0].Sharding = []Sharding{{TableName: "t", ActualDatanodes: []string{"ds001"},
+				DatabaseStrategy: &DatabaseStrategy{DatabaseShardingAlgorithmName: "mod", DatabaseShardingColumn: "id"},
+				BindingTables:    []string{"t_item"}}}
+		}, `proxy.config[0].sharding[0].binding_tables: binding tables are not supported`},
 		{"key generator", func(c *Config) {
 			c.MySQL.Nodes[0].DB = "test"
 			c.Proxy.Config[0].Sharding = []Sharding{{TableName: "t", ActualDatanodes: []string{"ds001"},

@@ -1,6 +1,7 @@
 package proxyconfig
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -110,5 +111,27 @@ func validateKeyGenerator(v *validator, p string, s *Sharding) {
 		v.addf(p+".key_generator.column", "must name the sharding column to fill (%s)", strings.Join(cols, " or "))
 	case kg.Column != "" && !slices.ContainsFunc(cols, func(c string) bool { return strings.EqualFold(c, kg.Column) }):
 		v.addf(p+".key_generator.column", "%q is not a sharding column of %s (%s): the generated key routes the row", kg.Column, s.TableName, strings.Join(cols, ", "))
+	}
+}
+
+// validateBroadcast checks the broadcast_tables of rule i of listener l:
+// names, not a sharded table, listed once in the listener.
+func validateBroadcast(v *validator, p string, l *Listener, i int) {
+	for j, name := range l.Sharding[i].BroadcastTables {
+		path := fmt.Sprintf("%s.broadcast_tables[%d]", p, j)
+		if name == "" {
+			v.addf(path, "is empty")
+			continue
+		}
+		for k := range l.Sharding {
+			if l.Sharding[k].TableName == name {
+				v.addf(path, "%q is a sharded table (sharding[%d])", name, k)
+			}
+			for m, other := range l.Sharding[k].BroadcastTables {
+				if other == name && (k < i || (k == i && m < j)) {
+					v.addf(path, "%q is already a broadcast table of sharding[%d]: list it once", name, k)
+				}
+			}
+		}
 	}
 }

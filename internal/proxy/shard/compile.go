@@ -146,6 +146,8 @@ type Router struct {
 	cache planCache
 	// keyGens: some rule has a key generator.
 	keyGens bool
+	// bcasts are the broadcast tables by name (broadcast.go).
+	bcasts map[string]*bcast
 }
 
 // Compile builds the Router of listener l. It returns nil (and no error)
@@ -180,6 +182,7 @@ func Compile(cfg *proxyconfig.Config, l *proxyconfig.Listener) (*Router, error) 
 			}
 			rt.keyGens = true
 		}
+		rt.compileBroadcast(r, l.Sharding[i].BroadcastTables)
 		rt.rules = append(rt.rules, r)
 		rt.byName[r.table] = r
 		for s := 0; s < r.shards(); s++ {

@@ -63,6 +63,10 @@ type Plan struct {
 	// Plans returned by the planner may be shared between sessions (they
 	// are cached with the statement): never modify a Plan or its slices.
 	Rename map[string]string
+	// Broadcast: a write to every copy of a broadcast table (one target
+	// per datanode): the executor runs the targets in one transaction and
+	// reports the first copy's affected rows.
+	Broadcast bool
 }
 
 // Target is one physical statement on one datanode.

@@ -349,6 +349,21 @@ func (pc *prepCtx) prepare(stmts []ast.StmtNode) *Prepared {
 			rules = append(rules, r)
 		}
 	}
+	if len(matched) == 0 && pc.rt.bcasts != nil {
+		var refs []*ast.TableName
+		var b *bcast
+		for _, tn := range sc.tables {
+			if x := pc.matchBroadcast(tn); x != nil {
+				refs = append(refs, tn)
+				if b == nil {
+					b = x
+				}
+			}
+		}
+		if b != nil {
+			return pc.prepareBroadcast(stmts, &sc, refs, b)
+		}
+	}
 	if len(matched) == 0 {
 		if ps, ok := stmts[0].(*ast.PrepareStmt); ok {
 			if t := pc.rt.mentioned(ps.SQLText); t != "" {

@@ -1,0 +1,183 @@
+package shard
+
+import (
+	"github.com/pingcap/tidb/pkg/parser/ast"
+)
+
+// Broadcast tables (broadcast_tables of a rule): small reference tables
+// with a full copy in the database of each of the rule's datanodes.
+// A read goes to the first datanode's copy; a write (INSERT, UPDATE,
+// DELETE, REPLACE) goes to every copy, and the executor runs it in one
+// transaction (XA when the nodes are several), so every copy changes or
+// none does; DDL reaches every copy (not transactional, as DDL never is).
+// A statement naming a broadcast table and any other table (sharded or
+// not) is refused (joins with sharded tables are not supported yet).
+
+// bcast is a broadcast table.
+type bcast struct {
+	name  string
+	nodes []datanode
+	dbs   map[string]bool
+}
+
+// compileBroadcast records rule r's broadcast tables.
+func (rt *Router) compileBroadcast(r *rule, names []string) {
+	for _, name := range names {
+		b := &bcast{name: name, dbs: map[string]bool{}}
+		seen := map[string]bool{}
+		for _, n := range r.nodes {
+			if !seen[n.name] {
+				seen[n.name] = true
+				b.nodes = append(b.nodes, n)
+				b.dbs[n.db] = true
+			}
+		}
+		if rt.bcasts == nil {
+			rt.bcasts = map[string]*bcast{}
+		}
+		rt.bcasts[name] = b
+	}
+}
+
+// matchBroadcast returns the broadcast table a reference names, or nil.
+func (pc *prepCtx) matchBroadcast(tn *ast.TableName) *bcast {
+	b := pc.rt.bcasts[tn.Name.O]
+	if b == nil || tn.IsAlias {
+		return nil
+	}
+	schema := tn.Schema.O
+	if schema == "" {
+		schema = pc.db
+	}
+	if !b.dbs[schema] {
+		return nil
+	}
+	return b
+}
+
+// prepareBroadcast plans a statement on broadcast tables only.
+func (pc *prepCtx) prepareBroadcast(stmts []ast.StmtNode, sc *scan, refs []*ast.TableName, b *bcast) *Prepared {
+	switch {
+	case len(stmts) > 1:
+		return fail("several statements in one query with broadcast table %s are not supported", b.name)
+	case len(refs) < len(sc.tables):
+		for _, tn := range sc.tables {
+			if pc.matchBroadcast(tn) == nil {
+				return fail("a statement on broadcast table %s and table %s is not supported", b.name, tn.Name.O)
+			}
+		}
+	}
+	for _, tn := range refs {
+		if other := pc.matchBroadcast(tn); other != b && !sameNodes(other, b) {
+			return fail("a statement on broadcast tables %s and %s, which are on different datanodes, is not supported", b.name, other.name)
+		}
+	}
+	write, ddl := false, false
+	switch st := stmts[0].(type) {
+	case *ast.SelectStmt:
+		if st.SelectIntoOpt != nil {
+			return fail("SELECT … INTO on broadcast table %s is not supported", b.name)
+		}
+	case *ast.SetOprStmt:
+	case *ast.InsertStmt, *ast.UpdateStmt, *ast.DeleteStmt:
+		write = true
+	case *ast.CreateTableStmt:
+		if st.Select != nil || st.ReferTable != nil {
+			return fail("CREATE TABLE … SELECT/LIKE on broadcast table %s is not supported", b.name)
+		}
+		ddl = true
+	case *ast.AlterTableStmt:
+		for _, spec := range st.Specs {
+			if spec.Tp == ast.AlterTableRenameTable {
+				return fail("renaming broadcast table %s is not supported", b.name)
+			}
+		}
+		ddl = true
+	case *ast.DropTableStmt:
+		if st.IsView {
+			return fail("DROP VIEW of broadcast table %s is not supported", b.name)
+		}
+		ddl = true
+	case *ast.TruncateTableStmt, *ast.CreateIndexStmt, *ast.DropIndexStmt:
+		ddl = true
+	case *ast.ShowStmt, *ast.ExplainStmt:
+	default:
+		return fail("%s on broadcast table %s is not supported", stmtName(stmts[0]), b.name)
+	}
+	pc.res = newRestorer(pc.sql, pc.mode)
+	root := stmts[0]
+	root.Accept(wrapper{pc.res})
+	tables := map[*ast.TableName]bool{}
+	for _, tn := range refs {
+		tables[tn] = true
+	}
+	root.Accept(&bcastRenamer{r: pc.res, tables: tables, names: b})
+	t, err := pc.res.restore(root)
+	if err != nil {
+		return fail("statement on broadcast table %s cannot be rewritten: %v", b.name, err)
+	}
+	targets := make([]Target, len(b.nodes))
+	for i, n := range b.nodes {
+		targets[i] = Target{Node: n.name, Shard: i, Schema: n.db, Table: b.name, SQL: t.expand(n.db, b.name), Params: targetParams(t, sc.params)}
+	}
+	plan := &Plan{Kind: RouteSingle, Tables: []string{b.name}, Targets: targets[:1]}
+	if write || ddl {
+		plan.Targets = targets
+		if len(targets) > 1 {
+			plan.Kind = RouteAll
+			plan.Broadcast = write
+		}
+	}
+	return &Prepared{Params: sc.params, fixed: plan}
+}
+
+func sameNodes(a, b *bcast) bool {
+	if a == nil || b == nil || len(a.nodes) != len(b.nodes) {
+		return false
+	}
+	for i := range a.nodes {
+		if a.nodes[i] != b.nodes[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// bcastRenamer qualifies the broadcast tables (and columns qualified with
+// their schema) with each copy's database.
+type bcastRenamer struct {
+	r      *restorer
+	tables map[*ast.TableName]bool
+	names  *bcast
+}
+
+func (v *bcastRenamer) Enter(n ast.Node) (ast.Node, bool) {
+	switch x := n.(type) {
+	case *ast.TableName:
+		if v.tables[x] {
+			x.Schema = v.r.schemaMarker()
+		}
+	case *ast.ColumnName:
+		if x.Schema.O != "" && v.names.dbs[x.Schema.O] {
+			x.Schema = v.r.schemaMarker()
+		}
+	case *ast.SelectField:
+		if w := x.WildCard; w != nil && w.Schema.O != "" && v.names.dbs[w.Schema.O] {
+			w.Schema = v.r.schemaMarker()
+		}
+	}
+	return n, false
+}
+
+func (v *bcastRenamer) Leave(n ast.Node) (ast.Node, bool) { return n, true }
+
+// BroadcastTables returns the broadcast tables of database db.
+func (rt *Router) BroadcastTables(db string) []string {
+	var out []string
+	for name, b := range rt.bcasts {
+		if b.dbs[db] {
+			out = append(out, name)
+		}
+	}
+	return out
+}
