@@ -25,13 +25,15 @@
 # device the pisa-daemon DaemonSet shapes. bpffs for the daemon is mounted at $S/bpf.
 #
 # `down` stops every process it started, removes the pods' containers, network namespaces,
-# mounts, the iptables chains of kube-proxy and the kubelet, the bridge, and the directory.
+# mounts, the iptables chains of kube-proxy and the kubelet, the bridge, the "outside" namespace
+# and its veth pair, bpffs, and the directory.
 #
-#   hack/cluster.sh up            # ~1 min once the binaries are cached
+#   hack/cluster.sh up            # 30-40 s once the binaries are cached
 #   export KUBECONFIG=$(hack/cluster.sh kubeconfig)
 #   hack/cluster.sh kubectl get pods -A     # the kubectl built with the cluster
 #   hack/cluster.sh status
-#   hack/cluster.sh e2e           # up, go test -tags cluster ./test/cluster/, down (make e2e)
+#   hack/cluster.sh e2e           # up, go test -tags cluster ./test/cluster/, down (make e2e,
+#                                 # which also builds the NEXT_IMAGE_DIR images it needs)
 #   hack/cluster.sh down
 set -euo pipefail
 

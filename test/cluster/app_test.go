@@ -573,6 +573,32 @@ func (e *env) upgrade(ctx context.Context, t *testing.T, a *app) {
 		t.Logf("controller image %s -> %s", oldController, id)
 	}
 	t.Logf("helm upgrade to tag %s: %s", e.nextTag, time.Since(t0).Round(time.Second))
+	// The old controller pod may still answer the webhook while it terminates (and the API
+	// server's ClientIP affinity may keep it there until its endpoint goes): a pod created now
+	// could still get the old sidecar. Wait until the webhook injects the new image, as a
+	// server-side dry run shows, then restart the app.
+	t2 := time.Now()
+	dry := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "probe", Labels: map[string]string{"pisanix.io/inject": "enabled", "app": "catalogue"},
+			Annotations: map[string]string{"pisanix.io/deployed-name": "catalogue"}},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "app", Image: "pisanix.local/sqlclient:1"}}},
+	}
+	var injected string
+	if err := poll(ctx, 2*time.Minute, func() (bool, error) {
+		got, err := e.cs.CoreV1().Pods(appNS).Create(ctx, dry, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		if err != nil {
+			return false, err
+		}
+		for _, c := range got.Spec.InitContainers {
+			if c.Name == "pisa-proxy" {
+				injected = c.Image
+			}
+		}
+		return strings.HasSuffix(injected, ":"+e.nextTag), nil
+	}); err != nil {
+		t.Fatalf("the webhook still injects %q after the helm upgrade: %v", injected, err)
+	}
+	t.Logf("the webhook injects %s (%s after helm upgrade --wait returned)", injected, time.Since(t2).Round(time.Second))
 
 	t1 := time.Now()
 	if out, err := e.run(t, e.kubectl, "-n", appNS, "rollout", "restart", "deployment/catalogue"); err != nil {
