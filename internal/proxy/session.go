@@ -54,9 +54,8 @@ type stmt struct {
 	prep     *backend.SessionState
 	params   uint16 // parameter count the client was told
 	readOnly bool   // its facts say read-only (for read-your-writes)
-	// untracked: its executions may change state the server does not
-	// report (sqlparse.UntrackedState): they pin the session.
-	untracked bool
+	// pins are the pins its executions take (see execPins).
+	pins uint8
 	// types are the parameter types the client last bound.
 	types []byte
 	// cursor: an open cursor on s.be; longData: COM_STMT_SEND_LONG_DATA

@@ -112,11 +112,11 @@ func (s *session) prepare(c *command, p []byte) (result, error) {
 		p = s.rewriteConnectionID(p)
 	}
 	st := stmt{
-		sec:       sec,
-		sql:       sqlText,
-		text:      string(p[1:]),
-		readOnly:  facts != nil && facts.ReadOnly,
-		untracked: sqlparse.UntrackedState(sqlText),
+		sec:      sec,
+		sql:      sqlText,
+		text:     string(p[1:]),
+		readOnly: facts != nil && facts.ReadOnly,
+		pins:     execPins(facts, p[1:]),
 	}
 	st.key = s.prepState() + st.text
 	return s.exec(c, p, mysql.ComStmtPrepare, func(s *session) (result, error) {
@@ -136,6 +136,31 @@ func (s *session) prepare(c *command, p []byte) (result, error) {
 		}
 		return r, err
 	}, true) // preparing changes nothing: a stale pooled connection is retried
+}
+
+// execPins returns the pins a prepared text's executions take, as the same
+// text would in a COM_QUERY (runQuery): pinLock for locks, pinSessionState
+// for user variables (a result set reports no state change), session
+// trackers and state the server does not report.
+func execPins(facts *sqlparse.Facts, q []byte) uint8 {
+	if len(q) == 0 {
+		return 0
+	}
+	tf := scanText(q)
+	locks, userVars := false, false
+	if facts != nil && facts.ParseErr == nil {
+		locks, userVars = facts.Locks, facts.UserVars
+	} else {
+		locks, userVars = tf.lock(q), tf.userVar()
+	}
+	var pins uint8
+	if locks {
+		pins |= pinLock
+	}
+	if userVars || tf&tfSessionTrack != 0 || (tf&tfMayBeUntracked != 0 && sqlparse.UntrackedState(string(q))) {
+		pins |= pinSessionState
+	}
+	return pins
 }
 
 // stmtOf returns the client statement id of a statement command, the last
@@ -427,11 +452,10 @@ func (s *session) execute(c *command, id uint32, p []byte) (result, error) {
 		s.setStmtHold(id, &st, false, st.longData, nil)
 	}
 	s.stmts[id] = st
-	if st.untracked {
-		// It may change state the server does not report: keep the
-		// connection (and reset it before anyone else gets it).
-		s.pendingPins |= pinSessionState
-	}
+	// What its executions leave on the connection (user variables, locks,
+	// state the server does not report) keeps the connection, as for a
+	// text statement; a connection so kept is reset before reuse.
+	s.pendingPins |= st.pins
 	return s.execReported(c, id, pkt, func(s *session) (result, error) {
 		r, err := s.relayBinary()
 		st, ok := s.stmts[id]

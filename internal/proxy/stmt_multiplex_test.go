@@ -545,3 +545,31 @@ func TestBulkExecuteTypesRebound(t *testing.T) {
 		t.Fatalf("table: %s", got)
 	}
 }
+
+// A prepared statement that assigns a user variable (in a result set,
+// which reports no state change) keeps its connection like the same text
+// would: the session sees its variable, other sessions never do.
+func TestPreparedUserVariablePins(t *testing.T) {
+	tp, reg := multiplexProxy(t, 2)
+	a := pdialProxy(t, tp.addr, 0, 0)
+	b := pdialProxy(t, tp.addr, 0, 0)
+	sa := a.prepare(t, "SELECT @pv := ?")
+	sb := b.prepare(t, "SELECT ? + 1")
+	if got := scalarRow(t, a, a.execute(t, sa.id, 0, intParam(42)), []byte{typeLongLong}); got != "42" {
+		t.Fatalf("assign: %q", got)
+	}
+	for i := 0; i < 4; i++ {
+		b.execute(t, sb.id, 0, intParam(int64(i)))
+		if v := b.scalar(t, "SELECT COALESCE(@pv, 'none')"); v != "none" {
+			t.Fatalf("another session sees @pv = %s", v)
+		}
+		if v := a.scalar(t, "SELECT @pv"); v != "42" {
+			t.Fatalf("the session lost its @pv: %q", v)
+		}
+	}
+	// a's execute pinned (b's text reading @pv pins too: the text scan
+	// over-approximates).
+	if n := pins(t, reg, "session_state"); n < 1 {
+		t.Fatalf("session_state pins: %v", n)
+	}
+}
