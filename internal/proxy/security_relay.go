@@ -16,7 +16,6 @@ type secState struct {
 	user   string
 	masked []string // masking rules applied to the last statement (audit)
 	active bool     // the running statement's results go through relaySecure
-	buf    []byte   // the rewritten packet
 	defs   [][]byte
 	defBuf []byte
 	row    []byte
