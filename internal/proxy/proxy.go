@@ -365,6 +365,7 @@ type Listener struct {
 	authed    atomic.Int64 // logged-in sessions (max_connections)
 	hs        handshakes   // connections in their handshake (max_handshakes)
 	delayed   atomic.Int64 // statements waiting for a backend (failover)
+	backAgain wakeup       // wakes them when one of them got a backend
 	logLimit  *logLimiter
 	wg        sync.WaitGroup
 	ctx       context.Context

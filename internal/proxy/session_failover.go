@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
+	"sync"
 	"time"
 	"unsafe"
 
@@ -248,14 +249,20 @@ func (s *session) awaitBackend(c *command, routed bool, pool *backend.Pool, firs
 		timer.Reset(min(wait, left))
 		select {
 		case <-timer.C:
+			wait = min(2*wait, failoverMaxDelay)
+		case <-l.backAgain.wait():
+			// Another statement got a backend: try now. (Replays that
+			// start together see the same data: one that starts after
+			// another's replayed transaction committed may not.)
+			timer.Stop() // Reset above is safe after it (Go 1.23 timers)
 		case <-l.ctx.Done():
 			return err
 		}
-		wait = min(2*wait, failoverMaxDelay)
 		c.routed, c.pool = routed, pool
 		err = s.acquire(c)
 		if err == nil {
 			l.metrics.DelayedStatement(name, "recovered", time.Since(start).Seconds())
+			l.backAgain.wake()
 			return nil
 		}
 		if !backendDown(err) {
@@ -416,4 +423,28 @@ func (s *session) serverLeaving(e *mysql.Error) bool {
 		time.Sleep(10 * time.Millisecond)
 	}
 	return false
+}
+
+// wakeup is a broadcast: wait returns a channel that wake closes.
+type wakeup struct {
+	mu sync.Mutex
+	ch chan struct{}
+}
+
+func (w *wakeup) wait() <-chan struct{} {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.ch == nil {
+		w.ch = make(chan struct{})
+	}
+	return w.ch
+}
+
+func (w *wakeup) wake() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.ch != nil {
+		close(w.ch)
+		w.ch = nil
+	}
 }
