@@ -184,8 +184,20 @@ func (s *session) check(c *command, cmd byte, sql []byte) (ok bool, err error) {
 		}
 		return true, nil
 	}
-	text := string(sql) // the audit log may keep it
-	c.facts = rt.parser.Parse(text)
+	return s.checkText(c, cmd, string(sql)) // the audit log may keep it
+}
+
+// checkText is check for a statement text the caller holds as a string (a
+// prepared statement's): no copy is made.
+func (s *session) checkText(c *command, cmd byte, text string) (ok bool, err error) {
+	rt := c.rt
+	if rt.chain == nil {
+		if rt.rw != nil && text != "" {
+			c.facts = rt.parser.ParseOwned(text)
+		}
+		return true, nil
+	}
+	c.facts = rt.parser.ParseOwned(text)
 	c.req = govern.Request{User: s.user, Schema: s.state.DB, SQL: text, Facts: c.facts, Command: cmd, ClientAddr: s.clientAddr}
 	v, rej := rt.chain.Check(context.Background(), &c.req)
 	if rej != nil {

@@ -400,7 +400,7 @@ func (s *session) handleExecute(c *command, p []byte) error {
 			_, err := s.executeSharded(c, p, &st)
 			return err
 		}
-		if ok, err := s.check(c, p[0], []byte(st.sql)); !ok {
+		if ok, err := s.checkText(c, p[0], st.sql); !ok {
 			return err
 		}
 		r, err := s.executeSharded(c, p, &st)
@@ -418,7 +418,7 @@ func (s *session) handleExecute(c *command, p []byte) error {
 		_, err := s.execute(c, id, p)
 		return err
 	}
-	if ok, err := s.check(c, p[0], []byte(st.sql)); !ok {
+	if ok, err := s.checkText(c, p[0], st.sql); !ok {
 		return err
 	}
 	r, err := s.execute(c, id, p)

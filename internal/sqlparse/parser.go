@@ -89,12 +89,21 @@ func New(opts Options) *Parser {
 // Parse does not retain sql (it copies what it keeps), so sql may alias a
 // reused buffer. It never panics and never fails: text the parser rejects
 // gets conservative facts with ParseErr set.
-func (p *Parser) Parse(sql string) *Facts {
+func (p *Parser) Parse(sql string) *Facts { return p.parse(sql, false) }
+
+// ParseOwned is Parse for a text that is an ordinary Go string, never
+// changed (not one aliasing a buffer): what it keeps is not copied.
+func (p *Parser) ParseOwned(sql string) *Facts { return p.parse(sql, true) }
+
+func (p *Parser) parse(sql string, owned bool) *Facts {
 	if p.cache != nil && len(sql) <= p.maxSQL {
 		if f := p.cache.get(sql); f != nil {
 			return f
 		}
-		key := strings.Clone(sql)
+		key := sql
+		if !owned {
+			key = strings.Clone(sql)
+		}
 		f := p.analyze(key)
 		if f.ParseErr != nil {
 			p.errors.Add(1)
@@ -102,7 +111,10 @@ func (p *Parser) Parse(sql string) *Facts {
 		return p.cache.add(key, f)
 	}
 	p.misses.Add(1)
-	f := p.analyze(strings.Clone(sql))
+	if !owned {
+		sql = strings.Clone(sql)
+	}
+	f := p.analyze(sql)
 	if f.ParseErr != nil {
 		p.errors.Add(1)
 	}
