@@ -197,10 +197,18 @@ func TestTransformerBinaryAndMask(t *testing.T) {
 	if len(tr.Applied) != 1 || tr.Applied[0] != "m-email" || tr.Decrypted != 1 {
 		t.Fatalf("applied %v, decrypted %d", tr.Applied, tr.Decrypted)
 	}
-	// A plain table: an INT masked to a fixed text, a NULL mask.
+	// A plain table: an INT masked to a fixed text, a NULL mask (the
+	// column loses NOT NULL).
 	tr.ResetCounts()
-	if _, err := tr.Columns([][]byte{colDefBytes("people", "age", "age", typeLong, 0, 63), colDefBytes("people", "ssn", "ssn", typeVarString, 0, 45)}); err != nil {
+	defs, err := tr.Columns([][]byte{colDefBytes("people", "age", "age", typeLong, 0, 63), colDefBytes("people", "ssn", "ssn", typeVarString, flagNotNull, 45)})
+	if err != nil {
 		t.Fatal(err)
+	}
+	if d, _ := parseColDef(defs[1]); defs[1][d.fixedOff+8]&flagNotNull != 0 {
+		t.Fatal("a column masked to NULL keeps NOT NULL")
+	}
+	if d, _ := parseColDef(defs[0]); defs[0][d.fixedOff+7] != typeVarString {
+		t.Fatal("an INT masked to text is not described as VAR_STRING")
 	}
 	row = []byte{0, 0}
 	row = binary.LittleEndian.AppendUint32(row, 31)

@@ -32,6 +32,7 @@ const (
 	typeTime2      = 0x13
 	typeVarString  = 0xfd
 
+	flagNotNull  = 0x0001
 	flagUnsigned = 0x0020
 	flagBlob     = 0x0010
 	flagBinary   = 0x0080
@@ -212,10 +213,12 @@ func (t *Transformer) Columns(defs [][]byte) ([][]byte, error) {
 			t.identity = false
 			t.defBuf = t.appendDef(t.defBuf, p, &d, logical)
 		default:
-			if cp.mask != nil {
-				t.identity = false
-			}
 			t.defBuf = append(t.defBuf, p...)
+			if cp.mask != nil {
+				// Masked to NULL: the column is no longer NOT NULL.
+				t.identity = false
+				t.defBuf[start+d.fixedOff+8] &^= byte(flagNotNull)
+			}
 		}
 		spans = append(spans, span{start, len(t.defBuf)})
 	}
