@@ -200,7 +200,7 @@ func TestTransformerBinaryAndMask(t *testing.T) {
 	// A plain table: an INT masked to a fixed text, a NULL mask (the
 	// column loses NOT NULL).
 	tr.ResetCounts()
-	defs, err := tr.Columns([][]byte{colDefBytes("people", "age", "age", typeLong, 0, 63), colDefBytes("people", "ssn", "ssn", typeVarString, flagNotNull, 45)})
+	defs, err = tr.Columns([][]byte{colDefBytes("people", "age", "age", typeLong, 0, 63), colDefBytes("people", "ssn", "ssn", typeVarString, flagNotNull, 45)})
 	if err != nil {
 		t.Fatal(err)
 	}
