@@ -132,15 +132,16 @@ func (e *env) dump(t *testing.T) {
 const appNS = "pisanix-e2e"
 
 // TestChart installs charts/pisanix with helm (the daemon DaemonSet included) into the cluster
-// and proves, with real pods:
+// and proves, with real pods (numbered as in issue 15; 4 runs before 3):
 //  1. the controller pod becomes Ready and registers its webhook, which the API server calls
 //     through the Service;
 //  2. a labelled app gets the native pisa-proxy sidecar, which finds the controller by its
 //     Service name (cluster DNS), and the app's queries reach a MariaDB outside the cluster;
+//  4. killing the controller pod does not stop the app's queries, and the new controller takes
+//     over: the next step's change reaches the running sidecar through it;
 //  3. a circuit-break rule added to the TrafficStrategy refuses the matching query inside the
 //     running pod (1047) while the others go on, and the VirtualDatabase status shows the
 //     sidecar on the new configuration version; removing the rule lets the query through again;
-//  4. killing the controller pod does not stop the app's queries;
 //  5. the daemon shapes the pod's database traffic to its QoSClaim, measured from inside the
 //     pod, and leaves other traffic from the pod alone;
 //  6. helm upgrade to a new image tag and a rolling restart of the app lose no query the app
@@ -259,11 +260,12 @@ func TestChart(t *testing.T) {
 	// the cluster through it.
 	a := e.app(ctx, t)
 
+	// 4. Killing the controller pod does not stop the app's queries; a new controller takes over
+	// (the next step needs it: the running sidecar's watch and the status come from it).
+	e.killController(ctx, t, a)
+
 	// 3. A circuit-break rule is enforced inside the running pod.
 	e.circuitBreak(ctx, t, a)
-
-	// 4. Killing the controller pod does not stop the app's queries; a new controller takes over.
-	e.killController(ctx, t, a)
 
 	// 5. The daemon shapes the pod's database traffic to its QoSClaim.
 	e.qos(ctx, t, a)
