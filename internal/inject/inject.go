@@ -219,6 +219,9 @@ func Container(deployedName string, opts Options) corev1.Container {
 		},
 		Resources:       o.Resources,
 		ImagePullPolicy: o.ImagePullPolicy,
+		// The XA decision log of cross-shard transactions (docs/sharding.md)
+		// must outlive a restart of the sidecar's container.
+		VolumeMounts: []corev1.VolumeMount{{Name: StateVolumeName, MountPath: StateDir}},
 	}
 	if o.NativeSidecar {
 		always := corev1.ContainerRestartPolicyAlways
@@ -236,6 +239,14 @@ func Container(deployedName string, opts Options) corev1.Container {
 	}
 	return c
 }
+
+// StateVolumeName is the sidecar's emptyDir volume, mounted at StateDir:
+// it holds the XA decision log (proxyconfig.DefaultXALogDir), which must
+// survive a restart of the container (an emptyDir lives as long as the pod).
+const (
+	StateVolumeName = "pisa-proxy-state"
+	StateDir        = "/var/lib/pisa-proxy"
+)
 
 // ErrNoDeployedName is returned when a pod's application name cannot be derived.
 var ErrNoDeployedName = errors.New("cannot derive the application (VirtualDatabase) name of the pod: " +
@@ -268,7 +279,12 @@ func Inject(pod *corev1.Pod, opts Options) (patch []byte, changed bool, err erro
 	default:
 		op = PatchOp{Op: "add", Path: "/spec/containers/-", Value: c}
 	}
-	patch, err = json.Marshal([]PatchOp{op})
+	vol := corev1.Volume{Name: StateVolumeName, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}
+	vop := PatchOp{Op: "add", Path: "/spec/volumes/-", Value: vol}
+	if len(pod.Spec.Volumes) == 0 {
+		vop = PatchOp{Op: "add", Path: "/spec/volumes", Value: []corev1.Volume{vol}}
+	}
+	patch, err = json.Marshal([]PatchOp{op, vop})
 	if err != nil {
 		return nil, false, fmt.Errorf("marshal patch: %w", err)
 	}

@@ -79,7 +79,9 @@ func TestPatchShape(t *testing.T) {
 		`{"name":"PISA_PROXY_ADMIN_LISTEN_PORT","value":"5591"},` +
 		`{"name":"PISA_PROXY_ADMIN_LOG_LEVEL","value":"INFO"},` +
 		`{"name":"POD_NAME","valueFrom":{"fieldRef":{"apiVersion":"v1","fieldPath":"metadata.name"}}}],` +
-		`"resources":{},"readinessProbe":{"httpGet":{"path":"/readyz","port":5591,"scheme":"HTTP"},"periodSeconds":5,"failureThreshold":3}}}]`
+		`"resources":{},"volumeMounts":[{"name":"pisa-proxy-state","mountPath":"/var/lib/pisa-proxy"}],` +
+		`"readinessProbe":{"httpGet":{"path":"/readyz","port":5591,"scheme":"HTTP"},"periodSeconds":5,"failureThreshold":3}}},` +
+		`{"op":"add","path":"/spec/volumes","value":[{"name":"pisa-proxy-state","emptyDir":{}}]}]`
 	if string(patch) != want {
 		t.Fatalf("patch:\n%s\nwant:\n%s", patch, want)
 	}
@@ -131,6 +133,8 @@ func TestInjectApplyAndIdempotency(t *testing.T) {
 			InitContainers: []corev1.Container{initC}}, Options{NativeSidecar: true}, "app", "pisa-proxy,migrate"},
 		{"init containers kept", corev1.PodSpec{Containers: []corev1.Container{app},
 			InitContainers: []corev1.Container{initC}}, Options{}, "app,pisa-proxy", "migrate"},
+		{"volumes kept", corev1.PodSpec{Containers: []corev1.Container{app},
+			Volumes: []corev1.Volume{{Name: "data", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}}}, Options{}, "app,pisa-proxy", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "shop-0", Namespace: "demo",
@@ -156,6 +160,11 @@ func TestInjectApplyAndIdempotency(t *testing.T) {
 			}
 			if sc.Image != DefaultImage || sc.Env[3].Value != "shop" || sc.ReadinessProbe == nil {
 				t.Errorf("sidecar: %+v", sc)
+			}
+			// The XA decision log's directory is an emptyDir of the pod.
+			if len(sc.VolumeMounts) != 1 || sc.VolumeMounts[0].MountPath != StateDir ||
+				len(got.Spec.Volumes) == 0 || got.Spec.Volumes[len(got.Spec.Volumes)-1].EmptyDir == nil {
+				t.Errorf("state volume: mounts %+v, volumes %+v", sc.VolumeMounts, got.Spec.Volumes)
 			}
 			if native := sc.RestartPolicy != nil && *sc.RestartPolicy == corev1.ContainerRestartPolicyAlways; native != tc.opts.NativeSidecar {
 				t.Errorf("restartPolicy %v with NativeSidecar=%v", sc.RestartPolicy, tc.opts.NativeSidecar)
