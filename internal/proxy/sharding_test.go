@@ -45,8 +45,23 @@ func startSharded(t *testing.T) *shardedCluster {
 func startShardedWith(t *testing.T, modify func(*proxyconfig.Config)) *shardedCluster {
 	t.Helper()
 	sc := &shardedCluster{m1: testutil.StartMariaDB(t), m2: testutil.StartMariaDB(t)}
+	cfg := shardedConfig(t, sc.m1, sc.m2)
+	if modify != nil {
+		modify(cfg)
+	}
+	cfg.ApplyDefaults()
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	sc.tp = startProxy(t, cfg)
+	sc.db = openDB(t, sc.tp.dsn(""))
+	return sc
+}
+
+// shardedConfig is the configuration of startSharded over m1 and m2.
+func shardedConfig(t *testing.T, m1, m2 *testutil.MariaDB) *proxyconfig.Config {
 	cfg := &proxyconfig.Config{}
-	cfg.MySQL.Nodes = []proxyconfig.Node{node("ds001", sc.m1), node("ds002", sc.m2)}
+	cfg.MySQL.Nodes = []proxyconfig.Node{node("ds001", m1), node("ds002", m2)}
 	cfg.Proxy.Config = []proxyconfig.Listener{{
 		Name: "shard", ListenAddr: "127.0.0.1:0", User: "proxy", Password: "proxypass", DB: "test",
 		SimpleLoadBalance: &proxyconfig.SimpleLoadBalance{Nodes: []string{"ds001"}},
@@ -60,17 +75,8 @@ func startShardedWith(t *testing.T, modify func(*proxyconfig.Config)) *shardedCl
 					TableShardingAlgorithmName: "mod", TableShardingColumn: "id", ShardingCount: 2}},
 		},
 	}}
-	cfg.Proxy.XA = proxyconfig.XA{ProxyID: "t" + strconv.Itoa(sc.m1.Port), LogFile: t.TempDir() + "/xa.log"}
-	if modify != nil {
-		modify(cfg)
-	}
-	cfg.ApplyDefaults()
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	sc.tp = startProxy(t, cfg)
-	sc.db = openDB(t, sc.tp.dsn(""))
-	return sc
+	cfg.Proxy.XA = proxyconfig.XA{ProxyID: "t" + strconv.Itoa(m1.Port), LogFile: t.TempDir() + "/xa.log"}
+	return cfg
 }
 
 func (sc *shardedCluster) exec(t *testing.T, q string, args ...any) sql.Result {

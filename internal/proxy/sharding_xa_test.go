@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"database/sql"
+	"os"
 	"strings"
 	"syscall"
 	"testing"
@@ -248,6 +249,72 @@ func benchTx(b *testing.B, mode string, two bool) {
 		}
 		if _, err := c.ExecContext(ctx, "COMMIT"); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// A decision log that cannot be written fails the two-phase COMMIT with
+// ERROR 1402 and rolls every branch back; the XA metrics count each
+// outcome.
+func TestShardingXADecisionLogFailureAndMetrics(t *testing.T) {
+	m1, m2 := testutil.StartMariaDB(t), testutil.StartMariaDB(t)
+	cfg := shardedConfig(t, m1, m2)
+	blocker := t.TempDir() + "/file"
+	if err := os.WriteFile(blocker, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Proxy.XA.LogFile = blocker + "/xa.log" // a directory that cannot exist
+	tp, reg, _ := startProxyMetrics(t, cfg)
+	db := openDB(t, tp.dsn(""))
+	if _, err := db.Exec("CREATE TABLE t_order (id BIGINT PRIMARY KEY, note VARCHAR(20))"); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	c := sqlConn(t, db)
+	for _, q := range []string{"BEGIN", "INSERT INTO t_order (id, note) VALUES (1, 'one')", "COMMIT", // one phase: no log
+		"BEGIN", "INSERT INTO t_order (id, note) VALUES (2, 'x'), (3, 'x')", "ROLLBACK",
+		"BEGIN", "INSERT INTO t_order (id, note) VALUES (4, 'x'), (5, 'x')"} {
+		if _, err := c.ExecContext(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	_, err := c.ExecContext(ctx, "COMMIT")
+	if mysqlErrCode(err) != 1402 || !strings.Contains(err.Error(), "decision log") {
+		t.Fatalf("COMMIT with an unwritable decision log: want 1402 naming the log, got %v", err)
+	}
+	if got := countWhere(t, db, "SELECT COUNT(*) FROM t_order"); got != "1" {
+		t.Fatalf("rows after the failed commit: %s, want 1", got)
+	}
+	for _, m := range []*testutil.MariaDB{m1, m2} {
+		if got := xaRecover(t, m); len(got) != 0 {
+			t.Fatalf("prepared branches left on %s: %v", m.Addr, got)
+		}
+	}
+	// The session goes on.
+	if _, err := c.ExecContext(ctx, "INSERT INTO t_order (id, note) VALUES (6, 'after')"); err != nil {
+		t.Fatal(err)
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		if mf.GetName() != "pisa_proxy_xa_transactions_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "outcome" {
+					got[l.GetValue()] = m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	want := map[string]float64{"started": 3, "committed_one_phase": 1, "rolled_back": 2, "failed": 1}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("xa_transactions_total{outcome=%q} = %v, want %v (all: %v)", k, got[k], v, got)
 		}
 	}
 }
