@@ -486,6 +486,10 @@ func TestInvalidRejected(t *testing.T) {
 			[]string{"spec.audit.sampleRate", "should match"}},
 		{"ts zero error rate", tsRW, []edit{{"spec.endpointBreaker.errorRate", "0"}},
 			[]string{"spec.endpointBreaker.errorRate", "should match"}},
+		{"ts failover without an option", tsRW, []edit{{"spec.failover", map[string]any{"delayedRetryTimeout": "5s"}}},
+			[]string{"spec.failover", "failover sets neither delayedRetry nor transactionReplay"}},
+		{"ts failover negative size", tsRW, []edit{{"spec.failover", map[string]any{"transactionReplay": true, "transactionReplayMaxSize": int64(-1)}}},
+			[]string{"spec.failover.transactionReplayMaxSize", "greater than or equal to 0"}},
 		{"ts selector expression without operator", tsRW, []edit{{"spec.selector.matchExpressions.0.operator", del}},
 			[]string{"spec.selector.matchExpressions[0].operator", "Required value"}},
 
@@ -609,6 +613,7 @@ func TestValidEdgeCases(t *testing.T) {
 			{"spec.loadBalance.readWriteSplitting", map[string]any{"static": map[string]any{"defaultTarget": "read"}}}}},
 		{"ts concurrency window 0", tsRW, []edit{{"spec.concurrencyControls.0.duration", int64(0)}}},
 		{"ts sample rate edges", tsRW, []edit{{"spec.audit.sampleRate", "1"}, {"spec.endpointBreaker.errorRate", "1.0"}}},
+		{"ts failover", tsRW, []edit{{"spec.failover", map[string]any{"delayedRetry": true, "delayedRetryTimeout": "20s", "transactionReplay": true}}}},
 		{"ts sample rate zero", tsRW, []edit{{"spec.audit.sampleRate", "0"}, {"spec.endpointBreaker.errorRate", ".25"}}},
 		{"dbep without host (filled in later)", dbepSample, []edit{{"spec.database.MySQL", map[string]any{}}}},
 		{"dbep without MySQL", dbepSample, []edit{{"spec.database", map[string]any{}}}},

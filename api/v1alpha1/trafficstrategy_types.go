@@ -36,6 +36,45 @@ type TrafficStrategySpec struct {
 	// EndpointBreaker stops sending traffic to a failing endpoint for a while. Beyond Pisanix.
 	// +optional
 	EndpointBreaker *EndpointBreaker `json:"endpointBreaker,omitempty"`
+
+	// Failover makes statements wait through a backend restart or a primary switchover and
+	// replays interrupted transactions (the listener's [proxy.config.failover]). Beyond Pisanix.
+	// +optional
+	Failover *Failover `json:"failover,omitempty"`
+}
+
+// Failover is what the sidecar does while a backend restarts or the primary is switched over
+// (docs/proxy.md, "Surviving a backend restart"). Off unless delayedRetry or transactionReplay
+// is set.
+// +kubebuilder:validation:XValidation:rule="has(self.delayedRetry) && self.delayedRetry || has(self.transactionReplay) && self.transactionReplay",message="failover sets neither delayedRetry nor transactionReplay"
+type Failover struct {
+	// DelayedRetry: a statement outside a transaction that finds no reachable backend waits
+	// for one instead of failing with ERR 2002.
+	// +optional
+	DelayedRetry bool `json:"delayedRetry,omitempty"`
+
+	// DelayedRetryTimeout bounds one statement's wait (Go duration; default 10s, at most 10m).
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^(0|([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+)$`
+	// +optional
+	DelayedRetryTimeout *metav1.Duration `json:"delayedRetryTimeout,omitempty"`
+
+	// DelayedRetryMaxWaiting bounds the statements waiting at once (default 1000).
+	// +kubebuilder:validation:Minimum=0
+	// +optional
+	DelayedRetryMaxWaiting int32 `json:"delayedRetryMaxWaiting,omitempty"`
+
+	// TransactionReplay replays a transaction whose backend connection died on a new
+	// connection when every result its client was sent comes out the same; otherwise the
+	// client gets ERR 2013 and its connection is closed.
+	// +optional
+	TransactionReplay bool `json:"transactionReplay,omitempty"`
+
+	// TransactionReplayMaxSize bounds the statement text kept per transaction for a replay
+	// (bytes; default 1048576).
+	// +kubebuilder:validation:Minimum=0
+	// +optional
+	TransactionReplayMaxSize int32 `json:"transactionReplayMaxSize,omitempty"`
 }
 
 // LoadBalance chooses the endpoint of each statement.

@@ -83,6 +83,11 @@ func (b *proxyBuilder) governance(ts *v1alpha1.TrafficStrategy, l *proxyconfig.L
 		}
 		l.EndpointBreaker = cfg
 	}
+	if f := spec.Failover; f != nil {
+		l.Failover = &proxyconfig.Failover{DelayedRetry: f.DelayedRetry, DelayedRetryTimeout: dur(f.DelayedRetryTimeout),
+			DelayedRetryMaxWaiting: int(f.DelayedRetryMaxWaiting), TransactionReplay: f.TransactionReplay,
+			TransactionReplayMaxSize: int(f.TransactionReplayMaxSize)}
+	}
 	return "", nil
 }
 
