@@ -292,7 +292,7 @@ func (s *session) replayLost(c *command, p []byte, prepared bool, cause error) b
 		outcome = "too_large"
 	case why != "":
 	case prepared:
-		why = "the session has prepared statements"
+		why = "an open cursor or long data lived on the connection"
 	case t.len() == 0:
 		why = "nothing of the transaction was recorded"
 	default:
