@@ -81,11 +81,18 @@ func clientGone(c net.Conn) bool {
 const watchInterval = time.Second
 
 // watcher kills the backend query when the client disconnects while a
-// command runs. One timer per session, re-armed per command: a command that
-// finishes within watchInterval costs a timer reset.
+// command runs. One timer per session, ticking every watchInterval while
+// the session runs commands: at each tick a running command's client is
+// checked. A command costs two short critical sections; the timer is armed
+// by the first command after the session went quiet and stops at the
+// first tick that finds no command run since the previous one (re-arming
+// it per command cost a timer reset and stop each time).
 type watcher struct {
 	mu    sync.Mutex
-	conn  *backend.Conn
+	conn  *backend.Conn // the running command's connection (nil: none)
+	seq   uint64        // commands started
+	seen  uint64        // seq at the last tick
+	armed bool          // the timer is pending
 	timer *time.Timer
 }
 
@@ -93,11 +100,15 @@ func (s *session) startWatch(c *backend.Conn) {
 	w := &s.watch
 	w.mu.Lock()
 	w.conn = c
-	// Under the lock: onWatch (the timer's goroutine) reads w.timer.
-	if w.timer == nil {
-		w.timer = time.AfterFunc(watchInterval, s.onWatch)
-	} else {
-		w.timer.Reset(watchInterval)
+	w.seq++
+	if !w.armed {
+		w.armed = true
+		// Under the lock: onWatch (the timer's goroutine) reads w.timer.
+		if w.timer == nil {
+			w.timer = time.AfterFunc(watchInterval, s.onWatch)
+		} else {
+			w.timer.Reset(watchInterval)
+		}
 	}
 	w.mu.Unlock()
 }
@@ -107,28 +118,41 @@ func (s *session) stopWatch() {
 	w.mu.Lock()
 	w.conn = nil
 	w.mu.Unlock()
-	if w.timer != nil {
-		w.timer.Stop()
-	}
 }
 
 func (s *session) onWatch() {
 	w := &s.watch
 	w.mu.Lock()
-	c := w.conn
-	w.mu.Unlock()
-	if c == nil {
+	c, seq := w.conn, w.seq
+	ran := seq != w.seen
+	w.seen = seq
+	if c == nil && !ran {
+		w.armed = false // quiet: the next command arms the timer again
+		w.mu.Unlock()
 		return
 	}
-	if clientGone(s.client.TCPConn()) {
+	w.mu.Unlock()
+	if c != nil && clientGone(s.client.TCPConn()) {
+		w.mu.Lock()
+		same := w.conn == c && w.seq == seq
+		w.mu.Unlock()
+		if !same {
+			// The command ended meanwhile (c may serve another session
+			// now): the next read of the client finds it gone.
+			w.mu.Lock()
+			w.timer.Reset(watchInterval)
+			w.mu.Unlock()
+			return
+		}
 		s.logger.Info("client disconnected mid-query: killing backend query",
 			"backend", c.Pool.Endpoint().Addr, "thread", c.Info.ConnectionID)
 		s.killActive(c)
+		w.mu.Lock()
+		w.armed = false
+		w.mu.Unlock()
 		return
 	}
 	w.mu.Lock()
-	if w.conn == c {
-		w.timer.Reset(watchInterval)
-	}
+	w.timer.Reset(watchInterval)
 	w.mu.Unlock()
 }
