@@ -149,6 +149,8 @@ type rewriter struct {
 	paramsChanged bool
 	restoring     bool
 
+	scopes    []*scope
+	root      ast.Node
 	topFields map[*ast.SelectField]bool
 	// fieldAliases are select-list aliases of encrypted columns: ORDER BY
 	// or GROUP BY naming one would sort ciphertext.
@@ -225,14 +227,118 @@ func (rw *rewriter) collectTables(st ast.StmtNode) {
 	}
 }
 
-// column resolves a column reference to an encrypted column, or nil.
+// scope is the tables one SELECT, UPDATE, DELETE or INSERT reads from:
+// names and aliases, nil for a table that is not encrypted or a derived
+// table.
+type scope struct {
+	owner  ast.Node
+	tables map[string]*Table
+}
+
+// newScope collects the table sources of a FROM clause, without entering
+// derived tables (they have their own scope).
+func newScope(owner ast.Node, refs ast.ResultSetNode, s *Schema) *scope {
+	sc := &scope{owner: owner, tables: map[string]*Table{}}
+	var add func(n ast.ResultSetNode)
+	add = func(n ast.ResultSetNode) {
+		switch x := n.(type) {
+		case *ast.Join:
+			if x.Left != nil {
+				add(x.Left)
+			}
+			if x.Right != nil {
+				add(x.Right)
+			}
+		case *ast.TableSource:
+			if tn, ok := x.Source.(*ast.TableName); ok {
+				t := s.tables[tn.Name.L]
+				sc.tables[tn.Name.L] = t
+				if x.AsName.L != "" {
+					sc.tables[x.AsName.L] = t
+				}
+			} else if x.AsName.L != "" {
+				sc.tables[x.AsName.L] = nil
+			}
+		case *ast.TableName:
+			sc.tables[x.Name.L] = s.tables[x.Name.L]
+		}
+	}
+	if refs != nil {
+		add(refs)
+	}
+	return sc
+}
+
+// scopeOf returns the scope a statement node opens, or nil.
+func (rw *rewriter) scopeOf(n ast.Node) *scope {
+	switch x := n.(type) {
+	case *ast.SelectStmt:
+		var refs ast.ResultSetNode
+		if x.From != nil && x.From.TableRefs != nil {
+			refs = x.From.TableRefs
+		}
+		return newScope(n, refs, rw.s)
+	case *ast.UpdateStmt:
+		var refs ast.ResultSetNode
+		if x.TableRefs != nil && x.TableRefs.TableRefs != nil {
+			refs = x.TableRefs.TableRefs
+		}
+		return newScope(n, refs, rw.s)
+	case *ast.DeleteStmt:
+		var refs ast.ResultSetNode
+		if x.TableRefs != nil && x.TableRefs.TableRefs != nil {
+			refs = x.TableRefs.TableRefs
+		}
+		return newScope(n, refs, rw.s)
+	case *ast.InsertStmt:
+		var refs ast.ResultSetNode
+		if x.Table != nil && x.Table.TableRefs != nil {
+			refs = x.Table.TableRefs
+		}
+		return newScope(n, refs, rw.s)
+	}
+	return nil
+}
+
+// column resolves a column reference to an encrypted column, or nil, as
+// the server resolves names: a qualifier names the innermost table or
+// alias of that name; an unqualified name belongs to the innermost scope
+// that has tables. In that scope it is the encrypted column of one of
+// its encrypted tables, if one has it; otherwise it is taken to be a
+// column of another of its tables (not rewritten: the server resolves it,
+// or reports it unknown).
 func (rw *rewriter) column(cn *ast.ColumnName) *Column {
 	if cn.Table.L != "" {
+		for i := len(rw.scopes) - 1; i >= 0; i-- {
+			if t, ok := rw.scopes[i].tables[cn.Table.L]; ok {
+				if t == nil {
+					return nil
+				}
+				return t.columns[cn.Name.L]
+			}
+		}
 		t := rw.aliases[cn.Table.L]
 		if t == nil {
 			return nil
 		}
 		return t.columns[cn.Name.L]
+	}
+	for i := len(rw.scopes) - 1; i >= 0; i-- {
+		sc := rw.scopes[i]
+		if len(sc.tables) == 0 {
+			continue
+		}
+		for _, t := range sc.tables {
+			if t != nil {
+				if c := t.columns[cn.Name.L]; c != nil {
+					return c
+				}
+			}
+		}
+		return nil
+	}
+	if len(rw.scopes) > 0 {
+		return nil
 	}
 	for _, t := range rw.encTables {
 		if c := t.columns[cn.Name.L]; c != nil {
@@ -252,6 +358,10 @@ func (rw *rewriter) encColumn(e ast.ExprNode) *Column {
 func (rw *rewriter) rewrite(st ast.StmtNode) error {
 	rw.skip = map[ast.Node]bool{}
 	rw.fieldAliases = map[string]*Column{}
+	rw.root = st
+	if sc := rw.scopeOf(st); sc != nil {
+		rw.scopes = append(rw.scopes[:0], sc)
+	}
 	switch x := st.(type) {
 	case *ast.SelectStmt:
 		if x.SelectIntoOpt != nil {
@@ -578,6 +688,11 @@ func (rw *rewriter) Enter(n ast.Node) (ast.Node, bool) {
 	if rw.err != nil || rw.skip[n] {
 		return n, true
 	}
+	if n != rw.root {
+		if sc := rw.scopeOf(n); sc != nil {
+			rw.scopes = append(rw.scopes, sc)
+		}
+	}
 	switch x := n.(type) {
 	case *ast.SelectField:
 		if x.Expr == nil {
@@ -674,6 +789,9 @@ func (rw *rewriter) Enter(n ast.Node) (ast.Node, bool) {
 // Leave implements ast.Visitor.
 func (rw *rewriter) Leave(n ast.Node) (ast.Node, bool) {
 	rw.stack = rw.stack[:len(rw.stack)-1]
+	if k := len(rw.scopes); k > 0 && rw.scopes[k-1].owner == n && n != rw.root {
+		rw.scopes = rw.scopes[:k-1]
+	}
 	return n, rw.err == nil
 }
 

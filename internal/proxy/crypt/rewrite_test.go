@@ -71,6 +71,12 @@ func TestRewrite(t *testing.T) {
 		{in: "INSERT INTO users (id, email) VALUES (1, 'a') ON DUPLICATE KEY UPDATE phone = ?", want: "INSERT INTO `users` (`id`,`email_c`,`email_a`,`email_p`) VALUES (1,X'..',X'..','a') ON DUPLICATE KEY UPDATE `phone_c`=?", touched: true, params: "0:encrypt"},
 		{in: "REPLACE INTO users (id, phone) VALUES (?, ?)", want: "REPLACE INTO `users` (`id`,`phone_c`) VALUES (?,?)", touched: true, params: "0:copy 1:encrypt"},
 		{in: "SELECT COUNT(*), id + 1 FROM users WHERE email = 'a'", want: "SELECT COUNT(1) AS `COUNT(*)`,`id`+1 AS `id + 1` FROM `users` WHERE `email_a`=X'..'", touched: true},
+		// Name resolution by scope: an unqualified email in a subquery on
+		// another table is that table's; a qualified one names the outer
+		// table; a subquery on users resolves to users.
+		{in: "SELECT id FROM users WHERE id IN (SELECT user_id FROM logins WHERE email = 'x')", want: "SELECT id FROM users WHERE id IN (SELECT user_id FROM logins WHERE email = 'x')", touched: true},
+		{in: "SELECT id FROM users u WHERE EXISTS (SELECT 1 FROM logins l WHERE l.user_id = u.id AND u.email = 'x')", want: "SELECT `id` FROM `users` AS `u` WHERE EXISTS (SELECT 1 FROM `logins` AS `l` WHERE `l`.`user_id`=`u`.`id` AND `u`.`email_a`=X'..')", touched: true},
+		{in: "SELECT id FROM logins WHERE user_id IN (SELECT id FROM users WHERE email = 'x') AND email = 'y'", want: "SELECT `id` FROM `logins` WHERE `user_id` IN (SELECT `id` FROM `users` WHERE `email_a`=X'..') AND `email`='y'", touched: true},
 		{in: "DELETE FROM users WHERE email <> 'x'", want: "DELETE FROM `users` WHERE `email_a`!=X'..'", touched: true},
 		{in: "SELECT o.id FROM orders o JOIN users u ON o.email = u.email", want: "SELECT `o`.`id` FROM `orders` AS `o` JOIN `users` AS `u` ON `o`.`oe_a`=`u`.`email_a`", touched: true},
 		{in: "SELECT id FROM users WHERE name = _latin1'é' AND email = -5", want: "SELECT `id` FROM `users` WHERE `name`=_latin1 'é' AND `email_a`=X'..'", touched: true},
