@@ -984,6 +984,16 @@ func (s *session) fixCollations(pl *backend.Pool, table map[string]colCollation,
 			continue
 		}
 		orgTable, orgName, ok := columnOrigin(defs[i])
+		if ok && orgName != "" && orgTable != "" && orgTable != t.Table {
+			// Another table's column (a broadcast table joined): its
+			// collation is not looked up, so the merge must not compare it.
+			c.Collation = unknownCollation
+			if why == nil {
+				why = map[int]string{}
+			}
+			why[i] = fmt.Sprintf("column %s of joined table %s cannot be compared across shards (ORDER BY, GROUP BY, DISTINCT, MIN/MAX of it on several shards)", orgName, orgTable)
+			continue
+		}
 		if !ok || orgName == "" || orgTable != t.Table {
 			continue
 		}

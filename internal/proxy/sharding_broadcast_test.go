@@ -73,10 +73,31 @@ func TestShardingBroadcastTables(t *testing.T) {
 			t.Fatalf("prepared branches left: %v", got)
 		}
 	}
-	// Not supported yet: a JOIN with a sharded table.
-	if _, err := sc.db.Exec("SELECT o.id, d.name FROM t_order o JOIN t_dict d ON d.id = o.id"); mysqlErrCode(err) != 1235 {
-		t.Fatalf("JOIN of sharded and broadcast tables: want 1235, got %v", err)
+	// JOINs with the sharded table run on each shard with its copy.
+	sc.exec(t, "INSERT INTO t_order (id, note) VALUES (1, 'o1'), (2, 'o2'), (3, 'o3'), (4, 'o4')")
+	sc.exec(t, "INSERT INTO t_dict (id, name) VALUES (3, 'c3'), (4, 'c4')")
+	for _, tc := range []struct{ q, want string }{
+		{"SELECT o.id, d.name FROM t_order o JOIN t_dict d ON d.id = o.id ORDER BY o.id", "1|a,2|c,3|c3,4|c4"},
+		{"SELECT o.id, d.name FROM t_order o LEFT JOIN t_dict d ON d.id = o.id + 2 ORDER BY o.id DESC LIMIT 3", "4|NULL,3|NULL,2|c4"},
+		// d.id = 3 is the broadcast table's column: no pruning by it.
+		{"SELECT o.id FROM t_order o, t_dict d WHERE d.id = 3 AND o.note <> 'x' ORDER BY o.id", "1,2,3,4"},
+		// o.id = 3 prunes to one shard.
+		{"SELECT t_order.note, t_dict.name FROM t_order JOIN t_dict ON t_dict.id = t_order.id WHERE t_order.id = 3", "o3|c3"},
+		{"SELECT COUNT(*), SUM(o.id) FROM t_order o JOIN t_dict d ON d.id <= o.id", "10|30"},
+	} {
+		if got := strings.Join(rowsOf(t, sc.db, tc.q), ","); got != tc.want {
+			t.Errorf("%s: %q, want %q", tc.q, got, tc.want)
+		}
 	}
+	// Comparing a joined table's string column across shards: refused.
+	if _, err := sc.db.Exec("SELECT d.name FROM t_order o JOIN t_dict d ON d.id = o.id ORDER BY d.name"); mysqlErrCode(err) != 1235 {
+		t.Fatalf("ORDER BY a broadcast column on several shards: want 1235, got %v", err)
+	}
+	// Writes joining a broadcast table, and another table: refused.
+	if _, err := sc.db.Exec("UPDATE t_order o JOIN t_dict d ON d.id = o.id SET o.note = d.name"); mysqlErrCode(err) != 1235 {
+		t.Fatalf("UPDATE with a JOIN: want 1235, got %v", err)
+	}
+	sc.exec(t, "DELETE FROM t_order")
 	sc.exec(t, "DROP TABLE t_dict")
 	if got := copies("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_NAME = 't_dict'"); got[0] != "0" || got[1] != "0" {
 		t.Fatalf("DROP reached: %q", got)

@@ -181,6 +181,21 @@ func (g *diffGen) query() (string, bool) {
 	}
 }
 
+// joinQuery is a SELECT joining t_diff with the broadcast table t_bc.
+func (g *diffGen) joinQuery() (string, bool) {
+	join := []string{" JOIN ", " LEFT JOIN "}[g.r.IntN(2)]
+	from := " FROM t_diff" + join + "t_bc ON bk = t_diff.k"
+	switch g.r.IntN(4) {
+	case 0:
+		return "SELECT t_diff.id, bname, s1 FROM t_diff" + join + "t_bc b ON b.bk = t_diff.k" + g.where() + " ORDER BY t_diff.id", true
+	case 1:
+		return "SELECT COUNT(*), COUNT(bname), SUM(d), MAX(t_diff.id)" + from + g.where(), true
+	case 2:
+		return "SELECT k, COUNT(*), COUNT(bk)" + from + g.where() + " GROUP BY k", false
+	}
+	return "SELECT id, bk" + from + g.where() + fmt.Sprintf(" ORDER BY id DESC LIMIT %d", 1+g.r.IntN(10)), true
+}
+
 func (g *diffGen) insert() string {
 	n := 1 + g.r.IntN(4)
 	rows := make([]string, n)
@@ -289,6 +304,7 @@ func TestShardingDifferential(t *testing.T) {
 				SimpleLoadBalance: &proxyconfig.SimpleLoadBalance{Nodes: []string{"ds001"}},
 				Sharding:          []proxyconfig.Sharding{strat.rule()},
 			}}
+			cfg.Proxy.Config[0].Sharding[0].BroadcastTables = []string{"t_bc"}
 			cfg.Proxy.XA = proxyconfig.XA{ProxyID: "diff", LogFile: t.TempDir() + "/xa.log"}
 			cfg.ApplyDefaults()
 			tp := startProxy(t, cfg)
@@ -300,6 +316,13 @@ func TestShardingDifferential(t *testing.T) {
 				if _, err := db.Exec("CREATE TABLE t_diff " + diffSchema); err != nil {
 					t.Fatal(err)
 				}
+				// t_bc: a broadcast table (a copy on every datanode).
+				for _, q := range []string{"DROP TABLE IF EXISTS t_bc", "CREATE TABLE t_bc (bk INT PRIMARY KEY, bname VARCHAR(10))",
+					"INSERT INTO t_bc (bk, bname) VALUES (-2, 'm2'), (0, 'zero'), (1, 'one'), (3, 'three')"} {
+					if _, err := db.Exec(q); err != nil {
+						t.Fatalf("%s: %v", q, err)
+					}
+				}
 			}
 			g := &diffGen{r: rand.New(rand.NewPCG(seed, uint64(si)))}
 			for i := 0; i < 30; i++ {
@@ -310,7 +333,7 @@ func TestShardingDifferential(t *testing.T) {
 					}
 				}
 			}
-			refused, ran := 0, 0
+			refused, ran, joins, joinsRefused := 0, 0, 0, 0
 			for i := 0; i < statements; i++ {
 				if g.r.IntN(5) == 0 {
 					q := g.dml()
@@ -340,6 +363,11 @@ func TestShardingDifferential(t *testing.T) {
 					continue
 				}
 				q, ordered := g.query()
+				isJoin := g.r.IntN(6) == 0
+				if isJoin {
+					q, ordered = g.joinQuery()
+					joins++
+				}
 				var args []any
 				if g.r.IntN(3) == 0 {
 					q, args = paramize(q)
@@ -348,6 +376,9 @@ func TestShardingDifferential(t *testing.T) {
 				got, serr := diffRows(sharded, q, args...)
 				if mysqlErrCode(serr) == 1235 {
 					refused++
+					if isJoin {
+						joinsRefused++
+					}
 					continue
 				}
 				if rerr != nil || serr != nil {
@@ -467,7 +498,7 @@ func TestShardingDifferential(t *testing.T) {
 			if err != nil || !slices.Equal(want, got) {
 				t.Fatalf("seed %d: final table differs (%v): reference %d rows, sharded %d", seed, err, len(want), len(got))
 			}
-			t.Logf("%d statements answered like the reference, %d refused with 1235", ran, refused)
+			t.Logf("%d statements answered like the reference, %d refused with 1235 (JOINs with the broadcast table: %d, %d refused)", ran, refused, joins, joinsRefused)
 			if refused > statements/4 {
 				t.Errorf("%d of %d statements refused: the supported grammar shrank", refused, statements)
 			}

@@ -1,6 +1,8 @@
 package shard
 
 import (
+	"strings"
+
 	"github.com/pingcap/tidb/pkg/parser/ast"
 )
 
@@ -180,4 +182,89 @@ func (rt *Router) BroadcastTables(db string) []string {
 		}
 	}
 	return out
+}
+
+// joinBroadcast accepts a SELECT that joins the sharded table tn with
+// broadcast tables only, each with a copy beside every shard of the rule:
+// it then runs on each shard, the broadcast tables read from that shard's
+// database. Key conditions count only the sharded table's columns
+// (unqualified, or qualified with its name or alias).
+func (pc *prepCtx) joinBroadcast(st ast.StmtNode, sc *scan, tn *ast.TableName) bool {
+	if _, isSelect := st.(*ast.SelectStmt); !isSelect || pc.rt.bcasts == nil {
+		return false
+	}
+	r := pc.rule
+	var refs []*ast.TableName
+	var first *bcast
+	for _, x := range sc.tables {
+		if x == tn {
+			continue
+		}
+		b := pc.matchBroadcast(x)
+		if b == nil || (first != nil && b != first && !sameNodes(b, first)) {
+			return false
+		}
+		if first == nil {
+			first = b
+		}
+		refs = append(refs, x)
+	}
+	if first == nil {
+		return false
+	}
+	// Every shard's database has a copy.
+	for s := 0; s < r.shards(); s++ {
+		node, schema, _ := r.physical(s)
+		covered := false
+		for _, n := range first.nodes {
+			covered = covered || (n.name == node && n.db == schema)
+		}
+		if !covered {
+			return false
+		}
+	}
+	pc.bcastRefs, pc.bcastOf = refs, first
+	// A copy of the rule whose key conditions see only the sharded table's
+	// columns.
+	rc := *r
+	rc.join = &joinQual{table: tn, pc: pc}
+	pc.rule = &rc
+	return true
+}
+
+// joinQual decides which columns of a join are the sharded table's.
+type joinQual struct {
+	table *ast.TableName
+	pc    *prepCtx
+}
+
+// mine reports whether column c is the sharded table's: unqualified (the
+// server refuses an ambiguous name), or qualified with its alias, or its
+// name when it has none.
+func (q *joinQual) mine(c *ast.ColumnName) bool {
+	if c.Table.O == "" {
+		return true
+	}
+	if q.pc.alias != "" {
+		return c.Schema.O == "" && strings.EqualFold(c.Table.O, q.pc.alias)
+	}
+	return c.Table.O == q.table.Name.O && (c.Schema.O == "" || c.Schema.O == q.table.Schema.O || (q.table.Schema.O == "" && c.Schema.O == q.pc.db))
+}
+
+// findAlias returns the alias of table tn in a join tree.
+func findAlias(n ast.ResultSetNode, tn *ast.TableName) string {
+	switch x := n.(type) {
+	case *ast.Join:
+		if a := findAlias(x.Left, tn); a != "" {
+			return a
+		}
+		if x.Right != nil {
+			return findAlias(x.Right, tn)
+		}
+	case *ast.TableSource:
+		if x.Source == tn {
+			return x.AsName.O
+		}
+	}
+	return ""
 }

@@ -64,6 +64,10 @@ type rule struct {
 	// genCol and gen: the key generator (keygen.go), nil when none.
 	genCol string
 	gen    *Snowflake
+
+	// join, on a per-statement copy of the rule, limits key columns to
+	// the sharded table's in a join with broadcast tables.
+	join *joinQual
 }
 
 func (r *rule) shards() int { return r.dbCount * r.tblCount }

@@ -242,6 +242,9 @@ func columnRole(e ast.ExprNode, r *rule) keyRole {
 	if !ok || c.Name == nil {
 		return 0
 	}
+	if r.join != nil && !r.join.mine(c.Name) {
+		return 0 // a broadcast table's column
+	}
 	return r.role(c.Name.Name.O)
 }
 

@@ -214,6 +214,10 @@ type prepCtx struct {
 	tables map[*ast.TableName]bool
 	alias  string
 	params int
+	// bcastRefs are the broadcast tables a SELECT joins the sharded table
+	// with (broadcast.go); nil otherwise.
+	bcastRefs []*ast.TableName
+	bcastOf   *bcast
 }
 
 func (rt *Router) prepare(sql, db string) (p *Prepared) {
@@ -388,6 +392,9 @@ func (pc *prepCtx) prepare(stmts []ast.StmtNode) *Prepared {
 		return fail("a statement on sharded tables %s and %s is not supported", r.table, matched[1].Name.O)
 	case len(matched) > 1:
 		return fail("a statement naming sharded table %s twice (self-join, subquery) is not supported", r.table)
+	case len(sc.tables) > 1 && pc.joinBroadcast(stmts[0], &sc, matched[0]):
+		// A SELECT joining the sharded table with broadcast tables: runs
+		// on each shard with the shard's copies (broadcast.go).
 	case len(sc.tables) > 1:
 		other := sc.tables[0]
 		if other == matched[0] {
@@ -497,6 +504,13 @@ func (pc *prepCtx) templ(root ast.Node) (*template, error) {
 func (pc *prepCtx) rename(root ast.Node) {
 	root.Accept(wrapper{pc.res})
 	root.Accept(&renamer{r: pc.res, tables: pc.tables, logical: pc.rule.table, alias: pc.alias != ""})
+	if pc.bcastRefs != nil {
+		tables := map[*ast.TableName]bool{}
+		for _, tn := range pc.bcastRefs {
+			tables[tn] = true
+		}
+		root.Accept(&bcastRenamer{r: pc.res, tables: tables, names: pc.bcastOf})
+	}
 }
 
 // target expands template t for shard s.
@@ -615,6 +629,10 @@ func (pc *prepCtx) tableAlias(refs *ast.TableRefsClause) {
 	}
 	if ts, ok := refs.TableRefs.Left.(*ast.TableSource); ok {
 		pc.alias = ts.AsName.O
+		return
+	}
+	if pc.bcastRefs != nil {
+		pc.alias = findAlias(refs.TableRefs, pc.tn)
 	}
 }
 
