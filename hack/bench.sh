@@ -550,6 +550,24 @@ proxy_bin() {
 	echo "$ROOT/bin/pisa-proxy"
 }
 
+# MariaDB's max_connections (151 by default) must hold every pool the proxy targets keep
+# open (pool_size 64 per node: govern and shard have two nodes) and the sysbench threads
+# that connect directly or through HAProxy: raised for the run when it is lower.
+need=50
+for t in $BENCH_THREADS; do [ "$t" -le "$need" ] || need=$t; done
+for t in $BENCH_TARGETS; do
+	case $t in
+	proxy | base) need=$((need + 64)) ;;
+	govern | shard) need=$((need + 128)) ;;
+	esac
+done
+need=$((need + 20))
+have=$(client -N -e 'SELECT @@max_connections')
+if [ "$have" -lt "$need" ]; then
+	client -e "SET GLOBAL max_connections = $need"
+	log "MariaDB max_connections raised from $have to $need (the targets' pools and sysbench threads)"
+fi
+
 targets=()
 for t in $BENCH_TARGETS; do
 	case $t in
