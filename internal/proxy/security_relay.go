@@ -57,14 +57,15 @@ func (s *session) secQuery(rt *runtime, p []byte) ([]byte, error) {
 	if sc == nil || len(p) < 2 {
 		return p, nil
 	}
-	r, err := sc.Rewrite(s.l.proxy.parser, unsafe.String(&p[1], len(p)-1))
+	tr := s.secTransformer(sc)
+	r, err := sc.RewriteFor(s.l.proxy.parser, unsafe.String(&p[1], len(p)-1), tr.Masks())
 	if err != nil {
 		sc.CountRefusal()
 		return p, err
 	}
 	if r.Touched {
 		s.sec.active = true
-		s.secTransformer(sc).ResetCounts()
+		tr.ResetCounts()
 	}
 	if !r.Changed {
 		return p, nil
@@ -81,7 +82,8 @@ func (s *session) secPrepare(rt *runtime, p []byte) ([]byte, *crypt.Stmt, error)
 	if sc == nil || len(p) < 2 {
 		return p, nil, nil
 	}
-	r, err := sc.Rewrite(s.l.proxy.parser, string(p[1:]))
+	tr := s.secTransformer(sc)
+	r, err := sc.RewriteFor(s.l.proxy.parser, string(p[1:]), tr.Masks())
 	if err != nil {
 		sc.CountRefusal()
 		return p, nil, err
@@ -90,7 +92,6 @@ func (s *session) secPrepare(rt *runtime, p []byte) ([]byte, *crypt.Stmt, error)
 		return p, nil, nil
 	}
 	st := crypt.NewStmt(&r)
-	s.secTransformer(sc)
 	if !r.Changed {
 		return p, st, nil
 	}

@@ -27,8 +27,10 @@ func TestSecurityClaimMaskingAndAudit(t *testing.T) {
 	}
 	raw := testutil.Open(t, "root:@tcp("+addr+")/"+secEncDB)
 	for _, q := range []string{
-		"DROP TABLE IF EXISTS t_mask",
+		"DROP TABLE IF EXISTS t_mask", "DROP TABLE IF EXISTS t_mask_only",
 		"CREATE TABLE t_mask (id INT PRIMARY KEY, name VARCHAR(32), age INT, email_cipher VARBINARY(200), email_assisted BINARY(32))",
+		"CREATE TABLE t_mask_only (id INT PRIMARY KEY, secret VARCHAR(32))",
+		"INSERT INTO t_mask_only VALUES (1, 'topsecret')",
 	} {
 		if _, err := raw.Exec(q); err != nil {
 			t.Fatal(err)
@@ -47,6 +49,7 @@ func TestSecurityClaimMaskingAndAudit(t *testing.T) {
 		{Name: "name-keep", Users: []string{"support"}, Table: "t_mask", Column: "name", Mode: "keep", KeepFirst: 1, KeepLast: 1},
 		{Name: "email-hash", Users: []string{"support"}, Table: "t_mask", Column: "email", Mode: "fixed", Fixed: "<hidden>"},
 		{Name: "age-null", Users: []string{"support"}, Table: "t_mask", Column: "age", Mode: "null"},
+		{Name: "secret-fixed", Users: []string{"support"}, Table: "t_mask_only", Column: "secret", Mode: "fixed", Fixed: "xxx"},
 	}
 	l.SecurityClaim = claim
 	tp := startProxy(t, cfg)
@@ -80,6 +83,22 @@ func TestSecurityClaimMaskingAndAudit(t *testing.T) {
 		if len(rows) != 2 || rows[1] != c.want {
 			t.Errorf("%s %v: got %q, want %q", c.db, c.args, rows[1:], c.want)
 		}
+	}
+	// Expressions over a masked column are refused for the masked user
+	// (they would return it unmasked), allowed for others.
+	if _, err := support.Exec("SELECT CONCAT(name, '') FROM t_mask"); mysqlErrCode(err) != 1235 || !strings.Contains(err.Error(), "name-keep") {
+		t.Fatalf("expression over a masked column as support: %v, want 1235 naming the rule", err)
+	}
+	if got := queryString(t, app, "SELECT CONCAT(name, '!') FROM t_mask"); got != "Ada Lovelace!" {
+		t.Fatalf("expression as app: %q", got)
+	}
+	// A masked-only table with a prepared parameter: the client is told
+	// its parameter count.
+	if got := queryString(t, support, "SELECT secret FROM t_mask_only WHERE id = ?", 1); got != "xxx" {
+		t.Fatalf("prepared with a parameter as support: %q", got)
+	}
+	if got := queryString(t, app, "SELECT secret FROM t_mask_only WHERE id = ?", 1); got != "topsecret" {
+		t.Fatalf("prepared with a parameter as app: %q", got)
 	}
 	// The stored data is unchanged: the plain columns as written.
 	var name string

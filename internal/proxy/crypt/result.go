@@ -93,6 +93,9 @@ func (s *Schema) NewTransformer(user string) *Transformer {
 	return &Transformer{s: s, masks: s.Masks(user), Collation: DefaultCollation}
 }
 
+// Masks returns the masking rules of the transformer's user.
+func (t *Transformer) Masks() []*Mask { return t.masks }
+
 // Schema returns the schema the transformer was made for.
 func (t *Transformer) Schema() *Schema { return t.s }
 

@@ -66,6 +66,15 @@ func Refusal(format string, args ...any) *mysql.Error {
 // Only statements whose text mentions an encrypted or masked table are
 // parsed.
 func (s *Schema) Rewrite(p *sqlparse.Parser, sql string) (Rewritten, error) {
+	return s.RewriteFor(p, sql, nil)
+}
+
+// RewriteFor is Rewrite for a session whose user's masking rules are
+// masks: a statement that would return a masked column other than as a
+// plain column of the outermost SELECT (an expression over it, a
+// subquery, a copy into a table or file) is refused, so that masking
+// cannot be bypassed.
+func (s *Schema) RewriteFor(p *sqlparse.Parser, sql string, masks []*Mask) (Rewritten, error) {
 	out := Rewritten{SQL: sql}
 	if s == nil || !s.Mentions(sql) {
 		return out, nil
@@ -86,14 +95,21 @@ func (s *Schema) Rewrite(p *sqlparse.Parser, sql string) (Rewritten, error) {
 			return
 		}
 		out.Touched = true
+		out.ClientParams = rw.markers
 		if len(stmts) > 1 {
 			rerr = Refusal("a multi-statement text naming an encrypted or masked table (send its statements one by one)")
 			return
 		}
+		st := stmts[0]
+		if len(masks) > 0 {
+			if err := rw.checkMasks(st, masks); err != nil {
+				rerr = err
+				return
+			}
+		}
 		if len(rw.encTables) == 0 {
 			return // masked only: nothing to rewrite
 		}
-		st := stmts[0]
 		if err := rw.rewrite(st); err != nil {
 			rerr = err
 			return
@@ -233,12 +249,13 @@ func (rw *rewriter) collectTables(st ast.StmtNode) {
 type scope struct {
 	owner  ast.Node
 	tables map[string]*Table
+	names  map[string]string // alias or name -> lower-case table name ("" derived)
 }
 
 // newScope collects the table sources of a FROM clause, without entering
 // derived tables (they have their own scope).
 func newScope(owner ast.Node, refs ast.ResultSetNode, s *Schema) *scope {
-	sc := &scope{owner: owner, tables: map[string]*Table{}}
+	sc := &scope{owner: owner, tables: map[string]*Table{}, names: map[string]string{}}
 	var add func(n ast.ResultSetNode)
 	add = func(n ast.ResultSetNode) {
 		switch x := n.(type) {
@@ -253,14 +270,18 @@ func newScope(owner ast.Node, refs ast.ResultSetNode, s *Schema) *scope {
 			if tn, ok := x.Source.(*ast.TableName); ok {
 				t := s.tables[tn.Name.L]
 				sc.tables[tn.Name.L] = t
+				sc.names[tn.Name.L] = tn.Name.L
 				if x.AsName.L != "" {
 					sc.tables[x.AsName.L] = t
+					sc.names[x.AsName.L] = tn.Name.L
 				}
 			} else if x.AsName.L != "" {
 				sc.tables[x.AsName.L] = nil
+				sc.names[x.AsName.L] = ""
 			}
 		case *ast.TableName:
 			sc.tables[x.Name.L] = s.tables[x.Name.L]
+			sc.names[x.Name.L] = x.Name.L
 		}
 	}
 	if refs != nil {
@@ -1017,4 +1038,134 @@ func (n *charCall) Accept(v ast.Visitor) (ast.Node, bool) {
 		return v.Leave(nn)
 	}
 	return v.Leave(n)
+}
+
+// maskChecker walks a statement for a session with masking rules and
+// refuses the uses of a masked column that would return it unmasked.
+type maskChecker struct {
+	rw        *rewriter
+	masks     []*Mask
+	topFields map[*ast.SelectField]bool
+	stack     []ast.Node
+	err       error
+}
+
+func (rw *rewriter) checkMasks(st ast.StmtNode, masks []*Mask) error {
+	rw.root = st
+	rw.scopes = rw.scopes[:0]
+	if sc := rw.scopeOf(st); sc != nil {
+		rw.scopes = append(rw.scopes, sc)
+	}
+	top := map[*ast.SelectField]bool{}
+	if sel, ok := st.(*ast.SelectStmt); ok {
+		if sel.SelectIntoOpt != nil {
+			top = nil // nothing is returned to the client
+		} else if sel.Fields != nil {
+			for _, f := range sel.Fields.Fields {
+				top[f] = true
+			}
+		}
+	}
+	mc := &maskChecker{rw: rw, masks: masks, topFields: top}
+	st.Accept(mc)
+	rw.scopes = rw.scopes[:0]
+	return mc.err
+}
+
+// maskFor returns the masking rule of the column cn names, or nil.
+func (mc *maskChecker) maskFor(cn *ast.ColumnName) *Mask {
+	rw := mc.rw
+	match := func(table string) *Mask {
+		for _, m := range mc.masks {
+			if m.table == table && m.column == cn.Name.L {
+				return m
+			}
+		}
+		return nil
+	}
+	if cn.Table.L != "" {
+		for i := len(rw.scopes) - 1; i >= 0; i-- {
+			if name, ok := rw.scopes[i].names[cn.Table.L]; ok {
+				return match(name)
+			}
+		}
+		return match(cn.Table.L)
+	}
+	for i := len(rw.scopes) - 1; i >= 0; i-- {
+		sc := rw.scopes[i]
+		if len(sc.names) == 0 {
+			continue
+		}
+		for _, name := range sc.names {
+			if m := match(name); m != nil {
+				return m // conservative: any table of the scope with a masked column of that name
+			}
+		}
+		return nil
+	}
+	return nil
+}
+
+func (mc *maskChecker) Enter(n ast.Node) (ast.Node, bool) {
+	mc.stack = append(mc.stack, n)
+	if mc.err != nil {
+		return n, true
+	}
+	rw := mc.rw
+	if n != rw.root {
+		if sc := rw.scopeOf(n); sc != nil {
+			rw.scopes = append(rw.scopes, sc)
+		}
+	}
+	switch x := n.(type) {
+	case *ast.SelectField:
+		if _, ok := x.Expr.(*ast.ColumnNameExpr); ok && mc.topFields[x] {
+			return n, true // returned masked
+		}
+		if x.WildCard != nil && !mc.topFields[x] {
+			// SELECT * in a subquery or a copy: the masked columns it
+			// may return cannot be told apart.
+			for i := len(rw.scopes) - 1; i >= 0; i-- {
+				for _, name := range rw.scopes[i].names {
+					for _, m := range mc.masks {
+						if m.table == name {
+							mc.err = Refusal("* over table %s with masked column %s.%s in a subquery, UNION or copy (masking %q)", name, m.table, m.column, m.Name)
+							return n, true
+						}
+					}
+				}
+				break
+			}
+		}
+	case *ast.ColumnNameExpr:
+		if m := mc.maskFor(x.Name); m != nil && mc.inSelectField() {
+			mc.err = Refusal("masked column %s.%s in an expression, subquery, UNION or copy (masking %q applies to this user)", m.table, m.column, m.Name)
+			return n, true
+		}
+	}
+	return n, false
+}
+
+// inSelectField reports whether the node being entered is inside a select
+// list or an assignment (what a statement returns or copies), not in a
+// condition.
+func (mc *maskChecker) inSelectField() bool {
+	for i := len(mc.stack) - 2; i >= 0; i-- {
+		switch mc.stack[i].(type) {
+		case *ast.SelectField, *ast.Assignment:
+			return true
+		case *ast.SelectStmt, *ast.SetOprStmt:
+			return false
+		}
+	}
+	return false
+}
+
+func (mc *maskChecker) Leave(n ast.Node) (ast.Node, bool) {
+	mc.stack = mc.stack[:len(mc.stack)-1]
+	rw := mc.rw
+	if k := len(rw.scopes); k > 0 && rw.scopes[k-1].owner == n && n != rw.root {
+		rw.scopes = rw.scopes[:k-1]
+	}
+	return n, mc.err == nil
 }

@@ -139,3 +139,49 @@ func TestRewriteRefusals(t *testing.T) {
 		}
 	}
 }
+
+func TestMaskBypassRefused(t *testing.T) {
+	cl := testClaim()
+	cl.Masking = append(cl.Masking, proxyconfig.MaskingRule{Name: "m-email", Users: []string{"ro"}, Table: "users", Column: "email", Mode: "hash"})
+	s, err := Compile(cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := newTestParser()
+	ro := s.Masks("ro")
+	allowed := []string{
+		"SELECT name, id FROM people WHERE name = 'x' ORDER BY name",
+		"SELECT p.name FROM people p JOIN users u ON u.id = p.id",
+		"SELECT * FROM people",
+		"SELECT email FROM users WHERE email = 'a'",
+		"SELECT id FROM people WHERE name LIKE 'A%'",
+		"UPDATE people SET name = 'x' WHERE id = 1",
+	}
+	for _, q := range allowed {
+		if _, err := s.RewriteFor(p, q, ro); err != nil {
+			t.Errorf("%s: %v", q, err)
+		}
+	}
+	refused := map[string]string{
+		"SELECT UPPER(name) FROM people":                              `masked column people.name in an expression`,
+		"SELECT CONCAT(p.name, '') AS n FROM people p":                `masked column people.name`,
+		"SELECT x.n FROM (SELECT name AS n FROM people) x":            `masked column people.name`,
+		"SELECT * FROM (SELECT * FROM people) x":                      `* over table people with masked column people.name`,
+		"SELECT name FROM people UNION SELECT 'a'":                    `masked column people.name`,
+		"INSERT INTO copy (n) SELECT name FROM people":                `masked column people.name`,
+		"UPDATE people SET nickname = name":                           `masked column people.name`,
+		"SELECT LEFT(email, 3) FROM users":                            `masked column users.email`,
+		"CREATE TABLE leak AS SELECT name FROM people":                `masked column people.name`,
+		"SELECT id FROM people WHERE id IN (SELECT name FROM people)": `masked column people.name`,
+	}
+	for q, want := range refused {
+		_, err := s.RewriteFor(p, q, ro)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: got %v, want a refusal containing %q", q, err, want)
+		}
+		// Another user has no masking: allowed (unless encryption refuses it).
+		if _, err := s.RewriteFor(p, q, s.Masks("app")); err != nil && strings.Contains(err.Error(), "masked") {
+			t.Errorf("%s for an unmasked user: %v", q, err)
+		}
+	}
+}
