@@ -40,7 +40,7 @@ type command struct {
 	rt      *runtime
 	facts   *sqlparse.Facts // nil: not parsed (no governance, no read/write splitting)
 	maxRows uint64          // access control's row limit (0: none)
-	text    textFacts       // the text scan of a COM_QUERY (see scan)
+	text    sqlparse.Scan   // the text scan of a COM_QUERY (see scan)
 
 	// Routing of the next acquire, which consumes it: dec when routed
 	// (read/write splitting), else pool when set (a statement routed to
@@ -71,16 +71,16 @@ func (s *session) begin() *command {
 	return &s.cmd
 }
 
-// scan returns the textFacts of the COM_QUERY text q, scanned once.
-func (c *command) scan(q []byte) textFacts {
-	if c.text == 0 {
-		c.text = scanText(q)
+// scan returns the sqlparse.Scan of the COM_QUERY text q, scanned once.
+func (c *command) scan(q []byte) sqlparse.Scan {
+	if !c.text.Scanned() {
+		c.text = sqlparse.ScanText(q)
 	}
 	return c.text
 }
 
 func (s *session) handleQuery(c *command, p []byte) error {
-	if q := p[1:]; c.scan(q)&tfKill != 0 && (isKill(q) || s.state.MultiStatements) {
+	if q := p[1:]; c.scan(q).MayKill() && (isKill(q) || s.state.MultiStatements) {
 		if handled, err := s.handleKillText(p); handled {
 			return err
 		}
@@ -111,7 +111,7 @@ func (s *session) query(c *command, p []byte) (result, error) {
 		p = np
 	}
 	tf := c.scan(q)
-	if tf&tfConnID != 0 {
+	if tf.ConnectionID() {
 		p = s.rewriteConnectionID(p)
 	}
 	if c.maxRows > 0 && facts != nil && facts.Kind == sqlparse.KindSelect && !facts.Multi {
@@ -125,13 +125,13 @@ func (s *session) query(c *command, p []byte) (result, error) {
 		locks, userVars = facts.Locks, facts.UserVars
 		readOnly = facts.ReadOnly && !facts.LockingRead
 	} else {
-		locks, userVars, readOnly = tf.lock(q), tf.userVar(), tf.readOnly(q)
+		locks, userVars, readOnly = tf.Locks(q), tf.UserVars(), tf.ReadOnly(q)
 	}
 	if locks {
 		s.pendingPins |= pinLock
 	}
-	trackers := tf&tfSessionTrack != 0
-	if userVars || trackers || (tf&tfMayBeUntracked != 0 && sqlparse.UntrackedState(unsafe.String(&q[0], len(q)))) {
+	trackers := tf.SessionTrack()
+	if userVars || trackers || (tf.MayBeUntracked() && sqlparse.UntrackedState(unsafe.String(&q[0], len(q)))) {
 		// User variables, or session state the server's tracker does
 		// not report: keep this connection, reset it before reuse.
 		s.pendingPins |= pinSessionState

@@ -146,18 +146,18 @@ func execPins(facts *sqlparse.Facts, q []byte) uint8 {
 	if len(q) == 0 {
 		return 0
 	}
-	tf := scanText(q)
+	tf := sqlparse.ScanText(q)
 	locks, userVars := false, false
 	if facts != nil && facts.ParseErr == nil {
 		locks, userVars = facts.Locks, facts.UserVars
 	} else {
-		locks, userVars = tf.lock(q), tf.userVar()
+		locks, userVars = tf.Locks(q), tf.UserVars()
 	}
 	var pins uint8
 	if locks {
 		pins |= pinLock
 	}
-	if userVars || tf&tfSessionTrack != 0 || (tf&tfMayBeUntracked != 0 && sqlparse.UntrackedState(string(q))) {
+	if userVars || tf.SessionTrack() || (tf.MayBeUntracked() && sqlparse.UntrackedState(string(q))) {
 		pins |= pinSessionState
 	}
 	return pins
