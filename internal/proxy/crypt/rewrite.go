@@ -138,9 +138,15 @@ func (s *Schema) RewriteFor(p *sqlparse.Parser, sql string, masks []*Mask) (Rewr
 			return out, Refusal("a statement naming an encrypted table that the proxy cannot parse: %v", perr)
 		}
 		// The prefilter matched a name in a text that does not parse:
-		// refuse if it may name an encrypted table (conservative).
+		// refuse if it may name an encrypted table, or a table masked
+		// for this user (conservative: it cannot be checked).
 		if s.Encrypted() {
 			return Rewritten{SQL: sql, Touched: true}, Refusal("a statement naming an encrypted table that the proxy cannot parse: %v", perr)
+		}
+		for _, m := range masks {
+			if indexFold(sql, m.table) >= 0 {
+				return Rewritten{SQL: sql, Touched: true}, Refusal("a statement naming table %s (masking %q) that the proxy cannot parse: %v", m.table, m.Name, perr)
+			}
 		}
 	}
 	return out, nil
@@ -1051,6 +1057,18 @@ type maskChecker struct {
 }
 
 func (rw *rewriter) checkMasks(st ast.StmtNode, masks []*Mask) error {
+	switch st.(type) {
+	case *ast.SelectStmt, *ast.SetOprStmt, *ast.InsertStmt, *ast.UpdateStmt, *ast.DeleteStmt,
+		ast.DDLNode, *ast.ShowStmt, *ast.ExplainStmt, *ast.AnalyzeTableStmt:
+	default:
+		for name := range rw.aliases {
+			for _, m := range masks {
+				if m.table == name {
+					return Refusal("this kind of statement on table %s, masked for this user (masking %q)", name, m.Name)
+				}
+			}
+		}
+	}
 	rw.root = st
 	rw.scopes = rw.scopes[:0]
 	if sc := rw.scopeOf(st); sc != nil {

@@ -173,6 +173,7 @@ func TestMaskBypassRefused(t *testing.T) {
 		"SELECT LEFT(email, 3) FROM users":                            `masked column users.email`,
 		"CREATE TABLE leak AS SELECT name FROM people":                `masked column people.name`,
 		"SELECT id FROM people WHERE id IN (SELECT name FROM people)": `masked column people.name`,
+		"SELECT name FROM people WHERE id = 1 INTO @v":                `cannot parse`,
 	}
 	for q, want := range refused {
 		_, err := s.RewriteFor(p, q, ro)
@@ -183,5 +184,23 @@ func TestMaskBypassRefused(t *testing.T) {
 		if _, err := s.RewriteFor(p, q, s.Masks("app")); err != nil && strings.Contains(err.Error(), "masked") {
 			t.Errorf("%s for an unmasked user: %v", q, err)
 		}
+	}
+}
+
+// A listener with masking and no encrypted table: what cannot be parsed
+// and checked is refused for a masked user only.
+func TestMaskOnlyUnparsable(t *testing.T) {
+	s, err := Compile(&proxyconfig.SecurityClaim{Masking: []proxyconfig.MaskingRule{
+		{Name: "m1", Users: []string{"ro"}, Table: "people", Column: "name", Mode: "null"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := newTestParser()
+	q := "SELECT name FROM people WHERE id = 1 INTO @v"
+	if _, err := s.RewriteFor(p, q, s.Masks("ro")); err == nil || !strings.Contains(err.Error(), `masking "m1"`) {
+		t.Fatalf("masked user: %v", err)
+	}
+	if _, err := s.RewriteFor(p, q, s.Masks("app")); err != nil {
+		t.Fatalf("unmasked user: %v", err)
 	}
 }
