@@ -3,7 +3,8 @@
 # is replaced by a promoted replica: the errors the client sees with and without
 # [proxy.config.failover] (docs/proxy.md, "Surviving a backend restart").
 #
-#   hack/failover-bench.sh [restart|promote]...   (default: both)
+#   hack/failover-bench.sh [restart|promote|steady]...   (default: restart promote; steady: no
+#                                                         fault, what the option costs)
 #
 # Starts its own servers (hack/mariadb.sh, hack/replication.sh) and one pisa-proxy with two
 # listeners on the same nodes: "plain" (no failover) and "failover" (delayed_retry and
@@ -125,6 +126,26 @@ scenario_restart() {
 		[ "$l" = failover ] && port=$((PORT0 + 11))
 		run_one "restart/$l" "$port" bash -c "hack/mariadb.sh shutdown '$dir' && hack/mariadb.sh restart '$dir' >/dev/null"
 		sleep 2
+	done
+	hack/mariadb.sh stop "$dir" >/dev/null
+}
+
+# steady: no fault, both listeners twice, alternating: what the option costs.
+scenario_steady() {
+	local dir
+	dir=$(hack/mariadb.sh start "$PORT0" | tail -n1)
+	DIRS+=("$dir")
+	sql "$PORT0" "CREATE DATABASE IF NOT EXISTS sbtest"
+	sb "$PORT0" prepare --threads="$TABLES" --mysql-user=root --mysql-password= >/dev/null
+	proxy_config "$(printf '[[mysql.node]]\nname = "db"\nhost = "127.0.0.1"\nport = %d\nuser = "root"\npassword = ""\ndb = "sbtest"\n' "$PORT0")" ""
+	start_proxy
+	local round l port
+	for round in 1 2; do
+		for l in plain failover; do
+			port=$((PORT0 + 10))
+			[ "$l" = failover ] && port=$((PORT0 + 11))
+			run_one "steady$round/$l" "$port" true
+		done
 	done
 	hack/mariadb.sh stop "$dir" >/dev/null
 }
