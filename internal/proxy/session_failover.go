@@ -201,10 +201,7 @@ func backendDown(err error) bool {
 		return false
 	}
 	var me *mysql.Error
-	if errors.As(err, &me) {
-		return false
-	}
-	return true
+	return !errors.As(err, &me)
 }
 
 // failoverDelay is the first pause between two attempts of a waiting
