@@ -108,6 +108,30 @@ func TestSecurityClaimBuiltIntoProxyConfig(t *testing.T) {
 		if l.SecurityClaim.ActiveKey != "k2" || len(l.SecurityClaim.Keys) != 3 {
 			return fmt.Sprintf("security_claim %+v", l.SecurityClaim)
 		}
+		first = s.Version
 		return ""
+	})
+	// A key changed in the Secret alone (the claim unchanged) reaches the
+	// configuration: the controller watches the claims' key Secrets.
+	if err := k8s.Get(ctx, client.ObjectKeyFromObject(secret), secret); err != nil {
+		t.Fatal(err)
+	}
+	secret.Data["k2"] = []byte(strings.Repeat("cd", 32))
+	if err := k8s.Update(ctx, secret); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "key changed in the Secret served", func() string {
+		s, _ := fetch(t, ns, "shop")
+		if s == nil || len(s.Proxy.Config) != 1 || s.Version == first {
+			return fmt.Sprintf("%+v", s)
+		}
+		var l listener
+		_ = json.Unmarshal(s.Proxy.Config[0], &l)
+		for _, k := range l.SecurityClaim.Keys {
+			if k.ID == "k2" && k.Value == strings.Repeat("cd", 32) {
+				return ""
+			}
+		}
+		return fmt.Sprintf("security_claim keys %+v", l.SecurityClaim.Keys)
 	})
 }
