@@ -20,6 +20,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/yaml"
 
+	"github.com/database-mesh/pisanix-go/internal/cmdutil"
 	"github.com/database-mesh/pisanix-go/internal/controller/builder"
 	"github.com/database-mesh/pisanix-go/internal/inject"
 )
@@ -58,6 +59,14 @@ func readInputs(files []string, stdin io.Reader) ([][]byte, error) {
 		out = append(out, b)
 	}
 	return out, nil
+}
+
+// usageError makes a flag parsing error a usage error (exit 2); a help request stays one.
+func usageError(err error) error {
+	if errors.Is(err, flag.ErrHelp) {
+		return err
+	}
+	return &cmdutil.UsageError{Err: err}
 }
 
 func newFlagSet(name, usage string, stderr io.Writer) *flag.FlagSet {
@@ -100,16 +109,16 @@ func runInject(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	native := fs.Bool("native-sidecar", false, "inject a native sidecar (init container with restartPolicy Always), as -native-sidecar does for the webhook")
 	format := fs.String("o", "yaml", "output format: yaml or json")
 	if err := fs.Parse(args); err != nil {
-		return err
+		return usageError(err)
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("inject: unexpected arguments: %s", strings.Join(fs.Args(), " "))
+		return cmdutil.Usagef("inject: unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	}
 	if *format != "yaml" && *format != "json" {
-		return fmt.Errorf("inject: -o: want yaml or json, got %q", *format)
+		return cmdutil.Usagef("inject: -o: want yaml or json, got %q", *format)
 	}
 	if len(files) != 1 {
-		return errors.New("inject: -f: one Pod file (or - for stdin)")
+		return cmdutil.Usagef("inject: -f: one Pod file (or - for stdin)")
 	}
 	inputs, err := readInputs(files, stdin)
 	if err != nil {
@@ -187,10 +196,10 @@ func runBuildConfig(args []string, stdin io.Reader, stdout, stderr io.Writer) er
 	name := fs.String("name", "", "the VirtualDatabase (the application's name); default: the only one of the namespace")
 	daemonCfg := fs.Bool("daemon", false, "print pisa-daemon's configuration (QoS) for every namespace instead")
 	if err := fs.Parse(args); err != nil {
-		return err
+		return usageError(err)
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("build-config: unexpected arguments: %s", strings.Join(fs.Args(), " "))
+		return cmdutil.Usagef("build-config: unexpected arguments: %s", strings.Join(fs.Args(), " "))
 	}
 	inputs, err := readInputs(files, stdin)
 	if err != nil {

@@ -98,6 +98,8 @@ func TestPrograms(t *testing.T) {
 		{"pisa-controller", nil, []string{"--core-port=x"}, "core-port"},
 		{"pisa-controller", nil, []string{"-corePort=70000"}, "core-port"},
 		{"pisa-controller", nil, []string{"--log-format=xml"}, "--log-format"},
+		{"pisa-controller", nil, []string{"inject", "-nope"}, "-nope"},
+		{"pisa-controller", nil, []string{"build-config", "extra"}, "extra"},
 	} {
 		code, _, stderr := run(c.prog, c.env, c.args...)
 		if code != 2 || !strings.Contains(stderr, c.want) || !strings.Contains(stderr, c.prog+": ") {
