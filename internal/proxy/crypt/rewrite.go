@@ -1143,8 +1143,8 @@ func (mc *maskChecker) Enter(n ast.Node) (ast.Node, bool) {
 		if x.WildCard != nil && !mc.topFields[x] {
 			// SELECT * in a subquery or a copy: the masked columns it
 			// may return cannot be told apart.
-			for i := len(rw.scopes) - 1; i >= 0; i-- {
-				for _, name := range rw.scopes[i].names {
+			if k := len(rw.scopes); k > 0 {
+				for _, name := range rw.scopes[k-1].names {
 					for _, m := range mc.masks {
 						if m.table == name {
 							mc.err = Refusal("* over table %s with masked column %s.%s in a subquery, UNION or copy (masking %q)", name, m.table, m.column, m.Name)
@@ -1152,7 +1152,6 @@ func (mc *maskChecker) Enter(n ast.Node) (ast.Node, bool) {
 						}
 					}
 				}
-				break
 			}
 		}
 	case *ast.ColumnNameExpr:
