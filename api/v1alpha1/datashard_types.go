@@ -52,6 +52,13 @@ type ShardingRule struct {
 	// +optional
 	ReadWriteSplittingGroup []ReadWriteSplittingGroup `json:"readWriteSplittingGroup,omitempty"`
 
+	// BindingTables are other rules' tables sharded exactly like this one (same strategy,
+	// algorithms, counts and nodes): a SELECT joining them on their sharding columns runs on
+	// each shard.
+	// +listType=set
+	// +optional
+	BindingTables []string `json:"bindingTables,omitempty"`
+
 	// BroadcastTables are reference tables with a full copy in the database of each of the
 	// rule's nodes: writes reach every copy in one transaction, reads one copy (joins with
 	// sharded tables are refused).

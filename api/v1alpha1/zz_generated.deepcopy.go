@@ -1112,6 +1112,11 @@ func (in *ShardingRule) DeepCopyInto(out *ShardingRule) {
 			(*in)[i].DeepCopyInto(&(*out)[i])
 		}
 	}
+	if in.BindingTables != nil {
+		in, out := &in.BindingTables, &out.BindingTables
+		*out = make([]string, len(*in))
+		copy(*out, *in)
+	}
 	if in.BroadcastTables != nil {
 		in, out := &in.BroadcastTables, &out.BroadcastTables
 		*out = make([]string, len(*in))

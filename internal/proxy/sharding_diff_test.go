@@ -196,6 +196,41 @@ func (g *diffGen) joinQuery() (string, bool) {
 	return "SELECT id, bk" + from + g.where() + fmt.Sprintf(" ORDER BY id DESC LIMIT %d", 1+g.r.IntN(10)), true
 }
 
+// bindQuery is a SELECT joining t_diff with t_diff2, bound to it (sharded
+// alike by id2), on the sharding key.
+func (g *diffGen) bindQuery() (string, bool) {
+	join := []string{" JOIN ", " LEFT JOIN ", " RIGHT JOIN "}[g.r.IntN(3)]
+	from := " FROM t_diff" + join + "t_diff2 ON t_diff2.id2 = t_diff.id"
+	switch g.r.IntN(3) {
+	case 0:
+		return "SELECT t_diff.id, k, v FROM t_diff" + join + "t_diff2 x ON x.id2 = t_diff.id" + g.where() + " ORDER BY t_diff.id, v", true
+	case 1:
+		return "SELECT COUNT(*), COUNT(v), SUM(v), MAX(id2)" + from + g.where(), true
+	}
+	return "SELECT k, SUM(v), COUNT(*)" + from + g.where() + " GROUP BY k", false
+}
+
+// boundRule is rule shaped like t_diff's, for t_diff2 keyed by id2.
+func boundRule(r proxyconfig.Sharding) proxyconfig.Sharding {
+	b := proxyconfig.Sharding{TableName: "t_diff2", ActualDatanodes: r.ActualDatanodes}
+	if ts := r.TableStrategy; ts != nil {
+		c := *ts
+		c.TableShardingColumn = "id2"
+		b.TableStrategy = &c
+	}
+	if ds := r.DatabaseStrategy; ds != nil {
+		c := *ds
+		c.DatabaseShardingColumn = "id2"
+		b.DatabaseStrategy = &c
+	}
+	if dts := r.DatabaseTableStrategy; dts != nil {
+		c := *dts
+		c.DatabaseShardingColumn, c.TableShardingColumn = "id2", "id2"
+		b.DatabaseTableStrategy = &c
+	}
+	return b
+}
+
 func (g *diffGen) insert() string {
 	n := 1 + g.r.IntN(4)
 	rows := make([]string, n)
@@ -305,6 +340,8 @@ func TestShardingDifferential(t *testing.T) {
 				Sharding:          []proxyconfig.Sharding{strat.rule()},
 			}}
 			cfg.Proxy.Config[0].Sharding[0].BroadcastTables = []string{"t_bc"}
+			cfg.Proxy.Config[0].Sharding[0].BindingTables = []string{"t_diff2"}
+			cfg.Proxy.Config[0].Sharding = append(cfg.Proxy.Config[0].Sharding, boundRule(cfg.Proxy.Config[0].Sharding[0]))
 			cfg.Proxy.XA = proxyconfig.XA{ProxyID: "diff", LogFile: t.TempDir() + "/xa.log"}
 			cfg.ApplyDefaults()
 			tp := startProxy(t, cfg)
@@ -318,7 +355,10 @@ func TestShardingDifferential(t *testing.T) {
 				}
 				// t_bc: a broadcast table (a copy on every datanode).
 				for _, q := range []string{"DROP TABLE IF EXISTS t_bc", "CREATE TABLE t_bc (bk INT PRIMARY KEY, bname VARCHAR(10))",
-					"INSERT INTO t_bc (bk, bname) VALUES (-2, 'm2'), (0, 'zero'), (1, 'one'), (3, 'three')"} {
+					"INSERT INTO t_bc (bk, bname) VALUES (-2, 'm2'), (0, 'zero'), (1, 'one'), (3, 'three')",
+					// t_diff2: bound to t_diff (rows for some of its ids, two for some).
+					"DROP TABLE IF EXISTS t_diff2", "CREATE TABLE t_diff2 (id2 BIGINT, v INT, PRIMARY KEY (id2, v))",
+					"INSERT INTO t_diff2 (id2, v) VALUES (1, 10), (2, 20), (2, 21), (5, 50), (7, 70), (8, 80), (8, 81), (13, 130), (21, 210), (22, 220), (40, 400)"} {
 					if _, err := db.Exec(q); err != nil {
 						t.Fatalf("%s: %v", q, err)
 					}
@@ -363,9 +403,12 @@ func TestShardingDifferential(t *testing.T) {
 					continue
 				}
 				q, ordered := g.query()
-				isJoin := g.r.IntN(6) == 0
+				isJoin := g.r.IntN(5) == 0
 				if isJoin {
 					q, ordered = g.joinQuery()
+					if g.r.IntN(2) == 0 {
+						q, ordered = g.bindQuery()
+					}
 					joins++
 				}
 				var args []any
@@ -498,7 +541,7 @@ func TestShardingDifferential(t *testing.T) {
 			if err != nil || !slices.Equal(want, got) {
 				t.Fatalf("seed %d: final table differs (%v): reference %d rows, sharded %d", seed, err, len(want), len(got))
 			}
-			t.Logf("%d statements answered like the reference, %d refused with 1235 (JOINs with the broadcast table: %d, %d refused)", ran, refused, joins, joinsRefused)
+			t.Logf("%d statements answered like the reference, %d refused with 1235 (JOINs with the broadcast or the binding table: %d, %d refused)", ran, refused, joins, joinsRefused)
 			if refused > statements/4 {
 				t.Errorf("%d of %d statements refused: the supported grammar shrank", refused, statements)
 			}

@@ -469,12 +469,28 @@ func TestValidateCases(t *testing.T) {
 				DatabaseStrategy: &DatabaseStrategy{DatabaseShardingAlgorithmName: "mod", DatabaseShardingColumn: "id"},
 				BroadcastTables:  []string{"d", "d"}}}
 		}, `proxy.config[0].sharding[0].broadcast_tables[1]: "d" is already a broadcast table of sharding[0]`},
-		{"binding tables", func(c *Config) {
+		{"binding table without a rule", func(c *Config) {
 			c.MySQL.Nodes[0].DB = "test"
 			c.Proxy.Config[0].Sharding = []Sharding{{TableName: "t", ActualDatanodes: []string{"ds001"},
 				DatabaseStrategy: &DatabaseStrategy{DatabaseShardingAlgorithmName: "mod", DatabaseShardingColumn: "id"},
 				BindingTables:    []string{"t_item"}}}
-		}, `proxy.config[0].sharding[0].binding_tables: binding tables are not supported`},
+		}, `proxy.config[0].sharding[0].binding_tables[0]: "t_item" has no [[proxy.config.sharding]] rule`},
+		{"binding table sharded otherwise", func(c *Config) {
+			c.MySQL.Nodes[0].DB = "test"
+			c.Proxy.Config[0].Sharding = []Sharding{{TableName: "t", ActualDatanodes: []string{"ds001"},
+				DatabaseStrategy: &DatabaseStrategy{DatabaseShardingAlgorithmName: "mod", DatabaseShardingColumn: "id"},
+				BindingTables:    []string{"t_item"}},
+				{TableName: "t_item", ActualDatanodes: []string{"ds001"},
+					DatabaseStrategy: &DatabaseStrategy{DatabaseShardingAlgorithmName: "crc32mod", DatabaseShardingColumn: "order_id"}}}
+		}, `proxy.config[0].sharding[0].binding_tables[0]: "t_item" is not sharded like t`},
+		{"binding table", func(c *Config) {
+			c.MySQL.Nodes[0].DB = "test"
+			c.Proxy.Config[0].Sharding = []Sharding{{TableName: "t", ActualDatanodes: []string{"ds001"},
+				DatabaseStrategy: &DatabaseStrategy{DatabaseShardingAlgorithmName: "mod", DatabaseShardingColumn: "id"},
+				BindingTables:    []string{"t_item"}},
+				{TableName: "t_item", ActualDatanodes: []string{"ds001"},
+					DatabaseStrategy: &DatabaseStrategy{DatabaseShardingAlgorithmName: "mod", DatabaseShardingColumn: "order_id"}}}
+		}, ""},
 		{"key generator", func(c *Config) {
 			c.MySQL.Nodes[0].DB = "test"
 			c.Proxy.Config[0].Sharding = []Sharding{{TableName: "t", ActualDatanodes: []string{"ds001"},

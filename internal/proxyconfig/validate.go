@@ -467,6 +467,7 @@ func (c *Config) validateListener(v *validator, p string, l *Listener) {
 		c.validateSharding(v, sp, &l.Sharding[i], l.ReadWriteSplitting != nil)
 		validateKeyGenerator(v, sp, &l.Sharding[i])
 		validateBroadcast(v, sp, l, i)
+		validateBinding(v, sp, l, i)
 		// A SELECT on every shard reads all the physical tables of a node
 		// at once, on a connection each.
 		perNode := 0
@@ -617,9 +618,6 @@ func (c *Config) validateSharding(v *validator, p string, s *Sharding, withRW bo
 		} else {
 			seen[key] = i
 		}
-	}
-	if len(s.BindingTables) > 0 {
-		v.addf(p+".binding_tables", "binding tables are not supported (a JOIN of sharded tables gets ERROR 1235)")
 	}
 	set := 0
 	if ts := s.TableStrategy; ts != nil {

@@ -135,3 +135,46 @@ func validateBroadcast(v *validator, p string, l *Listener, i int) {
 		}
 	}
 }
+
+// validateBinding checks the binding_tables of rule i of listener l: each
+// names another rule of the listener that shards the same way (strategy,
+// algorithms, sharding_count, actual_datanodes), so that equal keys are on
+// the same shard.
+func validateBinding(v *validator, p string, l *Listener, i int) {
+	s := &l.Sharding[i]
+	for j, name := range s.BindingTables {
+		path := fmt.Sprintf("%s.binding_tables[%d]", p, j)
+		var o *Sharding
+		for k := range l.Sharding {
+			if k != i && l.Sharding[k].TableName == name {
+				o = &l.Sharding[k]
+			}
+		}
+		switch {
+		case name == s.TableName:
+			v.addf(path, "%q is the rule's own table", name)
+		case o == nil:
+			v.addf(path, "%q has no [[proxy.config.sharding]] rule in this listener: a binding table is sharded like %s", name, s.TableName)
+		case !sameSharding(s, o):
+			v.addf(path, "%q is not sharded like %s (strategy, algorithms, sharding_count and actual_datanodes must be the same)", name, s.TableName)
+		}
+	}
+}
+
+func sameSharding(a, b *Sharding) bool {
+	if !slices.Equal(a.ActualDatanodes, b.ActualDatanodes) {
+		return false
+	}
+	switch {
+	case a.TableStrategy != nil && b.TableStrategy != nil:
+		return a.TableStrategy.TableShardingAlgorithmName == b.TableStrategy.TableShardingAlgorithmName &&
+			a.TableStrategy.ShardingCount == b.TableStrategy.ShardingCount
+	case a.DatabaseStrategy != nil && b.DatabaseStrategy != nil:
+		return a.DatabaseStrategy.DatabaseShardingAlgorithmName == b.DatabaseStrategy.DatabaseShardingAlgorithmName
+	case a.DatabaseTableStrategy != nil && b.DatabaseTableStrategy != nil:
+		x, y := a.DatabaseTableStrategy, b.DatabaseTableStrategy
+		return x.DatabaseShardingAlgorithmName == y.DatabaseShardingAlgorithmName && x.TableShardingAlgorithmName == y.TableShardingAlgorithmName &&
+			x.ShardingCount == y.ShardingCount && strings.EqualFold(x.DatabaseShardingColumn, x.TableShardingColumn) == strings.EqualFold(y.DatabaseShardingColumn, y.TableShardingColumn)
+	}
+	return false
+}

@@ -176,6 +176,7 @@ func (b *proxyBuilder) sharding(ds *v1alpha1.DataShard, sel []*endpoint, out *bu
 			return v1alpha1.ReasonInvalidRule, fmt.Errorf("%s: one of tableStrategy, databaseStrategy, databaseTableStrategy is required", p)
 		}
 		s.BroadcastTables = append([]string(nil), r.BroadcastTables...)
+		s.BindingTables = append([]string(nil), r.BindingTables...)
 		if kg := r.KeyGenerator; kg != nil {
 			s.KeyGenerator = &proxyconfig.KeyGenerator{Type: kg.Type, Column: kg.Column, WorkerID: int(kg.WorkerID)}
 		}

@@ -68,6 +68,10 @@ type rule struct {
 	// join, on a per-statement copy of the rule, limits key columns to
 	// the sharded table's in a join with broadcast tables.
 	join *joinQual
+	// binds (per-statement copy) are the bound tables a join renames.
+	binds []bindRef
+	// bound are the tables bound to this one (binding_tables, both ways).
+	bound map[string]bool
 }
 
 func (r *rule) shards() int { return r.dbCount * r.tblCount }
@@ -187,6 +191,12 @@ func Compile(cfg *proxyconfig.Config, l *proxyconfig.Listener) (*Router, error) 
 			rt.keyGens = true
 		}
 		rt.compileBroadcast(r, l.Sharding[i].BroadcastTables)
+		for _, name := range l.Sharding[i].BindingTables {
+			if r.bound == nil {
+				r.bound = map[string]bool{}
+			}
+			r.bound[name] = true
+		}
 		rt.rules = append(rt.rules, r)
 		rt.byName[r.table] = r
 		for s := 0; s < r.shards(); s++ {
@@ -199,6 +209,19 @@ func Compile(cfg *proxyconfig.Config, l *proxyconfig.Listener) (*Router, error) 
 			if table != r.table {
 				m[table] = r.table
 			}
+		}
+	}
+	// Binding is both ways, between rules of the same shape.
+	for _, r := range rt.rules {
+		for name := range r.bound {
+			o := rt.byName[name]
+			if o == nil || !sameShape(r, o) {
+				return nil, fmt.Errorf("binding_tables of %s: %q is not a sharded table with the same strategy, algorithms, counts and datanodes", r.table, name)
+			}
+			if o.bound == nil {
+				o.bound = map[string]bool{}
+			}
+			o.bound[r.table] = true
 		}
 	}
 	rt.cache.init(defaultCacheEntries)

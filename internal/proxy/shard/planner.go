@@ -218,6 +218,12 @@ type prepCtx struct {
 	// with (broadcast.go); nil otherwise.
 	bcastRefs []*ast.TableName
 	bcastOf   *bcast
+	// bindRefs are the bound tables a SELECT joins (binding.go), renamed
+	// to bindMarkers; bindErr refuses a join without the key equality.
+	bindRefs    []*ast.TableName
+	bindMarkers []string
+	bindAliases []string
+	bindErr     *mysql.Error
 }
 
 func (rt *Router) prepare(sql, db string) (p *Prepared) {
@@ -385,17 +391,28 @@ func (pc *prepCtx) prepare(stmts []ast.StmtNode) *Prepared {
 	r := rules[0]
 	pc.rule, pc.tn, pc.params = r, matched[0], sc.params
 	pc.tables = map[*ast.TableName]bool{matched[0]: true}
+	// Joins that run on each shard: with binding tables (binding.go) or
+	// broadcast tables (broadcast.go).
+	joined := false
+	if len(stmts) == 1 {
+		switch {
+		case len(matched) > 1 && matched[1].Name.O != r.table:
+			joined = pc.bindJoin(stmts[0], &sc, matched, rules)
+		case len(matched) == 1 && len(sc.tables) > 1:
+			joined = pc.joinBroadcast(stmts[0], &sc, matched[0])
+		}
+		if pc.bindErr != nil {
+			return &Prepared{err: pc.bindErr}
+		}
+	}
 	switch {
 	case len(stmts) > 1:
 		return fail("several statements in one query with sharded table %s are not supported", r.table)
-	case len(matched) > 1 && matched[1].Name.O != r.table:
+	case len(matched) > 1 && matched[1].Name.O != r.table && !joined:
 		return fail("a statement on sharded tables %s and %s is not supported", r.table, matched[1].Name.O)
-	case len(matched) > 1:
+	case len(matched) > 1 && !joined:
 		return fail("a statement naming sharded table %s twice (self-join, subquery) is not supported", r.table)
-	case len(sc.tables) > 1 && pc.joinBroadcast(stmts[0], &sc, matched[0]):
-		// A SELECT joining the sharded table with broadcast tables: runs
-		// on each shard with the shard's copies (broadcast.go).
-	case len(sc.tables) > 1:
+	case len(sc.tables) > 1 && !joined:
 		other := sc.tables[0]
 		if other == matched[0] {
 			other = sc.tables[1]
@@ -511,6 +528,16 @@ func (pc *prepCtx) rename(root ast.Node) {
 		}
 		root.Accept(&bcastRenamer{r: pc.res, tables: tables, names: pc.bcastOf})
 	}
+	if pc.bindRefs != nil {
+		v := &bindRenamer{r: pc.res, tables: map[*ast.TableName]string{}, names: map[string]string{}}
+		for i, tn := range pc.bindRefs {
+			v.tables[tn] = pc.bindMarkers[i]
+			if pc.bindAliases[i] == "" {
+				v.names[tn.Name.O] = pc.bindMarkers[i]
+			}
+		}
+		root.Accept(v)
+	}
 }
 
 // target expands template t for shard s.
@@ -520,7 +547,11 @@ func (pc *prepCtx) target(t *template, s int) Target {
 
 func buildTarget(r *rule, params int, t *template, s int) Target {
 	node, schema, table := r.physical(s)
-	return Target{Node: node, Shard: s, Schema: schema, Table: table, SQL: t.expand(schema, table), Params: targetParams(t, params)}
+	sql := t.expand(schema, table)
+	if r.binds != nil {
+		sql = expandBinds(r, s, sql)
+	}
+	return Target{Node: node, Shard: s, Schema: schema, Table: table, SQL: sql, Params: targetParams(t, params)}
 }
 
 // targetParams is nil when the target uses the parameters as the client
@@ -631,7 +662,7 @@ func (pc *prepCtx) tableAlias(refs *ast.TableRefsClause) {
 		pc.alias = ts.AsName.O
 		return
 	}
-	if pc.bcastRefs != nil {
+	if pc.bcastRefs != nil || pc.bindRefs != nil {
 		pc.alias = findAlias(refs.TableRefs, pc.tn)
 	}
 }
