@@ -444,6 +444,10 @@ func (p *Proxy) Apply(cfg *proxyconfig.Config) error {
 			l.stop()
 			delete(p.listeners, name)
 			p.metrics.ForgetDomain(name)
+			if !keep {
+				// A listener restarted keeps its (already bound) series.
+				p.secMetrics.Forget(name)
+			}
 		}
 	}
 	for name, rt := range rts {

@@ -257,6 +257,22 @@ func TestSecurityClaimMetrics(t *testing.T) {
 			t.Errorf("%s = %v, want %v (all: %v)", k, got[k], v, got)
 		}
 	}
+	// The listener gone (renamed), its series go.
+	cfg2 := cfg.Clone()
+	cfg2.Proxy.Config[0].Name = "renamed"
+	if err := p.Apply(cfg2); err != nil {
+		t.Fatal(err)
+	}
+	mfs, _ = reg.Gather()
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "domain" && l.GetValue() == "test" {
+					t.Errorf("%s still has the removed listener's series", mf.GetName())
+				}
+			}
+		}
+	}
 }
 
 // TestSecurityClaimCharsets: under a latin1 and a utf8mb4 connection, a

@@ -70,3 +70,14 @@ func (s *Schema) CountTransformed(t *Transformer) {
 	s.cDecrypt.add(int(t.Decrypted))
 	s.cMask.add(int(t.MaskedN))
 }
+
+// Forget drops the series of a listener that is gone.
+func (m *Metrics) Forget(domain string) {
+	if m == nil {
+		return
+	}
+	match := prometheus.Labels{"domain": domain}
+	m.ops.DeletePartialMatch(match)
+	m.refusals.DeletePartialMatch(match)
+	m.failures.DeletePartialMatch(match)
+}
