@@ -323,3 +323,34 @@ func TestSecurityClaimCharsets(t *testing.T) {
 		}
 	}
 }
+
+// TestSecurityClaimKeyErrorsRefuseConfig: a key file that cannot be read
+// or holds no 32-byte key refuses the configuration (a reload keeps the
+// running one), naming the key.
+func TestSecurityClaimKeyErrorsRefuseConfig(t *testing.T) {
+	dir := t.TempDir()
+	short := filepath.Join(dir, "short")
+	if err := os.WriteFile(short, []byte("abcd"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		key  proxyconfig.EncryptionKey
+		want string
+	}{
+		{proxyconfig.EncryptionKey{ID: "k1", File: filepath.Join(dir, "missing")}, `key "k1": open`},
+		{proxyconfig.EncryptionKey{ID: "k1", File: short}, `key "k1" (file ` + short + `): not a 32-byte key`},
+		{proxyconfig.EncryptionKey{ID: "k1", Env: "PISA_TEST_NO_SUCH_KEY"}, `environment variable PISA_TEST_NO_SUCH_KEY is not set`},
+	} {
+		cfg := baseConfig("127.0.0.1:1")
+		claim := secClaim()
+		claim.Keys[0] = c.key
+		cfg.Proxy.Config[0].SecurityClaim = claim
+		cfg.ApplyDefaults()
+		p := New(testLogger(), metrics.NewProxy(nil))
+		err := p.Apply(cfg)
+		_ = p.Close(context.Background())
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%+v: got %v, want an error containing %q", c.key, err, c.want)
+		}
+	}
+}
