@@ -66,6 +66,10 @@ type stmt struct {
 	// cursorLost, longDataLost: the connection holding them was lost; the
 	// next fetch (execute) gets ERR 2013.
 	cursorLost, longDataLost bool
+	// last is the backend statement its last execute ran (on whichever
+	// connection): when the session gets that connection again and it
+	// still keeps the statement, no lookup by key is needed.
+	last *backend.Stmt
 	// sh is set for a statement on sharded tables: the proxy runs it, no
 	// backend holds it for the client.
 	sh *shardStmt

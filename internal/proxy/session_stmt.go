@@ -126,9 +126,11 @@ func (s *session) prepare(c *command, p []byte) (result, error) {
 		}
 		r, bid, params, err := relay(id)
 		if err == nil && r.err == nil {
-			if _, evicted := s.be.AddStmt(st.key, bid, params); evicted {
+			bs, evicted := s.be.AddStmt(st.key, bid, params)
+			if evicted {
 				s.l.metrics.StmtEvicted(s.rt.name)
 			}
+			st.last = bs
 			st.params = params
 			st.prep = s.stateSnapshot()
 			s.stmts[id] = st
@@ -245,6 +247,20 @@ func (s *session) backendStmt(id uint32, st *stmt) (*backend.Stmt, error) {
 	if st.bst != nil {
 		return st.bst, nil // it holds this statement's cursor or long data on s.be
 	}
+	c := s.be
+	if bs := st.last; bs != nil && (bs.Owner == 0 || bs.Owner == id) && c.HasStmt(bs) {
+		return bs, nil // the statement its last execute ran, on this connection
+	}
+	bs, err := s.lookupStmt(id, st)
+	if err == nil {
+		st.last = bs
+	}
+	return bs, err
+}
+
+// lookupStmt finds statement id in s.be's cache by key, preparing it there
+// when the connection does not have it.
+func (s *session) lookupStmt(id uint32, st *stmt) (*backend.Stmt, error) {
 	c := s.be
 	key := st.key
 	bs := c.CachedStmt(key)

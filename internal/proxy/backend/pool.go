@@ -1,7 +1,6 @@
 package backend
 
 import (
-	"container/list"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -35,7 +34,7 @@ type Pool struct {
 	idle     [2][]*Conn // per Variant.index(), oldest first
 	nIdle    int
 	open     int
-	waiters  list.List // of *waiter, FIFO
+	waiters  waitList // FIFO
 	closed   bool
 	probing  bool
 	waitN    int64
@@ -56,11 +55,51 @@ type Pool struct {
 	wg     sync.WaitGroup
 }
 
-// waiter is one Get waiting for a connection or a slot.
+// waiter is one Get waiting for a connection or a slot. Waiters are
+// reused (waiterPool): a Get that waits allocates nothing.
 type waiter struct {
 	variant int
-	ch      chan handoff // buffered 1; written once, under mu
-	elem    *list.Element
+	ch      chan handoff // buffered 1; written once, under mu; empty when reused
+	queued  bool         // in the pool's list (under mu)
+	start   time.Time    // when it began waiting (wait time is added by whoever serves it)
+	timer   *time.Timer  // WaitTimeout, stopped when not waiting
+
+	prev, next *waiter
+}
+
+var waiterPool = sync.Pool{New: func() any { return &waiter{ch: make(chan handoff, 1)} }}
+
+// waitList is an intrusive FIFO of waiters.
+type waitList struct {
+	head, tail *waiter
+}
+
+func (l *waitList) front() *waiter { return l.head }
+
+func (l *waitList) pushBack(w *waiter) {
+	w.prev, w.next = l.tail, nil
+	if l.tail != nil {
+		l.tail.next = w
+	} else {
+		l.head = w
+	}
+	l.tail = w
+	w.queued = true
+}
+
+func (l *waitList) remove(w *waiter) {
+	if w.prev != nil {
+		w.prev.next = w.next
+	} else {
+		l.head = w.next
+	}
+	if w.next != nil {
+		w.next.prev = w.prev
+	} else {
+		l.tail = w.prev
+	}
+	w.prev, w.next = nil, nil
+	w.queued = false
 }
 
 // handoff is what a waiter receives: a ready conn, a slot to dial with, or
@@ -173,12 +212,15 @@ func (p *Pool) Get(ctx context.Context, v Variant) (*Conn, error) {
 			p.closeConn(o)
 			return p.dialSlot(ctx, v)
 		}
-		w := &waiter{variant: vi, ch: make(chan handoff, 1)}
-		w.elem = p.waiters.PushBack(w)
+		w := waiterPool.Get().(*waiter)
+		w.variant = vi
+		w.start = time.Now()
+		p.waiters.pushBack(w)
 		p.waitN++
 		p.mu.Unlock()
 
 		h, err := p.wait(ctx, w)
+		waiterPool.Put(w)
 		switch {
 		case err != nil:
 			return nil, err
@@ -192,34 +234,35 @@ func (p *Pool) Get(ctx context.Context, v Variant) (*Conn, error) {
 	}
 }
 
-// wait blocks until w is served or gives up.
+// wait blocks until w is served or gives up. The one who serves w (under
+// mu) adds the time it waited to waitDur. w's channel is empty on return.
 func (p *Pool) wait(ctx context.Context, w *waiter) (handoff, error) {
-	start := time.Now()
 	var timeout <-chan time.Time
 	if p.opts.WaitTimeout > 0 {
-		t := time.NewTimer(p.opts.WaitTimeout)
-		defer t.Stop()
-		timeout = t.C
+		if w.timer == nil {
+			w.timer = time.NewTimer(p.opts.WaitTimeout)
+		} else {
+			w.timer.Reset(p.opts.WaitTimeout)
+		}
+		defer w.timer.Stop()
+		timeout = w.timer.C
 	}
 	var cause error
 	select {
 	case h := <-w.ch:
-		p.addWait(time.Since(start))
 		return h, nil
 	case <-timeout:
 	case <-ctx.Done():
 		cause = ctx.Err()
 	}
-	waited := time.Since(start)
 	p.mu.Lock()
-	if w.elem == nil {
+	if !w.queued {
 		// Served while we were giving up: take what we were given.
-		p.waitDur += waited
 		p.mu.Unlock()
 		return <-w.ch, nil
 	}
-	p.waiters.Remove(w.elem)
-	w.elem = nil
+	p.waiters.remove(w)
+	waited := time.Since(w.start)
 	p.waitDur += waited
 	if cause == nil || errors.Is(cause, context.DeadlineExceeded) {
 		p.timeouts++
@@ -234,12 +277,6 @@ func (p *Pool) wait(ctx context.Context, w *waiter) (handoff, error) {
 		return handoff{}, fmt.Errorf("%w (%w)", msg, cause)
 	}
 	return handoff{}, msg
-}
-
-func (p *Pool) addWait(d time.Duration) {
-	p.mu.Lock()
-	p.waitDur += d
-	p.mu.Unlock()
 }
 
 // dialSlot dials with a slot already counted in open.
@@ -301,8 +338,8 @@ func (p *Pool) Put(c *Conn) {
 		return
 	}
 	c.lastUsed = now
-	if e := p.waiters.Front(); e != nil {
-		w := p.popWaiterLocked(e)
+	if w := p.waiters.front(); w != nil {
+		p.popWaiterLocked(w, now)
 		if w.variant == c.variant.index() {
 			w.ch <- handoff{c: c}
 			p.mu.Unlock()
@@ -384,8 +421,9 @@ func (p *Pool) Close() {
 	}
 	p.open -= p.nIdle
 	p.nIdle = 0
-	for e := p.waiters.Front(); e != nil; e = p.waiters.Front() {
-		p.popWaiterLocked(e).ch <- handoff{err: ErrPoolClosed}
+	for w := p.waiters.front(); w != nil; w = p.waiters.front() {
+		p.popWaiterLocked(w, time.Now())
+		w.ch <- handoff{err: ErrPoolClosed}
 	}
 	p.mu.Unlock()
 	p.cancel()
@@ -424,18 +462,20 @@ func (p *Pool) popOldestLocked(vi int) *Conn {
 	return c
 }
 
-func (p *Pool) popWaiterLocked(e *list.Element) *waiter {
-	w := p.waiters.Remove(e).(*waiter)
-	w.elem = nil
-	return w
+// popWaiterLocked takes w, about to be served, off the list and counts
+// the time it waited.
+func (p *Pool) popWaiterLocked(w *waiter, now time.Time) {
+	p.waiters.remove(w)
+	p.waitDur += now.Sub(w.start)
 }
 
 // releaseSlotLocked gives up one slot: to the first waiter if any (it will
 // dial), otherwise open shrinks.
 func (p *Pool) releaseSlotLocked() {
 	if !p.closed {
-		if e := p.waiters.Front(); e != nil {
-			p.popWaiterLocked(e).ch <- handoff{slot: true}
+		if w := p.waiters.front(); w != nil {
+			p.popWaiterLocked(w, time.Now())
+			w.ch <- handoff{slot: true}
 			return
 		}
 	}

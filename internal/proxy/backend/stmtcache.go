@@ -35,6 +35,7 @@ type Stmt struct {
 	Owner uint32
 
 	key        string
+	conn       *Conn // the connection whose cache holds it; nil once dropped
 	prev, next *Stmt
 }
 
@@ -70,6 +71,9 @@ func (sc *stmtCache) pushFront(st *Stmt) {
 }
 
 func (sc *stmtCache) reset() {
+	for st := sc.head; st != nil; st = st.next {
+		st.conn = nil
+	}
 	clear(sc.m)
 	sc.head, sc.tail = nil, nil
 }
@@ -91,6 +95,21 @@ func (c *Conn) CachedStmt(key string) *Stmt {
 		c.stmts.pushFront(st)
 	}
 	return st
+}
+
+// HasStmt reports whether st (a statement CachedStmt, AddStmt or
+// PrepareStmt returned) is still kept on c, and marks it recently used: a
+// caller that remembers the statement it last ran on c skips the lookup by
+// key (hashing the text) when it gets c again.
+func (c *Conn) HasStmt(st *Stmt) bool {
+	if st.conn != c {
+		return false
+	}
+	if c.stmts.head != st {
+		c.stmts.unlink(st)
+		c.stmts.pushFront(st)
+	}
+	return true
 }
 
 // CachedStmts reports how many statements c keeps prepared.
@@ -120,7 +139,7 @@ func (c *Conn) AddStmt(key string, id uint32, params uint16) (st *Stmt, evicted 
 			}
 		}
 	}
-	st = &Stmt{ID: id, Params: params, key: key}
+	st = &Stmt{ID: id, Params: params, key: key, conn: c}
 	c.stmts.m[key] = st
 	c.stmts.pushFront(st)
 	return st, evicted
@@ -137,6 +156,7 @@ func (c *Conn) dropStmt(st *Stmt) {
 	c.CloseStmt(st.ID)
 	delete(c.stmts.m, st.key)
 	c.stmts.unlink(st)
+	st.conn = nil
 }
 
 // PrepareStmt prepares sql on c and keeps it under key (see AddStmt). An

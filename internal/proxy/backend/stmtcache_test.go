@@ -88,3 +88,43 @@ func TestStmtCacheServerLimit(t *testing.T) {
 		t.Fatalf("after the server's limit: %d statements kept", c.CachedStmts())
 	}
 }
+
+// HasStmt tells whether a statement a caller remembers is still kept on a
+// connection: false on another connection, after eviction, DropStmt or a
+// reset; true marks it recently used like CachedStmt.
+func TestStmtCacheHasStmt(t *testing.T) {
+	p := newTestPool(t, PoolOptions{MaxOpen: 2, MaxStmts: 2})
+	c := mustGet(t, p, Variant{})
+	defer p.Put(c)
+	other := mustGet(t, p, Variant{})
+	defer p.Put(other)
+	prep := func(key string) *Stmt {
+		t.Helper()
+		st, _, err := c.PrepareStmt(key, "SELECT "+key+" + ?")
+		if err != nil {
+			t.Fatalf("prepare %s: %v", key, err)
+		}
+		return st
+	}
+	a, b := prep("1"), prep("2")
+	if !c.HasStmt(a) || !c.HasStmt(b) || other.HasStmt(a) {
+		t.Fatal("HasStmt: kept statements not found, or found on another connection")
+	}
+	// a was used last: b is the least recently used and "3" evicts it.
+	c.HasStmt(a)
+	prep("3")
+	if c.HasStmt(b) || !c.HasStmt(a) {
+		t.Fatalf("after eviction: has b %v, has a %v", c.HasStmt(b), c.HasStmt(a))
+	}
+	c.DropStmt(a)
+	if c.HasStmt(a) {
+		t.Fatal("a dropped statement is still kept")
+	}
+	d := prep("4")
+	if err := c.reset(); err != nil {
+		t.Fatal(err)
+	}
+	if c.HasStmt(d) {
+		t.Fatal("a reset connection still keeps a statement")
+	}
+}
