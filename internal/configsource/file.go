@@ -94,7 +94,13 @@ func (f *File[T]) Run(ctx context.Context, apply func(T) error) error {
 			trigger = "SIGHUP"
 		}
 		cur := f.fileStamp()
-		if trigger != "SIGHUP" && (cur == f.stamp || cur == "") {
+		if trigger != "SIGHUP" && cur == f.stamp {
+			continue
+		}
+		if trigger != "SIGHUP" && cur == "" {
+			// Removed (or being replaced): said once; read again when it is back.
+			f.stamp = ""
+			log.Warn("config file is missing; the running config keeps serving", "config", f.Path)
 			continue
 		}
 		if !backoff.Sleep(ctx, settle) {

@@ -133,16 +133,28 @@ func TestFileRun(t *testing.T) {
 	}
 	write(t, path, "three")
 	waitLen(t, &applied, 2, "good file after refusals")
+	// Removed, then back with the same content: nothing applied while it is gone, and the file
+	// that comes back is read again.
+	if err := os.Rename(path, path+".moved"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if err := os.Rename(path+".moved", path); err != nil {
+		t.Fatal(err)
+	}
+	if got := waitLen(t, &applied, 3, "file back"); got[2] != "THREE" {
+		t.Fatalf("applied %v", got)
+	}
 	// SIGHUP reloads the same file.
 	hup <- syscall.SIGHUP
-	if got := waitLen(t, &applied, 3, "SIGHUP"); got[2] != "THREE" {
+	if got := waitLen(t, &applied, 4, "SIGHUP"); got[3] != "THREE" {
 		t.Fatalf("applied %v", got)
 	}
 	// apply refuses: not retried while the file stays the same.
 	refuse.Store("FOUR", true)
 	write(t, path, "four")
 	time.Sleep(200 * time.Millisecond)
-	if got := applied.all(); len(got) != 3 {
+	if got := applied.all(); len(got) != 4 {
 		t.Fatalf("refused config applied: %v", got)
 	}
 	if n := len(loadErrs.all()); n != 2 {
