@@ -507,6 +507,7 @@ func (s *session) txCommitTwoPhase(rt *runtime, tx *shardTx, conns []*backend.Co
 		return errXARollback("the decision log could not be written (%v); every branch was rolled back", err)
 	}
 	s.l.metrics.XALogSync(time.Since(t0).Seconds())
+	s.logger.Debug("XA commit decided", "gtrid", tx.gtrid, "branches", len(conns))
 	failpoint("after_decision")
 	inDoubt := 0
 	for i, c := range conns {
