@@ -321,6 +321,20 @@ func (s *session) exec(cm *command, p []byte, cmd byte, fn relayFunc, retryable 
 				replays++
 				p = bytes.Clone(p) // it may share the scratch buffer the replay uses
 				if s.replayLost(cm, p, prepared, err) {
+					if cmd == mysql.ComStmtExecute && s.txl.cur.ok {
+						// The execute in flight, for the new connection.
+						np, rerr := s.rebindInFlight(p)
+						if rerr != nil {
+							s.txl.breakLog("an execute that could not be prepared again")
+							var me *mysql.Error
+							if errors.As(rerr, &me) {
+								return r, s.sendError(me)
+							}
+							s.dropBackend(true)
+							return r, s.endLostSession(rerr)
+						}
+						p = np
+					}
 					continue // the command runs again, in the replayed transaction
 				}
 			}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
+	"strings"
 	"sync"
 	"time"
 	"unsafe"
@@ -70,6 +71,76 @@ type txLog struct {
 	buf  []byte
 	ends []int
 	sums []uint64
+	// stmts[i] is packet i's prepared statement when it is a
+	// COM_STMT_EXECUTE (recorded with its parameter types bound), the
+	// zero txStmt for a COM_QUERY.
+	stmts []txStmt
+	// next is set by the execute about to run (execute), cur is the
+	// command running: its statement when it is a replayable execute.
+	next, cur txStmt
+	scratch   []byte // a replayed execute packet
+}
+
+// txStmt is what a replay needs of a client's prepared statement to
+// prepare it on a new connection as the client did (see lookupStmt).
+type txStmt struct {
+	// why says why the execute cannot be replayed ("" = it can, when ok).
+	why    string
+	ok     bool
+	id     uint32
+	params uint16
+	key    string
+	text   string
+	prep   *backend.SessionState
+	types  []byte // the parameter types bound for it, 2 bytes each
+}
+
+// stmt returns the registry entry a replay prepares the statement from.
+func (ts *txStmt) stmt() stmt {
+	return stmt{key: ts.key, text: ts.text, prep: ts.prep, params: ts.params, sql: ts.text}
+}
+
+// replayableExec returns the statement record of execute p of client
+// statement id for the transaction log: one that is not replayable tells
+// why.
+func replayableExec(p []byte, id uint32, st *stmt) txStmt {
+	switch {
+	case p[0] != mysql.ComStmtExecute:
+		return txStmt{why: mysql.CommandName(p[0])}
+	case len(p) < 10:
+		return txStmt{why: "a malformed COM_STMT_EXECUTE"}
+	case p[5]&0x07 != 0:
+		return txStmt{why: "an execute opening a cursor"}
+	case st.longData:
+		return txStmt{why: "an execute with COM_STMT_SEND_LONG_DATA parameters"}
+	case st.sec != nil:
+		return txStmt{why: "an execute of a statement with encrypted or masked columns"}
+	}
+	return txStmt{ok: true, id: id, params: st.params, key: st.key, text: st.text, prep: st.prep, types: st.types}
+}
+
+// appendTypedExec appends execute p of a statement of n parameters to dst
+// with the parameter types bound (new-params-bound flag set): replayed, it
+// does not depend on the types the new connection's statement remembers.
+// ok is false when p is malformed.
+func appendTypedExec(dst, p, types []byte, n int) ([]byte, bool) {
+	if n == 0 {
+		return append(dst, p...), true
+	}
+	pos := 10 + (n+7)/8 // the new-params-bound flag
+	if len(p) <= pos {
+		return dst, false
+	}
+	if p[pos] == 1 {
+		return append(dst, p...), true
+	}
+	if len(types) != 2*n {
+		return dst, false
+	}
+	dst = append(dst, p[:pos]...)
+	dst = append(dst, 1)
+	dst = append(dst, types...)
+	return append(dst, p[pos+1:]...), true
 }
 
 var txSeed = maphash.MakeSeed()
@@ -81,6 +152,8 @@ func (t *txLog) reset() {
 		t.buf = nil // a large transaction's memory goes back
 	}
 	t.buf, t.ends, t.sums = t.buf[:0], t.ends[:0], t.sums[:0]
+	clear(t.stmts) // no statement texts are kept alive
+	t.stmts = t.stmts[:0]
 }
 
 func (t *txLog) breakLog(why string) {
@@ -88,6 +161,8 @@ func (t *txLog) breakLog(why string) {
 		t.broken = why
 	}
 	t.buf, t.ends, t.sums = t.buf[:0], t.ends[:0], t.sums[:0]
+	clear(t.stmts)
+	t.stmts = t.stmts[:0]
 }
 
 func (t *txLog) len() int { return len(t.ends) }
@@ -104,6 +179,7 @@ func (t *txLog) packet(i int) []byte {
 // starts outside a transaction starts a new log.
 func (s *session) txStart(rt *runtime, cmd byte) {
 	t := &s.txl
+	t.cur, t.next = t.next, txStmt{}
 	if !rt.failover.replay {
 		t.hashing = false
 		if t.len() > 0 || t.broken != "" {
@@ -117,7 +193,12 @@ func (s *session) txStart(rt *runtime, cmd byte) {
 	if s.pins&pinTransaction == 0 {
 		t.reset()
 	}
-	if cmd != mysql.ComQuery {
+	switch {
+	case cmd == mysql.ComQuery:
+	case cmd == mysql.ComStmtExecute && t.cur.ok:
+	case t.cur.why != "":
+		t.breakLog(t.cur.why)
+	default:
 		t.breakLog(mysql.CommandName(cmd))
 	}
 	t.hashing = true
@@ -146,10 +227,22 @@ func (s *session) txEnd(rt *runtime, p []byte, r *result) {
 	case t.broken != "":
 	case len(t.buf)+len(p) > rt.failover.replayMax:
 		t.breakLog("transaction_replay_max_size exceeded")
+	case p[0] == mysql.ComStmtExecute:
+		var ok bool
+		if t.buf, ok = appendTypedExec(t.buf, p, t.cur.types, int(t.cur.params)); !ok {
+			t.breakLog("a malformed COM_STMT_EXECUTE")
+			return
+		}
+		t.ends = append(t.ends, len(t.buf))
+		t.sums = append(t.sums, t.h.Sum64())
+		ts := t.cur
+		ts.types = nil // the packet has them; st.types is reused
+		t.stmts = append(t.stmts, ts)
 	default:
 		t.buf = append(t.buf, p...)
 		t.ends = append(t.ends, len(t.buf))
 		t.sums = append(t.sums, t.h.Sum64())
+		t.stmts = append(t.stmts, txStmt{})
 	}
 }
 
@@ -161,8 +254,16 @@ func replayable(parser *sqlparse.Parser, p []byte, i int, inFlight bool) string 
 	if len(p) < 2 || p[0] != mysql.ComQuery {
 		return "not a COM_QUERY"
 	}
-	q := p[1:]
-	f := parser.Parse(unsafe.String(&q[0], len(q)))
+	return replayableSQL(parser, unsafe.String(&p[1], len(p)-1), i, inFlight)
+}
+
+// replayableSQL is replayable for statement text q (of a COM_QUERY or
+// of the prepared statement a COM_STMT_EXECUTE runs).
+func replayableSQL(parser *sqlparse.Parser, q string, i int, inFlight bool) string {
+	if q == "" {
+		return "an empty statement"
+	}
+	f := parser.Parse(q)
 	switch {
 	case f.ParseErr != nil:
 		return "a statement the parser does not understand"
@@ -179,7 +280,7 @@ func replayable(parser *sqlparse.Parser, p []byte, i int, inFlight bool) string 
 		if inFlight {
 			return "" // the transaction was lost anyway
 		}
-		if bytes.Contains(bytes.ToUpper(q), []byte(" TO ")) {
+		if strings.Contains(strings.ToUpper(q), " TO ") {
 			return "" // ROLLBACK TO SAVEPOINT
 		}
 	case sqlparse.KindBegin:
@@ -192,6 +293,21 @@ func replayable(parser *sqlparse.Parser, p []byte, i int, inFlight bool) string 
 		}
 	}
 	return fmt.Sprintf("a %s statement", f.Kind)
+}
+
+// replayable is replayable for packet p of the log or in flight (ts: its
+// statement when p is a COM_STMT_EXECUTE).
+func (t *txLog) replayable(parser *sqlparse.Parser, p []byte, ts txStmt, i int, inFlight bool) string {
+	if len(p) > 0 && p[0] == mysql.ComStmtExecute {
+		if !ts.ok {
+			if ts.why != "" {
+				return ts.why
+			}
+			return "a COM_STMT_EXECUTE"
+		}
+		return replayableSQL(parser, ts.text, i, inFlight)
+	}
+	return replayable(parser, p, i, inFlight)
 }
 
 // backendDown reports an acquire error worth waiting on: no backend could
@@ -293,9 +409,9 @@ func (s *session) replayLost(c *command, p []byte, prepared bool, cause error) b
 	case t.len() == 0:
 		why = "nothing of the transaction was recorded"
 	default:
-		why = replayable(s.l.proxy.parser, p, t.len(), true)
+		why = t.replayable(s.l.proxy.parser, p, t.cur, t.len(), true)
 		for i := 0; why == "" && i < t.len(); i++ {
-			why = replayable(s.l.proxy.parser, t.packet(i), i, false)
+			why = t.replayable(s.l.proxy.parser, t.packet(i), t.stmts[i], i, false)
 		}
 	}
 	if why != "" {
@@ -353,15 +469,34 @@ func (s *session) replayOnce(c *command, deadline time.Time) error {
 	defer func() { t.replaying, t.hashing = false, false }()
 	for i := 0; i < t.len(); i++ {
 		conn := s.be
+		p := t.packet(i)
+		ts := &t.stmts[i]
+		if ts.ok {
+			// An execute: its statement prepared on this connection
+			// (lazily, as the client prepared it), its id set.
+			var err error
+			if p, err = s.replayExecPacket(p, ts); err != nil {
+				var me *mysql.Error
+				if errors.As(err, &me) {
+					conn.MarkDirty()
+					s.be = nil
+					s.pins = 0
+					conn.Pool.Put(conn)
+					return fmt.Errorf("statement %d of %d could not be prepared again: %w", i+1, t.len(), err)
+				}
+				s.dropBackend(true)
+				return &backendReadError{err}
+			}
+		}
 		t.h.Reset()
 		conn.ResetSeq()
-		err := conn.WritePacket(t.packet(i))
+		err := conn.WritePacket(p)
 		if err == nil {
 			err = conn.Flush()
 		}
 		var r result
 		if err == nil {
-			r, err = s.relayResults(false)
+			r, err = s.relayResults(ts.ok)
 		}
 		if err != nil {
 			s.dropBackend(true)
@@ -378,6 +513,41 @@ func (s *session) replayOnce(c *command, deadline time.Time) error {
 		}
 	}
 	return nil
+}
+
+// replayExecPacket returns execute p (recorded with its parameter types
+// bound) of statement ts for s.be: the statement prepared there when the
+// connection does not have it, p's statement id set to it (in a scratch
+// buffer). An ERR of the server comes as *mysql.Error.
+func (s *session) replayExecPacket(p []byte, ts *txStmt) ([]byte, error) {
+	st := ts.stmt()
+	bs, err := s.backendStmt(ts.id, &st)
+	if err != nil {
+		return nil, err
+	}
+	b := append(s.txl.scratch[:0], p...)
+	s.txl.scratch = b
+	setBackendID(b, bs.ID)
+	if n := int(ts.params); n > 0 {
+		pos := 10 + (n+7)/8 + 1
+		bs.Types = append(bs.Types[:0], b[pos:pos+2*n]...)
+	}
+	return b, nil
+}
+
+// rebindInFlight returns the execute in flight (p, for the lost
+// connection's statement) for the connection the replay left in s.be.
+func (s *session) rebindInFlight(p []byte) ([]byte, error) {
+	ts := &s.txl.cur
+	typed, ok := appendTypedExec(nil, p, ts.types, int(ts.params))
+	if !ok {
+		return nil, errBadExecute
+	}
+	b, err := s.replayExecPacket(typed, ts)
+	if err != nil {
+		return nil, err
+	}
+	return bytes.Clone(b), nil
 }
 
 // copyRowHashed relays a row payload of n bytes announced by NextPacket

@@ -472,6 +472,7 @@ func (s *session) execute(c *command, id uint32, p []byte) (result, error) {
 	// state the server does not report) keeps the connection, as for a
 	// text statement; a connection so kept is reset before reuse.
 	s.pendingPins |= st.pins
+	s.txl.next = replayableExec(p, id, &st) // transaction replay (failover)
 	return s.execReported(c, id, pkt, func(s *session) (result, error) {
 		r, err := s.relayBinary()
 		st, ok := s.stmts[id]

@@ -1,0 +1,110 @@
+package proxy
+
+import (
+	"context"
+	"database/sql"
+	"testing"
+
+	"github.com/database-mesh/pisanix-go/internal/proxyconfig"
+	"github.com/database-mesh/pisanix-go/internal/testutil"
+)
+
+func mustPrepare(t *testing.T, db *sql.DB, q string) *sql.Stmt {
+	t.Helper()
+	st, err := db.Prepare(q)
+	if err != nil {
+		t.Fatalf("prepare %s: %v", q, err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	return st
+}
+
+// A transaction of prepared statements (COM_STMT_EXECUTE with binary
+// parameters, go-sql-driver without interpolateParams) whose backend
+// connection is killed is replayed on a new connection: the statements
+// are prepared there again, the execute in flight runs on it, and the
+// transaction commits as if nothing happened.
+func TestTransactionReplayPreparedAfterKill(t *testing.T) {
+	m := testutil.StartMariaDB(t)
+	m.Exec(t, "CREATE TABLE replay_ps (id INT PRIMARY KEY, v INT, s VARCHAR(20))")
+	m.Exec(t, "INSERT INTO replay_ps VALUES (1, 0, 'a'), (2, 0, 'b')")
+	tp, reg, _ := startProxyMetrics(t, failoverConfig(m.Addr, proxyconfig.Failover{TransactionReplay: true}))
+	db := openDB(t, tp.dsn("interpolateParams=false"))
+	upd := mustPrepare(t, db, "UPDATE replay_ps SET v = v + ?, s = ? WHERE id = ?")
+	sel := mustPrepare(t, db, "SELECT v, s FROM replay_ps WHERE id = ?")
+	ins := mustPrepare(t, db, "INSERT INTO replay_ps VALUES (?, ?, ?)")
+	ctx := context.Background()
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	if _, err := tx.Stmt(upd).Exec(5, "x", 1); err != nil {
+		t.Fatalf("update: %v", err)
+	}
+	var v int
+	var s string
+	if err := tx.Stmt(sel).QueryRow(1).Scan(&v, &s); err != nil || v != 5 || s != "x" {
+		t.Fatalf("in the transaction: %d %q (%v)", v, s, err)
+	}
+	killTxThread(t, m)
+	// The execute in flight when the loss is found runs again after the
+	// replay.
+	if _, err := tx.Stmt(ins).Exec(3, 7, "c"); err != nil {
+		t.Fatalf("insert after the kill: %v", err)
+	}
+	if err := tx.Stmt(sel).QueryRow(3).Scan(&v, &s); err != nil || v != 7 || s != "c" {
+		t.Fatalf("after the replay: %d %q (%v)", v, s, err)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatalf("commit: %v", err)
+	}
+	var got string
+	if err := m.Open(t, "test").QueryRow("SELECT GROUP_CONCAT(id, ':', v, s ORDER BY id) FROM replay_ps").Scan(&got); err != nil || got != "1:5x,2:0b,3:7c" {
+		t.Fatalf("committed: %q (%v), want 1:5x,2:0b,3:7c", got, err)
+	}
+	if n := metricValue(t, reg, "pisa_proxy_failover_transaction_replays_total", map[string]string{"outcome": "replayed"}); n != 1 {
+		t.Fatalf("replays: %v", n)
+	}
+}
+
+// A replayed execute whose result differs from what the client was sent
+// fails loudly, as a text statement's does: ERR 2013, the connection
+// closed, nothing of the transaction committed.
+func TestTransactionReplayPreparedMismatch(t *testing.T) {
+	m := testutil.StartMariaDB(t)
+	m.Exec(t, "CREATE TABLE replay_psm (id INT PRIMARY KEY, v INT)")
+	m.Exec(t, "INSERT INTO replay_psm VALUES (1, 0), (2, 0)")
+	tp, reg, _ := startProxyMetrics(t, failoverConfig(m.Addr, proxyconfig.Failover{TransactionReplay: true}))
+	db := openDB(t, tp.dsn("interpolateParams=false"))
+	upd := mustPrepare(t, db, "UPDATE replay_psm SET v = ? WHERE id = ?")
+	sel := mustPrepare(t, db, "SELECT v FROM replay_psm WHERE id = ?")
+	ctx := context.Background()
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	if _, err := tx.Stmt(upd).Exec(7, 2); err != nil {
+		t.Fatalf("update: %v", err)
+	}
+	var v int
+	if err := tx.Stmt(sel).QueryRow(1).Scan(&v); err != nil || v != 0 {
+		t.Fatalf("v = %d (%v)", v, err)
+	}
+	m.Exec(t, "UPDATE replay_psm SET v = 5 WHERE id = 1")
+	killTxThread(t, m)
+	if _, err := tx.Stmt(upd).Exec(9, 1); mysqlErrCode(err) != 2013 {
+		t.Fatalf("after a replay that differs: want ERR 2013, got %v", err)
+	}
+	if err := tx.Commit(); err == nil {
+		t.Fatal("commit after the failed replay succeeded")
+	}
+	var got string
+	if err := m.Open(t, "test").QueryRow("SELECT GROUP_CONCAT(id, ':', v ORDER BY id) FROM replay_psm").Scan(&got); err != nil || got != "1:5,2:0" {
+		t.Fatalf("rows: %q (%v), want 1:5,2:0 (nothing of the transaction)", got, err)
+	}
+	if n := metricValue(t, reg, "pisa_proxy_failover_transaction_replays_total", map[string]string{"outcome": "mismatch"}); n != 1 {
+		t.Fatalf("mismatched replays: %v", n)
+	}
+}
