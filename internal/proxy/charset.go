@@ -214,12 +214,6 @@ func lenEncSize(b []byte) int {
 	return n
 }
 
-// mayChangeTrackers reports a statement that may change the client's
-// session trackers. Once changed, the server no longer reports every
-// change (the proxy's own tracking is off on that connection): the session
-// is pinned and the connection reset before reuse.
-func mayChangeTrackers(q []byte) bool { return indexFold(q, "SESSION_TRACK") >= 0 }
-
 // refreshTracker reads the client's trackers from its (pinned) backend
 // connection after a statement that may have changed them.
 func (s *session) refreshTracker() {

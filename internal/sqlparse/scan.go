@@ -485,7 +485,9 @@ func (s Scan) MayKill() bool { return s&scKill != 0 }
 // ConnectionID: "CONNECTION_ID()" appears.
 func (s Scan) ConnectionID() bool { return s&scConnID != 0 }
 
-// SessionTrack: "SESSION_TRACK" appears (the statement may change the session trackers).
+// SessionTrack: "SESSION_TRACK" appears: the statement may change the client's session
+// trackers, after which the server no longer reports every change (the proxy pins the session
+// and resets the connection before reuse).
 func (s Scan) SessionTrack() bool { return s&scSessionTrack != 0 }
 
 // MayBeUntracked is false when UntrackedState(q) is certainly false ("@@", CALL, EXECUTE and
