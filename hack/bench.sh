@@ -493,7 +493,13 @@ start_proxy() {
 		shard_conf "$port" "$admin" >"$WORK/$target.toml"
 		;;
 	govern) govern_conf "$port" "$admin" >"$WORK/$target.toml" ;;
-	mux) proxy_conf "$port" "$admin" | sed "s/^\( *pool_size = \).*/\1$BENCH_MUX_OPEN/" >"$WORK/$target.toml" ;;
+	mux)
+		# pool_size is Pisanix's idle capacity (max_idle), not a cap: max_open
+		# would stay 64 and the connections above pool_size idle be closed and
+		# dialed again (each preparing its statements again).
+		proxy_conf "$port" "$admin" | sed "s/^\( *pool_size = \).*/\1$BENCH_MUX_OPEN/;
+			s/^\( *\)\[proxy.config.simple_loadbalance\]/\1[proxy.config.pool]\n\1max_open = $BENCH_MUX_OPEN\n\1max_idle = $BENCH_MUX_OPEN\n\n&/" >"$WORK/$target.toml"
+		;;
 	*) proxy_conf "$port" "$admin" >"$WORK/$target.toml" ;;
 	esac
 	# shellcheck disable=SC2086
