@@ -28,7 +28,12 @@ func TestTransactionReplayPreparedAfterKill(t *testing.T) {
 	m := testutil.StartMariaDB(t)
 	m.Exec(t, "CREATE TABLE replay_ps (id INT PRIMARY KEY, v INT, s VARCHAR(20))")
 	m.Exec(t, "INSERT INTO replay_ps VALUES (1, 0, 'a'), (2, 0, 'b')")
-	tp, reg, _ := startProxyMetrics(t, failoverConfig(m.Addr, proxyconfig.Failover{TransactionReplay: true}))
+	tp, reg, logs := startProxyMetrics(t, failoverConfig(m.Addr, proxyconfig.Failover{TransactionReplay: true}))
+	defer func() {
+		if t.Failed() {
+			t.Logf("proxy log:\n%s", logs.String())
+		}
+	}()
 	db := openDB(t, tp.dsn("interpolateParams=false"))
 	upd := mustPrepare(t, db, "UPDATE replay_ps SET v = v + ?, s = ? WHERE id = ?")
 	sel := mustPrepare(t, db, "SELECT v, s FROM replay_ps WHERE id = ?")
@@ -42,10 +47,26 @@ func TestTransactionReplayPreparedAfterKill(t *testing.T) {
 	if _, err := tx.Stmt(upd).Exec(5, "x", 1); err != nil {
 		t.Fatalf("update: %v", err)
 	}
+	// Prepared inside the transaction: with arguments (go-sql-driver
+	// prepares, executes, closes), and without parameters or columns.
+	if _, err := tx.Exec("UPDATE replay_ps SET v = v + ? WHERE id = ?", 1, 2); err != nil {
+		t.Fatalf("update with arguments: %v", err)
+	}
+	del, err := tx.Prepare("DELETE FROM replay_ps WHERE id = 99")
+	if err != nil {
+		t.Fatalf("prepare in the transaction: %v", err)
+	}
+	if _, err := del.Exec(); err != nil {
+		t.Fatalf("delete: %v", err)
+	}
 	var v int
 	var s string
 	if err := tx.Stmt(sel).QueryRow(1).Scan(&v, &s); err != nil || v != 5 || s != "x" {
 		t.Fatalf("in the transaction: %d %q (%v)", v, s, err)
+	}
+	var other int
+	if err := m.Open(t, "test").QueryRow("SELECT v FROM replay_ps WHERE id = 2").Scan(&other); err != nil || other != 0 {
+		t.Fatalf("the transaction's update is visible outside it: %d (%v)", other, err)
 	}
 	killTxThread(t, m)
 	// The execute in flight when the loss is found runs again after the
@@ -60,8 +81,8 @@ func TestTransactionReplayPreparedAfterKill(t *testing.T) {
 		t.Fatalf("commit: %v", err)
 	}
 	var got string
-	if err := m.Open(t, "test").QueryRow("SELECT GROUP_CONCAT(id, ':', v, s ORDER BY id) FROM replay_ps").Scan(&got); err != nil || got != "1:5x,2:0b,3:7c" {
-		t.Fatalf("committed: %q (%v), want 1:5x,2:0b,3:7c", got, err)
+	if err := m.Open(t, "test").QueryRow("SELECT GROUP_CONCAT(id, ':', v, s ORDER BY id) FROM replay_ps").Scan(&got); err != nil || got != "1:5x,2:1b,3:7c" {
+		t.Fatalf("committed: %q (%v), want 1:5x,2:1b,3:7c", got, err)
 	}
 	if n := metricValue(t, reg, "pisa_proxy_failover_transaction_replays_total", map[string]string{"outcome": "replayed"}); n != 1 {
 		t.Fatalf("replays: %v", n)

@@ -296,6 +296,14 @@ func (s *session) exec(cm *command, p []byte, cmd byte, fn relayFunc, retryable 
 					r.status |= mysql.StatusInTrans
 				}
 			}
+			if cmd == mysql.ComStmtPrepare && s.pins&pinTransaction != 0 {
+				// A prepare's answer has no status flags (none at all
+				// without parameters and columns, or with
+				// CLIENT_DEPRECATE_EOF) and changes no transaction:
+				// released now, the connection would go to another
+				// client in the middle of it.
+				r.status |= mysql.StatusInTrans
+			}
 			s.txEnd(cm.rt, p, &r)
 			s.afterCommand(&r)
 			return r, nil

@@ -195,6 +195,9 @@ func (s *session) txStart(rt *runtime, cmd byte) {
 	}
 	switch {
 	case cmd == mysql.ComQuery:
+	case cmd == mysql.ComStmtPrepare:
+		// Preparing changes nothing in the transaction; a replay prepares
+		// what its executes need (not recorded, see txEnd).
 	case cmd == mysql.ComStmtExecute && t.cur.ok:
 	case t.cur.why != "":
 		t.breakLog(t.cur.why)
@@ -212,6 +215,12 @@ func (s *session) txEnd(rt *runtime, p []byte, r *result) {
 		return
 	}
 	t.hashing = false
+	if len(p) > 0 && p[0] == mysql.ComStmtPrepare {
+		// Not part of the replay: its answer (the proxy's statement id,
+		// the definitions) does not depend on the connection, and an ERR
+		// to it leaves the transaction as it was.
+		return
+	}
 	wasInTx := s.pins&pinTransaction != 0
 	switch {
 	case r.err != nil:
@@ -298,6 +307,9 @@ func replayableSQL(parser *sqlparse.Parser, q string, i int, inFlight bool) stri
 // replayable is replayable for packet p of the log or in flight (ts: its
 // statement when p is a COM_STMT_EXECUTE).
 func (t *txLog) replayable(parser *sqlparse.Parser, p []byte, ts txStmt, i int, inFlight bool) string {
+	if inFlight && len(p) > 0 && p[0] == mysql.ComStmtPrepare {
+		return "" // it prepares again on the new connection
+	}
 	if len(p) > 0 && p[0] == mysql.ComStmtExecute {
 		if !ts.ok {
 			if ts.why != "" {
