@@ -1,11 +1,13 @@
 package proxy
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"testing"
 
 	"github.com/database-mesh/pisanix-go/internal/proxyconfig"
+	"github.com/database-mesh/pisanix-go/internal/sqlparse"
 	"github.com/database-mesh/pisanix-go/internal/testutil"
 )
 
@@ -127,5 +129,64 @@ func TestTransactionReplayPreparedMismatch(t *testing.T) {
 	}
 	if n := metricValue(t, reg, "pisa_proxy_failover_transaction_replays_total", map[string]string{"outcome": "mismatch"}); n != 1 {
 		t.Fatalf("mismatched replays: %v", n)
+	}
+}
+
+// An execute is recorded with its parameter types bound, whether the
+// client sent them with it or earlier.
+func TestAppendTypedExec(t *testing.T) {
+	types := []byte{0x03, 0x00, 0xfe, 0x00} // INT, STRING
+	// id 7, no cursor, iterations 1, null bitmap 0, new-params-bound 0,
+	// values: int 5, string "ab".
+	head := []byte{0x17, 7, 0, 0, 0, 0, 1, 0, 0, 0, 0}
+	vals := []byte{5, 0, 0, 0, 2, 'a', 'b'}
+	p := append(append(append([]byte{}, head...), 0), vals...)
+	got, ok := appendTypedExec(nil, p, types, 2)
+	want := append(append(append(append([]byte{}, head...), 1), types...), vals...)
+	if !ok || !bytes.Equal(got, want) {
+		t.Fatalf("types bound: %x (%v), want %x", got, ok, want)
+	}
+	// Sent with it: unchanged.
+	if got, ok := appendTypedExec(nil, want, nil, 2); !ok || !bytes.Equal(got, want) {
+		t.Fatalf("types sent: %x (%v)", got, ok)
+	}
+	// No parameters: unchanged; malformed: refused.
+	if got, ok := appendTypedExec(nil, head[:10], nil, 0); !ok || !bytes.Equal(got, head[:10]) {
+		t.Fatalf("no parameters: %x (%v)", got, ok)
+	}
+	if _, ok := appendTypedExec(nil, head[:10], types, 2); ok {
+		t.Fatal("a truncated execute was accepted")
+	}
+	if _, ok := appendTypedExec(nil, p, nil, 2); ok {
+		t.Fatal("an execute without types, none bound before, was accepted")
+	}
+}
+
+// Which executes a replay accepts: no cursor, no long data, nothing the
+// security claim rewrites; their text is judged as a COM_QUERY's.
+func TestReplayableExec(t *testing.T) {
+	parser := sqlparse.New(sqlparse.Options{})
+	exec := func(flags byte) []byte { return []byte{0x17, 1, 0, 0, 0, flags, 1, 0, 0, 0} }
+	for _, tc := range []struct {
+		name     string
+		p        []byte
+		st       stmt
+		inFlight bool
+		ok       bool
+	}{
+		{"update", exec(0), stmt{text: "UPDATE t SET v = ? WHERE id = ?"}, false, true},
+		{"select in flight", exec(0), stmt{text: "SELECT v FROM t WHERE id = ?"}, true, true},
+		{"cursor", exec(1), stmt{text: "SELECT v FROM t WHERE id = ?"}, false, false},
+		{"long data", exec(0), stmt{text: "INSERT INTO t VALUES (?)", longData: true}, false, false},
+		{"commit in flight", exec(0), stmt{text: "COMMIT"}, true, false},
+		{"user variables", exec(0), stmt{text: "SELECT @a := ?"}, false, false},
+		{"bulk", []byte{0xfa, 1, 0, 0, 0, 0, 0}, stmt{text: "INSERT INTO t VALUES (?)"}, false, false},
+	} {
+		ts := replayableExec(tc.p, 1, &tc.st)
+		var l txLog
+		why := l.replayable(parser, tc.p, ts, 1, tc.inFlight)
+		if (why == "") != tc.ok {
+			t.Errorf("%s: replayable = %q, want ok=%v", tc.name, why, tc.ok)
+		}
 	}
 }
