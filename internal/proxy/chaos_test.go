@@ -230,7 +230,10 @@ func verify(t *testing.T, m *testutil.MariaDB, res *loadResult) (saw, lost strin
 func TestChaosRestartUnderLoad(t *testing.T) {
 	const workers = 8
 	m := testutil.StartMariaDB(t)
-	for _, opt := range []bool{false, true} {
+	// The last run sends prepared statements (go-sql-driver prepares,
+	// executes and closes each statement inside the transaction).
+	for _, run := range []struct{ opt, ps bool }{{false, false}, {true, false}, {true, true}} {
+		opt := run.opt
 		loadSchema(t, m, workers)
 		cfg := baseConfig(m.Addr)
 		if opt {
@@ -240,7 +243,11 @@ func TestChaosRestartUnderLoad(t *testing.T) {
 		tp := startProxy(t, cfg)
 		stop := make(chan struct{})
 		done := make(chan *loadResult)
-		go func() { done <- runLoad(tp.dsn("interpolateParams=true"), workers, stop) }()
+		dsn, protocol := tp.dsn("interpolateParams=true"), "text"
+		if run.ps {
+			dsn, protocol = tp.dsn("interpolateParams=false"), "prepared statements"
+		}
+		go func() { done <- runLoad(dsn, workers, stop) }()
 		time.Sleep(1500 * time.Millisecond)
 		m.Shutdown()
 		time.Sleep(500 * time.Millisecond)
@@ -249,7 +256,7 @@ func TestChaosRestartUnderLoad(t *testing.T) {
 		close(stop)
 		res := <-done
 		saw, lost := verify(t, m, res)
-		report(t, "backend-restart", fmt.Sprintf("%d writers, hack/mariadb.sh shutdown + restart (%s)", workers, on(opt)), saw, lost)
+		report(t, "backend-restart", fmt.Sprintf("%d writers, %s, hack/mariadb.sh shutdown + restart (%s)", workers, protocol, on(opt)), saw, lost)
 	}
 }
 
