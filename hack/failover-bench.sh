@@ -16,7 +16,7 @@
 #
 # Environment: FB_PORT (first port, default 24500; uses FB_PORT..FB_PORT+13), FB_TIME (20),
 # FB_THREADS (8), FAULT_AT (5), FB_PS_MODE (disable: the text protocol; auto: prepared
-# statements, which transaction replay does not cover), FB_TABLES (4), FB_TABLE_SIZE (10000).
+# statements), FB_TABLES (4), FB_TABLE_SIZE (10000).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PORT0=${FB_PORT:-24500}
