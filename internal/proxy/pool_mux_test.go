@@ -105,7 +105,8 @@ func cmdNames(m map[byte]int) string {
 // connection costs exactly one backend round trip (the COM_STMT_EXECUTE)
 // once the connection has the statement and the sessions' state matches:
 // no state sync, no re-prepare, no extra command when the connection goes
-// from one session to the other.
+// from one session to the other; in a transaction, only its BEGIN and
+// COMMIT are added.
 func TestPreparedExecuteOneRoundTrip(t *testing.T) {
 	addr := testutil.MariaDBAddr(t)
 	setup := openDB(t, "root:@tcp("+addr+")/test")
@@ -122,9 +123,11 @@ func TestPreparedExecuteOneRoundTrip(t *testing.T) {
 
 	const sessions = 3
 	var stmts []*sql.Stmt
+	var dbs []*sql.DB
 	for i := 0; i < sessions; i++ {
 		db := openDB(t, tp.dsn(""))
 		db.SetMaxOpenConns(1)
+		dbs = append(dbs, db)
 		st, err := db.Prepare("SELECT c FROM h8_rtt WHERE id = ?")
 		if err != nil {
 			t.Fatal(err)
@@ -162,6 +165,37 @@ func TestPreparedExecuteOneRoundTrip(t *testing.T) {
 	if got[mysql.ComStmtExecute] != want || total != want {
 		t.Fatalf("backend commands for %d executes:%s; want exactly %d COM_STMT_EXECUTE and nothing else",
 			want, cmdNames(got), want)
+	}
+
+	// sysbench's oltp_read_only shape: BEGIN, executes, COMMIT, each
+	// session in turn on the one connection: the BEGIN and the COMMIT are
+	// a round trip each, as straight to the server, and nothing is added.
+	for i := 0; i < rounds; i++ {
+		for j, db := range dbs {
+			tx, err := db.Begin()
+			if err != nil {
+				t.Fatal(err)
+			}
+			txst := tx.Stmt(stmts[j])
+			for k := 1; k <= 3; k++ {
+				if err := txst.QueryRow(k).Scan(&c); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := tx.Commit(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	got = cc.take()
+	txs := rounds * sessions
+	total = 0
+	for _, n := range got {
+		total += n
+	}
+	if got[mysql.ComStmtExecute] != 3*txs || got[mysql.ComQuery] != 2*txs || total != 5*txs {
+		t.Fatalf("backend commands for %d transactions of 3 executes:%s; want %d COM_STMT_EXECUTE, %d COM_QUERY and nothing else",
+			txs, cmdNames(got), 3*txs, 2*txs)
 	}
 }
 
