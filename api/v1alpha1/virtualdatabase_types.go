@@ -43,7 +43,7 @@ type VirtualDatabaseService struct {
 	QoSClaim string `json:"qosClaim,omitempty"`
 
 	// SecurityClaim names a SecurityClaim in the same namespace (column encryption and
-	// masking). Beyond Pisanix. Not supported together with dataShard.
+	// masking). Beyond Pisanix. With dataShard, no sharding column may be encrypted.
 	// +optional
 	SecurityClaim string `json:"securityClaim,omitempty"`
 }

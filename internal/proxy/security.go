@@ -30,6 +30,10 @@ func (p *Proxy) compileSecurity(lc *proxyconfig.Listener, rt *runtime) error {
 	if err != nil {
 		return fmt.Errorf("security_claim: %w", err)
 	}
+	if rt.shard != nil {
+		// Result columns name physical tables (t_user_1).
+		sc.SetPhysicalNames(rt.shard.PhysicalNames())
+	}
 	sc.Bind(p.secMetrics, lc.Name)
 	rt.sec = sc
 	return nil

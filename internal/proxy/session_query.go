@@ -102,6 +102,7 @@ func (s *session) runQuery(c *command, p []byte) error {
 func (s *session) query(c *command, p []byte) (result, error) {
 	q := p[1:]
 	facts := c.facts
+	sq := q // the text the sharding planner plans
 	if c.rt.sec != nil {
 		np, err := s.secQuery(c.rt, p) // security claim: encrypt, refuse (1235)
 		if err != nil {
@@ -109,6 +110,7 @@ func (s *session) query(c *command, p []byte) (result, error) {
 		}
 		defer s.secDone(c.rt)
 		p = np
+		sq = p[1:] // sharding plans the rewritten text (cipher, assisted columns)
 	}
 	tf := c.scan(q)
 	if tf.ConnectionID() {
@@ -137,7 +139,7 @@ func (s *session) query(c *command, p []byte) (result, error) {
 		s.pendingPins |= pinSessionState
 	}
 	if c.rt.shard != nil {
-		if handled, r, err := s.shardQuery(c, q, readOnly); handled {
+		if handled, r, err := s.shardQuery(c, sq, readOnly); handled {
 			if s.be == nil {
 				s.pendingPins = 0 // several shards ran it: nothing to pin
 			}

@@ -93,6 +93,16 @@ func (s *session) prepare(c *command, p []byte) (result, error) {
 			return result{}, s.refuseShard(err)
 		}
 		if !prep.Unsharded() {
+			if rt.sec != nil {
+				// Security claim: the sharded prepared path does not
+				// rebuild parameters nor transform results yet.
+				if _, sec, err := s.secPrepare(rt, p); err != nil {
+					return result{}, s.sendError(err)
+				} else if sec != nil {
+					rt.sec.CountRefusal()
+					return result{}, s.sendError(Refusal("a prepared statement on a sharded table with encrypted or masked columns (%s); send it as a text statement", truncate(p[1:], 120)))
+				}
+			}
 			r, err := s.prepareSharded(rt, id, sqlText, prep, facts != nil && facts.ReadOnly && !facts.LockingRead)
 			if _, ok := s.stmts[id]; ok {
 				s.lastPrepared = id

@@ -518,14 +518,28 @@ func (s *session) scatter(rt *runtime, plan *shard.Plan, binary, read bool, maxR
 		return r, s.refuseShard(err)
 	}
 	// Column definitions of the columns the client sees.
-	s.scratch = mysql.AppendLenEncInt(s.scratch[:0], uint64(spec.Columns))
+	out := defs[:spec.Columns]
+	tr := s.secMerged()
+	if tr != nil {
+		// Security claim: the merged rows are decrypted and masked as
+		// relaySecure does (the merge never compares encrypted values:
+		// the rewriter refuses ORDER BY, GROUP BY and DISTINCT on them).
+		if out, err = tr.Columns(out); err != nil {
+			finish()
+			return r, s.sendError(&backendReadError{err})
+		}
+		if tr.Identity() {
+			tr = nil
+		}
+	}
+	s.scratch = mysql.AppendLenEncInt(s.scratch[:0], uint64(len(out)))
 	if err := s.writeClient(s.scratch); err != nil {
 		finish()
 		return r, err
 	}
 	r.sent = true
 	convert := (s.extCaps&mysql.MariaDBClientExtendedMetadata != 0) != (conns[0].Info.ExtCaps&mysql.MariaDBClientExtendedMetadata != 0)
-	for _, d := range defs[:spec.Columns] {
+	for _, d := range out {
 		if convert {
 			d = s.convertColumnDef(d)
 		}
@@ -558,6 +572,16 @@ func (s *session) scatter(rt *runtime, plan *shard.Plan, binary, read bool, maxR
 			}
 			s.l.metrics.Error(rt.name, me.Code)
 			return r, nil
+		}
+		if tr != nil {
+			var terr error
+			if row, terr = tr.Row(s.sec.row[:0], row, binary); terr != nil {
+				// A stored value that does not decrypt: an ERR ends the
+				// result set, as on an unsharded listener.
+				finish()
+				return r, s.secMergedRowFailed(rt, terr, &r)
+			}
+			s.sec.row = row
 		}
 		if err := s.writeClient(row); err != nil {
 			finish()

@@ -99,11 +99,7 @@ func (c *Config) validateSecurityClaim(v *validator, p string, l *Listener) {
 		return
 	}
 	p += ".security_claim"
-	if len(l.Sharding) > 0 {
-		// The sharded executor merges rows itself: neither decryption nor
-		// masking is applied on that path.
-		v.addf(p, "is not supported together with sharding on the same listener (encryption and masking are not applied to sharded statements)")
-	}
+	validateSecuritySharding(v, p, l)
 	if l.BackendType == BackendShardingSphereProxy {
 		v.addf(p, "is not supported with backend_type %q", l.BackendType)
 	}
@@ -230,6 +226,47 @@ func (c *Config) validateSecurityClaim(v *validator, p string, l *Listener) {
 		}
 		if m.Mode != MaskFixed && m.Fixed != "" {
 			v.addf(mp+".fixed", "applies to mode %q only", MaskFixed)
+		}
+	}
+}
+
+// validateSecuritySharding refuses an encrypted column (its logical name or
+// any of its physical columns) that a sharding rule of the same table
+// routes by or generates keys for: the shards see ciphertext, so routing
+// by it could not be exact.
+func validateSecuritySharding(v *validator, p string, l *Listener) {
+	for i, sh := range l.Sharding {
+		var cols []string
+		if ts := sh.TableStrategy; ts != nil {
+			cols = append(cols, ts.TableShardingColumn)
+		}
+		if ds := sh.DatabaseStrategy; ds != nil {
+			cols = append(cols, ds.DatabaseShardingColumn)
+		}
+		if dts := sh.DatabaseTableStrategy; dts != nil {
+			cols = append(cols, dts.DatabaseShardingColumn, dts.TableShardingColumn)
+		}
+		if kg := sh.KeyGenerator; kg != nil && kg.Column != "" {
+			cols = append(cols, kg.Column)
+		}
+		for j, t := range l.SecurityClaim.Tables {
+			if !strings.EqualFold(t.Name, sh.TableName) {
+				continue
+			}
+			for k, col := range t.Columns {
+				for _, sc := range cols {
+					if sc == "" {
+						continue
+					}
+					for _, name := range []string{col.Name, col.CipherColumn, col.AssistedColumn, col.PlainColumn} {
+						if name != "" && strings.EqualFold(name, sc) {
+							v.addf(fmt.Sprintf("%s.table[%d].column[%d]", p, j, k),
+								"encrypted column %s.%s is a sharding or key generator column of sharding[%d] (%q): routing by ciphertext is not supported", t.Name, col.Name, i, sc)
+							break
+						}
+					}
+				}
+			}
 		}
 	}
 }

@@ -75,18 +75,28 @@ func TestSecurityClaimValidate(t *testing.T) {
 			t.Errorf("%s: got %v, want %q", c.edit, err, c.want)
 		}
 	}
-	// With sharding on the same listener: refused.
-	text := strings.Replace(securityTOML, "[proxy.config.security_claim]\n", `[[proxy.config.sharding]]
-table_name = "t_order"
+	// With sharding on the same listener: accepted, unless a sharding
+	// (or key generator) column is an encrypted column, which is named.
+	shard := func(table, col string) string {
+		return strings.Replace(securityTOML, "[proxy.config.security_claim]\n", `[[proxy.config.sharding]]
+table_name = "`+table+`"
 actual_datanodes = ["ds001"]
 [proxy.config.sharding.table_strategy]
 table_sharding_algorithm_name = "mod"
-table_sharding_column = "id"
+table_sharding_column = "`+col+`"
 sharding_count = 2
 
 [proxy.config.security_claim]
 `, 1)
-	if _, err := Parse([]byte(text), TOML); err == nil || !strings.Contains(err.Error(), "not supported together with sharding") {
-		t.Errorf("security claim with sharding: %v", err)
+	}
+	if _, err := Parse([]byte(shard("users", "id")), TOML); err != nil {
+		t.Errorf("security claim with sharding by a plain column: %v", err)
+	}
+	for _, col := range []string{"email", "email_cipher", "EMAIL_ASSISTED"} {
+		_, err := Parse([]byte(shard("users", col)), TOML)
+		if err == nil || !strings.Contains(err.Error(), "encrypted column users.email is a sharding or key generator column") ||
+			!strings.Contains(err.Error(), "security_claim.table[0].column[0]") {
+			t.Errorf("sharding by %s: %v", col, err)
+		}
 	}
 }

@@ -58,9 +58,8 @@ func (b *proxyBuilder) addSecurityClaim(svc *v1alpha1.VirtualDatabaseService, ou
 			Reason: reason, Message: fmt.Sprintf(format, args...)})
 		return false
 	}
-	if svc.DataShard != "" {
-		return scFail(v1alpha1.ReasonInvalidSpec, "service %q also names DataShard %q: a security claim is not supported together with sharding", svc.Name, svc.DataShard)
-	}
+	// With a DataShard too, the listener is checked again once its
+	// sharding rules are set (an encrypted sharding column is refused).
 	claim, reason, err := n.securityClaim(sc)
 	if err != nil {
 		return scFail(reason, "%v", err)

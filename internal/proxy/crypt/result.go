@@ -187,7 +187,13 @@ func (t *Transformer) Columns(defs [][]byte) ([][]byte, error) {
 		f := p[d.fixedOff+1:]
 		cp := colPlan{typ: f[6], unsigned: (uint16(f[7])|uint16(f[8])<<8)&flagUnsigned != 0, decimals: f[9]}
 		var logical string
-		if tb := t.s.tables[string(lower(d.orgTable))]; tb != nil {
+		orgTable := lower(d.orgTable)
+		if l, ok := t.s.physical[string(orgTable)]; ok {
+			// A sharded table's physical table (t_user_1): its logical
+			// table's columns and masking rules apply.
+			orgTable = []byte(l)
+		}
+		if tb := t.s.tables[string(orgTable)]; tb != nil {
 			if pc, ok := tb.phys[string(lower(d.orgName))]; ok {
 				switch pc.role {
 				case roleCipher:
@@ -200,7 +206,7 @@ func (t *Transformer) Columns(defs [][]byte) ([][]byte, error) {
 		}
 		if cp.act != actDrop {
 			for _, m := range t.masks {
-				if lowerEq(d.orgTable, m.table) && (lowerEq(d.orgName, m.column) || (cp.col != nil && lowerEq([]byte(cp.col.Name), m.column))) {
+				if lowerEq(orgTable, m.table) && (lowerEq(d.orgName, m.column) || (cp.col != nil && lowerEq([]byte(cp.col.Name), m.column))) {
 					cp.mask = m
 					break
 				}

@@ -395,6 +395,18 @@ func (rw *rewriter) rewrite(st ast.StmtNode) error {
 			// The values would go to a variable or file as ciphertext.
 			return Refusal("SELECT ... INTO from encrypted table %s", rw.encTables[0].Name)
 		}
+		if x.Distinct && x.Fields != nil && len(rw.encTables) > 0 {
+			// Equal plaintexts are different ciphertexts (random nonces):
+			// the server, or a sharded merge, would keep duplicates.
+			for _, f := range x.Fields.Fields {
+				if f.WildCard != nil {
+					return Refusal("SELECT DISTINCT * over encrypted table %s (name the columns)", rw.encTables[0].Name)
+				}
+				if c := rw.encColumn(f.Expr); c != nil {
+					return Refusal("SELECT DISTINCT on encrypted column %s", c.QualifiedName())
+				}
+			}
+		}
 		rw.topFields = map[*ast.SelectField]bool{}
 		if x.Fields != nil {
 			for _, f := range x.Fields.Fields {

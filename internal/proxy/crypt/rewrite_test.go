@@ -107,6 +107,8 @@ func TestRewriteRefusals(t *testing.T) {
 	p := sqlparse.New(sqlparse.Options{})
 	cases := map[string]string{
 		"SELECT id FROM users ORDER BY email":                       "ORDER BY on encrypted column users.email",
+		"SELECT DISTINCT email FROM users":                          "SELECT DISTINCT on encrypted column users.email",
+		"SELECT DISTINCT * FROM users":                              "SELECT DISTINCT * over encrypted table users",
 		"SELECT id FROM users GROUP BY phone":                       "GROUP BY on encrypted column users.phone",
 		"SELECT email FROM users ORDER BY 1":                        "ORDER BY on encrypted column users.email",
 		"SELECT email AS e FROM users ORDER BY e":                   "ORDER BY on encrypted column users.email",

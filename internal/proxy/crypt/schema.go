@@ -52,6 +52,9 @@ type Schema struct {
 	// names are the lower-case names of every encrypted or masked table:
 	// a statement whose text contains none of them is not parsed.
 	names []string
+	// physical maps lower-case physical table names of sharded tables to
+	// their logical names (SetPhysicalNames).
+	physical map[string]string
 
 	cEncrypt, cDecrypt, cAssist, cMask, cRefusal, cFailure counter
 }
@@ -152,6 +155,17 @@ func LoadKey(k proxyconfig.EncryptionKey) ([]byte, error) {
 }
 
 // Table returns the encrypted table named name (any case), or nil.
+// SetPhysicalNames tells the schema the physical tables of a sharding
+// listener's logical tables (lower-case physical name to logical name):
+// result columns of a physical table are decrypted and masked as its
+// logical table's. Call it before the schema is used.
+func (s *Schema) SetPhysicalNames(m map[string]string) {
+	s.physical = make(map[string]string, len(m))
+	for phys, logical := range m {
+		s.physical[strings.ToLower(phys)] = strings.ToLower(logical)
+	}
+}
+
 func (s *Schema) Table(name string) *Table { return s.tables[strings.ToLower(name)] }
 
 // Encrypted reports whether the schema has encrypted tables.
