@@ -190,3 +190,40 @@ func TestReplayableExec(t *testing.T) {
 		}
 	}
 }
+
+// A COM_STMT_PREPARE inside a transaction whose answer has no status flags
+// (a statement without parameters or columns) keeps the session on its
+// connection: released, it went to the next client with the transaction
+// open.
+func TestPrepareInTransactionKeepsItsConnection(t *testing.T) {
+	m := testutil.StartMariaDB(t)
+	m.Exec(t, "CREATE TABLE prep_tx (id INT PRIMARY KEY)")
+	tp := startProxy(t, baseConfig(m.Addr))
+	db := openDB(t, tp.dsn("interpolateParams=false"))
+	db.SetMaxOpenConns(2)
+	ctx := context.Background()
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	if _, err := tx.Exec("INSERT INTO prep_tx VALUES (1)"); err != nil {
+		t.Fatal(err)
+	}
+	st, err := tx.Prepare("DELETE FROM prep_tx WHERE id = 99")
+	if err != nil {
+		t.Fatalf("prepare: %v", err)
+	}
+	defer st.Close()
+	// Another session: it must not get the transaction's connection.
+	var n int
+	if err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM prep_tx").Scan(&n); err != nil || n != 0 {
+		t.Fatalf("another session sees %d rows (%v): it got the transaction's connection", n, err)
+	}
+	if err := tx.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM prep_tx").Scan(&n); err != nil || n != 0 {
+		t.Fatalf("after the rollback: %d rows (%v)", n, err)
+	}
+}
