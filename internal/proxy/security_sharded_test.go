@@ -51,6 +51,8 @@ func TestSecurityClaimSharded(t *testing.T) {
 		{Name: "ds1", Host: host, Port: pn, User: "root", DB: shardDBs[1]},
 	}
 	claim := secClaim()
+	claim.Tables = append(claim.Tables, proxyconfig.EncryptedTable{Name: "t_uns", Columns: []proxyconfig.EncryptedColumn{
+		{Name: "email", CipherColumn: "email_cipher", AssistedColumn: "email_assisted"}}})
 	claim.Masking = []proxyconfig.MaskingRule{
 		{Name: "name-keep", Users: []string{"support"}, Table: "t_sec", Column: "name", Mode: "keep", KeepFirst: 1},
 		{Name: "email-fixed", Users: []string{"support"}, Table: "t_sec", Column: "email", Mode: "fixed", Fixed: "<hidden>"},
@@ -211,6 +213,25 @@ func TestSecurityClaimSharded(t *testing.T) {
 	}
 	if want := queryString(t, refDB, "SELECT COUNT(*) FROM t_sec"); strconv.Itoa(total) != want {
 		t.Errorf("shards hold %d rows, the reference %s", total, want)
+	}
+	// An encrypted table that is not sharded, on the same listener: text
+	// and prepared statements (the usual path) on the default node.
+	if _, err := app.Exec("CREATE TABLE t_uns (id INT PRIMARY KEY, email_cipher VARBINARY(200), email_assisted BINARY(32))"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := app.Exec("INSERT INTO t_uns (id, email) VALUES (?, ?)", 1, "uns@example.com"); err != nil {
+		t.Fatal(err)
+	}
+	if got := queryString(t, app, "SELECT email FROM t_uns WHERE email = ?", "uns@example.com"); got != "uns@example.com" {
+		t.Errorf("prepared on the unsharded encrypted table: %q", got)
+	}
+	if got := queryString(t, app, "SELECT email FROM t_uns WHERE id = 1"); got != "uns@example.com" {
+		t.Errorf("text on the unsharded encrypted table: %q", got)
+	}
+	var stored []byte
+	if err := testutil.Open(t, "root:@tcp("+addr+")/"+shardDBs[0]).QueryRow("SELECT email_cipher FROM t_uns").Scan(&stored); err != nil ||
+		strings.Contains(string(stored), "example.com") || len(stored) == 0 {
+		t.Errorf("t_uns stores %q (%v)", stored, err)
 	}
 	// A stored value that does not decrypt ends a merged result with an
 	// ERR (never a wrong row), and the session stays usable.
