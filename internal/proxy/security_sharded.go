@@ -45,3 +45,24 @@ func (s *session) secMergedRowFailed(rt *runtime, terr error, r *result) error {
 	s.l.metrics.Error(rt.name, me.Code)
 	return nil
 }
+
+// secPrepareDefs turns a sharded statement's sample metadata into what the
+// client is told: its own n parameters, the result columns as the
+// transformer sends them. Copies: the transformer reuses its buffers.
+func secPrepareDefs(tr *crypt.Transformer, paramDefs, colDefs [][]byte, n int) ([][]byte, [][]byte, error) {
+	if len(paramDefs) > n {
+		paramDefs = paramDefs[:n]
+	}
+	if len(colDefs) == 0 {
+		return paramDefs, colDefs, nil
+	}
+	out, err := tr.Columns(colDefs)
+	if err != nil {
+		return nil, nil, err
+	}
+	cols := make([][]byte, len(out))
+	for i, d := range out {
+		cols[i] = append([]byte(nil), d...)
+	}
+	return paramDefs, cols, nil
+}

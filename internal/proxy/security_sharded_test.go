@@ -79,12 +79,12 @@ func TestSecurityClaimSharded(t *testing.T) {
 		email_cipher VARBINARY(200) NULL, email_assisted BINARY(32) NULL, phone_cipher VARBINARY(200) NULL, KEY (email_assisted))`); err != nil {
 		t.Fatal(err)
 	}
-	both := func(q string) {
+	both := func(q string, args ...any) {
 		t.Helper()
-		if _, err := app.Exec(q); err != nil {
+		if _, err := app.Exec(q, args...); err != nil {
 			t.Fatalf("proxy: %s: %v", q, err)
 		}
-		if _, err := refDB.Exec(q); err != nil {
+		if _, err := refDB.Exec(q, args...); err != nil {
 			t.Fatalf("reference: %s: %v", q, err)
 		}
 	}
@@ -100,6 +100,13 @@ func TestSecurityClaimSharded(t *testing.T) {
 	both("UPDATE t_sec SET name = 'by-email' WHERE email = 'user2@example.com'")       // assisted lookup
 	both("DELETE FROM t_sec WHERE email IN ('user3@example.com', 'solo@example.com')") // assisted IN
 	both("DELETE FROM t_sec WHERE uid = 0 AND id = 6")                                 // one shard
+	// Prepared (binary protocol): parameters encrypted at each execute.
+	both("INSERT INTO t_sec (id, uid, name, email, phone) VALUES (?, ?, ?, ?, ?)", 20, 1, "prep", "prep@example.com", "555-0020")
+	both("INSERT INTO t_sec (id, uid, name, email, phone) VALUES (?, ?, ?, ?, ?), (?, ?, ?, ?, ?)",
+		21, 0, "p21", "user1@example.com", nil, 22, 1, "p22", "p22@example.com", "555-0022") // split over two shards
+	both("UPDATE t_sec SET email = ?, phone = ? WHERE id = ?", "upd@example.com", "222", 8) // every shard
+	both("UPDATE t_sec SET name = ? WHERE email = ?", "by-prep", "user4@example.com")       // assisted parameter
+	both("DELETE FROM t_sec WHERE email = ? AND uid = ?", "user0@example.com", 1)
 
 	compare := func(q string, args ...any) {
 		t.Helper()
@@ -114,6 +121,18 @@ func TestSecurityClaimSharded(t *testing.T) {
 		if strings.Join(got[1:], "\n") != strings.Join(want[1:], "\n") {
 			t.Errorf("%s:\n got %q\nwant %q", q, got[1:], want[1:])
 		}
+	}
+	for _, c := range []struct {
+		q    string
+		args []any
+	}{
+		{"SELECT id, uid, name, email, phone FROM t_sec WHERE id > ? ORDER BY id", []any{0}}, // merged, binary rows
+		{"SELECT id, email, phone FROM t_sec WHERE uid = ? AND id = ?", []any{1, 20}},        // one shard, binary
+		{"SELECT id, name FROM t_sec WHERE email = ? ORDER BY id", []any{"user1@example.com"}},
+		{"SELECT id, phone FROM t_sec WHERE email IN (?, ?) ORDER BY id DESC", []any{"upd@example.com", "p22@example.com"}},
+		{"SELECT uid, COUNT(*) FROM t_sec WHERE email <> ? GROUP BY uid ORDER BY uid", []any{"prep@example.com"}},
+	} {
+		compare(c.q, c.args...)
 	}
 	for _, q := range []string{
 		"SELECT id, uid, name, email, phone FROM t_sec ORDER BY id",                 // merged, sorted
@@ -130,7 +149,7 @@ func TestSecurityClaimSharded(t *testing.T) {
 	// name, the assisted column is not shown.
 	got, err := diffRows(app, "SELECT * FROM t_sec WHERE uid = 1 AND id = 4")
 	if err != nil || len(got) != 2 || !strings.HasPrefix(got[0], "columns: id INT, uid INT, name VARCHAR, email ") ||
-		strings.Contains(got[0], "assisted") || got[1] != "4|1|name04|user4@example.com|111" {
+		strings.Contains(got[0], "assisted") || got[1] != "4|1|by-prep|user4@example.com|111" {
 		t.Errorf("SELECT * on one shard: %q %v", got, err)
 	}
 	got, err = diffRows(app, "SELECT * FROM t_sec ORDER BY id LIMIT 1")
@@ -156,9 +175,13 @@ func TestSecurityClaimSharded(t *testing.T) {
 			t.Errorf("%s: %v, want 1235 naming email", q, err)
 		}
 	}
-	// Prepared statements on the sharded encrypted table: refused.
-	if _, err := app.Query("SELECT email FROM t_sec WHERE id = ?", 1); mysqlErrCode(err) != 1235 || !strings.Contains(err.Error(), "prepared statement on a sharded table") {
-		t.Errorf("prepared on the sharded encrypted table: %v, want 1235", err)
+	// Masking on prepared merged rows.
+	if rows, err := diffRows(support, "SELECT name, email FROM t_sec WHERE id < ? ORDER BY id LIMIT 1", 100); err != nil || len(rows) != 2 || rows[1] != "n*****|<hidden>" {
+		t.Errorf("masked prepared: %q %v", rows, err)
+	}
+	// What cannot be answered on ciphertext is refused when prepared too.
+	if _, err := app.Query("SELECT id FROM t_sec WHERE id > ? ORDER BY email", 0); mysqlErrCode(err) != 1235 || !strings.Contains(err.Error(), "email") {
+		t.Errorf("prepared ORDER BY email: %v, want 1235", err)
 	}
 	// The stored bytes: every physical table holds ciphertext, and all of
 	// them together hold the reference's rows.

@@ -88,22 +88,25 @@ func (s *session) prepare(c *command, p []byte) (result, error) {
 	s.routeToWriter(c)
 	sqlText := string(p[1:]) // governs each execution
 	if rt := c.rt; rt.shard != nil {
-		prep, err := rt.shard.Prepare(sqlText, s.state.DB)
+		shText := sqlText
+		var shSec *crypt.Stmt
+		if rt.sec != nil {
+			// Security claim: the sharding planner plans the rewritten
+			// text (cipher and assisted columns, more parameters).
+			np, sec, err := s.secPrepare(rt, p)
+			if err != nil {
+				return result{}, s.sendError(err)
+			}
+			if sec != nil {
+				shText, shSec = string(np[1:]), sec
+			}
+		}
+		prep, err := rt.shard.Prepare(shText, s.state.DB)
 		if err != nil {
 			return result{}, s.refuseShard(err)
 		}
 		if !prep.Unsharded() {
-			if rt.sec != nil {
-				// Security claim: the sharded prepared path does not
-				// rebuild parameters nor transform results yet.
-				if _, sec, err := s.secPrepare(rt, p); err != nil {
-					return result{}, s.sendError(err)
-				} else if sec != nil {
-					rt.sec.CountRefusal()
-					return result{}, s.sendError(Refusal("a prepared statement on a sharded table with encrypted or masked columns (%s); send it as a text statement", truncate(p[1:], 120)))
-				}
-			}
-			r, err := s.prepareSharded(rt, id, sqlText, prep, facts != nil && facts.ReadOnly && !facts.LockingRead)
+			r, err := s.prepareSharded(rt, id, sqlText, prep, facts != nil && facts.ReadOnly && !facts.LockingRead, shSec)
 			if _, ok := s.stmts[id]; ok {
 				s.lastPrepared = id
 			}

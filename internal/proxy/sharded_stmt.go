@@ -8,6 +8,7 @@ import (
 
 	"github.com/database-mesh/pisanix-go/internal/mysql"
 	"github.com/database-mesh/pisanix-go/internal/proxy/backend"
+	"github.com/database-mesh/pisanix-go/internal/proxy/crypt"
 	"github.com/database-mesh/pisanix-go/internal/proxy/shard"
 )
 
@@ -197,7 +198,10 @@ func appendExecute(b []byte, id uint32, params []execParam, idx []int) []byte {
 
 // prepareSharded answers a client's COM_STMT_PREPARE of a statement on
 // sharded tables with the metadata of one shard's statement.
-func (s *session) prepareSharded(rt *runtime, id uint32, sqlText string, prep *shard.Prepared, readOnly bool) (result, error) {
+// sec, for a statement on encrypted or masked tables (security claim),
+// gives the client's parameter count; the result columns are described as
+// the transformer sends them.
+func (s *session) prepareSharded(rt *runtime, id uint32, sqlText string, prep *shard.Prepared, readOnly bool, sec *crypt.Stmt) (result, error) {
 	var r result
 	t, ok := prep.Sample()
 	pl := rt.shardPools[t.Node]
@@ -228,6 +232,15 @@ func (s *session) prepareSharded(rt *runtime, id uint32, sqlText string, prep *s
 		return r, s.sendError(err)
 	}
 	n := prep.Params
+	if sec != nil {
+		if rt.sec == nil || prep.Params != sec.BackendParams {
+			return r, s.sendError(Refusal("a prepared statement on a sharded table whose rewritten parameters do not match (%d, %d)", prep.Params, sec.BackendParams))
+		}
+		n = sec.ClientParams
+		if paramDefs, colDefs, err = secPrepareDefs(s.secTransformer(rt.sec), paramDefs, colDefs, n); err != nil {
+			return r, s.sendError(&backendReadError{err})
+		}
+	}
 	s.scratch = append(s.scratch[:0], mysql.OKHeader, byte(id), byte(id>>8), byte(id>>16), byte(id>>24),
 		byte(len(colDefs)), byte(len(colDefs)>>8), byte(n), byte(n>>8), 0, 0, 0)
 	if err := s.writeClient(s.scratch); err != nil {
@@ -274,7 +287,9 @@ func (s *session) prepareSharded(rt *runtime, id uint32, sqlText string, prep *s
 	if s.stmts == nil {
 		s.stmts = make(map[uint32]stmt)
 	}
-	s.stmts[id] = stmt{sql: sqlText, params: uint16(n), readOnly: readOnly, sh: &shardStmt{prep: prep}}
+	// params is the backend's count: an execute is decoded after the
+	// security claim rebuilt it.
+	s.stmts[id] = stmt{sql: sqlText, params: uint16(prep.Params), readOnly: readOnly, sh: &shardStmt{prep: prep}, sec: sec}
 	return r, nil
 }
 
@@ -301,6 +316,14 @@ func (s *session) executeSharded(c *command, p []byte, st *stmt) (result, error)
 	if p[0] != mysql.ComStmtExecute {
 		return r, s.refuseShard(mysql.NewError(shard.ErrCodeNotSupported, "42000",
 			"%s of a statement on a sharded table is not supported", mysql.CommandName(p[0])))
+	}
+	if st.sec != nil {
+		np, err := s.secExecute(rt, st.sec, p) // security claim
+		if err != nil {
+			return r, s.sendError(err)
+		}
+		defer s.secDone(rt)
+		p = np
 	}
 	flags, params, types, err := decodeExecute(p, int(st.params), sh.types, sh.params)
 	if err != nil {
