@@ -780,7 +780,7 @@ func (p *Proxy) ShardRoute(listener, sql, db string) (any, error) {
 }
 
 // lastInsertIDQuery matches SELECT LAST_INSERT_ID() alone.
-var lastInsertIDQuery = regexp.MustCompile("(?is)^\\s*SELECT\\s+LAST_INSERT_ID\\s*\\(\\s*\\)\\s*;?\\s*$")
+var lastInsertIDQuery = regexp.MustCompile(`(?is)^\s*SELECT\s+LAST_INSERT_ID\s*\(\s*\)\s*;?\s*$`)
 
 // plainShowTables matches SHOW [FULL] TABLES without FROM, LIKE or WHERE.
 var plainShowTables = regexp.MustCompile(`(?is)^\s*SHOW\s+(FULL\s+)?TABLES\s*;?\s*$`)

@@ -369,7 +369,6 @@ func TestLongDataThroughSharedConnection(t *testing.T) {
 	tp, reg := multiplexProxy(t, 1)
 	db := openDB(t, tp.dsn("maxAllowedPacket=8192"))
 	ctx := context.Background()
-	var conns []*sql.Conn
 	var stmts []*sql.Stmt
 	for i := 0; i < 4; i++ {
 		c, err := db.Conn(ctx)
@@ -381,7 +380,7 @@ func TestLongDataThroughSharedConnection(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		conns, stmts = append(conns, c), append(stmts, st)
+		stmts = append(stmts, st)
 	}
 	for round := 0; round < 3; round++ {
 		for i, st := range stmts {
@@ -439,7 +438,6 @@ func TestLazyPrepareKeepsPrepareTimeDatabase(t *testing.T) {
 	if n := count("after USE other, same connection"); n != "3" {
 		t.Fatalf("after USE other: %s rows, want test.t_x's 3", n)
 	}
-	before := metricValue(t, reg, "pisa_proxy_stmt_reprepares_total", nil)
 	if killIdle(t, m) == 0 {
 		t.Fatal("no pooled connection to kill")
 	}
@@ -449,7 +447,7 @@ func TestLazyPrepareKeepsPrepareTimeDatabase(t *testing.T) {
 	if rs := a.execute(t, st.id, 0); len(rs) != 1 || (rs[0].err != nil && rs[0].err.Code != 2013) {
 		t.Fatalf("first execute after the kill: %s", shape(rs))
 	}
-	before = metricValue(t, reg, "pisa_proxy_stmt_reprepares_total", nil)
+	before := metricValue(t, reg, "pisa_proxy_stmt_reprepares_total", nil)
 	if killIdle(t, m) == 0 {
 		t.Fatal("no pooled connection to kill")
 	}
