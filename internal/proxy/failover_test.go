@@ -298,17 +298,33 @@ func TestDelayedRetryThroughShutdown(t *testing.T) {
 	start := time.Now()
 	go func() {
 		var v string
-		err := c.QueryRowContext(context.Background(), "SELECT COUNT(*) FROM seq_1_to_4000 a, seq_1_to_4000 b").Scan(&v)
+		err := c.QueryRowContext(context.Background(), "SELECT COUNT(*) FROM seq_1_to_8000 a, seq_1_to_8000 b").Scan(&v)
 		if err != nil {
 			v = err.Error()
 		}
 		res <- v
 	}()
-	time.Sleep(300 * time.Millisecond)
+	// Shut down only once the statement runs on the server (a fixed sleep
+	// let a quick machine finish it first).
+	direct := m.Open(t, "test")
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		var n int
+		if err := direct.QueryRow("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE INFO LIKE 'SELECT COUNT(*) FROM seq%'").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the statement never ran on the server")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	direct.Close()
 	m.Shutdown()
 	down := time.Since(start)
 	m.Start()
-	if v := <-res; v != "16000000" {
+	if v := <-res; v != "64000000" {
 		t.Fatalf("statement in flight during the shutdown: %s", v)
 	}
 	if !strings.Contains(logs.String(), "backend failed during command") {
