@@ -318,3 +318,57 @@ func TestShardingXADecisionLogFailureAndMetrics(t *testing.T) {
 		}
 	}
 }
+
+// Prepared BEGIN, COMMIT and ROLLBACK (sysbench's --db-ps-mode=auto prepares
+// them) belong to the transaction with branches as their texts do: run as
+// plain statements on the default node, they left a plain transaction open
+// there, and the next statement on another datanode was refused (1235) or
+// its XA START failed (1400 XAER_OUTSIDE).
+func TestShardingXAPreparedTransactionControl(t *testing.T) {
+	sc := startSharded(t)
+	sc.exec(t, "CREATE TABLE t_order (id BIGINT PRIMARY KEY, note VARCHAR(20))")
+	ctx := context.Background()
+	d1, d2 := sc.m1.Open(t, "test"), sc.m2.Open(t, "test")
+	conn, err := sc.db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	prep := func(q string) *sql.Stmt {
+		st, err := conn.PrepareContext(ctx, q)
+		if err != nil {
+			t.Fatalf("prepare %s: %v", q, err)
+		}
+		t.Cleanup(func() { st.Close() })
+		return st
+	}
+	begin, commit, rollback := prep("BEGIN"), prep("COMMIT"), prep("ROLLBACK")
+	ins := prep("INSERT INTO t_order (id, note) VALUES (?, ?)")
+	run := func(st *sql.Stmt, args ...any) {
+		t.Helper()
+		if _, err := st.ExecContext(ctx, args...); err != nil {
+			t.Fatalf("execute with %v: %v", args, err)
+		}
+	}
+	for round := 0; round < 3; round++ {
+		run(begin)
+		run(ins, 10*round+1, "c")
+		run(ins, 10*round+2, "c")
+		run(commit)
+		run(begin)
+		run(ins, 10*round+3, "r")
+		run(ins, 10*round+4, "r")
+		run(rollback)
+	}
+	if a, b := countWhere(t, d1, "SELECT COUNT(*) FROM t_order WHERE note = 'c'"), countWhere(t, d2, "SELECT COUNT(*) FROM t_order WHERE note = 'c'"); a != "3" || b != "3" {
+		t.Fatalf("committed rows: ds001 %s, ds002 %s, want 3 and 3", a, b)
+	}
+	if got := countWhere(t, sc.db, "SELECT COUNT(*) FROM t_order WHERE note = 'r'"); got != "0" {
+		t.Fatalf("rolled back rows: %s", got)
+	}
+	for name, d := range map[string]*sql.DB{"ds001": d1, "ds002": d2} {
+		if got := rowsOf(t, d, "XA RECOVER"); len(got) != 0 {
+			t.Fatalf("branches left prepared on %s: %v", name, got)
+		}
+	}
+}
