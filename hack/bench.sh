@@ -770,6 +770,6 @@ echo "Aims (ARCHITECTURE.md): at 8 and 32 threads, with and without prepared sta
 echo "and proxy cpu <= 1.0 x haproxy; govern (governance and read/write splitting on) within 1.2 x haproxy;"
 echo "shard (single-shard statements: oltp_point_select) cpu <= 1.3 x the unsharded proxy (cpu x px)."
 if has_word "${targets[*]}" shard && { has_word "$BENCH_TESTS" oltp_read_only || has_word "$BENCH_TESTS" oltp_read_write; }; then
-	echo "shard: oltp_read_only/oltp_read_write run in BEGIN ... COMMIT across both datanodes: ERR 1235 (no cross-shard"
-	echo "transactions, docs/sharding.md); their +notrx variants (--skip_trx=on) run on [$BENCH_NOTRX_TARGETS]."
+	echo "shard: oltp_read_only/oltp_read_write run in BEGIN ... COMMIT across both datanodes, as XA transactions"
+	echo "([proxy.xa], docs/sharding.md); their +notrx variants (--skip_trx=on) run on [$BENCH_NOTRX_TARGETS]."
 fi

@@ -304,6 +304,15 @@ func (s *session) exec(cm *command, p []byte, cmd byte, fn relayFunc, retryable 
 				// client in the middle of it.
 				r.status |= mysql.StatusInTrans
 			}
+			if r.err != nil && (r.err.Code == errLockDeadlock || r.err.Code == errXARBDeadlock) && s.onBranch() {
+				// The server rolled this branch back (a deadlock): as on
+				// one server, the client's whole transaction is over, so
+				// the other branches are rolled back too (sharded_tx.go);
+				// left open, the next COMMIT or BEGIN failed to prepare
+				// the rolled-back branch (1402).
+				s.txFinish(cm.rt, false, false)
+				r.status &^= mysql.StatusInTrans
+			}
 			s.txEnd(cm.rt, p, &r)
 			s.afterCommand(&r)
 			return r, nil

@@ -59,6 +59,13 @@ type txBranch struct {
 
 func (b *txBranch) node() string { return b.pool.Endpoint().Name }
 
+// Errors with which the server rolls a transaction (branch) back:
+// ER_LOCK_DEADLOCK and ER_XA_RBDEADLOCK.
+const (
+	errLockDeadlock uint16 = 1213
+	errXARBDeadlock uint16 = 1614
+)
+
 // errXARollback is MariaDB's ER_XA_RBROLLBACK: the transaction was rolled
 // back.
 func errXARollback(format string, args ...any) *mysql.Error {

@@ -372,3 +372,76 @@ func TestShardingXAPreparedTransactionControl(t *testing.T) {
 		}
 	}
 }
+
+// A deadlock rolls back the branch it hit: as on one server, the client's
+// whole transaction is over, its other branches are rolled back with it,
+// and its COMMIT has nothing left to end (it got 1402 when the rolled-back
+// branch failed to prepare).
+func TestShardingXADeadlockEndsTheTransaction(t *testing.T) {
+	sc := startSharded(t)
+	sc.exec(t, "CREATE TABLE t_order (id BIGINT PRIMARY KEY, note VARCHAR(20))")
+	sc.exec(t, "INSERT INTO t_order (id, note) VALUES (1, 'x'), (2, 'x'), (3, 'x'), (4, 'x')")
+	ctx := context.Background()
+	conn := func() *sql.Conn {
+		c, err := sc.db.Conn(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	a, b := conn(), conn()
+	exec := func(c *sql.Conn, q string) error {
+		_, err := c.ExecContext(ctx, q)
+		return err
+	}
+	must := func(c *sql.Conn, q string) {
+		t.Helper()
+		if err := exec(c, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	// Odd and even ids live on different datanodes; 1 and 3 share one.
+	must(a, "BEGIN")
+	must(a, "UPDATE t_order SET note = 'a' WHERE id = 2")
+	must(a, "UPDATE t_order SET note = 'a' WHERE id = 1")
+	must(b, "BEGIN")
+	must(b, "UPDATE t_order SET note = 'b' WHERE id = 4")
+	must(b, "UPDATE t_order SET note = 'b' WHERE id = 3")
+	aDone := make(chan error, 1)
+	go func() { aDone <- exec(a, "UPDATE t_order SET note = 'a' WHERE id = 3") }()
+	time.Sleep(200 * time.Millisecond) // a waits for b's lock on 3
+	bErr := exec(b, "UPDATE t_order SET note = 'b' WHERE id = 1")
+	aErr := <-aDone
+	var victim, winner *sql.Conn
+	var vErr error
+	switch {
+	case bErr != nil && aErr == nil:
+		victim, winner, vErr = b, a, bErr
+	case aErr != nil && bErr == nil:
+		victim, winner, vErr = a, b, aErr
+	default:
+		t.Fatalf("want one deadlock victim: a %v, b %v", aErr, bErr)
+	}
+	if !strings.Contains(vErr.Error(), "1213") {
+		t.Fatalf("victim's error: %v, want 1213", vErr)
+	}
+	// The victim's transaction is over: COMMIT ends nothing and succeeds.
+	must(victim, "COMMIT")
+	must(winner, "COMMIT")
+	want := "1|a,2|a,3|a,4|x"
+	if victim == a {
+		want = "1|x,2|x,3|b,4|b"
+	}
+	if got := strings.Join(rowsOf(t, sc.db, "SELECT id, note FROM t_order ORDER BY id"), ","); got != want {
+		t.Fatalf("rows after the deadlock: %s, want %s", got, want)
+	}
+	for name, d := range map[string]*sql.DB{"ds001": sc.m1.Open(t, "test"), "ds002": sc.m2.Open(t, "test")} {
+		if got := rowsOf(t, d, "XA RECOVER"); len(got) != 0 {
+			t.Fatalf("branches left prepared on %s: %v", name, got)
+		}
+	}
+	// Both sessions go on.
+	must(victim, "UPDATE t_order SET note = 'z' WHERE id = 1")
+	must(winner, "UPDATE t_order SET note = 'z' WHERE id = 2")
+}
