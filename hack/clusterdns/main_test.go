@@ -26,14 +26,26 @@ func TestServe(t *testing.T) {
 		}
 	}
 	s := &server{services: listersv1.NewServiceLister(idx), suffix: ".svc.cluster.local.", log: slog.Default()}
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := pc.LocalAddr().String()
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
+	// One port for UDP and TCP: the UDP port the kernel picks may be taken
+	// for TCP by another program, so pick again then.
+	var (
+		pc   net.PacketConn
+		ln   net.Listener
+		addr string
+	)
+	for attempt := 0; ; attempt++ {
+		var err error
+		if pc, err = net.ListenPacket("udp", "127.0.0.1:0"); err != nil {
+			t.Fatal(err)
+		}
+		addr = pc.LocalAddr().String()
+		if ln, err = net.Listen("tcp", addr); err == nil {
+			break
+		}
+		pc.Close()
+		if attempt == 50 {
+			t.Fatal(err)
+		}
 	}
 	t.Cleanup(func() { pc.Close(); ln.Close() })
 	go s.serveUDP(pc)
