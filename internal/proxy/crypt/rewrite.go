@@ -971,28 +971,6 @@ func (n *paramRef) Accept(v ast.Visitor) (ast.Node, bool) {
 	return v.Leave(n)
 }
 
-// introduced restores a string literal written with a character set
-// introducer (_latin1'x') with it.
-type introduced struct {
-	*driver.ValueExpr
-}
-
-func (n *introduced) Restore(ctx *format.RestoreCtx) error {
-	ctx.WritePlain("_")
-	ctx.WritePlain(n.Type.GetCharset())
-	ctx.WritePlain(" ")
-	ctx.WriteString(n.GetString())
-	return nil
-}
-
-func (n *introduced) Accept(v ast.Visitor) (ast.Node, bool) {
-	nn, skip := v.Enter(n)
-	if skip {
-		return v.Leave(nn)
-	}
-	return v.Leave(n)
-}
-
 // literalWrapper prepares the AST for restoring: parameter markers that
 // were not rewritten become copies (recorded in order), introduced string
 // literals keep their introducer, and the parser's internal function names
@@ -1002,60 +980,10 @@ type literalWrapper struct{ rw *rewriter }
 func (w literalWrapper) Enter(n ast.Node) (ast.Node, bool) { return n, false }
 
 func (w literalWrapper) Leave(n ast.Node) (ast.Node, bool) {
-	switch x := n.(type) {
-	case *driver.ParamMarkerExpr:
+	if x, ok := n.(*driver.ParamMarkerExpr); ok {
 		return &paramRef{rw: w.rw, p: Param{From: x.Order, Op: ParamCopy}}, true
-	case *driver.ValueExpr:
-		if x.Kind() == driver.KindString && x.Type.GetFlag()&pmysql.UnderScoreCharsetFlag != 0 && x.Type.GetCharset() != "" {
-			return &introduced{x}, true
-		}
-	case *ast.FuncCallExpr:
-		switch x.FnName.L {
-		case ast.CharFunc:
-			return &charCall{x}, true
-		case ast.InsertFunc:
-			x.FnName = ast.NewCIStr("INSERT")
-		}
 	}
-	return n, true
-}
-
-// charCall restores CHAR(n, ... [USING charset]), which the parser keeps
-// as char_func(n, ..., charset or NULL).
-type charCall struct {
-	*ast.FuncCallExpr
-}
-
-func (n *charCall) Restore(ctx *format.RestoreCtx) error {
-	ctx.WriteKeyWord("CHAR")
-	ctx.WritePlain("(")
-	args := n.Args
-	var cs ast.ExprNode
-	if len(args) > 0 {
-		cs, args = args[len(args)-1], args[:len(args)-1]
-	}
-	for i, a := range args {
-		if i > 0 {
-			ctx.WritePlain(", ")
-		}
-		if err := a.Restore(ctx); err != nil {
-			return err
-		}
-	}
-	if v, ok := cs.(*driver.ValueExpr); ok && v.Kind() != driver.KindNull {
-		ctx.WriteKeyWord(" USING ")
-		ctx.WritePlain(v.GetString())
-	}
-	ctx.WritePlain(")")
-	return nil
-}
-
-func (n *charCall) Accept(v ast.Visitor) (ast.Node, bool) {
-	nn, skip := v.Enter(n)
-	if skip {
-		return v.Leave(nn)
-	}
-	return v.Leave(n)
+	return sqlparse.RestoreFix(n), true
 }
 
 // maskChecker walks a statement for a session with masking rules and

@@ -8,6 +8,8 @@ import (
 	"github.com/pingcap/tidb/pkg/parser/format"
 	"github.com/pingcap/tidb/pkg/parser/mysql"
 	driver "github.com/pingcap/tidb/pkg/parser/test_driver"
+
+	"github.com/database-mesh/pisanix-go/internal/sqlparse"
 )
 
 // Rewriting. The statement's AST is restored into SQL text with the TiDB
@@ -125,29 +127,6 @@ func (r *restorer) restore(n ast.Node) (*template, error) {
 	return t, nil
 }
 
-// introducedString is a string literal written with an explicit character
-// set introducer (_latin1'x'): restored with it. Other string literals are
-// restored without one, so that they keep the connection's character set.
-type introducedString struct {
-	*driver.ValueExpr
-}
-
-func (n *introducedString) Restore(ctx *format.RestoreCtx) error {
-	ctx.WritePlain("_")
-	ctx.WritePlain(n.Type.GetCharset())
-	ctx.WritePlain(" ")
-	ctx.WriteString(n.GetString())
-	return nil
-}
-
-func (n *introducedString) Accept(v ast.Visitor) (ast.Node, bool) {
-	nn, skip := v.Enter(n)
-	if skip {
-		return v.Leave(nn)
-	}
-	return v.Leave(n)
-}
-
 // paramMarker restores as `?` and records its position.
 type paramMarker struct {
 	*driver.ParamMarkerExpr
@@ -175,61 +154,10 @@ type wrapper struct{ r *restorer }
 func (w wrapper) Enter(n ast.Node) (ast.Node, bool) { return n, false }
 
 func (w wrapper) Leave(n ast.Node) (ast.Node, bool) {
-	switch x := n.(type) {
-	case *driver.ValueExpr:
-		if x.Kind() == driver.KindString && x.Type.GetFlag()&mysql.UnderScoreCharsetFlag != 0 && x.Type.GetCharset() != "" {
-			return &introducedString{x}, true
-		}
-	case *driver.ParamMarkerExpr:
+	if x, ok := n.(*driver.ParamMarkerExpr); ok {
 		return &paramMarker{x, w.r}, true
-	case *ast.FuncCallExpr:
-		// The TiDB parser names two functions internally; restore the SQL.
-		switch x.FnName.L {
-		case ast.CharFunc:
-			return &charFunc{x}, true
-		case ast.InsertFunc:
-			x.FnName = ast.NewCIStr("INSERT")
-		}
 	}
-	return n, true
-}
-
-// charFunc restores CHAR(n, ... [USING charset]): the parser keeps it as
-// char_func(n, ..., charset or NULL).
-type charFunc struct {
-	*ast.FuncCallExpr
-}
-
-func (n *charFunc) Restore(ctx *format.RestoreCtx) error {
-	ctx.WriteKeyWord("CHAR")
-	ctx.WritePlain("(")
-	args := n.Args
-	var cs ast.ExprNode
-	if len(args) > 0 {
-		cs, args = args[len(args)-1], args[:len(args)-1]
-	}
-	for i, a := range args {
-		if i > 0 {
-			ctx.WritePlain(", ")
-		}
-		if err := a.Restore(ctx); err != nil {
-			return err
-		}
-	}
-	if v, ok := cs.(*driver.ValueExpr); ok && v.Kind() != driver.KindNull {
-		ctx.WriteKeyWord(" USING ")
-		ctx.WritePlain(v.GetString())
-	}
-	ctx.WritePlain(")")
-	return nil
-}
-
-func (n *charFunc) Accept(v ast.Visitor) (ast.Node, bool) {
-	nn, skip := v.Enter(n)
-	if skip {
-		return v.Leave(nn)
-	}
-	return v.Leave(n)
+	return sqlparse.RestoreFix(n), true
 }
 
 // renamer points the sharded table and the column qualifiers naming it at
