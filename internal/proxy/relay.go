@@ -245,9 +245,6 @@ func (s *session) relayRows(r *result) error {
 // more OK packets or result sets, until one without
 // SERVER_MORE_RESULTS_EXISTS, or an ERR.
 func (s *session) relayResults(binary bool) (result, error) {
-	if s.sec.active {
-		return s.relaySecure(binary) // encrypted or masked columns
-	}
 	var r result
 	for {
 		p, err := s.readBackendResult()
@@ -269,6 +266,14 @@ func (s *session) relayResults(binary bool) (result, error) {
 			cols, _, _, err := mysql.ReadLenEncInt(p)
 			if err != nil {
 				return r, &backendReadError{fmt.Errorf("bad column count: %w", err)}
+			}
+			if s.sec.active {
+				// Encrypted or masked columns (security claim): the
+				// definitions are planned, rows transformed one at a time.
+				if err := s.relaySecureResultSet(cols, binary, &r); err != nil || r.err != nil {
+					return r, err
+				}
+				break
 			}
 			if err := s.writeClient(p); err != nil {
 				return r, err

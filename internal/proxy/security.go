@@ -12,7 +12,7 @@ import (
 // statements naming encrypted or masked tables are rewritten by
 // internal/proxy/crypt before they are sent, prepared-statement
 // parameters are rebuilt on each execute, and the result sets of such
-// statements go through relaySecure, which decrypts, drops and masks
+// statements go through relaySecureResultSet, which decrypts, drops and masks
 // columns row by row. Other statements take the usual zero-copy path.
 
 // EnableSecurityMetrics registers the security claim's metrics with reg.

@@ -15,7 +15,7 @@ type secState struct {
 	tr     *crypt.Transformer
 	user   string
 	masked []string // masking rules applied to the last statement (audit)
-	active bool     // the running statement's results go through relaySecure
+	active bool     // the running statement's results go through relaySecureResultSet
 	defs   [][]byte
 	defBuf []byte
 	row    []byte
@@ -137,7 +137,7 @@ func (st *secState) takeMasked() []string {
 // Refusal is a 1235 error of the security claim.
 func Refusal(format string, args ...any) *mysql.Error { return crypt.Refusal(format, args...) }
 
-// secDone ends a statement that went through relaySecure: counts its
+// secDone ends a statement that went through relaySecureResultSet: counts its
 // operations and tells the audit log which masking rules applied.
 func (s *session) secDone(rt *runtime) {
 	if !s.sec.active {
@@ -147,43 +147,6 @@ func (s *session) secDone(rt *runtime) {
 	if tr := s.sec.tr; tr != nil && rt.sec != nil {
 		rt.sec.CountTransformed(tr)
 		s.sec.masked = append(s.sec.masked[:0], tr.Applied...)
-	}
-}
-
-// relaySecure is relayResults for a statement on encrypted or masked
-// tables: each result set's column definitions are read first and
-// planned, then rows are transformed one at a time.
-func (s *session) relaySecure(binary bool) (result, error) {
-	var r result
-	for {
-		p, err := s.readBackendResult()
-		if err != nil {
-			return r, err
-		}
-		switch p[0] {
-		case mysql.OKHeader:
-			if err := s.relayOK(p, &r); err != nil {
-				return r, err
-			}
-		case mysql.ERRHeader:
-			return r, s.relayErr(p, &r)
-		case mysql.LocalInfileHeader:
-			if err := s.relayLocalInfile(p, &r); err != nil {
-				return r, err
-			}
-		default:
-			cols, _, _, err := mysql.ReadLenEncInt(p)
-			if err != nil {
-				return r, &backendReadError{fmt.Errorf("bad column count: %w", err)}
-			}
-			if err := s.relaySecureResultSet(cols, binary, &r); err != nil || r.err != nil {
-				return r, err
-			}
-		}
-		r.sent = true
-		if r.status&mysql.StatusMoreResultsExists == 0 {
-			return r, nil
-		}
 	}
 }
 
@@ -323,7 +286,7 @@ func (s *session) secRowFailed(terr error, r *result) error {
 
 // relayPrepareSecure is relayPrepare for a statement on encrypted or
 // masked tables: the client is told its own parameter count, and the
-// result columns as relaySecure will send them. It returns the backend's
+// result columns as relaySecureResultSet will send them. It returns the backend's
 // parameter count (compared when the statement is prepared again).
 func (s *session) relayPrepareSecure(proxyID uint32, st *crypt.Stmt) (result, uint32, uint16, error) {
 	var r result

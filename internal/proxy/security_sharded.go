@@ -10,7 +10,7 @@ import (
 // The security claim on a sharding listener (docs/security-claim.md,
 // "Sharding"): the crypt rewriter rewrites the client's text before the
 // sharding planner plans it, so the shards get ciphertext and assisted
-// values; a statement on one shard is relayed through relaySecure like any
+// values; a statement on one shard is relayed through relaySecureResultSet like any
 // other, and the rows a scatter merges are decrypted and masked after the
 // merge (secMerged). Physical table names map to their logical tables
 // (crypt.Schema.SetPhysicalNames).

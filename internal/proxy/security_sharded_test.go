@@ -16,7 +16,7 @@ import (
 // mod 2); email (with an assisted column) and phone are encrypted and name
 // is masked for the user support. Inserts (a multi-row one split over the
 // shards), updates and deletes by key and by encrypted value, and selects
-// on one shard (relaySecure) and merged over all of them (scatter) answer
+// on one shard (relaySecureResultSet) and merged over all of them (scatter) answer
 // as a plaintext reference table does; the stored bytes on every physical
 // table are ciphertext; what the merge cannot do on ciphertext is refused
 // (1235), as are prepared statements on the sharded encrypted table.

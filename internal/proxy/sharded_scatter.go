@@ -127,7 +127,7 @@ func (s *session) scatter(rt *runtime, plan *shard.Plan, binary, read bool, maxR
 	tr := s.secMerged()
 	if tr != nil {
 		// Security claim: the merged rows are decrypted and masked as
-		// relaySecure does (the merge never compares encrypted values:
+		// relaySecureResultSet does (the merge never compares encrypted values:
 		// the rewriter refuses ORDER BY, GROUP BY and DISTINCT on them).
 		if out, err = tr.Columns(out); err != nil {
 			finish()
