@@ -16,6 +16,7 @@ import (
 	"github.com/database-mesh/pisanix-go/internal/proxy/backend"
 	"github.com/database-mesh/pisanix-go/internal/proxy/crypt"
 	"github.com/database-mesh/pisanix-go/internal/proxy/route"
+	"github.com/database-mesh/pisanix-go/internal/sqlparse"
 )
 
 // Pin reasons: why a session keeps its backend connection between
@@ -73,6 +74,10 @@ type stmt struct {
 	// sh is set for a statement on sharded tables: the proxy runs it, no
 	// backend holds it for the client.
 	sh *shardStmt
+	// txKind is KindBegin, KindCommit or KindRollback for a plain
+	// transaction statement prepared on a sharding listener (see
+	// handleExecute), else KindOther.
+	txKind sqlparse.Kind
 }
 
 // session is one client connection. All its fields are owned by its

@@ -131,6 +131,9 @@ func (s *session) prepare(c *command, p []byte) (result, error) {
 		readOnly: facts != nil && facts.ReadOnly,
 		pins:     execPins(facts, p[1:]),
 	}
+	if c.rt.shard != nil && len(p) <= 49 {
+		st.txKind = txControl(p[1:])
+	}
 	st.key = s.prepState() + st.text
 	return s.exec(c, p, mysql.ComStmtPrepare, func(s *session) (result, error) {
 		relay := s.relayPrepare
@@ -443,31 +446,30 @@ func (s *session) handleExecute(c *command, p []byte) error {
 			"Lost connection to backend server; the parameter data sent with COM_STMT_SEND_LONG_DATA was lost with it"))
 	}
 	c.write = !st.readOnly
-	if c.rt.shard != nil && c.rt.txMode != txSingle && st.params == 0 && len(st.sql) <= 48 {
+	if st.txKind != sqlparse.KindOther && c.rt.shard != nil && c.rt.txMode != txSingle {
 		// A prepared BEGIN, COMMIT or ROLLBACK (sysbench prepares them)
 		// belongs to the transaction with branches as its text would
 		// (sharded_tx.go): run on the default node, it left a plain
 		// transaction open that no XA branch can join. An OK answers a
 		// COM_STMT_EXECUTE as it answers a COM_QUERY.
-		if q := []byte(st.sql); txControl(q) != sqlparse.KindOther {
-			if c.rt.chain == nil {
-				if handled, err := s.txControl(c, q); handled {
-					return err
-				}
-				_, err := s.execute(c, id, p)
+		q := []byte(st.sql)
+		if c.rt.chain == nil {
+			if handled, err := s.txControl(c, q); handled {
 				return err
 			}
-			if ok, err := s.checkText(c, p[0], st.sql); !ok {
-				return err
-			}
-			var r result
-			handled, err := s.txControl(c, q)
-			if !handled {
-				r, err = s.execute(c, id, p)
-			}
-			s.finish(c, &r, err)
+			_, err := s.execute(c, id, p)
 			return err
 		}
+		if ok, err := s.checkText(c, p[0], st.sql); !ok {
+			return err
+		}
+		var r result
+		handled, err := s.txControl(c, q)
+		if !handled {
+			r, err = s.execute(c, id, p)
+		}
+		s.finish(c, &r, err)
+		return err
 	}
 	if c.rt.chain == nil {
 		_, err := s.execute(c, id, p)
