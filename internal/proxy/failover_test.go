@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"database/sql/driver"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -289,6 +290,79 @@ func TestReplayable(t *testing.T) {
 // connections (with ERR 1317 first for some): with failover that is a lost
 // connection, and the read-only statement runs again once the server is
 // back.
+// TestDelayedRetryLosesConnectionTwice: a read-only statement whose backend
+// connection is killed under it twice in a row (a server closing its
+// connections one by one while it shuts down: the retry takes one that
+// still looked alive) runs a third time with delayed_retry; without it,
+// the second loss reaches the client as 2013.
+func TestDelayedRetryLosesConnectionTwice(t *testing.T) {
+	m := testutil.StartMariaDB(t)
+	for _, delayed := range []bool{true, false} {
+		t.Run(fmt.Sprintf("delayed_retry=%v", delayed), func(t *testing.T) {
+			tp, _, logs := startProxyMetrics(t, failoverConfig(m.Addr, proxyconfig.Failover{
+				DelayedRetry: delayed, TransactionReplay: !delayed, DelayedRetryTimeout: proxyconfig.D(30 * time.Second)}))
+			c := sqlConn(t, openDB(t, tp.dsn("")))
+			res := make(chan string, 1)
+			go func() {
+				var v string
+				if err := c.QueryRowContext(context.Background(), "SELECT COUNT(*) /* kill me twice */ FROM seq_1_to_5000 a, seq_1_to_5000 b").Scan(&v); err != nil {
+					v = err.Error()
+				}
+				res <- v
+			}()
+			direct := m.Open(t, "test")
+			killed := map[int64]bool{}
+			for len(killed) < 2 {
+				var id int64
+				eventually(t, 20*time.Second, "the statement on a connection not killed yet", func() error {
+					rows, err := direct.Query("SELECT ID FROM information_schema.PROCESSLIST WHERE INFO LIKE 'SELECT COUNT(*) /* kill me twice */%'")
+					if err != nil {
+						return err
+					}
+					defer rows.Close()
+					for rows.Next() {
+						if err := rows.Scan(&id); err != nil {
+							return err
+						}
+						if !killed[id] {
+							return nil
+						}
+					}
+					var all []string
+					r2, _ := direct.Query("SELECT CONCAT(ID, ' ', COALESCE(INFO, '')) FROM information_schema.PROCESSLIST")
+					for r2.Next() {
+						var x string
+						r2.Scan(&x)
+						all = append(all, x)
+					}
+					r2.Close()
+					select {
+					case v := <-res:
+						t.Fatalf("the statement ended before it was killed twice: %s", v)
+					default:
+					}
+					return fmt.Errorf("not running (%d killed): %q", len(killed), all)
+				})
+				killed[id] = true
+				if _, err := direct.Exec("KILL CONNECTION ?", id); err != nil {
+					t.Fatal(err)
+				}
+			}
+			v := <-res
+			if n := strings.Count(logs.String(), "backend failed during command"); n != 2 {
+				t.Fatalf("%d backend failures logged, want 2 (result %q)", n, v)
+			}
+			if delayed {
+				if v != "25000000" {
+					t.Fatalf("with delayed_retry: %s", v)
+				}
+			} else if !strings.Contains(v, "2013") {
+				t.Fatalf("without delayed_retry, a second lost connection must reach the client as 2013; got %s", v)
+			}
+		})
+	}
+}
+
 func TestDelayedRetryThroughShutdown(t *testing.T) {
 	m := testutil.StartMariaDB(t)
 	tp, _, logs := startProxyMetrics(t, failoverConfig(m.Addr, proxyconfig.Failover{

@@ -222,6 +222,7 @@ func (s *session) exec(cm *command, p []byte, cmd byte, fn relayFunc, retryable 
 	fo := &cm.rt.failover
 	s.txStart(cm.rt, cmd)
 	stale, replays := 0, 0
+	var retryUntil time.Time
 	for attempt := 0; ; attempt++ {
 		cm.routed, cm.pool = routed, pool // a retry is routed like the first attempt
 		wasPinned := s.be != nil
@@ -357,7 +358,7 @@ func (s *session) exec(cm *command, p []byte, cmd byte, fn relayFunc, retryable 
 			}
 			return r, s.endLostSession(err)
 		}
-		if !wasPinned && attempt == 0 && (retryable || fn == nil) {
+		if !wasPinned && (retryable || fn == nil) && fo.retryAgain(attempt, &retryUntil) {
 			continue
 		}
 		return r, s.sendError(err)

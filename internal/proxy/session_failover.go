@@ -31,6 +31,35 @@ type failoverOpts struct {
 	replayMax    int
 }
 
+// maxDelayedAttempts bounds the runs of one command whose backend
+// connection is lost before any of its answer reached the client, on a
+// listener with delayed_retry.
+const maxDelayedAttempts = 8
+
+// retryAgain says, after attempt (from 0) of a command that may run again
+// lost its backend connection before anything reached the client, whether
+// to run it once more. The first retry is immediate; with delayed_retry,
+// more follow after growing pauses until the failover timeout from the
+// first of them (until keeps it): a server that shuts down closes its
+// connections one by one, so the next one taken may still look alive and
+// be closed under the retry.
+func (o *failoverOpts) retryAgain(attempt int, until *time.Time) bool {
+	if attempt == 0 {
+		return true
+	}
+	if !o.delayedRetry || attempt >= maxDelayedAttempts {
+		return false
+	}
+	if until.IsZero() {
+		*until = time.Now().Add(o.timeout)
+	}
+	if !time.Now().Before(*until) {
+		return false
+	}
+	time.Sleep(time.Duration(attempt) * 20 * time.Millisecond)
+	return true
+}
+
 func compileFailover(f *proxyconfig.Failover) failoverOpts {
 	if !f.Enabled() {
 		return failoverOpts{}

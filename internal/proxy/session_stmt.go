@@ -214,6 +214,7 @@ func setBackendID(p []byte, id uint32) {
 func (s *session) stmtOn(c *command, id uint32, st *stmt) (bs *backend.Stmt, ok bool, err error) {
 	fo := &c.rt.failover
 	stale := 0
+	var retryUntil time.Time
 	for attempt := 0; ; attempt++ {
 		wasPinned := s.be != nil
 		s.routeToWriter(c)
@@ -248,11 +249,11 @@ func (s *session) stmtOn(c *command, id uint32, st *stmt) (bs *backend.Stmt, ok 
 		if s.lost != 0 {
 			return nil, false, s.endLostSession(perr)
 		}
-		if wasPinned || attempt > 0 {
+		if wasPinned || !fo.retryAgain(attempt, &retryUntil) {
 			return nil, false, s.sendError(&backendReadError{perr})
 		}
-		// A pooled connection that died while idle: nothing ran, so once
-		// more on another.
+		// A pooled connection that died while idle, or a server going
+		// away: nothing ran, so again on another.
 	}
 }
 
