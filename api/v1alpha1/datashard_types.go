@@ -83,12 +83,13 @@ type KeyGenerator struct {
 	// +optional
 	Column string `json:"column,omitempty"`
 
-	// WorkerID must differ between the proxies writing the same tables (every sidecar of a
-	// Deployment shares the DataShard: give each Deployment's DataShard its own worker id, and
-	// prefer client-side keys with several replicas).
+	// WorkerID, when set, is the worker id of every sidecar using this DataShard: keys collide
+	// when two of them insert into the same table (several replicas). Leave it out and the config
+	// server allocates each sidecar pod its own worker id (docs/sharding.md, "Key generators").
+	// +optional
 	// +kubebuilder:validation:Minimum=0
 	// +kubebuilder:validation:Maximum=1023
-	WorkerID int32 `json:"workerId"`
+	WorkerID *int32 `json:"workerId,omitempty"`
 }
 
 // ActualDatanodesValue lists the data nodes of a sharded table.

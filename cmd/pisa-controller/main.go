@@ -290,9 +290,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 
 	store := configserver.NewStore()
-	cs := &configserver.Server{Store: store, Logger: log.With("component", "configserver")}
+	keyWorkers := controller.NewKeyWorkers(mgr.GetAPIReader(), mgr.GetClient(), log.With("component", "key-workers"))
+	cs := &configserver.Server{Store: store, Logger: log.With("component", "configserver"), KeyWorkers: keyWorkers}
 	metrics := controller.NewMetrics()
 	if err := metrics.Register(ctrlmetrics.Registry); err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
+	if err := keyWorkers.Register(ctrlmetrics.Registry); err != nil {
 		return fmt.Errorf("metrics: %w", err)
 	}
 	for _, kind := range []string{"proxy", "daemon"} {

@@ -326,7 +326,8 @@ func runSidecar(ctx context.Context, g *globalFlags, f *sidecarFlags) error {
 	}
 	a.logger.Info("starting pisa-proxy", "mode", "sidecar", "version", version.Version, "controller", base,
 		"namespace", f.deployedNamespace, "app", f.deployedName)
-	c := &configclient.Client{Base: base, Namespace: f.deployedNamespace, App: f.deployedName, Pod: pod}
+	c := &configclient.Client{Base: base, Namespace: f.deployedNamespace, App: f.deployedName, Pod: pod,
+		PodUID: os.Getenv("POD_UID")}
 	c.Run(ctx, func(cfg *proxyconfig.Config) error {
 		if g.log.Level != "" {
 			cfg.Admin.LogLevel = strings.ToUpper(g.log.Level)

@@ -5,8 +5,9 @@
 //
 // The contract (served by pisa-controller, docs/config.md):
 //
-//	GET  /apis/configs.database-mesh.io/v1alpha1/namespaces/{ns}/proxyconfigs/{app}
-//	     → 200, Pisanix's JSON config plus "version": "<n>"; 404 with a message
+//	GET  /apis/configs.database-mesh.io/v1alpha1/namespaces/{ns}/proxyconfigs/{app}[?pod=NAME&podUID=UID]
+//	     → 200, Pisanix's JSON config plus "version": "<n>" (and, for a pod named, the
+//	       proxy.key_worker_id allocated to it when a key generator needs one); 404 with a message
 //	GET  …/proxyconfigs/{app}?watch=true&version=<n>&timeoutSeconds=<s>
 //	     → held until the config's version differs from n, then 200 with it; 304 Not Modified
 //	       when the wait ends unchanged (200 with version n from older controllers: both are
@@ -36,9 +37,13 @@ type Client struct {
 	Base      string
 	Namespace string
 	App       string
-	// Pod names this sidecar in status reports.
-	Pod  string
-	HTTP *http.Client
+	// Pod names this sidecar in status reports and in its config requests
+	// (the config server allocates each pod its own key generator worker
+	// id); PodUID, when known, tells a pod from an earlier one of the same
+	// name.
+	Pod    string
+	PodUID string
+	HTTP   *http.Client
 }
 
 // HTTPError is a non-2xx answer to a status report.
@@ -55,6 +60,21 @@ func (e *HTTPError) Error() string {
 func (c *Client) URL() string {
 	return fmt.Sprintf("%s/apis/configs.database-mesh.io/v1alpha1/namespaces/%s/proxyconfigs/%s",
 		c.Base, url.PathEscape(c.Namespace), url.PathEscape(c.App))
+}
+
+// configURL is URL with the pod's identity for the config server.
+func (c *Client) configURL() string {
+	q := url.Values{}
+	if c.Pod != "" {
+		q.Set("pod", c.Pod)
+	}
+	if c.PodUID != "" {
+		q.Set("podUID", c.PodUID)
+	}
+	if len(q) == 0 {
+		return c.URL()
+	}
+	return c.URL() + "?" + q.Encode()
 }
 
 func (c *Client) http() *http.Client {
@@ -99,7 +119,7 @@ func (c *Client) Run(ctx context.Context, apply Applier, o RunOptions) {
 	if log == nil {
 		log = slog.Default()
 	}
-	src := &configsource.HTTP{URL: c.URL(), Client: c.http(), WatchTimeout: o.WatchTimeout,
+	src := &configsource.HTTP{URL: c.configURL(), Client: c.http(), WatchTimeout: o.WatchTimeout,
 		PollInterval: o.PollInterval, MinBackoff: o.MinBackoff, MaxBackoff: o.MaxBackoff,
 		What: "proxy config", Logger: log}
 	_ = src.Run(ctx, func(got configsource.Config) error {

@@ -2,6 +2,7 @@ package configserver
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -35,8 +36,19 @@ type Server struct {
 	// be longer (or zero).
 	MaxWatchTimeout time.Duration
 	Logger          *slog.Logger
+	// KeyWorkers allocates the key generator worker id of each sidecar pod whose configuration
+	// needs one (proxy.key_worker_id). Nil: such configurations are served without it, and the
+	// sidecars refuse them with a message that says so.
+	KeyWorkers KeyWorkerAllocator
 
 	proxyWatchers, daemonWatchers atomic.Int64
+}
+
+// KeyWorkerAllocator gives each pod a snowflake worker id (0..1023) that no other live pod of
+// the namespace has, for the pod's whole life. uid may be empty (a sidecar injected before
+// POD_UID was); the allocator then looks the pod up.
+type KeyWorkerAllocator interface {
+	KeyWorkerID(ctx context.Context, ns, pod, uid string) (int, error)
 }
 
 // Watchers returns how many proxy and daemon long polls are being held.
@@ -133,7 +145,28 @@ func hold(r *http.Request, changed <-chan struct{}, timer *time.Timer) (woke boo
 func (s *Server) getProxyConfig(w http.ResponseWriter, r *http.Request) {
 	ns, app := r.PathValue("ns"), r.PathValue("app")
 	key := proxyKey(ns, app)
-	s.serve(w, r, &s.proxyWatchers, func() ([]byte, int64, <-chan struct{}, bool) { return s.Store.lookup(key) },
+	q := r.URL.Query()
+	pod, uid := q.Get("pod"), q.Get("podUID")
+	worker := -1
+	lookup := func() ([]byte, int64, <-chan struct{}, bool, error) {
+		body, version, changed, keyWorker, ok := s.Store.lookupProxy(key)
+		if !ok || !keyWorker || pod == "" || s.KeyWorkers == nil {
+			return body, version, changed, ok, nil
+		}
+		if worker < 0 {
+			id, err := s.KeyWorkers.KeyWorkerID(r.Context(), ns, pod, uid)
+			if err != nil {
+				return nil, 0, nil, false, fmt.Errorf("allocate a key generator worker id to pod %s/%s: %w", ns, pod, err)
+			}
+			worker = id
+		}
+		body, err := withKeyWorker(body, worker)
+		if err != nil {
+			return nil, 0, nil, false, err
+		}
+		return body, version, changed, true, nil
+	}
+	s.serve(w, r, &s.proxyWatchers, lookup,
 		func() {
 			writeError(w, http.StatusNotFound, "NotFound", "no proxy configuration for %s/%s: no VirtualDatabase %q in namespace %q (its name must be the application's)",
 				ns, app, app, ns)
@@ -142,7 +175,10 @@ func (s *Server) getProxyConfig(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) getDaemonConfig(w http.ResponseWriter, r *http.Request) {
 	node := r.URL.Query().Get("node")
-	s.serve(w, r, &s.daemonWatchers, func() ([]byte, int64, <-chan struct{}, bool) { return s.Store.lookupDaemon(node) },
+	s.serve(w, r, &s.daemonWatchers, func() ([]byte, int64, <-chan struct{}, bool, error) {
+		body, version, changed, ok := s.Store.lookupDaemon(node)
+		return body, version, changed, ok, nil
+	},
 		func() { writeError(w, http.StatusNotFound, "NotFound", "no daemon configuration has been built yet") })
 }
 
@@ -156,7 +192,7 @@ func (s *Server) getDaemonConfig(w http.ResponseWriter, r *http.Request) {
 //
 // Pisanix's clients never send watch, so they always get their 200.
 func (s *Server) serve(w http.ResponseWriter, r *http.Request, watchers *atomic.Int64,
-	lookup func() (body []byte, version int64, changed <-chan struct{}, ok bool), notFound func()) {
+	lookup func() (body []byte, version int64, changed <-chan struct{}, ok bool, err error), notFound func()) {
 	wait, want, timeout, err := s.watchParams(r)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, "BadRequest", "%v", err)
@@ -164,7 +200,12 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, watchers *atomic.
 	}
 	var timer *time.Timer
 	for {
-		body, version, changed, ok := lookup()
+		body, version, changed, ok, err := lookup()
+		if err != nil {
+			s.logger().Warn("config request failed", "path", r.URL.Path, "error", err)
+			writeError(w, http.StatusServiceUnavailable, "ServiceUnavailable", "%v", err)
+			return
+		}
 		if !ok {
 			notFound()
 			return
@@ -188,6 +229,27 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, watchers *atomic.
 			return
 		}
 	}
+}
+
+// withKeyWorker returns the served configuration body with proxy.key_worker_id set to id.
+func withKeyWorker(body []byte, id int) ([]byte, error) {
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(body, &top); err != nil {
+		return nil, fmt.Errorf("decode stored configuration: %w", err)
+	}
+	px := map[string]json.RawMessage{}
+	if raw, ok := top["proxy"]; ok {
+		if err := json.Unmarshal(raw, &px); err != nil {
+			return nil, fmt.Errorf("decode stored configuration's proxy: %w", err)
+		}
+	}
+	px["key_worker_id"] = json.RawMessage(strconv.Itoa(id))
+	raw, err := json.Marshal(px)
+	if err != nil {
+		return nil, err
+	}
+	top["proxy"] = raw
+	return json.Marshal(top)
 }
 
 // statusRequest is a sidecar's report; version may be a string or a number.

@@ -516,3 +516,119 @@ func TestEndToEndDaemonSource(t *testing.T) {
 		t.Fatalf("second: %+v", c)
 	}
 }
+
+// fakeWorkers allocates worker ids by pod name and counts its calls.
+type fakeWorkers struct {
+	mu    sync.Mutex
+	ids   map[string]int
+	calls int
+	err   error
+}
+
+func (f *fakeWorkers) KeyWorkerID(_ context.Context, ns, pod, uid string) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls++
+	if f.err != nil {
+		return 0, f.err
+	}
+	if id, ok := f.ids[ns+"/"+pod]; ok {
+		return id, nil
+	}
+	id := len(f.ids) + 7
+	f.ids[ns+"/"+pod] = id
+	return id, nil
+}
+
+func keyGenConfig(worker *int) *proxyconfig.Config {
+	cfg := testConfig("test")
+	cfg.Proxy.Config[0].Sharding = []proxyconfig.Sharding{{TableName: "t", ActualDatanodes: []string{"n1"},
+		DatabaseStrategy: &proxyconfig.DatabaseStrategy{DatabaseShardingAlgorithmName: "mod", DatabaseShardingColumn: "id"},
+		KeyGenerator:     &proxyconfig.KeyGenerator{Type: "snowflake", WorkerID: worker}}}
+	return cfg
+}
+
+// A configuration whose key generator has no worker id of its own is served to each pod that
+// names itself with the worker id allocated to it; the sidecar's decoder accepts it.
+func TestKeyWorkerIDPerPod(t *testing.T) {
+	fw := &fakeWorkers{ids: map[string]int{}}
+	ts, store := newServer(t, &Server{KeyWorkers: fw})
+	if _, _, err := store.Set("demo", "shop", keyGenConfig(nil)); err != nil {
+		t.Fatal(err)
+	}
+	workerOf := func(query string) (*int, response) {
+		t.Helper()
+		r := get(t, ts.URL+proxyPath+query)
+		if r.code != http.StatusOK {
+			t.Fatalf("GET %s: %d %s", query, r.code, r.body)
+		}
+		cfg, err := proxyconfig.Parse(r.body, proxyconfig.JSON)
+		if query == "" {
+			if err == nil || !strings.Contains(err.Error(), "proxy.key_worker_id is not set") {
+				t.Fatalf("served without a worker id, the sidecar must refuse it naming the key: %v", err)
+			}
+			return nil, r
+		}
+		if err != nil {
+			t.Fatalf("GET %s: the sidecar refuses it: %v", query, err)
+		}
+		return cfg.Proxy.KeyWorkerID, r
+	}
+	a, ra := workerOf("?pod=shop-a&podUID=u-a")
+	b, rb := workerOf("?pod=shop-b")
+	a2, _ := workerOf("?pod=shop-a&podUID=u-a")
+	if a == nil || b == nil || *a == *b || a2 == nil || *a2 != *a {
+		t.Fatalf("worker ids: shop-a %v then %v, shop-b %v", a, a2, b)
+	}
+	if ra.version != rb.version {
+		t.Fatalf("the pods' copies of one configuration have versions %s and %s", ra.version, rb.version)
+	}
+	if w, _ := workerOf(""); w != nil {
+		t.Fatalf("a request without a pod got worker id %d", *w)
+	}
+
+	// A watch held for a pod answers the change with the pod's worker id.
+	done := make(chan *int)
+	go func() {
+		r := get(t, ts.URL+proxyPath+"?pod=shop-b&watch=true&timeoutSeconds=20&version="+rb.version)
+		cfg, err := proxyconfig.Parse(r.body, proxyconfig.JSON)
+		if err != nil {
+			t.Errorf("watch: %d %v", r.code, err)
+			done <- nil
+			return
+		}
+		done <- cfg.Proxy.KeyWorkerID
+	}()
+	time.Sleep(100 * time.Millisecond)
+	changed := keyGenConfig(nil)
+	changed.Proxy.Config[0].DB = "other"
+	if _, _, err := store.Set("demo", "shop", changed); err != nil {
+		t.Fatal(err)
+	}
+	if w := <-done; w == nil || *w != *b {
+		t.Fatalf("watch answered worker id %v, want %d", w, *b)
+	}
+
+	// A generator with its own worker id needs no allocation.
+	calls := fw.calls
+	if _, _, err := store.Set("demo", "shop", keyGenConfig(new(3))); err != nil {
+		t.Fatal(err)
+	}
+	r := get(t, ts.URL+proxyPath+"?pod=shop-c")
+	if strings.Contains(string(r.body), "key_worker_id") || fw.calls != calls {
+		t.Fatalf("explicit worker id: allocator called %d times, body %s", fw.calls-calls, r.body)
+	}
+
+	// An allocation that fails is a 503 naming the cause (the sidecar retries), never a
+	// configuration without the id.
+	if _, _, err := store.Set("demo", "shop", keyGenConfig(nil)); err != nil {
+		t.Fatal(err)
+	}
+	fw.mu.Lock()
+	fw.err = fmt.Errorf("apiserver unreachable")
+	fw.mu.Unlock()
+	r = get(t, ts.URL+proxyPath+"?pod=shop-d")
+	if r.code != http.StatusServiceUnavailable || !strings.Contains(string(r.body), "apiserver unreachable") {
+		t.Fatalf("failed allocation: %d %s", r.code, r.body)
+	}
+}

@@ -1,11 +1,12 @@
 // Package configserver serves the configurations pisa-controller builds to the pisa-proxy
 // sidecars and pisa-daemon agents, over the Pisanix config API (docs/controller.md):
 //
-//	GET  /apis/configs.database-mesh.io/v1alpha1/namespaces/{ns}/proxyconfigs/{app}[?watch=true&version=N[&timeoutSeconds=S]]
+//	GET  /apis/configs.database-mesh.io/v1alpha1/namespaces/{ns}/proxyconfigs/{app}[?pod=NAME[&podUID=UID]][&watch=true&version=N[&timeoutSeconds=S]]
 //	POST /apis/configs.database-mesh.io/v1alpha1/namespaces/{ns}/proxyconfigs/{app}/status
 //	GET  /apis/configs.database-mesh.io/v1alpha1/daemonconfigs[?node=NAME][&watch=true&version=N[&timeoutSeconds=S]]
 //
-// The server never calls the Kubernetes API: it serves from a Store the controller fills
+// The server calls the Kubernetes API only through Server.KeyWorkers (a pod's key generator
+// worker id, allocated once per pod); it serves from a Store the controller fills
 // (Store.Set, Store.SetDaemon) whenever it rebuilds a configuration. The Store versions each
 // configuration by its content (a version changes only when the JSON changes) and wakes the long
 // polls waiting on it through a channel closed on change, so idle watchers cost a goroutine and
@@ -48,6 +49,9 @@ type entry struct {
 	version int64
 	body    []byte        // the JSON served, "version" included; never modified once stored
 	changed chan struct{} // closed (and replaced) when the entry changes or is deleted
+	// keyWorker: a key generator of this proxy configuration takes its
+	// worker id from proxy.key_worker_id, which each pod gets its own of.
+	keyWorker bool
 }
 
 // Store holds the served configurations. It is safe for concurrent use.
@@ -108,8 +112,9 @@ func withVersion(doc []byte, v int64) []byte {
 }
 
 // set stores doc (a JSON object without "version") under key and returns its version and
-// whether it changed.
-func (s *Store) set(key string, doc []byte) (int64, bool) {
+// whether it changed. keyWorker (a function of doc) marks a proxy configuration whose key
+// generators take their worker id from each pod's proxy.key_worker_id.
+func (s *Store) set(key string, doc []byte, keyWorker bool) (int64, bool) {
 	hash := sha256.Sum256(doc)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -125,7 +130,7 @@ func (s *Store) set(key string, doc []byte) (int64, bool) {
 		close(e.changed)
 		e.changed = make(chan struct{})
 	}
-	e.hash, e.version, e.body = hash, s.last, withVersion(doc, s.last)
+	e.hash, e.version, e.body, e.keyWorker = hash, s.last, withVersion(doc, s.last), keyWorker
 	if strings.HasPrefix(key, "daemon\x00") {
 		close(s.daemonChanged)
 		s.daemonChanged = make(chan struct{})
@@ -159,7 +164,7 @@ func (s *Store) Set(ns, app string, cfg *proxyconfig.Config) (version int64, cha
 	if err != nil {
 		return 0, false, fmt.Errorf("marshal proxy config %s/%s: %w", ns, app, err)
 	}
-	version, changed = s.set(proxyKey(ns, app), doc)
+	version, changed = s.set(proxyKey(ns, app), doc, c.Proxy.KeyWorkerID == nil && c.NeedsKeyWorkerID())
 	return version, changed, nil
 }
 
@@ -191,7 +196,7 @@ func (s *Store) SetDaemon(node string, cfg *daemonconfig.Config) (version int64,
 	if err != nil {
 		return 0, false, fmt.Errorf("marshal daemon config: %w", err)
 	}
-	version, changed = s.set(daemonKey(node), doc)
+	version, changed = s.set(daemonKey(node), doc, false)
 	return version, changed, nil
 }
 
@@ -209,6 +214,18 @@ func (s *Store) lookup(key string) (body []byte, version int64, changed <-chan s
 		return nil, 0, nil, false
 	}
 	return e.body, e.version, e.changed, true
+}
+
+// lookupProxy is lookup for a proxy configuration; keyWorker says it needs a
+// worker id per pod.
+func (s *Store) lookupProxy(key string) (body []byte, version int64, changed <-chan struct{}, keyWorker, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.entries[key]
+	if e == nil {
+		return nil, 0, nil, false, false
+	}
+	return e.body, e.version, e.changed, e.keyWorker, true
 }
 
 // lookupDaemon returns node's daemon configuration, or the cluster-wide one, and the channel

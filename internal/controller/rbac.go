@@ -10,5 +10,6 @@ package controller
 // +kubebuilder:rbac:groups=core.database-mesh.io,resources=virtualdatabases/status;trafficstrategies/status;databaseendpoints/status;datashards/status;qosclaims/status;securityclaims/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;create;update
 // +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch

@@ -198,6 +198,8 @@ func Container(deployedName string, opts Options) corev1.Container {
 		{Name: "PISA_PROXY_ADMIN_LOG_LEVEL", Value: o.LogLevel},
 		{Name: "POD_NAME", ValueFrom: &corev1.EnvVarSource{
 			FieldRef: &corev1.ObjectFieldSelector{APIVersion: "v1", FieldPath: "metadata.name"}}},
+		{Name: "POD_UID", ValueFrom: &corev1.EnvVarSource{
+			FieldRef: &corev1.ObjectFieldSelector{APIVersion: "v1", FieldPath: "metadata.uid"}}},
 	}
 	if o.ControllerHost != "" {
 		env = append(env, corev1.EnvVar{Name: "PISA_CONTROLLER_HOST", Value: o.ControllerHost})

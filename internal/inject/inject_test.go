@@ -60,7 +60,7 @@ func TestDeployedName(t *testing.T) {
 }
 
 // The standard patch, byte for byte: Pisanix's single op with its seven variables in order,
-// plus POD_NAME and the readiness probe.
+// plus POD_NAME, POD_UID and the readiness probe.
 func TestPatchShape(t *testing.T) {
 	pod := owned("ReplicaSet", "catalogue-6668ddbf55", "catalogue-6668ddbf55-")
 	pod.Spec.Containers = []corev1.Container{{Name: "app", Image: "app"}}
@@ -78,7 +78,8 @@ func TestPatchShape(t *testing.T) {
 		`{"name":"PISA_PROXY_ADMIN_LISTEN_HOST","value":"0.0.0.0"},` +
 		`{"name":"PISA_PROXY_ADMIN_LISTEN_PORT","value":"5591"},` +
 		`{"name":"PISA_PROXY_ADMIN_LOG_LEVEL","value":"INFO"},` +
-		`{"name":"POD_NAME","valueFrom":{"fieldRef":{"apiVersion":"v1","fieldPath":"metadata.name"}}}],` +
+		`{"name":"POD_NAME","valueFrom":{"fieldRef":{"apiVersion":"v1","fieldPath":"metadata.name"}}},` +
+		`{"name":"POD_UID","valueFrom":{"fieldRef":{"apiVersion":"v1","fieldPath":"metadata.uid"}}}],` +
 		`"resources":{},"volumeMounts":[{"name":"pisa-proxy-state","mountPath":"/var/lib/pisa-proxy"}],` +
 		`"readinessProbe":{"httpGet":{"path":"/readyz","port":5591,"scheme":"HTTP"},"periodSeconds":5,"failureThreshold":3}}},` +
 		`{"op":"add","path":"/spec/volumes","value":[{"name":"pisa-proxy-state","emptyDir":{}}]}]`

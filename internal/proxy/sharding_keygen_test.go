@@ -14,7 +14,7 @@ import (
 // SELECT LAST_INSERT_ID() are the first generated key.
 func TestShardingKeyGenerator(t *testing.T) {
 	sc := startShardedWith(t, func(cfg *proxyconfig.Config) {
-		cfg.Proxy.Config[0].Sharding[0].KeyGenerator = &proxyconfig.KeyGenerator{Type: "snowflake", WorkerID: 5}
+		cfg.Proxy.Config[0].Sharding[0].KeyGenerator = &proxyconfig.KeyGenerator{Type: "snowflake", WorkerID: new(5)}
 	})
 	sc.exec(t, "CREATE TABLE t_order (id BIGINT PRIMARY KEY, note VARCHAR(20))")
 	ctx := context.Background()

@@ -495,25 +495,40 @@ func TestValidateCases(t *testing.T) {
 			c.MySQL.Nodes[0].DB = "test"
 			c.Proxy.Config[0].Sharding = []Sharding{{TableName: "t", ActualDatanodes: []string{"ds001"},
 				DatabaseStrategy: &DatabaseStrategy{DatabaseShardingAlgorithmName: "mod", DatabaseShardingColumn: "id"},
-				KeyGenerator:     &KeyGenerator{Type: "snowflake", WorkerID: 3}}}
+				KeyGenerator:     &KeyGenerator{Type: "snowflake", WorkerID: new(3)}}}
 		}, ""},
 		{"key generator type", func(c *Config) {
 			c.MySQL.Nodes[0].DB = "test"
 			c.Proxy.Config[0].Sharding = []Sharding{{TableName: "t", ActualDatanodes: []string{"ds001"},
 				DatabaseStrategy: &DatabaseStrategy{DatabaseShardingAlgorithmName: "mod", DatabaseShardingColumn: "id"},
-				KeyGenerator:     &KeyGenerator{Type: "uuid", WorkerID: 1024}}}
+				KeyGenerator:     &KeyGenerator{Type: "uuid", WorkerID: new(1024)}}}
 		}, `proxy.config[0].sharding[0].key_generator.type: must be "snowflake", got "uuid"`},
 		{"key generator worker id", func(c *Config) {
 			c.MySQL.Nodes[0].DB = "test"
 			c.Proxy.Config[0].Sharding = []Sharding{{TableName: "t", ActualDatanodes: []string{"ds001"},
 				DatabaseStrategy: &DatabaseStrategy{DatabaseShardingAlgorithmName: "mod", DatabaseShardingColumn: "id"},
-				KeyGenerator:     &KeyGenerator{Type: "snowflake", WorkerID: 1024}}}
+				KeyGenerator:     &KeyGenerator{Type: "snowflake", WorkerID: new(1024)}}}
 		}, `proxy.config[0].sharding[0].key_generator.worker_id: must be between 0 and 1023, got 1024`},
+		{"key generator without worker id", func(c *Config) {
+			c.MySQL.Nodes[0].DB = "test"
+			c.Proxy.Config[0].Sharding = []Sharding{{TableName: "t", ActualDatanodes: []string{"ds001"},
+				DatabaseStrategy: &DatabaseStrategy{DatabaseShardingAlgorithmName: "mod", DatabaseShardingColumn: "id"},
+				KeyGenerator:     &KeyGenerator{Type: "snowflake"}}}
+		}, `proxy.config[0].sharding[0].key_generator.worker_id: not set, and proxy.key_worker_id is not set either`},
+		{"key generator with the proxy's worker id", func(c *Config) {
+			c.MySQL.Nodes[0].DB = "test"
+			c.Proxy.KeyWorkerID = new(1023)
+			c.Proxy.Config[0].Sharding = []Sharding{{TableName: "t", ActualDatanodes: []string{"ds001"},
+				DatabaseStrategy: &DatabaseStrategy{DatabaseShardingAlgorithmName: "mod", DatabaseShardingColumn: "id"},
+				KeyGenerator:     &KeyGenerator{Type: "snowflake"}}}
+		}, ""},
+		{"proxy key_worker_id out of range", func(c *Config) { c.Proxy.KeyWorkerID = new(1024) },
+			`proxy.key_worker_id: must be between 0 and 1023, got 1024`},
 		{"key generator column", func(c *Config) {
 			c.MySQL.Nodes[0].DB = "test"
 			c.Proxy.Config[0].Sharding = []Sharding{{TableName: "t", ActualDatanodes: []string{"ds001"},
 				DatabaseStrategy: &DatabaseStrategy{DatabaseShardingAlgorithmName: "mod", DatabaseShardingColumn: "id"},
-				KeyGenerator:     &KeyGenerator{Type: "snowflake", Column: "uid"}}}
+				KeyGenerator:     &KeyGenerator{Type: "snowflake", Column: "uid", WorkerID: new(0)}}}
 		}, `proxy.config[0].sharding[0].key_generator.column: "uid" is not a sharding column of t (id)`},
 		{"bad xa proxy_id", func(c *Config) { c.Proxy.XA.ProxyID = "a b" }, `proxy.xa.proxy_id: must be 1 to 32 of`},
 		{"xa proxy_id too long", func(c *Config) { c.Proxy.XA.ProxyID = strings.Repeat("p", 33) }, `proxy.xa.proxy_id: must be 1 to 32 of`},

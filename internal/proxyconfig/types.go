@@ -55,6 +55,10 @@ type Proxy struct {
 	// XA configures the two-phase commit of cross-shard transactions
 	// (docs/sharding.md, "Transactions across shards").
 	XA XA `toml:"xa,omitzero" json:"xa,omitzero"`
+	// KeyWorkerID (0..1023) is the snowflake worker id of every key
+	// generator that sets no worker_id of its own. Sidecars get theirs from
+	// the config server, which allocates one per pod.
+	KeyWorkerID *int `toml:"key_worker_id,omitempty" json:"key_worker_id,omitempty"`
 }
 
 // XA is [proxy.xa]: the identity, decision log and recovery of the

@@ -166,6 +166,9 @@ func (c *Config) validateAdmin(v *validator) {
 	if c.Proxy.XA.RecoveryInterval.Duration < 0 {
 		v.addf("proxy.xa.recovery_interval", "must be >= 0, got %s", c.Proxy.XA.RecoveryInterval.Duration)
 	}
+	if id := c.Proxy.KeyWorkerID; id != nil && (*id < 0 || *id > MaxKeyWorkerID) {
+		v.addf("proxy.key_worker_id", "must be between 0 and %d, got %d", MaxKeyWorkerID, *id)
+	}
 	if c.Proxy.MaxPacketMemory < 0 {
 		v.addf("proxy.max_packet_memory", "must be >= 0, got %d", c.Proxy.MaxPacketMemory)
 	}
@@ -465,7 +468,7 @@ func (c *Config) validateListener(v *validator, p string, l *Listener) {
 	for i := range l.Sharding {
 		sp := fmt.Sprintf("%s.sharding[%d]", p, i)
 		c.validateSharding(v, sp, &l.Sharding[i], l.ReadWriteSplitting != nil)
-		validateKeyGenerator(v, sp, &l.Sharding[i])
+		validateKeyGenerator(v, sp, &l.Sharding[i], &c.Proxy)
 		validateBroadcast(v, sp, l, i)
 		validateBinding(v, sp, l, i)
 		// A SELECT on every shard reads all the physical tables of a node

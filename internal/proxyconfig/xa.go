@@ -74,15 +74,45 @@ type KeyGenerator struct {
 	// rule (default: the rule's sharding column when it has one).
 	Column string `toml:"column,omitempty" json:"column,omitempty"`
 	// WorkerID (0..1023) must differ between proxies in front of the same
-	// tables, or their keys may collide.
-	WorkerID int `toml:"worker_id" json:"worker_id"`
+	// tables, or their keys may collide. Unset, the proxy's
+	// proxy.key_worker_id is used (on Kubernetes the controller allocates
+	// one per sidecar); one of the two must be set.
+	WorkerID *int `toml:"worker_id,omitempty" json:"worker_id,omitempty"`
 }
+
+// EffectiveWorkerID returns the generator's worker id: its own, or else the
+// proxy's key_worker_id (ok false when neither is set).
+func (kg *KeyGenerator) EffectiveWorkerID(p *Proxy) (id int, ok bool) {
+	switch {
+	case kg.WorkerID != nil:
+		return *kg.WorkerID, true
+	case p.KeyWorkerID != nil:
+		return *p.KeyWorkerID, true
+	}
+	return 0, false
+}
+
+// NeedsKeyWorkerID reports whether a key generator of c takes its worker id
+// from proxy.key_worker_id (it sets none of its own).
+func (c *Config) NeedsKeyWorkerID() bool {
+	for i := range c.Proxy.Config {
+		for _, s := range c.Proxy.Config[i].Sharding {
+			if kg := s.KeyGenerator; kg != nil && kg.WorkerID == nil {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// MaxKeyWorkerID is the largest snowflake worker id (10 bits).
+const MaxKeyWorkerID = 1023
 
 // KeyGeneratorSnowflake is the only key generator type.
 const KeyGeneratorSnowflake = "snowflake"
 
 // validateKeyGenerator checks a rule's key generator (p names the rule).
-func validateKeyGenerator(v *validator, p string, s *Sharding) {
+func validateKeyGenerator(v *validator, p string, s *Sharding, px *Proxy) {
 	kg := s.KeyGenerator
 	if kg == nil {
 		return
@@ -90,8 +120,15 @@ func validateKeyGenerator(v *validator, p string, s *Sharding) {
 	if kg.Type != KeyGeneratorSnowflake {
 		v.addf(p+".key_generator.type", "must be %q, got %q", KeyGeneratorSnowflake, kg.Type)
 	}
-	if kg.WorkerID < 0 || kg.WorkerID > 1023 {
-		v.addf(p+".key_generator.worker_id", "must be between 0 and 1023, got %d", kg.WorkerID)
+	switch {
+	case kg.WorkerID != nil:
+		if id := *kg.WorkerID; id < 0 || id > MaxKeyWorkerID {
+			v.addf(p+".key_generator.worker_id", "must be between 0 and %d, got %d", MaxKeyWorkerID, id)
+		}
+	case px.KeyWorkerID == nil:
+		v.addf(p+".key_generator.worker_id", "not set, and proxy.key_worker_id is not set either: "+
+			"give this proxy a worker id no other proxy writing the table has (on Kubernetes the "+
+			"config server allocates proxy.key_worker_id to each sidecar that names its pod)")
 	}
 	var cols []string
 	if ts := s.TableStrategy; ts != nil {

@@ -167,7 +167,7 @@ func checkSidecar(t *testing.T, c *corev1.Container, ns string, native bool) {
 	}
 	wantNames := []string{"PISA_CONTROLLER_SERVICE", "PISA_CONTROLLER_NAMESPACE", "PISA_DEPLOYED_NAMESPACE",
 		"PISA_DEPLOYED_NAME", "PISA_PROXY_ADMIN_LISTEN_HOST", "PISA_PROXY_ADMIN_LISTEN_PORT",
-		"PISA_PROXY_ADMIN_LOG_LEVEL", "POD_NAME"}
+		"PISA_PROXY_ADMIN_LOG_LEVEL", "POD_NAME", "POD_UID"}
 	if !slices.Equal(names, wantNames) {
 		t.Errorf("env %v, want %v", names, wantNames)
 	}
@@ -180,7 +180,8 @@ func checkSidecar(t *testing.T, c *corev1.Container, ns string, native bool) {
 			t.Errorf("%s = %q, want %q", name, env[name].Value, want)
 		}
 	}
-	for name, path := range map[string]string{"PISA_DEPLOYED_NAMESPACE": "metadata.namespace", "POD_NAME": "metadata.name"} {
+	for name, path := range map[string]string{"PISA_DEPLOYED_NAMESPACE": "metadata.namespace", "POD_NAME": "metadata.name",
+		"POD_UID": "metadata.uid"} {
 		if vf := env[name].ValueFrom; vf == nil || vf.FieldRef == nil || vf.FieldRef.FieldPath != path {
 			t.Errorf("%s valueFrom %+v, want fieldRef %s", name, vf, path)
 		}

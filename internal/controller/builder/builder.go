@@ -647,7 +647,14 @@ func checkAlone(s *built) error {
 	return nil
 }
 
+// check validates cfg as a sidecar will. A key generator without a worker id of its own is
+// checked with a proxy.key_worker_id set: the config server gives each sidecar pod its own.
 func check(cfg *proxyconfig.Config) error {
+	if cfg.Proxy.KeyWorkerID == nil && cfg.NeedsKeyWorkerID() {
+		c := *cfg
+		c.Proxy.KeyWorkerID = new(0)
+		cfg = &c
+	}
 	_, err := proxyconfig.Parse(mustJSON(cfg), proxyconfig.JSON)
 	return err
 }

@@ -178,7 +178,10 @@ func (b *proxyBuilder) sharding(ds *v1alpha1.DataShard, sel []*endpoint, out *bu
 		s.BroadcastTables = append([]string(nil), r.BroadcastTables...)
 		s.BindingTables = append([]string(nil), r.BindingTables...)
 		if kg := r.KeyGenerator; kg != nil {
-			s.KeyGenerator = &proxyconfig.KeyGenerator{Type: kg.Type, Column: kg.Column, WorkerID: int(kg.WorkerID)}
+			s.KeyGenerator = &proxyconfig.KeyGenerator{Type: kg.Type, Column: kg.Column}
+			if kg.WorkerID != nil {
+				s.KeyGenerator.WorkerID = new(int(*kg.WorkerID))
+			}
 		}
 		l.Sharding = append(l.Sharding, s)
 	}

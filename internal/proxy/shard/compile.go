@@ -185,7 +185,11 @@ func Compile(cfg *proxyconfig.Config, l *proxyconfig.Listener) (*Router, error) 
 			return nil, fmt.Errorf("sharding[%d]: table %q has two rules", i, r.table)
 		}
 		if kg := l.Sharding[i].KeyGenerator; kg != nil {
-			if err := compileKeyGenerator(r, &keyGenConfig{typ: kg.Type, column: kg.Column, worker: kg.WorkerID}); err != nil {
+			worker, ok := kg.EffectiveWorkerID(&cfg.Proxy)
+			if !ok {
+				return nil, fmt.Errorf("sharding[%d] (%s): key_generator.worker_id and proxy.key_worker_id are both unset", i, l.Sharding[i].TableName)
+			}
+			if err := compileKeyGenerator(r, &keyGenConfig{typ: kg.Type, column: kg.Column, worker: worker}); err != nil {
 				return nil, fmt.Errorf("sharding[%d] (%s): %w", i, l.Sharding[i].TableName, err)
 			}
 			rt.keyGens = true

@@ -150,8 +150,32 @@ func compileKeyGenerator(r *rule, kg *keyGenConfig) error {
 	if kg.worker < 0 || kg.worker > MaxWorkerID {
 		return fmt.Errorf("key_generator.worker_id %d is out of range 0..%d", kg.worker, MaxWorkerID)
 	}
-	r.genCol, r.gen = col, NewSnowflake(kg.worker)
+	r.genCol, r.gen = col, snowflakeOf(kg.worker)
 	return nil
+}
+
+// snowflakes holds the process's generators by worker id, so that a
+// reloaded configuration (a new Router) goes on from the last key made:
+// a fresh generator would start its sequence at 0 again within the same
+// millisecond, or behind a generator that had run ahead of the clock, and
+// repeat keys.
+var snowflakes struct {
+	sync.Mutex
+	m map[int]*Snowflake
+}
+
+func snowflakeOf(worker int) *Snowflake {
+	snowflakes.Lock()
+	defer snowflakes.Unlock()
+	g := snowflakes.m[worker]
+	if g == nil {
+		if snowflakes.m == nil {
+			snowflakes.m = map[int]*Snowflake{}
+		}
+		g = NewSnowflake(worker)
+		snowflakes.m[worker] = g
+	}
+	return g
 }
 
 type keyGenConfig struct {
