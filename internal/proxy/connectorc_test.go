@@ -39,7 +39,8 @@ m = lib.mysql_init(None)
 if not lib.mysql_real_connect(m, host.encode(), user.encode(), pw.encode(), db.encode(), port, None, 0):
     print("connect", lib.mysql_errno(m), lib.mysql_error(m).decode()); sys.exit(1)
 st = lib.mysql_stmt_init(m)
-rc = lib.mysql_stmt_prepare(st, b"SELECT 1", 8)
+text = (sys.argv[6] if len(sys.argv) > 6 else "SELECT 1").encode()
+rc = lib.mysql_stmt_prepare(st, text, len(text))
 print("prepare", rc, lib.mysql_stmt_errno(st), lib.mysql_stmt_error(st).decode())
 rc = lib.mysql_query(m, b"SELECT 1")
 print("query", rc, lib.mysql_errno(m), lib.mysql_error(m).decode())
@@ -61,15 +62,15 @@ func TestConnectorCReadsProxyErrors(t *testing.T) {
 	cfg.Proxy.Config[0].Pool = proxyconfig.Pool{MaxOpen: 1, WaitTimeout: proxyconfig.Duration{Duration: 500 * time.Millisecond}}
 	tp := startProxy(t, cfg)
 	host, port, _ := strings.Cut(tp.addr, ":")
-	run := func() string {
+	run := func(prepare string) string {
 		t.Helper()
-		out, err := exec.Command("python3", "-c", connectorCScript, host, port, "proxy", "proxypass", "test").CombinedOutput()
+		out, err := exec.Command("python3", "-c", connectorCScript, host, port, "proxy", "proxypass", "test", prepare).CombinedOutput()
 		if err != nil {
 			t.Fatalf("libmariadb client: %v: %s", err, out)
 		}
 		return string(out)
 	}
-	if out := run(); !strings.Contains(out, "prepare 0 0") || !strings.Contains(out, "query 0 0") {
+	if out := run("SELECT 1"); !strings.Contains(out, "prepare 0 0") || !strings.Contains(out, "query 0 0") {
 		t.Fatalf("libmariadb through a free pool:\n%s", out)
 	}
 	// The pool's only connection is held by a transaction.
@@ -87,7 +88,12 @@ func TestConnectorCReadsProxyErrors(t *testing.T) {
 	if !regexp.MustCompile(`(?m)^connect 1040 .*pool wait timeout`).Match(out) {
 		t.Fatalf("login with a database on an exhausted pool:\n%s", out)
 	}
-	out = []byte(run())
+	// A text prepared before is answered from the listener's metadata
+	// cache, without a backend connection; a new one needs a backend.
+	if out := run("SELECT 1"); !strings.Contains(out, "prepare 0 0") {
+		t.Fatalf("a cached prepare on an exhausted pool:\n%s", out)
+	}
+	out = []byte(run("SELECT 2"))
 	for _, cmd := range []string{"prepare", "query"} {
 		m := regexp.MustCompile(`(?m)^` + cmd + ` 1 (\d+) (.*)$`).FindStringSubmatch(string(out))
 		if m == nil {

@@ -210,6 +210,9 @@ type runtime struct {
 	// sec is the security claim (column encryption, masking); nil when
 	// the listener has none.
 	sec *crypt.Schema
+	// stmtMeta answers clients' prepares from cached responses
+	// (stmtmeta.go); nil when off. A reload starts an empty one.
+	stmtMeta *stmtMetaCache
 }
 
 // nodeGroup is a [[node_group.member]] used as a sharding datanode: its
@@ -367,9 +370,11 @@ type Listener struct {
 	delayed   atomic.Int64 // statements waiting for a backend (failover)
 	backAgain wakeup       // wakes them when one of them got a backend
 	logLimit  *logLimiter
-	wg        sync.WaitGroup
-	ctx       context.Context
-	cancel    context.CancelFunc
+	// stmtMetaStats count the runtimes' prepare metadata caches.
+	stmtMetaStats stmtMetaStats
+	wg            sync.WaitGroup
+	ctx           context.Context
+	cancel        context.CancelFunc
 }
 
 // Addr is the bound address.
@@ -566,8 +571,10 @@ func (p *Proxy) compile(cfg *proxyconfig.Config, lc *proxyconfig.Listener, pools
 		WaitTimeout:    lc.Pool.WaitTimeout.Duration,
 		ConnectTimeout: lc.Pool.ConnectTimeout.Duration,
 		// Progress reports are passed to clients that ask for them.
-		ExtCaps: mysql.MariaDBClientStmtBulkOps | mysql.MariaDBClientExtendedMetadata | mysql.MariaDBClientProgress,
+		ExtCaps:  mysql.MariaDBClientStmtBulkOps | mysql.MariaDBClientExtendedMetadata | mysql.MariaDBClientProgress,
+		MaxStmts: lc.PreparedStatements.StmtsPerConnection(),
 	}
+	rt.stmtMeta = newStmtMetaCache(lc.PreparedStatements.MetadataCache())
 	// pool returns the listener's pool of node n: kept from the running
 	// config when its settings did not change, else new.
 	pool := func(n *proxyconfig.Node) (*backend.Pool, error) {

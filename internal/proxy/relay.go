@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"time"
@@ -151,8 +152,9 @@ func (s *session) writeEOF(p []byte, r *result, final bool) error {
 }
 
 // relayColumnDefs forwards n column definitions and the EOF after them.
-// It returns the status of that EOF.
-func (s *session) relayColumnDefs(n uint64, r *result, finalEOF bool) error {
+// It returns the status of that EOF. With keep, copies of the definitions
+// as the backend sent them are appended to it (the prepare metadata cache).
+func (s *session) relayColumnDefs(n uint64, r *result, finalEOF bool, keep *[][]byte) error {
 	convert := s.extMetaMismatch()
 	for i := uint64(0); i < n; i++ {
 		p, err := s.readBackend()
@@ -161,6 +163,9 @@ func (s *session) relayColumnDefs(n uint64, r *result, finalEOF bool) error {
 		}
 		if p[0] == mysql.ERRHeader {
 			return s.relayErr(p, r)
+		}
+		if keep != nil {
+			*keep = append(*keep, bytes.Clone(p))
 		}
 		if convert {
 			p = s.convertColumnDef(p)
@@ -281,7 +286,7 @@ func (s *session) relayResults(binary bool) (result, error) {
 			r.sent = true
 			// With a cursor the server sends no rows now; they come with
 			// COM_STMT_FETCH.
-			if err := s.relayColumnDefs(cols, &r, false); err != nil || r.err != nil {
+			if err := s.relayColumnDefs(cols, &r, false, nil); err != nil || r.err != nil {
 				return r, err
 			}
 			if binary && r.status&mysql.StatusCursorExists != 0 {
@@ -406,9 +411,15 @@ func (s *session) relayProgress(p []byte) error {
 
 // relayPrepare forwards a COM_STMT_PREPARE response, replacing the backend
 // statement id with the session's own. It returns the backend's id and the
-// parameter count.
-func (s *session) relayPrepare(proxyID uint32) (result, uint32, uint16, error) {
+// parameter count. With keep, the response is also copied into it, for
+// the prepare metadata cache (stmtmeta.go).
+func (s *session) relayPrepare(proxyID uint32, keep *stmtMeta) (result, uint32, uint16, error) {
 	var r result
+	var keepDefs *[][]byte
+	if keep != nil {
+		keep.ok, keep.defs = nil, keep.defs[:0] // exec may retry on another connection
+		keepDefs = &keep.defs
+	}
 	p, err := s.readBackend()
 	if err != nil {
 		return r, 0, 0, err
@@ -423,17 +434,22 @@ func (s *session) relayPrepare(proxyID uint32) (result, uint32, uint16, error) {
 	cols := uint64(p[5]) | uint64(p[6])<<8
 	params := uint64(p[7]) | uint64(p[8])<<8
 	p[1], p[2], p[3], p[4] = byte(proxyID), byte(proxyID>>8), byte(proxyID>>16), byte(proxyID>>24)
+	if keep != nil {
+		keep.ok = bytes.Clone(p)
+		keep.params, keep.cols, keep.warnings = uint16(params), uint16(cols), uint16(p[10])|uint16(p[11])<<8
+		keep.ext = s.be.Info.ExtCaps&mysql.MariaDBClientExtendedMetadata != 0
+	}
 	if err := s.writeClient(p); err != nil {
 		return r, backendID, uint16(params), err
 	}
 	r.sent = true
 	if params > 0 {
-		if err := s.relayColumnDefs(params, &r, false); err != nil || r.err != nil {
+		if err := s.relayColumnDefs(params, &r, false, keepDefs); err != nil || r.err != nil {
 			return r, backendID, uint16(params), err
 		}
 	}
 	if cols > 0 {
-		if err := s.relayColumnDefs(cols, &r, false); err != nil || r.err != nil {
+		if err := s.relayColumnDefs(cols, &r, false, keepDefs); err != nil || r.err != nil {
 			return r, backendID, uint16(params), err
 		}
 	}

@@ -78,6 +78,12 @@ type stmt struct {
 	// transaction statement prepared on a sharding listener (see
 	// handleExecute), else KindOther.
 	txKind sqlparse.Kind
+	// ddl: its executes may change table definitions; they clear the
+	// listener's prepare metadata cache (stmtmeta.go).
+	ddl bool
+	// metaKey is its key in that cache when its prepare response is (or
+	// was) cached: an execute that cannot prepare it drops the entry.
+	metaKey string
 }
 
 // session is one client connection. All its fields are owned by its
@@ -154,6 +160,8 @@ type session struct {
 	stmtSnap    *backend.SessionState
 	stmtSnapGen uint64
 	stmtBuf     []byte
+	// metaBuf holds the key of a prepare metadata cache lookup.
+	metaBuf []byte
 
 	// lost holds the pin reasons of backend state that died with its
 	// connection (a transaction, locks, user variables, temporary tables).

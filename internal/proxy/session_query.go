@@ -113,6 +113,12 @@ func (s *session) query(c *command, p []byte) (result, error) {
 		sq = p[1:] // sharding plans the rewritten text (cipher, assisted columns)
 	}
 	tf := c.scan(q)
+	if c.rt.stmtMeta != nil && (facts != nil || !tf.ReadOnly(q)) && s.changesSchema(facts, q, s.state.MultiStatements) {
+		// DDL: prepare answers cached before it may be stale after it
+		// (stmtmeta.go), and those read while it runs are not cached.
+		s.schemaChanging(c.rt, true)
+		defer s.schemaChanging(c.rt, false)
+	}
 	if tf.ConnectionID() {
 		p = s.rewriteConnectionID(p)
 	}

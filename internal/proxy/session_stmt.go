@@ -24,7 +24,9 @@ import (
 // after a lost backend connection. A statement pins its connection only
 // while server state lives there for it: an open cursor (until its last row
 // is fetched, or it is reset, closed or executed again) or data sent with
-// COM_STMT_SEND_LONG_DATA (until the execute, reset or close).
+// COM_STMT_SEND_LONG_DATA (until the execute, reset or close). A prepare
+// of a text the listener prepared before is answered from its metadata
+// cache without a backend (stmtmeta.go).
 
 // prepStateVars are the session variables, besides the database, that
 // change what preparing a text means (its parsing and literals).
@@ -120,9 +122,11 @@ func (s *session) prepare(c *command, p []byte) (result, error) {
 			return result{}, s.sendError(err)
 		}
 	}
+	connIDRewritten := false
 	if indexFold(p[1:], connIDCall) >= 0 {
 		// The rewritten text names this session: it is the key too.
 		p = s.rewriteConnectionID(p)
+		connIDRewritten = true
 	}
 	st := stmt{
 		sec:      sec,
@@ -130,17 +134,40 @@ func (s *session) prepare(c *command, p []byte) (result, error) {
 		text:     string(p[1:]),
 		readOnly: facts != nil && facts.ReadOnly,
 		pins:     execPins(facts, p[1:]),
+		ddl:      s.changesSchema(facts, p[1:], false),
 	}
 	if c.rt.shard != nil && len(p) <= 49 {
 		st.txKind = txControl(p[1:])
 	}
 	st.key = s.prepState() + st.text
-	return s.exec(c, p, mysql.ComStmtPrepare, func(s *session) (result, error) {
-		relay := s.relayPrepare
-		if sec != nil {
-			relay = func(id uint32) (result, uint32, uint16, error) { return s.relayPrepareSecure(id, sec) }
+	// The listener's prepare metadata cache (stmtmeta.go): a hit answers
+	// without a backend; a miss keeps the backend's answer for the next.
+	var keep *stmtMeta
+	var gen uint64
+	rt := c.rt
+	if s.metaCacheable(c, &st, connIDRewritten) {
+		mk := s.metaKey(st.key)
+		e, expired := rt.stmtMeta.get(mk)
+		if expired {
+			s.l.stmtMetaStats.evictions.Add(1)
 		}
-		r, bid, params, err := relay(id)
+		if e != nil {
+			return s.prepareFromMeta(id, st, e)
+		}
+		s.l.stmtMetaStats.misses.Add(1)
+		keep = &stmtMeta{key: string(mk)}
+		gen = rt.stmtMeta.generation()
+	}
+	return s.exec(c, p, mysql.ComStmtPrepare, func(s *session) (result, error) {
+		var r result
+		var bid uint32
+		var params uint16
+		var err error
+		if sec != nil {
+			r, bid, params, err = s.relayPrepareSecure(id, sec)
+		} else {
+			r, bid, params, err = s.relayPrepare(id, keep)
+		}
 		if err == nil && r.err == nil {
 			bs, evicted := s.be.AddStmt(st.key, bid, params)
 			if evicted {
@@ -149,6 +176,10 @@ func (s *session) prepare(c *command, p []byte) (result, error) {
 			st.last = bs
 			st.params = params
 			st.prep = s.stateSnapshot()
+			if keep != nil && len(keep.defs) == int(keep.params)+int(keep.cols) {
+				st.metaKey = keep.key
+				s.storeMeta(rt, keep, gen)
+			}
 			s.stmts[id] = st
 			s.lastPrepared = id
 		}
@@ -242,6 +273,11 @@ func (s *session) stmtOn(c *command, id uint32, st *stmt) (bs *backend.Stmt, ok 
 		}
 		var me *mysql.Error
 		if errors.As(perr, &me) {
+			// The server refused to prepare it (a table dropped since the
+			// prepare, maybe answered from the metadata cache): the
+			// client gets the server's error for its execute, and the
+			// next prepare of the text asks a backend.
+			s.forgetMeta(c.rt, st)
 			s.release()
 			return nil, false, s.sendError(me)
 		}
@@ -487,6 +523,12 @@ func (s *session) handleExecute(c *command, p []byte) error {
 // execute runs statement id's execute p on a connection that has it.
 func (s *session) execute(c *command, id uint32, p []byte) (result, error) {
 	st := s.stmts[id]
+	if st.ddl {
+		// A prepared DDL: prepare answers cached before it are stale
+		// after it (and those read while it runs are not cached).
+		s.schemaChanging(c.rt, true)
+		defer s.schemaChanging(c.rt, false)
+	}
 	if st.sec != nil {
 		np, err := s.secExecute(c.rt, st.sec, p) // security claim
 		if err != nil {

@@ -476,7 +476,7 @@ func (s *session) relayRenamed(rename map[string]string, extra []string) relayFu
 			return r, err
 		}
 		r.sent = true
-		if err := s.relayColumnDefs(cols, &r, false); err != nil || r.err != nil {
+		if err := s.relayColumnDefs(cols, &r, false, nil); err != nil || r.err != nil {
 			return r, err
 		}
 		type row struct {

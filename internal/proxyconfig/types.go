@@ -139,6 +139,9 @@ type Listener struct {
 	// Failover makes statements wait for a backend that restarts and
 	// replays interrupted transactions (off by default).
 	Failover *Failover `toml:"failover,omitempty" json:"failover,omitempty"`
+	// PreparedStatements bounds the statements kept prepared per backend
+	// connection and the cache that answers prepares (prepared.go).
+	PreparedStatements *PreparedStatements `toml:"prepared_statements,omitempty" json:"prepared_statements,omitempty"`
 	// AllowPasswordless lets the listener have an account with an empty
 	// password (or no account at all: the empty user). Without it such a
 	// listener is refused by Validate.

@@ -315,6 +315,7 @@ func (c *Config) validateListener(v *validator, p string, l *Listener) {
 	}
 	c.validateAccounts(v, p, l)
 	c.validateFailover(v, p, l)
+	c.validatePreparedStatements(v, p, l)
 
 	// Users.
 	users := map[string]string{}
