@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/database-mesh/pisanix-go/internal/mysql"
 	"github.com/database-mesh/pisanix-go/internal/proxy/backend"
@@ -29,6 +30,10 @@ type shardStmt struct {
 	// longData: the client sent COM_STMT_SEND_LONG_DATA, which is not
 	// supported for these statements; the next execute is refused.
 	longData bool
+	// keyParams and keyBuf hold an execute's parameters with the keys
+	// the proxy generates (withKeys), reused.
+	keyParams []execParam
+	keyBuf    []byte
 }
 
 // execParam is one decoded COM_STMT_EXECUTE parameter.
@@ -231,7 +236,14 @@ func (s *session) prepareSharded(rt *runtime, id uint32, sqlText string, prep *s
 		}
 		return r, s.sendError(err)
 	}
-	n := prep.Params
+	n := prep.ClientParams()
+	if g := prep.Gen(); g != nil {
+		if sec != nil {
+			return r, s.sendError(Refusal("a prepared INSERT into a sharded table with encrypted or masked columns must give the generated key column"))
+		}
+		// The client's parameters are the statement's less the keys.
+		paramDefs = withoutSlots(paramDefs, g.Slots())
+	}
 	if sec != nil {
 		if rt.sec == nil || prep.Params != sec.BackendParams {
 			return r, s.sendError(Refusal("a prepared statement on a sharded table whose rewritten parameters do not match (%d, %d)", prep.Params, sec.BackendParams))
@@ -287,10 +299,59 @@ func (s *session) prepareSharded(rt *runtime, id uint32, sqlText string, prep *s
 	if s.stmts == nil {
 		s.stmts = make(map[uint32]stmt)
 	}
-	// params is the backend's count: an execute is decoded after the
-	// security claim rebuilt it.
-	s.stmts[id] = stmt{sql: sqlText, params: uint16(prep.Params), readOnly: readOnly, sh: &shardStmt{prep: prep}, sec: sec}
+	// params is the backend's count (an execute is decoded after the
+	// security claim rebuilt it), less the keys the proxy generates.
+	s.stmts[id] = stmt{sql: sqlText, params: uint16(prep.ClientParams()), readOnly: readOnly, sh: &shardStmt{prep: prep}, sec: sec}
 	return r, nil
+}
+
+// withoutSlots returns defs without the entries at slots (ascending); a
+// list shorter than a slot (a server that sends fewer) is left as it is.
+func withoutSlots(defs [][]byte, slots []int) [][]byte {
+	if len(slots) == 0 || slots[len(slots)-1] >= len(defs) {
+		return defs
+	}
+	out := make([][]byte, 0, len(defs)-len(slots))
+	for i, d := range defs {
+		if _, gen := slices.BinarySearch(slots, i); !gen {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// withKeys returns the parameters of an execute of a statement whose keys
+// the proxy generates: the client's, with a new key at each of g's slots
+// (its first is what LAST_INSERT_ID() reports).
+func (sh *shardStmt) withKeys(g *shard.GenKeys, params []execParam) ([]execParam, int64) {
+	slots := g.Slots()
+	n := len(params) + len(slots)
+	if cap(sh.keyParams) < n {
+		sh.keyParams = make([]execParam, n)
+	}
+	out := sh.keyParams[:n]
+	if cap(sh.keyBuf) < 8*len(slots) {
+		sh.keyBuf = make([]byte, 8*len(slots))
+	}
+	buf := sh.keyBuf[:8*len(slots)]
+	var first int64
+	next, k := 0, 0
+	for i := range out {
+		if k < len(slots) && slots[k] == i {
+			key := g.Next()
+			if k == 0 {
+				first = key
+			}
+			raw := buf[8*k : 8*k+8]
+			binary.LittleEndian.PutUint64(raw, uint64(key))
+			out[i] = execParam{typ: [2]byte{0x08, 0}, raw: raw} // BIGINT
+			k++
+			continue
+		}
+		out[i] = params[next]
+		next++
+	}
+	return out, first
 }
 
 // paramDef is the definition sent for a parameter when the sample
@@ -335,6 +396,10 @@ func (s *session) executeSharded(c *command, p []byte, st *stmt) (result, error)
 			"cursors on statements on sharded tables are not supported"))
 	}
 	sh.params = params
+	var genID int64
+	if g := sh.prep.Gen(); g != nil {
+		params, genID = sh.withKeys(g, params)
+	}
 	if cap(sh.args) < len(params) {
 		sh.args = make([]any, len(params))
 	}
@@ -358,6 +423,20 @@ func (s *session) executeSharded(c *command, p []byte, st *stmt) (result, error)
 		return s.shardScratch, nil
 	}
 	switch {
+	case genID != 0:
+		// Generated keys: the OK carries the first one as the last insert
+		// id, as for a text INSERT.
+		r, err := s.fanout(rt, plan, uint64(genID), func(c *backend.Conn, t shard.Target) (mysql.OK, error) {
+			pkt, err := send(c, t)
+			if err != nil {
+				return mysql.OK{}, err
+			}
+			return c.ExecPacket(pkt)
+		})
+		if err == nil && r.err == nil {
+			s.lastGenID = uint64(genID)
+		}
+		return r, err
 	case len(plan.Targets) == 1 && plan.Merge == nil:
 		t := plan.Targets[0]
 		pl := s.shardPool(rt, t.Node, st.readOnly)

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"database/sql"
 	"strconv"
 	"strings"
 	"testing"
@@ -72,9 +73,37 @@ func TestShardingKeyGenerator(t *testing.T) {
 	if _, err := c.ExecContext(ctx, "INSERT INTO t_order (id, note) VALUES (LAST_INSERT_ID() + 1, 'x')"); mysqlErrCode(err) != 1235 {
 		t.Fatalf("LAST_INSERT_ID() in an INSERT: want 1235, got %v", err)
 	}
-	// Prepared INSERT without the key: refused with the reason.
-	if _, err := c.ExecContext(ctx, "INSERT INTO t_order (note) VALUES (?)", "p"); mysqlErrCode(err) != 1235 || !strings.Contains(err.Error(), "generated only for text-protocol") {
+	// Prepared INSERTs without the key (go-sql-driver prepares a statement with arguments):
+	// each execute gets new keys, rows routed by them, the OK's last insert id the first.
+	stmt, err := c.PrepareContext(ctx, "INSERT INTO t_order (note) VALUES (?), (CONCAT(?, '2'))")
+	if err != nil {
 		t.Fatalf("prepared INSERT without key: %v", err)
+	}
+	var lastIDs []int64
+	for i := range 6 {
+		res, err := stmt.ExecContext(ctx, "p"+strconv.Itoa(i), "p"+strconv.Itoa(i))
+		if err != nil {
+			t.Fatalf("execute %d: %v", i, err)
+		}
+		id, _ := res.LastInsertId()
+		if n, _ := res.RowsAffected(); n != 2 || id <= prev || (id>>12)&1023 != 5 {
+			t.Fatalf("execute %d: affected %d, last insert id %d (previous key %d)", i, n, id, prev)
+		}
+		prev = id
+		lastIDs = append(lastIDs, id)
+	}
+	stmt.Close()
+	if err := c.QueryRowContext(ctx, "SELECT LAST_INSERT_ID()").Scan(&lid); err != nil || lid != lastIDs[5] {
+		t.Fatalf("SELECT LAST_INSERT_ID() after prepared INSERTs = %d, %v; want %d", lid, err, lastIDs[5])
+	}
+	for i, id := range lastIDs {
+		got := rowsOf(t, []*sql.DB{sc.m1.Open(t, "test"), sc.m2.Open(t, "test")}[id%2], "SELECT note FROM t_order WHERE id = "+strconv.FormatInt(id, 10))
+		if len(got) != 1 || got[0] != "p"+strconv.Itoa(i) {
+			t.Fatalf("execute %d's first row (key %d) on shard %d: %v", i, id, id%2, got)
+		}
+	}
+	if got := rowsOf(t, sc.db, "SELECT COUNT(*), COUNT(DISTINCT id) FROM t_order WHERE note LIKE 'p%'"); got[0] != "12|12" {
+		t.Fatalf("prepared rows: %v", got)
 	}
 	// Inside a transaction on both shards, rolled back: nothing stays.
 	tx, err := sc.db.BeginTx(ctx, nil)

@@ -318,7 +318,10 @@ type planCache struct {
 	n   atomic.Int64
 }
 
-type cacheKey struct{ db, sql string }
+type cacheKey struct {
+	db, sql string
+	gen     bool // planned with generated keys (prepareGen)
+}
 
 const defaultCacheEntries = 4096
 

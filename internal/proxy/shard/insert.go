@@ -54,7 +54,7 @@ func (pc *prepCtx) prepareInsert(st *ast.InsertStmt) *Prepared {
 		if (role&roleDB != 0 && dbIdx < 0) || (role&roleTable != 0 && tblIdx < 0) {
 			if r.gen != nil && strings.EqualFold(col, r.genCol) {
 				// FillKeys adds generated keys to a text INSERT.
-				return fail("INSERT into sharded table %s without its key column %s: keys are generated only for text-protocol INSERT … VALUES, not for prepared statements; give %s",
+				return fail("INSERT into sharded table %s without its key column %s: keys are generated only for INSERT … VALUES with a column list; give %s",
 					r.table, col, col)
 			}
 			return fail("INSERT into sharded table %s must set its sharding column %s", r.table, col)

@@ -3,6 +3,8 @@ package shard
 import (
 	"fmt"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -72,8 +74,45 @@ var insertPrefix = regexp.MustCompile(`(?is)^\s*(/\*.*?\*/\s*)*(INSERT|REPLACE)\
 // such an INSERT (it is then planned as it is); first is the first row's
 // key (what LAST_INSERT_ID() reports).
 func (rt *Router) FillKeys(sql, db string) (out string, first int64, ok bool) {
+	out, _, ok = rt.addKeyColumn(sql, db, func(r *rule, i int) ast.ExprNode {
+		id := r.gen.Next()
+		if i == 0 {
+			first = id
+		}
+		return ast.NewValueExpr(id, "", "")
+	})
+	return out, first, ok
+}
+
+// keyMarker stands, in a restored text, for a `?` the proxy adds: the
+// restorer writes values, not markers, so a number no text has is written
+// and replaced. Its digits are checked absent from the text first.
+const keyMarker int64 = 7318034651149732093
+
+// keyMarkers is FillKeys for a prepared statement: each row gets a `?` for
+// its key, which every COM_STMT_EXECUTE fills with a new key (GenKeys).
+func (rt *Router) keyMarkers(sql, db string) (out string, r *rule, ok bool) {
+	marker := strconv.FormatInt(keyMarker, 10)
+	if strings.Contains(sql, marker) {
+		return "", nil, false
+	}
+	rows := 0
+	out, r, ok = rt.addKeyColumn(sql, db, func(*rule, int) ast.ExprNode {
+		rows++
+		return ast.NewValueExpr(keyMarker, "", "")
+	})
+	if !ok || strings.Count(out, marker) != rows {
+		return "", nil, false
+	}
+	return strings.ReplaceAll(out, marker, "?"), r, true
+}
+
+// addKeyColumn adds the generator's column to an INSERT (or REPLACE) …
+// VALUES into a sharded table whose rule generates keys and whose column
+// list omits that column, with value(rule, row) in each row.
+func (rt *Router) addKeyColumn(sql, db string, value func(*rule, int) ast.ExprNode) (out string, r *rule, ok bool) {
 	if !rt.keyGens || !insertPrefix.MatchString(sql) {
-		return "", 0, false
+		return "", nil, false
 	}
 	_ = rt.parser.WithASTMode(sql, func(stmts []ast.StmtNode, mode pmysql.SQLMode) {
 		if len(stmts) != 1 {
@@ -91,16 +130,16 @@ func (rt *Router) FillKeys(sql, db string) (out string, first int64, ok bool) {
 		if !isName {
 			return
 		}
-		r := rt.byName[tn.Name.O]
+		rl := rt.byName[tn.Name.O]
 		schema := tn.Schema.O
 		if schema == "" {
 			schema = db
 		}
-		if r == nil || r.gen == nil || !r.dbs[schema] {
+		if rl == nil || rl.gen == nil || !rl.dbs[schema] {
 			return
 		}
 		for _, c := range st.Columns {
-			if strings.EqualFold(c.Name.O, r.genCol) {
+			if strings.EqualFold(c.Name.O, rl.genCol) {
 				return // the client gave the key
 			}
 		}
@@ -109,13 +148,9 @@ func (rt *Router) FillKeys(sql, db string) (out string, first int64, ok bool) {
 				return // the planner reports the count mismatch
 			}
 		}
-		st.Columns = append(st.Columns, &ast.ColumnName{Name: ast.NewCIStr(r.genCol)})
+		st.Columns = append(st.Columns, &ast.ColumnName{Name: ast.NewCIStr(rl.genCol)})
 		for i := range st.Lists {
-			id := r.gen.Next()
-			if i == 0 {
-				first = id
-			}
-			st.Lists[i] = append(st.Lists[i], ast.NewValueExpr(id, "", ""))
+			st.Lists[i] = append(st.Lists[i], value(rl, i))
 		}
 		res := newRestorer(sql, mode)
 		st.Accept(wrapper{res})
@@ -123,9 +158,73 @@ func (rt *Router) FillKeys(sql, db string) (out string, first int64, ok bool) {
 		if err != nil || len(t.holes) != 0 {
 			return
 		}
-		out, ok = strings.Join(t.parts, ""), true
+		out, r, ok = strings.Join(t.parts, ""), rl, true
 	})
-	return out, first, ok
+	return out, r, ok
+}
+
+// GenKeys is how the executions of a prepared INSERT that omits its
+// table's generated key fill it: the statement has a `?` more per row, at
+// Slots of its parameters (ascending), each given a new key.
+type GenKeys struct {
+	gen   *Snowflake
+	slots []int
+}
+
+// Slots are the indexes, among the statement's parameters, of the keys.
+func (g *GenKeys) Slots() []int { return g.slots }
+
+// Next returns a new key.
+func (g *GenKeys) Next() int64 { return g.gen.Next() }
+
+// Gen returns how the statement's executions generate keys, or nil when
+// they do not (the client gives every parameter).
+func (p *Prepared) Gen() *GenKeys { return p.gen }
+
+// ClientParams is the number of parameters the client sends: Params less
+// the generated keys.
+func (p *Prepared) ClientParams() int {
+	if p.gen != nil {
+		return p.Params - len(p.gen.slots)
+	}
+	return p.Params
+}
+
+// prepareGen plans a prepared INSERT whose keys its rule generates (nil
+// when sql is not one): the text with a `?` per row for the key, whose
+// positions become GenKeys. It is cached apart from the texts planned as
+// they are (a text INSERT of the same text gets its keys from FillKeys).
+func (rt *Router) prepareGen(sql, db string) *Prepared {
+	key := cacheKey{db: db, sql: sql, gen: true}
+	if p := rt.cache.get(key); p != nil {
+		return p
+	}
+	out, r, ok := rt.keyMarkers(sql, db)
+	if !ok {
+		return nil
+	}
+	p := rt.prepare(out, db)
+	if p.err == nil {
+		part := 1
+		if r.role(r.genCol)&roleDB != 0 {
+			part = 0
+		}
+		g := &GenKeys{gen: r.gen, slots: make([]int, 0, len(p.rows))}
+		for _, row := range p.rows {
+			g.slots = append(g.slots, row[part].param)
+		}
+		if len(g.slots) == 0 || !slices.IsSorted(g.slots) || g.slots[0] < 0 {
+			// Not the plan of a key per row: never expected.
+			p = fail("INSERT into sharded table %s without its key column %s could not be planned with generated keys; give %s",
+				r.table, r.genCol, r.genCol)
+		} else {
+			p.gen = g
+		}
+	}
+	if len(sql) <= maxCachedSQL {
+		rt.cache.put(cacheKey{db: strings.Clone(db), sql: strings.Clone(sql), gen: true}, p)
+	}
+	return p
 }
 
 // compileKeyGenerator sets a rule's key generator from its configuration.

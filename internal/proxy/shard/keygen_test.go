@@ -1,6 +1,9 @@
 package shard
 
 import (
+	"fmt"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -65,5 +68,47 @@ func TestKeyGeneratorSurvivesReload(t *testing.T) {
 	}
 	if k := rt.byName["t_gen"].gen.Next(); (k>>12)&1023 != 12 {
 		t.Fatalf("the rule's own worker id is not used: key %d", k)
+	}
+}
+
+// A prepared INSERT that leaves out the generated key gets a `?` per row for it: Gen says
+// where, the client's parameters are the others, and Bind routes each row by its key.
+func TestPreparedInsertGeneratesKeys(t *testing.T) {
+	rule := dbRule("t_gen", "mod", "id", "ds0", "ds1")
+	rule.KeyGenerator = &proxyconfig.KeyGenerator{Type: "snowflake", WorkerID: new(3)}
+	rt := mustRouter(t, rule)
+	p, err := rt.Prepare("INSERT INTO t_gen (a, b) VALUES (?, 'x'), (?, ?) ON DUPLICATE KEY UPDATE b = ?", "db0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := p.Gen()
+	if g == nil || p.Params != 6 || p.ClientParams() != 4 || !slices.Equal(g.Slots(), []int{1, 4}) {
+		t.Fatalf("gen %v, params %d, client params %d", g, p.Params, p.ClientParams())
+	}
+	// Keys 10 and 11 go to different shards: one INSERT per shard with its row.
+	plan, err := p.Bind([]any{int64(1), int64(10), int64(2), "y", int64(11), "z"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(plan.Targets) != 2 {
+		t.Fatalf("targets %+v", plan.Targets)
+	}
+	for _, tg := range plan.Targets {
+		if !strings.Contains(tg.SQL, "`id`") || strings.Count(tg.SQL, "?") != len(tg.Params) {
+			t.Fatalf("target %+v", tg)
+		}
+	}
+	// The same text with the key given is planned as it is; a text INSERT of the first text
+	// still gets literal keys from FillKeys (its plan is cached apart).
+	p2, err := rt.Prepare("INSERT INTO t_gen (a, id) VALUES (?, ?)", "db0")
+	if err != nil || p2.Gen() != nil || p2.ClientParams() != 2 {
+		t.Fatalf("key given: %v %v", p2.Gen(), err)
+	}
+	if out, _, ok := rt.FillKeys("INSERT INTO t_gen (a, b) VALUES (1, 'x')", "db0"); !ok || strings.Contains(out, "?") {
+		t.Fatalf("FillKeys: %q %v", out, ok)
+	}
+	// A text with the marker's digits is refused, not mistaken.
+	if _, err := rt.Prepare(fmt.Sprintf("INSERT INTO t_gen (a) VALUES (%d)", keyMarker), "db0"); err == nil {
+		t.Fatal("a text holding the marker was planned")
 	}
 }

@@ -79,6 +79,10 @@ type Prepared struct {
 	// and, with several rows, the pieces of per-shard statements.
 	rows  [][2]operand // [db key, table key] per row
 	split *insertSplit
+
+	// gen: an INSERT whose generated keys are parameters the executions
+	// fill (prepareGen); set before the Prepared is shared.
+	gen *GenKeys
 }
 
 // Prepare plans sql (a COM_STMT_PREPARE text) in session database db.
@@ -87,7 +91,13 @@ type Prepared struct {
 // exactly; refusals that depend on the parameters (several shards) come
 // from Bind. Prepared statements are cached by (db, text).
 func (rt *Router) Prepare(sql, db string) (*Prepared, error) {
-	p := rt.cached(sql, db)
+	var p *Prepared
+	if rt.keyGens {
+		p = rt.prepareGen(sql, db) // an INSERT leaving out a generated key
+	}
+	if p == nil {
+		p = rt.cached(sql, db)
+	}
 	if p.err != nil {
 		return nil, p.err
 	}
@@ -98,11 +108,11 @@ func (rt *Router) cached(sql, db string) *Prepared {
 	if len(sql) > maxCachedSQL {
 		return rt.prepare(sql, db) // bulk INSERTs and such: not worth keeping
 	}
-	if p := rt.cache.get(cacheKey{db, sql}); p != nil {
+	if p := rt.cache.get(cacheKey{db: db, sql: sql}); p != nil {
 		return p
 	}
 	p := rt.prepare(sql, db)
-	rt.cache.put(cacheKey{strings.Clone(db), strings.Clone(sql)}, p)
+	rt.cache.put(cacheKey{db: strings.Clone(db), sql: strings.Clone(sql)}, p)
 	return p
 }
 
