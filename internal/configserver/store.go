@@ -204,20 +204,9 @@ func (s *Store) SetDaemon(node string, cfg *daemonconfig.Config) (version int64,
 // one).
 func (s *Store) DeleteDaemon(node string) { s.remove(daemonKey(node)) }
 
-// lookup returns the document under key, its version and the channel closed on its next
-// change; ok is false when there is none.
-func (s *Store) lookup(key string) (body []byte, version int64, changed <-chan struct{}, ok bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	e := s.entries[key]
-	if e == nil {
-		return nil, 0, nil, false
-	}
-	return e.body, e.version, e.changed, true
-}
-
-// lookupProxy is lookup for a proxy configuration; keyWorker says it needs a
-// worker id per pod.
+// lookupProxy returns the proxy configuration under key, its version and the channel closed
+// on its next change (ok false when there is none); keyWorker says it needs a worker id per
+// pod.
 func (s *Store) lookupProxy(key string) (body []byte, version int64, changed <-chan struct{}, keyWorker, ok bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
