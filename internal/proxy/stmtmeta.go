@@ -199,8 +199,6 @@ func (mc *stmtMetaCache) invalidate() int {
 	defer mc.mu.Unlock()
 	mc.gen++
 	n := len(mc.m)
-	for e := mc.head; e != nil; e = e.next {
-	}
 	clear(mc.m)
 	mc.head, mc.tail, mc.bytes = nil, nil, 0
 	return n
@@ -285,16 +283,18 @@ func (s *session) prepareFromMeta(id uint32, st stmt, e *stmtMeta) (result, erro
 	if err := writeDefs(e.defs[e.params:]); err != nil {
 		return r, err
 	}
-	if err := s.client.Flush(); err != nil {
-		return r, fmt.Errorf("%w: %w", errClientWrite, err)
-	}
+	// Counted and recorded before the answer goes out: a client that
+	// reads the metrics after it sees the hit.
+	s.l.stmtMetaStats.hits.Add(1)
 	r.status = s.status
 	st.params = e.params
 	st.prep = s.stateSnapshot()
 	st.metaKey = e.key
 	s.stmts[id] = st
 	s.lastPrepared = id
-	s.l.stmtMetaStats.hits.Add(1)
+	if err := s.client.Flush(); err != nil {
+		return r, fmt.Errorf("%w: %w", errClientWrite, err)
+	}
 	return r, nil
 }
 
