@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/database-mesh/pisanix-go/internal/mysql"
@@ -44,6 +45,9 @@ type shardTx struct {
 	gtrid    string   // xa mode
 	begin    string   // the client's BEGIN (best_effort)
 	branches []*txBranch
+	// readOnly: START TRANSACTION READ ONLY in xa mode: each branch is a
+	// read-only XA branch, and COMMIT needs no two-phase commit.
+	readOnly bool
 	cur      *txBranch // the branch whose connection is s.be
 	// failed is set when a branch's connection broke or a statement on
 	// several branches failed half-way: the transaction can only roll back.
@@ -88,6 +92,7 @@ func (s *session) txOpen(rt *runtime) *shardTx {
 		tx.begin = "BEGIN"
 	}
 	if rt.txMode == txXA {
+		tx.readOnly = readOnlyBegin.MatchString(tx.begin)
 		tx.coord = rt.xa
 		tx.gtrid = rt.xa.ids.Next()
 		rt.xa.active.Store(tx.gtrid, struct{}{})
@@ -131,11 +136,18 @@ func (s *session) txBranchFor(rt *runtime, pl *backend.Pool) (*txBranch, error) 
 		c = conns[0]
 	}
 	b := &txBranch{pool: pl, conn: c, bqual: strconv.Itoa(len(tx.branches))}
-	start := tx.begin
-	if tx.mode == txXA {
-		start = "XA START " + xalog.XID(tx.gtrid, b.bqual)
+	var err error
+	switch {
+	case tx.mode != txXA:
+		_, err = c.Exec(tx.begin)
+	case tx.readOnly:
+		// A read-only XA branch: the characteristic applies to the next
+		// transaction, which XA START starts (a write then gets 1792).
+		err = c.ExecPipelined("SET TRANSACTION READ ONLY", "XA START "+xalog.XID(tx.gtrid, b.bqual))
+	default:
+		_, err = c.Exec("XA START " + xalog.XID(tx.gtrid, b.bqual))
 	}
-	if _, err := c.Exec(start); err != nil {
+	if err != nil {
 		var me *mysql.Error
 		if c != s.be {
 			if !errors.As(err, &me) {
@@ -305,9 +317,10 @@ func (s *session) txControl(c *command, q []byte) (handled bool, err error) {
 				return true, s.sendError(err)
 			}
 		}
-		if rt.txMode == txXA && txControl(q) == sqlparse.KindBegin && !plainBegin.Match(q) {
+		if rt.txMode == txXA && txControl(q) == sqlparse.KindBegin && !xaBegin.Match(q) {
 			return true, s.refuseShard(mysql.NewError(shard.ErrCodeNotSupported, "42000",
-				"%s is not supported with transaction_mode = \"xa\" (XA branches start with XA START); use BEGIN", strings.TrimSpace(string(q))))
+				"%s is not supported with transaction_mode = \"xa\" (XA branches start with XA START when a statement first reaches their node, so no snapshot spans the nodes); use BEGIN, or START TRANSACTION READ ONLY",
+				strings.TrimSpace(string(q))))
 		}
 		s.pendingBegin = string(q)
 		return true, s.writeStatusOK(mysql.StatusInTrans)
@@ -336,9 +349,12 @@ func (s *session) txControl(c *command, q []byte) (handled bool, err error) {
 	return false, nil
 }
 
-// plainBegin matches BEGIN [WORK] and START TRANSACTION without
-// characteristics.
-var plainBegin = regexp.MustCompile(`(?i)^\s*(BEGIN(\s+WORK)?|START\s+TRANSACTION)\s*;?\s*$`)
+// xaBegin matches the BEGINs an xa-mode transaction can honour: BEGIN
+// [WORK] and START TRANSACTION, alone or READ WRITE or READ ONLY.
+var xaBegin = regexp.MustCompile(`(?i)^\s*(BEGIN(\s+WORK)?|START\s+TRANSACTION(\s+READ\s+(WRITE|ONLY))?)\s*;?\s*$`)
+
+// readOnlyBegin matches START TRANSACTION READ ONLY.
+var readOnlyBegin = regexp.MustCompile(`(?i)^\s*START\s+TRANSACTION\s+READ\s+ONLY\s*;?\s*$`)
 
 // txUnsharded readies a statement on unsharded tables inside a
 // transaction: it runs on the default node's branch.
@@ -409,6 +425,8 @@ func (s *session) txFinish(rt *runtime, commit, reply bool) error {
 		err = s.txCommitEach(tx, conns)
 	case len(conns) == 1:
 		err = s.txCommitOnePhase(rt, tx, conns[0])
+	case tx.readOnly:
+		err = s.txCommitReadOnly(rt, tx, conns)
 	default:
 		err = s.txCommitTwoPhase(rt, tx, conns)
 	}
@@ -460,11 +478,9 @@ func markIfBroken(c *backend.Conn, err error) {
 // txCommitOnePhase commits a transaction that has one XA branch.
 func (s *session) txCommitOnePhase(rt *runtime, tx *shardTx, c *backend.Conn) error {
 	xid := xalog.XID(tx.gtrid, tx.branches[0].bqual)
-	_, err := c.Exec("XA END " + xid)
-	if err == nil {
-		_, err = c.Exec("XA COMMIT " + xid + " ONE PHASE")
-	}
-	if err != nil {
+	// One round trip: XA COMMIT … ONE PHASE after a failed XA END fails
+	// too (XAER_RMFAIL), and the first error is the one reported.
+	if err := c.ExecPipelined("XA END "+xid, "XA COMMIT "+xid+" ONE PHASE"); err != nil {
 		markIfBroken(c, err)
 		if !c.Broken() {
 			_, _ = c.Exec("XA ROLLBACK " + xid)
@@ -476,6 +492,38 @@ func (s *session) txCommitOnePhase(rt *runtime, tx *shardTx, c *backend.Conn) er
 		}
 		c.MarkBroken()
 		return errXARollback("the connection to datanode %s failed during COMMIT: %v", tx.branches[0].node(), err)
+	}
+	s.l.metrics.XATransaction(rt.name, "committed_one_phase")
+	return nil
+}
+
+// txCommitReadOnly ends a read-only transaction with several XA branches:
+// nothing to make atomic (no branch could write), so each commits in one
+// phase, at once, without the decision log.
+func (s *session) txCommitReadOnly(rt *runtime, tx *shardTx, conns []*backend.Conn) error {
+	errs := eachBranch(conns, func(i int, c *backend.Conn) error {
+		xid := xalog.XID(tx.gtrid, tx.branches[i].bqual)
+		return c.ExecPipelined("XA END "+xid, "XA COMMIT "+xid+" ONE PHASE")
+	})
+	var first error
+	for i, err := range errs {
+		if err != nil {
+			markIfBroken(conns[i], err)
+			if !conns[i].Broken() {
+				_, _ = conns[i].Exec("XA ROLLBACK " + xalog.XID(tx.gtrid, tx.branches[i].bqual))
+			}
+			if first == nil {
+				first = err
+			}
+		}
+	}
+	if first != nil {
+		s.l.metrics.XATransaction(rt.name, "failed")
+		var me *mysql.Error
+		if errors.As(first, &me) {
+			return me
+		}
+		return errXARollback("a read-only transaction's branch failed during COMMIT: %v", first)
 	}
 	s.l.metrics.XATransaction(rt.name, "committed_one_phase")
 	return nil
@@ -495,16 +543,21 @@ func (s *session) txCommitTwoPhase(rt *runtime, tx *shardTx, conns []*backend.Co
 		}
 		return errXARollback("datanode %s could not prepare the transaction (%s); every branch was rolled back", tx.branches[i].node(), msg)
 	}
-	for i, c := range conns {
+	// Phase one: XA END and XA PREPARE in one round trip per branch, the
+	// branches at once.
+	errs := eachBranch(conns, func(i int, c *backend.Conn) error {
 		xid := xalog.XID(tx.gtrid, tx.branches[i].bqual)
-		if _, err := c.Exec("XA END " + xid); err != nil {
-			return fail(i, err)
-		}
-		if _, err := c.Exec("XA PREPARE " + xid); err != nil {
-			return fail(i, err)
+		if err := c.ExecPipelined("XA END "+xid, "XA PREPARE "+xid); err != nil {
+			return err
 		}
 		prepared[i] = true
 		failpoint("after_prepare:" + strconv.Itoa(i+1))
+		return nil
+	})
+	for i, err := range errs {
+		if err != nil {
+			return fail(i, err)
+		}
 	}
 	t0 := time.Now()
 	if err := tx.coord.log.Commit(tx.gtrid); err != nil {
@@ -517,14 +570,18 @@ func (s *session) txCommitTwoPhase(rt *runtime, tx *shardTx, conns []*backend.Co
 	s.logger.Debug("XA commit decided", "gtrid", tx.gtrid, "branches", len(conns))
 	failpoint("after_decision")
 	inDoubt := 0
-	for i, c := range conns {
-		if _, err := c.Exec("XA COMMIT " + xalog.XID(tx.gtrid, tx.branches[i].bqual)); err != nil {
-			markIfBroken(c, err)
+	errs = eachBranch(conns, func(i int, c *backend.Conn) error {
+		_, err := c.Exec("XA COMMIT " + xalog.XID(tx.gtrid, tx.branches[i].bqual))
+		failpoint("after_commit:" + strconv.Itoa(i+1))
+		return err
+	})
+	for i, err := range errs {
+		if err != nil {
+			markIfBroken(conns[i], err)
 			inDoubt++
 			s.logger.Warn("XA COMMIT failed after the commit decision: the branch stays prepared until recovery commits it",
 				"gtrid", tx.gtrid, "node", tx.branches[i].node(), "error", err)
 		}
-		failpoint("after_commit:" + strconv.Itoa(i+1))
 	}
 	if inDoubt == 0 {
 		if err := tx.coord.log.Done(tx.gtrid); err != nil {
@@ -538,6 +595,34 @@ func (s *session) txCommitTwoPhase(rt *runtime, tx *shardTx, conns []*backend.Co
 	}
 	s.l.metrics.XATransaction(rt.name, "committed")
 	return nil
+}
+
+// eachBranch runs fn for each branch connection at once, one goroutine
+// each, and returns their errors by branch. With the crash tests'
+// failpoints set it runs them one after the other, in order, so that a
+// failpoint finds exactly the branches before it done.
+func eachBranch(conns []*backend.Conn, fn func(i int, c *backend.Conn) error) []error {
+	errs := make([]error, len(conns))
+	if len(conns) == 1 || failpoints != nil {
+		for i, c := range conns {
+			errs[i] = fn(i, c)
+		}
+		return errs
+	}
+	var wg sync.WaitGroup
+	for i, c := range conns {
+		wg.Go(func() {
+			defer func() {
+				if r := recover(); r != nil {
+					c.MarkBroken()
+					errs[i] = fmt.Errorf("internal error in a transaction branch: %v", r)
+				}
+			}()
+			errs[i] = fn(i, c)
+		})
+	}
+	wg.Wait()
+	return errs
 }
 
 // txCommitEach commits best_effort branches one after the other; after a

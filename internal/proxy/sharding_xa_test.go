@@ -445,3 +445,51 @@ func TestShardingXADeadlockEndsTheTransaction(t *testing.T) {
 	must(victim, "UPDATE t_order SET note = 'z' WHERE id = 1")
 	must(winner, "UPDATE t_order SET note = 'z' WHERE id = 2")
 }
+
+// START TRANSACTION READ ONLY on xa: branches on both datanodes are read-only XA branches (a
+// write gets 1792), COMMIT ends them in one phase with no decision log and nothing prepared;
+// READ WRITE is BEGIN; WITH CONSISTENT SNAPSHOT is refused naming why.
+func TestShardingXAReadOnlyTransaction(t *testing.T) {
+	var xaLog string
+	sc := startShardedWith(t, func(cfg *proxyconfig.Config) { xaLog = cfg.Proxy.XA.LogFile })
+	sc.exec(t, "CREATE TABLE t_order (id BIGINT PRIMARY KEY, note VARCHAR(20))")
+	sc.exec(t, "INSERT INTO t_order (id, note) VALUES (1, 'a'), (2, 'b'), (3, 'c')")
+	ctx := context.Background()
+	c := sqlConn(t, sc.db)
+	for _, q := range []string{"START TRANSACTION READ ONLY", "SELECT COUNT(*) FROM t_order", "SELECT note FROM t_order WHERE id = 2"} {
+		if _, err := c.ExecContext(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	// Both branches run: XA ACTIVE on both servers, read-only.
+	if _, err := c.ExecContext(ctx, "UPDATE t_order SET note = 'x' WHERE id = 1"); mysqlErrCode(err) != 1792 {
+		t.Fatalf("a write in a read-only transaction: want 1792, got %v", err)
+	}
+	if _, err := c.ExecContext(ctx, "COMMIT"); err != nil {
+		t.Fatalf("COMMIT: %v", err)
+	}
+	for _, m := range []*testutil.MariaDB{sc.m1, sc.m2} {
+		if got := xaRecover(t, m); len(got) != 0 {
+			t.Fatalf("prepared branches on %s: %v", m.Addr, got)
+		}
+	}
+	if got := rowsOf(t, sc.db, "SELECT note FROM t_order ORDER BY id"); strings.Join(got, ",") != "a,b,c" {
+		t.Fatalf("rows: %v", got)
+	}
+	if fi, err := os.Stat(xaLog); err == nil && fi.Size() > 0 {
+		t.Fatalf("a read-only transaction wrote the decision log (%d bytes)", fi.Size())
+	}
+	// The session goes on: a read-write transaction on both datanodes commits.
+	for _, q := range []string{"START TRANSACTION READ WRITE", "UPDATE t_order SET note = 'w'", "COMMIT"} {
+		if _, err := c.ExecContext(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	if got := countWhere(t, sc.db, "SELECT COUNT(*) FROM t_order WHERE note = 'w'"); got != "3" {
+		t.Fatalf("read-write transaction: %s rows updated", got)
+	}
+	if _, err := c.ExecContext(ctx, "START TRANSACTION WITH CONSISTENT SNAPSHOT"); mysqlErrCode(err) != 1235 ||
+		!strings.Contains(err.Error(), "no snapshot spans the nodes") {
+		t.Fatalf("WITH CONSISTENT SNAPSHOT: want 1235 with the reason, got %v", err)
+	}
+}

@@ -148,6 +148,43 @@ func (c *Conn) Exec(sql string) (mysql.OK, error) {
 	return ok, nil
 }
 
+// ExecPipelined runs the statements with one COM_QUERY each, sent together
+// and answered in order: one round trip for all (backend connections are
+// never compressed, where the server might read them otherwise). It returns
+// the first error; the server runs every command it receives, so the
+// statements after one that failed with an ERR still ran (XA PREPARE after
+// a failed XA END fails too). An error other than an ERR marks c broken and
+// ends the reading.
+func (c *Conn) ExecPipelined(sqls ...string) error {
+	if c.broken {
+		return errBroken
+	}
+	for _, q := range sqls {
+		c.cmd = append(append(c.cmd[:0], mysql.ComQuery), q...)
+		c.ResetSeq()
+		if err := c.WritePacket(c.cmd); err != nil {
+			return c.fail(err)
+		}
+	}
+	if err := c.Flush(); err != nil {
+		return c.fail(err)
+	}
+	var first error
+	for range sqls {
+		c.SetSeq(1) // each answer follows its command's packet 0
+		if _, err := c.readResult(true); err != nil {
+			var me *mysql.Error
+			if !errors.As(err, &me) {
+				return err
+			}
+			if first == nil {
+				first = err
+			}
+		}
+	}
+	return first
+}
+
 // exec is Exec without copying; observe says whether session-state changes
 // are applied to c's recorded state (Sync records its own results).
 func (c *Conn) exec(sql string, observe bool) (mysql.OK, error) {

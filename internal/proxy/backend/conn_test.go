@@ -318,3 +318,24 @@ func TestObserveOKMarksDirty(t *testing.T) {
 		t.Fatalf("after reset: %q", row)
 	}
 }
+
+// ExecPipelined sends its statements together and reads each answer in turn (result sets
+// included); an ERR in the middle is returned after the later statements ran; the connection
+// stays in step.
+func TestExecPipelined(t *testing.T) {
+	p := newTestPool(t, PoolOptions{MaxOpen: 1})
+	c := mustGet(t, p, Variant{})
+	defer p.Put(c)
+	if err := c.ExecPipelined("CREATE TEMPORARY TABLE pt (v INT)", "INSERT INTO pt VALUES (1)", "SELECT * FROM pt", "SET @pipelined = 5"); err != nil {
+		t.Fatal(err)
+	}
+	err := c.ExecPipelined("INSERT INTO pt VALUES (2)", "INSERT INTO no_such_table_xyz VALUES (1)", "INSERT INTO pt VALUES (3)")
+	var me *mysql.Error
+	if !errors.As(err, &me) || me.Code != 1146 || c.Broken() {
+		t.Fatalf("want ERR 1146 on a usable connection, got %v", err)
+	}
+	if row := mustRow(t, c, "SELECT COUNT(*), SUM(v), @pipelined FROM pt"); row[0] != "3" || row[1] != "6" || row[2] != "5" {
+		t.Fatalf("after the pipelines: %v", row)
+	}
+	c.MarkDirty()
+}
