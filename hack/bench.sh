@@ -24,6 +24,9 @@
 #            --mysql-db=sbtest_s0. A transaction on both datanodes is an XA transaction
 #            (transaction_mode "xa", decision log in $WORK), so oltp_read_only/oltp_read_write
 #            run as they are (the XA share of their cost), and their "+notrx" variants too.
+#   shardbe  shard with transaction_mode "best_effort" (BEGIN and one COMMIT per datanode,
+#            not atomic): opt-in (add it to BENCH_TARGETS with shard); the summary then shows
+#            the XA share of oltp_read_only/oltp_read_write (shard vs shardbe)
 #   base     see BENCH_BASE_BIN
 #   mux      pisa-proxy, proxy's listener with a pool of BENCH_MUX_OPEN (32) backend
 #            connections, run with BENCH_MUX_THREADS (256) sysbench threads on the tests in
@@ -119,7 +122,7 @@ RAW=/tmp/pisa-bench-$STAMP.tsv
 WORK=$(mktemp -d /tmp/pisa-bench-work.XXXXXX)
 CLK_TCK=$(getconf CLK_TCK)
 
-HA_PID="" PROXY_PID="" BASE_PID="" GOVERN_PID="" SHARD_PID="" MUX_PID=""
+HA_PID="" PROXY_PID="" BASE_PID="" GOVERN_PID="" SHARD_PID="" SHARDBE_PID="" MUX_PID=""
 SHARD_DBS="sbtest_s0 sbtest_s1"
 declare -A PORT=() PID=() BROKEN=() DB=() DBUSER=()
 notstarted=()
@@ -154,6 +157,7 @@ cleanup() {
 	stop_pid "$BASE_PID"
 	stop_pid "$GOVERN_PID"
 	stop_pid "$SHARD_PID"
+	stop_pid "$SHARDBE_PID"
 	stop_pid "$MUX_PID"
 	stop_pid "$HA_PID"
 	if [ "${BENCH_KEEP:-}" = 1 ]; then
@@ -271,7 +275,7 @@ prepare_shards() {
 	done
 	client -e "$sql"
 }
-if has_word "$BENCH_TARGETS" shard; then prepare_shards; fi
+if has_word "$BENCH_TARGETS" shard || has_word "$BENCH_TARGETS" shardbe; then prepare_shards; fi
 
 # ---------------------------------------------------------------- targets
 PORT[direct]=$DB_PORT
@@ -492,6 +496,11 @@ start_proxy() {
 		db=sbtest_s0
 		shard_conf "$port" "$admin" >"$WORK/$target.toml"
 		;;
+	shardbe)
+		db=sbtest_s0
+		shard_conf "$port" "$admin" | sed 's/^backend_type = "mysql"$/&\ntransaction_mode = "best_effort"/;
+			s/bench-shard"/bench-shardbe"/; s/xa-shard\.log/xa-shardbe.log/' >"$WORK/$target.toml"
+		;;
 	govern) govern_conf "$port" "$admin" >"$WORK/$target.toml" ;;
 	mux)
 		# pool_size is Pisanix's idle capacity (max_idle), not a cap: max_open
@@ -509,6 +518,7 @@ start_proxy() {
 	base) BASE_PID=$pid ;;
 	govern) GOVERN_PID=$pid ;;
 	shard) SHARD_PID=$pid ;;
+	shardbe) SHARDBE_PID=$pid ;;
 	mux) MUX_PID=$pid ;;
 	*) PROXY_PID=$pid ;;
 	esac
@@ -564,7 +574,7 @@ for t in $BENCH_THREADS; do [ "$t" -le "$need" ] || need=$t; done
 for t in $BENCH_TARGETS; do
 	case $t in
 	proxy | base) need=$((need + 64)) ;;
-	govern | shard) need=$((need + 128)) ;;
+	govern | shard | shardbe) need=$((need + 128)) ;;
 	esac
 done
 need=$((need + 20))
@@ -593,11 +603,11 @@ for t in $BENCH_TARGETS; do
 			notstarted+=(govern)
 		fi
 		;;
-	shard)
-		if bin=$(proxy_bin) && start_proxy shard "$bin" "${BENCH_PROXY_ENV:-}"; then
-			targets+=(shard)
+	shard | shardbe)
+		if bin=$(proxy_bin) && start_proxy "$t" "$bin" "${BENCH_PROXY_ENV:-}"; then
+			targets+=("$t")
 		else
-			notstarted+=(shard)
+			notstarted+=("$t")
 		fi
 		;;
 	mux)
@@ -763,6 +773,31 @@ if has_word "${targets[*]}" mux; then
 		}
 	}' "$RAW"
 	echo "Aim (issue 13): zero errors and at least the QPS of $BENCH_MUX_BASE threads straight to MariaDB (x direct >= 1.0)."
+fi
+if has_word "${targets[*]}" shard && has_word "${targets[*]}" shardbe; then
+	echo
+	echo "XA share: shard (transaction_mode xa) vs shardbe (best_effort), per-round ratios averaged"
+	awk -F'\t' -v tests="$BENCH_TESTS" -v threads="$BENCH_THREADS" '
+	NR == 1 { next }
+	$10 == "ok" && ($4 == "shard" || $4 == "shardbe") {
+		q[$2, $3, $4, $1] = $5; rounds[$1] = 1
+		if ($8 != "-") { c[$2, $3, $4] += $8; nc[$2, $3, $4]++ }
+	}
+	END {
+		nt = split(tests, T, " "); nh = split(threads, H, " ")
+		printf "%-26s %4s  %10s %10s %12s %12s %10s\n", "test", "thr", "xa QPS", "be QPS", "xa QPS x be", "xa cpu us/q", "cpu x be"
+		for (i = 1; i <= nt; i++) for (j = 1; j <= nh; j++) {
+			t = T[i]; h = H[j]; s = 0; n = 0; sx = 0; sb = 0; nr = 0
+			for (r in rounds) if (((t, h, "shard", r) in q) && ((t, h, "shardbe", r) in q) && q[t, h, "shardbe", r] > 0) {
+				s += q[t, h, "shard", r] / q[t, h, "shardbe", r]; n++; sx += q[t, h, "shard", r]; sb += q[t, h, "shardbe", r]; nr++
+			}
+			if (!n) continue
+			cx = nc[t, h, "shard"] ? c[t, h, "shard"] / nc[t, h, "shard"] : 0
+			cb = nc[t, h, "shardbe"] ? c[t, h, "shardbe"] / nc[t, h, "shardbe"] : 0
+			printf "%-26s %4s  %10.0f %10.0f %12.3f %12s %10s\n", t, h, sx / nr, sb / nr, s / n, cx ? sprintf("%.1f", cx) : "-", (cx && cb) ? sprintf("%.2f", cx / cb) : "-"
+		}
+	}' "$RAW"
+	echo "(oltp_point_select has no transaction spanning datanodes: its ratio is the noise floor)"
 fi
 for t in "${notstarted[@]}"; do echo "NOT STARTED: $t (failed to start, see the log above): no rows"; done
 echo
