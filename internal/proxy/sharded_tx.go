@@ -6,7 +6,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/database-mesh/pisanix-go/internal/mysql"
@@ -501,10 +500,10 @@ func (s *session) txCommitOnePhase(rt *runtime, tx *shardTx, c *backend.Conn) er
 // nothing to make atomic (no branch could write), so each commits in one
 // phase, at once, without the decision log.
 func (s *session) txCommitReadOnly(rt *runtime, tx *shardTx, conns []*backend.Conn) error {
-	errs := eachBranch(conns, func(i int, c *backend.Conn) error {
+	errs := execBranches(conns, func(i int) []string {
 		xid := xalog.XID(tx.gtrid, tx.branches[i].bqual)
-		return c.ExecPipelined("XA END "+xid, "XA COMMIT "+xid+" ONE PHASE")
-	})
+		return []string{"XA END " + xid, "XA COMMIT " + xid + " ONE PHASE"}
+	}, nil)
 	var first error
 	for i, err := range errs {
 		if err != nil {
@@ -545,14 +544,12 @@ func (s *session) txCommitTwoPhase(rt *runtime, tx *shardTx, conns []*backend.Co
 	}
 	// Phase one: XA END and XA PREPARE in one round trip per branch, the
 	// branches at once.
-	errs := eachBranch(conns, func(i int, c *backend.Conn) error {
+	errs := execBranches(conns, func(i int) []string {
 		xid := xalog.XID(tx.gtrid, tx.branches[i].bqual)
-		if err := c.ExecPipelined("XA END "+xid, "XA PREPARE "+xid); err != nil {
-			return err
-		}
+		return []string{"XA END " + xid, "XA PREPARE " + xid}
+	}, func(i int) {
 		prepared[i] = true
 		failpoint("after_prepare:" + strconv.Itoa(i+1))
-		return nil
 	})
 	for i, err := range errs {
 		if err != nil {
@@ -570,11 +567,9 @@ func (s *session) txCommitTwoPhase(rt *runtime, tx *shardTx, conns []*backend.Co
 	s.logger.Debug("XA commit decided", "gtrid", tx.gtrid, "branches", len(conns))
 	failpoint("after_decision")
 	inDoubt := 0
-	errs = eachBranch(conns, func(i int, c *backend.Conn) error {
-		_, err := c.Exec("XA COMMIT " + xalog.XID(tx.gtrid, tx.branches[i].bqual))
-		failpoint("after_commit:" + strconv.Itoa(i+1))
-		return err
-	})
+	errs = execBranches(conns, func(i int) []string {
+		return []string{"XA COMMIT " + xalog.XID(tx.gtrid, tx.branches[i].bqual)}
+	}, func(i int) { failpoint("after_commit:" + strconv.Itoa(i+1)) })
 	for i, err := range errs {
 		if err != nil {
 			markIfBroken(conns[i], err)
@@ -597,31 +592,39 @@ func (s *session) txCommitTwoPhase(rt *runtime, tx *shardTx, conns []*backend.Co
 	return nil
 }
 
-// eachBranch runs fn for each branch connection at once, one goroutine
-// each, and returns their errors by branch. With the crash tests'
-// failpoints set it runs them one after the other, in order, so that a
-// failpoint finds exactly the branches before it done.
-func eachBranch(conns []*backend.Conn, fn func(i int, c *backend.Conn) error) []error {
+// execBranches runs on each branch connection the statements stmts gives
+// it, on every branch at once without a goroutine each: all are sent (one
+// write per connection), then the answers are read branch by branch, so the
+// servers work meanwhile and the time is about one round trip. done, when
+// not nil, runs after branch i's answers were read without error. It
+// returns the errors by branch. With the crash tests' failpoints set each
+// branch is sent and read before the next, so that a failpoint in done
+// finds exactly the branches before it done.
+func execBranches(conns []*backend.Conn, stmts func(i int) []string, done func(i int)) []error {
 	errs := make([]error, len(conns))
-	if len(conns) == 1 || failpoints != nil {
-		for i, c := range conns {
-			errs[i] = fn(i, c)
+	counts := make([]int, len(conns))
+	sequential := failpoints != nil
+	for i, c := range conns {
+		q := stmts(i)
+		counts[i] = len(q)
+		if errs[i] = c.SendPipelined(q...); errs[i] != nil || !sequential {
+			continue
 		}
+		if errs[i] = c.ReadPipelined(counts[i]); errs[i] == nil && done != nil {
+			done(i)
+		}
+	}
+	if sequential {
 		return errs
 	}
-	var wg sync.WaitGroup
 	for i, c := range conns {
-		wg.Go(func() {
-			defer func() {
-				if r := recover(); r != nil {
-					c.MarkBroken()
-					errs[i] = fmt.Errorf("internal error in a transaction branch: %v", r)
-				}
-			}()
-			errs[i] = fn(i, c)
-		})
+		if errs[i] != nil {
+			continue // not sent: nothing to read
+		}
+		if errs[i] = c.ReadPipelined(counts[i]); errs[i] == nil && done != nil {
+			done(i)
+		}
 	}
-	wg.Wait()
 	return errs
 }
 

@@ -156,6 +156,17 @@ func (c *Conn) Exec(sql string) (mysql.OK, error) {
 // a failed XA END fails too). An error other than an ERR marks c broken and
 // ends the reading.
 func (c *Conn) ExecPipelined(sqls ...string) error {
+	if err := c.SendPipelined(sqls...); err != nil {
+		return err
+	}
+	return c.ReadPipelined(len(sqls))
+}
+
+// SendPipelined is the first half of ExecPipelined: it sends the statements
+// and reads nothing. ReadPipelined(len(sqls)) must follow before c is used
+// again; meanwhile other connections can be sent theirs, so that several
+// servers work at once without a goroutine each.
+func (c *Conn) SendPipelined(sqls ...string) error {
 	if c.broken {
 		return errBroken
 	}
@@ -169,8 +180,14 @@ func (c *Conn) ExecPipelined(sqls ...string) error {
 	if err := c.Flush(); err != nil {
 		return c.fail(err)
 	}
+	return nil
+}
+
+// ReadPipelined reads the answers of the n statements SendPipelined sent,
+// returning the first error (see ExecPipelined).
+func (c *Conn) ReadPipelined(n int) error {
 	var first error
-	for range sqls {
+	for range n {
 		c.SetSeq(1) // each answer follows its command's packet 0
 		if _, err := c.readResult(true); err != nil {
 			var me *mysql.Error
