@@ -181,6 +181,12 @@ type ReadWriteSplittingGroup struct {
 	// +kubebuilder:validation:MinLength=1
 	Name string `json:"name"`
 
+	// Selector picks the group's DatabaseEndpoints in the namespace (beyond Pisanix). Without
+	// it the group is made of the endpoints the service's TrafficStrategy selects, which only
+	// one group may do: two groups of the same endpoints would put two shards on one server.
+	// +optional
+	Selector *metav1.LabelSelector `json:"selector,omitempty"`
+
 	// Rules route statements within the group.
 	// +optional
 	Rules []ReadWriteSplittingRule `json:"rules,omitempty"`

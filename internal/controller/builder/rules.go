@@ -6,6 +6,7 @@ import (
 	"strconv"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/database-mesh/pisanix-go/api/v1alpha1"
 	"github.com/database-mesh/pisanix-go/internal/proxyconfig"
@@ -95,9 +96,11 @@ func (b *proxyBuilder) governance(ts *v1alpha1.TrafficStrategy, l *proxyconfig.L
 //
 // actual_datanodes name DatabaseEndpoints (value) or readWriteSplittingGroups
 // (valueFromReadWriteSplitting); expression is ignored, as in Pisanix. Every group declared by
-// any rule becomes a node_group member: its readwrite node is the first (by name) of the
-// service's selected endpoints whose role is readwrite (annotated or not), its reads are the
-// selected endpoints whose role is read. A group's rules are appended to the listener's
+// any rule becomes a node_group member: its readwrite node is the first (by name) of its
+// endpoints whose role is readwrite (annotated or not), its reads are its endpoints whose role
+// is read. A group's endpoints are those its selector picks in the namespace, or without a
+// selector the service's selected endpoints (one such group at most); two groups with the same
+// readwrite endpoint are refused (two shards on one server). A group's rules are appended to the listener's
 // read/write splitting rules with node_group_name set to the group.
 func (b *proxyBuilder) sharding(ds *v1alpha1.DataShard, sel []*endpoint, out *built) (string, error) {
 	l := out.listener
@@ -192,25 +195,55 @@ func (b *proxyBuilder) sharding(ds *v1alpha1.DataShard, sel []*endpoint, out *bu
 	if l.ReadWriteSplitting == nil {
 		return v1alpha1.ReasonInvalidRule, errors.New("readWriteSplittingGroup needs the TrafficStrategy's readWriteSplitting")
 	}
-	member := proxyconfig.NodeGroupMember{Reads: []string{}}
-	for _, ep := range sel {
-		switch ep.node.Role {
-		case proxyconfig.RoleRead:
-			member.Reads = append(member.Reads, ep.obj.Name)
-		default:
-			if member.ReadWrite == "" {
-				member.ReadWrite = ep.obj.Name
-			}
-		}
-	}
+	unselected := ""
+	primaries := map[string]string{} // readwrite endpoint → group
 	for _, name := range order {
 		g := declared[name]
-		m := member
-		m.Name = name
-		m.Reads = append([]string{}, member.Reads...)
+		members := sel
+		if g.Selector == nil {
+			if unselected != "" {
+				return v1alpha1.ReasonInvalidRule, fmt.Errorf(
+					"readWriteSplittingGroups %q and %q both take the TrafficStrategy's endpoints (no selector): they would be one server; give each group a selector", unselected, name)
+			}
+			unselected = name
+		} else {
+			ls, err := metav1.LabelSelectorAsSelector(g.Selector)
+			if err != nil {
+				return v1alpha1.ReasonInvalidRule, fmt.Errorf("readWriteSplittingGroup %q: selector: %w", name, err)
+			}
+			members = nil
+			for _, ep := range b.n.endpoints {
+				if !ls.Matches(labels.Set(ep.obj.Labels)) {
+					continue
+				}
+				if ep.problem != nil {
+					b.ps.add(*ep.problem)
+					return ep.problem.Reason, fmt.Errorf("readWriteSplittingGroup %q: DatabaseEndpoint %q is unusable: %s",
+						name, ep.obj.Name, ep.problem.Message)
+				}
+				members = append(members, ep)
+				out.nodes = appendEndpoint(out.nodes, ep)
+			}
+		}
+		m := proxyconfig.NodeGroupMember{Name: name, Reads: []string{}}
+		for _, ep := range members {
+			switch ep.node.Role {
+			case proxyconfig.RoleRead:
+				m.Reads = append(m.Reads, ep.obj.Name)
+			default:
+				if m.ReadWrite == "" {
+					m.ReadWrite = ep.obj.Name
+				}
+			}
+		}
 		if m.ReadWrite == "" && len(m.Reads) == 0 {
 			return v1alpha1.ReasonInvalidRule, fmt.Errorf("node group %q has no endpoint", name)
 		}
+		if other, dup := primaries[m.ReadWrite]; dup && m.ReadWrite != "" {
+			return v1alpha1.ReasonInvalidRule, fmt.Errorf(
+				"readWriteSplittingGroups %q and %q have the same readwrite endpoint %q: two shards would be one server", other, name, m.ReadWrite)
+		}
+		primaries[m.ReadWrite] = name
 		for _, r := range g.Rules {
 			if r.Target == v1alpha1.TargetReadWrite && m.ReadWrite == "" {
 				return v1alpha1.ReasonInvalidRule, fmt.Errorf("node group %q: rule %q targets readwrite but no selected endpoint is readwrite", name, r.Name)
