@@ -1,12 +1,14 @@
 package shard
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/database-mesh/pisanix-go/internal/mysql"
 	"github.com/database-mesh/pisanix-go/internal/proxyconfig"
 )
 
@@ -111,4 +113,65 @@ func TestPreparedInsertGeneratesKeys(t *testing.T) {
 	if _, err := rt.Prepare(fmt.Sprintf("INSERT INTO t_gen (a) VALUES (%d)", keyMarker), "db0"); err == nil {
 		t.Fatal("a text holding the marker was planned")
 	}
+}
+
+// FuzzKeyGen: any text through FillKeys and Prepare on a table that generates keys: no panic,
+// errors are MySQL errors, a prepared INSERT with generated keys has a slot per row among its
+// parameters, and binding it (keys in the slots) routes every row.
+func FuzzKeyGen(f *testing.F) {
+	for _, s := range []string{
+		"INSERT INTO t_gen (a) VALUES (1), (2)", "INSERT INTO t_gen (a, b) VALUES (?, ?), (?, 'x')",
+		"INSERT INTO t_gen (a) VALUES (?) ON DUPLICATE KEY UPDATE a = ?", "REPLACE INTO t_gen (a) VALUES (?)",
+		"INSERT INTO t_gen SET a = ?", "INSERT INTO t_gen (id, a) VALUES (?, ?)", "INSERT INTO t_gen (a) SELECT 1",
+		"/* c */ INSERT INTO db0.t_gen (a) VALUES ('?')", "INSERT INTO t_gen (a) VALUES (7318034651149732093)",
+	} {
+		f.Add(s)
+	}
+	rule := dbRule("t_gen", "mod", "id", "ds0", "ds1")
+	rule.KeyGenerator = &proxyconfig.KeyGenerator{Type: "snowflake", WorkerID: new(9)}
+	rt := mustRouter(f, rule)
+	f.Fuzz(func(t *testing.T, sql string) {
+		if out, _, ok := rt.FillKeys(sql, "db0"); ok && out == "" {
+			t.Fatalf("%q: FillKeys ok with no text", sql)
+		}
+		p, err := rt.Prepare(sql, "db0")
+		if err != nil {
+			var me *mysql.Error
+			if !errors.As(err, &me) || strings.Contains(me.Message, "internal error") {
+				t.Fatalf("%q: %v", sql, err)
+			}
+			return
+		}
+		g := p.Gen()
+		if g == nil {
+			return
+		}
+		slots := g.Slots()
+		if len(slots) == 0 || p.ClientParams()+len(slots) != p.Params || slots[len(slots)-1] >= p.Params {
+			t.Fatalf("%q: slots %v of %d parameters", sql, slots, p.Params)
+		}
+		for i := 1; i < len(slots); i++ {
+			if slots[i] <= slots[i-1] {
+				t.Fatalf("%q: slots %v not increasing", sql, slots)
+			}
+		}
+		args := make([]any, p.Params)
+		for i := range args {
+			args[i] = int64(i)
+		}
+		for _, s := range slots {
+			args[s] = g.Next()
+		}
+		plan, err := p.Bind(args)
+		if err != nil {
+			var me *mysql.Error
+			if !errors.As(err, &me) {
+				t.Fatalf("%q: Bind: %v", sql, err)
+			}
+			return
+		}
+		if len(plan.Targets) == 0 {
+			t.Fatalf("%q: no target", sql)
+		}
+	})
 }
