@@ -8,6 +8,8 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+
+	"github.com/database-mesh/pisanix-go/internal/proxyconfig"
 )
 
 // FuzzRequests: any status body and any query answer with a 2xx, 304 or 4xx and never panic;
@@ -25,7 +27,13 @@ func FuzzRequests(f *testing.F) {
 	if _, _, err := st.SetDaemon("", daemonCfg("10mbit")); err != nil {
 		f.Fatal(err)
 	}
-	h := (&Server{Store: st, Logger: slog.New(slog.DiscardHandler), MaxWatchTimeout: 1}).Handler()
+	if _, _, err := st.Set("demo", "keys", keyGenConfig(nil)); err != nil {
+		f.Fatal(err)
+	}
+	f.Add(`{}`, "pod=shop-1&podUID=u1")
+	f.Add(`{}`, "pod=&podUID=u1&watch=true&version=1&timeoutSeconds=0")
+	h := (&Server{Store: st, Logger: slog.New(slog.DiscardHandler), MaxWatchTimeout: 1,
+		KeyWorkers: &fakeWorkers{ids: map[string]int{}}}).Handler()
 	ok := func(t *testing.T, rec *httptest.ResponseRecorder, what string) {
 		c := rec.Code
 		if !(c >= 200 && c < 300 || c == http.StatusNotModified || c >= 400 && c < 500) {
@@ -55,6 +63,19 @@ func FuzzRequests(f *testing.F) {
 			h.ServeHTTP(rec, req)
 			ok(t, rec, path)
 			_, _ = io.Copy(io.Discard, rec.Body)
+		}
+		// A configuration whose key generator needs a worker id: a pod that names itself
+		// gets one, in a configuration its sidecar accepts.
+		rec = httptest.NewRecorder()
+		req := httptest.NewRequest(http.MethodGet, "/", nil)
+		req.URL.Path, req.URL.RawQuery = APIPrefix+"/namespaces/demo/proxyconfigs/keys", strings.TrimPrefix(q, "?")
+		h.ServeHTTP(rec, req)
+		ok(t, rec, "keys")
+		if rec.Code == http.StatusOK && req.URL.Query().Get("pod") != "" {
+			cfg, err := proxyconfig.Parse(rec.Body.Bytes(), proxyconfig.JSON)
+			if err != nil || cfg.Proxy.KeyWorkerID == nil {
+				t.Fatalf("pod %q: configuration refused or without a worker id: %v", req.URL.Query().Get("pod"), err)
+			}
 		}
 	})
 }
