@@ -56,21 +56,33 @@ type KeyWorkers struct {
 	// Writer creates and updates the table.
 	Writer client.Writer
 	Logger *slog.Logger
+	// Recheck is DefaultKeyWorkerRecheck unless set.
+	Recheck time.Duration
 
 	allocations *prometheus.CounterVec
 
 	allocMu sync.Mutex // serializes allocate
 
 	mu    sync.Mutex
-	known map[string]int // namespace/uid → id
+	known map[string]knownWorker // namespace/uid → its id
 }
+
+// knownWorker is an id this replica gave or found, and when it last read it in the table.
+type knownWorker struct {
+	id      int
+	checked time.Time
+}
+
+// DefaultKeyWorkerRecheck is how often a pod's id, answered from memory in between, is read
+// again in the table (and written back when the table lost it: the ConfigMap deleted by hand).
+const DefaultKeyWorkerRecheck = 5 * time.Minute
 
 // NewKeyWorkers returns an allocator reading with r and writing with w.
 func NewKeyWorkers(r client.Reader, w client.Writer, logger *slog.Logger) *KeyWorkers {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	return &KeyWorkers{Reader: r, Writer: w, Logger: logger, known: map[string]int{},
+	return &KeyWorkers{Reader: r, Writer: w, Logger: logger, known: map[string]knownWorker{}, Recheck: DefaultKeyWorkerRecheck,
 		allocations: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "pisa_controller_key_worker_allocations_total",
 			Help: "Key generator worker ids allocated to sidecar pods (allocated), ids taken back from pods that no longer exist (reclaimed), and allocations that failed (error).",
@@ -83,12 +95,16 @@ func (k *KeyWorkers) Register(reg prometheus.Registerer) error { return reg.Regi
 // KeyWorkerID returns the worker id of pod ns/pod, allocating one on its first request. uid,
 // when given, must be the pod's.
 func (k *KeyWorkers) KeyWorkerID(ctx context.Context, ns, pod, uid string) (int, error) {
+	prefer := -1
 	if uid != "" {
 		k.mu.Lock()
-		id, ok := k.known[ns+"/"+uid]
+		w, ok := k.known[ns+"/"+uid]
 		k.mu.Unlock()
 		if ok {
-			return id, nil
+			if time.Since(w.checked) < k.Recheck {
+				return w.id, nil
+			}
+			prefer = w.id // the id the pod runs with: kept when the table still has it free
 		}
 	}
 	// The pod must exist (and be the one that asks): a request naming another pod or a made-up
@@ -108,13 +124,13 @@ func (k *KeyWorkers) KeyWorkerID(ctx context.Context, ns, pod, uid string) (int,
 	k.allocMu.Lock()
 	defer k.allocMu.Unlock()
 	for attempt := 0; ; attempt++ {
-		id, err := k.allocate(ctx, ns, pod, uid)
+		id, err := k.allocate(ctx, ns, pod, uid, prefer)
 		if err == nil {
 			k.mu.Lock()
 			if len(k.known) >= maxKnownKeyWorkers {
 				clear(k.known)
 			}
-			k.known[ns+"/"+uid] = id
+			k.known[ns+"/"+uid] = knownWorker{id: id, checked: time.Now()}
 			k.mu.Unlock()
 			return id, nil
 		}
@@ -133,8 +149,9 @@ func (k *KeyWorkers) KeyWorkerID(ctx context.Context, ns, pod, uid string) (int,
 	}
 }
 
-// allocate reads the table of ns and returns uid's id, writing a new one when it has none.
-func (k *KeyWorkers) allocate(ctx context.Context, ns, pod, uid string) (int, error) {
+// allocate reads the table of ns and returns uid's id, writing a new one when it has none:
+// prefer when it is free (the id the pod had when the table lost its entry), else the next.
+func (k *KeyWorkers) allocate(ctx context.Context, ns, pod, uid string, prefer int) (int, error) {
 	var cm corev1.ConfigMap
 	err := k.Reader.Get(ctx, types.NamespacedName{Namespace: ns, Name: KeyWorkersConfigMap}, &cm)
 	create := apierrors.IsNotFound(err)
@@ -189,7 +206,10 @@ func (k *KeyWorkers) allocate(ctx context.Context, ns, pod, uid string) (int, er
 	}
 	next, _ := strconv.Atoi(cm.Data[keyWorkersNext])
 	id := -1
-	for i := 0; i <= proxyconfig.MaxKeyWorkerID; i++ {
+	if _, taken := used[prefer]; prefer >= 0 && !taken {
+		id = prefer
+	}
+	for i := 0; id < 0 && i <= proxyconfig.MaxKeyWorkerID; i++ {
 		c := (next + i) % (proxyconfig.MaxKeyWorkerID + 1)
 		if _, taken := used[c]; !taken {
 			id = c
@@ -200,7 +220,9 @@ func (k *KeyWorkers) allocate(ctx context.Context, ns, pod, uid string) (int, er
 		return 0, errors.New("all 1024 worker ids are held by live pods")
 	}
 	cm.Data[uid] = strconv.Itoa(id) + " " + pod
-	cm.Data[keyWorkersNext] = strconv.Itoa((id + 1) % (proxyconfig.MaxKeyWorkerID + 1))
+	if id != prefer {
+		cm.Data[keyWorkersNext] = strconv.Itoa((id + 1) % (proxyconfig.MaxKeyWorkerID + 1))
+	}
 	if create {
 		err = k.Writer.Create(ctx, &cm)
 	} else {

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -114,5 +115,22 @@ func TestKeyWorkersAllocation(t *testing.T) {
 	}
 	if len(cm.Data) != n-2+1+1+1 || cm.Data["reserved.batch-host"] != fmt.Sprint(n) {
 		t.Fatalf("table has %d entries, want %d, with the reservation: %v", len(cm.Data), n+1, cm.Data)
+	}
+
+	// The table deleted by hand: a replica that gave pod 0 its id writes it back when it reads
+	// the table again (Recheck), and another pod cannot get it meanwhile from that table.
+	if err := k8s.Delete(ctx, &cm); err != nil {
+		t.Fatal(err)
+	}
+	replicas[0].Recheck = time.Nanosecond
+	id0, err := replicas[0].KeyWorkerID(ctx, ns, pods[0].Name, string(pods[0].UID))
+	if err != nil || id0 != ids[0] {
+		t.Fatalf("pod 0 after the table was deleted: %d %v, want %d", id0, err, ids[0])
+	}
+	if err := k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: controller.KeyWorkersConfigMap}, &cm); err != nil {
+		t.Fatal(err)
+	}
+	if cm.Data[string(pods[0].UID)] != fmt.Sprintf("%d shop-0", ids[0]) {
+		t.Fatalf("pod 0's id not written back: %v", cm.Data)
 	}
 }
