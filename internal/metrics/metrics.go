@@ -265,7 +265,7 @@ func NewProxy(reg prometheus.Registerer) *Proxy {
 			Namespace: Namespace,
 			Name:      "backend_endpoint_up",
 			Help:      "1 if the backend endpoint is healthy and used for routing, 0 if it is ejected.",
-		}, []string{LabelDomain, LabelServer}),
+		}, []string{LabelDomain, LabelNode, LabelServer}),
 		routing: newRouting(),
 		xa:      newXA(),
 	}
@@ -441,13 +441,15 @@ func (p *Proxy) BackendConnectError(server string) {
 	p.backendConnectErrors.WithLabelValues(server).Inc()
 }
 
-// SetEndpointUp sets pisa_proxy_backend_endpoint_up for server in domain.
-func (p *Proxy) SetEndpointUp(domain, server string, up bool) {
+// SetEndpointUp sets pisa_proxy_backend_endpoint_up for node (at address
+// server) in domain. Nodes may share an address (shards in schemas of one
+// server), so the node names the series.
+func (p *Proxy) SetEndpointUp(domain, node, server string, up bool) {
 	v := 0.0
 	if up {
 		v = 1
 	}
-	p.backendEndpointUp.WithLabelValues(domain, server).Set(v)
+	p.backendEndpointUp.WithLabelValues(domain, node, server).Set(v)
 }
 
 // ForgetEndpoint deletes the series of server in domain (command metrics

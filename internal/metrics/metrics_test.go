@@ -26,7 +26,7 @@ func TestNewProxyRegistersEveryMetric(t *testing.T) {
 	p.BackendPinned("d", PinTransaction)
 	p.Error("d", 1045)
 	p.BackendConnectError("s:3306")
-	p.SetEndpointUp("d", "s:3306", true)
+	p.SetEndpointUp("d", "ds1", "s:3306", true)
 	p.XATransaction("d", "started")
 	p.XARecovered("commit")
 
@@ -393,16 +393,18 @@ pisa_proxy_backend_connect_errors_total{server="10.0.0.2:3306"} 1
 		{
 			name: "endpoint up",
 			do: func(p *Proxy) {
-				p.SetEndpointUp("shop", "10.0.0.1:3306", true)
-				p.SetEndpointUp("shop", "10.0.0.2:3306", true)
-				p.SetEndpointUp("shop", "10.0.0.2:3306", false)
+				p.SetEndpointUp("shop", "ds001", "10.0.0.1:3306", true)
+				p.SetEndpointUp("shop", "ds002", "10.0.0.2:3306", true)
+				p.SetEndpointUp("shop", "ds002", "10.0.0.2:3306", false)
+				p.SetEndpointUp("shop", "ds003", "10.0.0.2:3306", true) // another schema of that server
 			},
 			c: func(p *Proxy) prometheus.Collector { return p.backendEndpointUp },
 			want: `
 # HELP pisa_proxy_backend_endpoint_up 1 if the backend endpoint is healthy and used for routing, 0 if it is ejected.
 # TYPE pisa_proxy_backend_endpoint_up gauge
-pisa_proxy_backend_endpoint_up{domain="shop",server="10.0.0.1:3306"} 1
-pisa_proxy_backend_endpoint_up{domain="shop",server="10.0.0.2:3306"} 0
+pisa_proxy_backend_endpoint_up{domain="shop",node="ds001",server="10.0.0.1:3306"} 1
+pisa_proxy_backend_endpoint_up{domain="shop",node="ds002",server="10.0.0.2:3306"} 0
+pisa_proxy_backend_endpoint_up{domain="shop",node="ds003",server="10.0.0.2:3306"} 1
 `,
 		},
 	}
@@ -436,7 +438,7 @@ func TestForget(t *testing.T) {
 			for _, s := range []string{"a:3306", "b:3306"} {
 				p.Command(d, TypeQuery, s).Processed.Inc()
 				p.Command(d, TypeStmtExecute, s).Duration.Observe(0.001)
-				p.SetEndpointUp(d, s, true)
+				p.SetEndpointUp(d, "n-"+s, s, true)
 			}
 			p.ClientConnected(d)
 			p.ClientAuthFailed(d)

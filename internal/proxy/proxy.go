@@ -103,7 +103,7 @@ func (p *Proxy) watchHealth() {
 	for {
 		p.mu.Lock()
 		for key, pl := range p.pools {
-			p.metrics.SetEndpointUp(key[:strings.IndexByte(key, '|')], pl.Endpoint().Addr, pl.Healthy())
+			p.metrics.SetEndpointUp(key[:strings.IndexByte(key, '|')], pl.Endpoint().Name, pl.Endpoint().Addr, pl.Healthy())
 		}
 		p.mu.Unlock()
 		select {
