@@ -442,6 +442,28 @@ func (s *session) readFailed(err error, timeout time.Duration, kind string) {
 
 // dispatch handles one command; an error ends the session.
 func (s *session) dispatch(p []byte) error {
+	err := s.dispatchCommand(p)
+	if tx := s.stx; tx != nil && !s.cmd.pureRead && !changesNoData(p[0]) {
+		// A command of the transaction (or the one that began it) that
+		// may have written: COMMIT needs two phases when it reached
+		// several nodes.
+		tx.wrote = true
+	}
+	return err
+}
+
+// changesNoData reports commands that never change data (pureRead is for
+// the statements of COM_QUERY and COM_STMT_EXECUTE).
+func changesNoData(cmd byte) bool {
+	switch cmd {
+	case mysql.ComPing, mysql.ComInitDB, mysql.ComFieldList, mysql.ComStatistics, mysql.ComStmtPrepare,
+		mysql.ComStmtClose, mysql.ComStmtReset, mysql.ComStmtFetch:
+		return true
+	}
+	return false
+}
+
+func (s *session) dispatchCommand(p []byte) error {
 	cmd := p[0]
 	if s.lost != 0 {
 		return s.endLostSession(nil)

@@ -54,6 +54,9 @@ type command struct {
 	// write: the statement may write; its OKs count as writes for
 	// read-your-writes.
 	write bool
+	// pureRead: the command only reads (pureSelect): an XA transaction all
+	// of whose commands were such commits in one phase (sharded_tx.go).
+	pureRead bool
 
 	// Governance: checked says Check let the statement through and Finish
 	// is due; backend and route say where it ran (the audit record).

@@ -11,6 +11,7 @@ import (
 	"github.com/database-mesh/pisanix-go/internal/proxy/backend"
 	"github.com/database-mesh/pisanix-go/internal/proxy/crypt"
 	"github.com/database-mesh/pisanix-go/internal/proxy/shard"
+	"github.com/database-mesh/pisanix-go/internal/sqlparse"
 )
 
 // Prepared statements on sharded tables belong to the proxy: the client's
@@ -34,6 +35,8 @@ type shardStmt struct {
 	// the proxy generates (withKeys), reused.
 	keyParams []execParam
 	keyBuf    []byte
+	// pureRead: the statement only reads (pureSelect, command.pureRead).
+	pureRead bool
 }
 
 // execParam is one decoded COM_STMT_EXECUTE parameter.
@@ -301,8 +304,16 @@ func (s *session) prepareSharded(rt *runtime, id uint32, sqlText string, prep *s
 	}
 	// params is the backend's count (an execute is decoded after the
 	// security claim rebuilt it), less the keys the proxy generates.
-	s.stmts[id] = stmt{sql: sqlText, params: uint16(prep.ClientParams()), readOnly: readOnly, sh: &shardStmt{prep: prep}, sec: sec}
+	s.stmts[id] = stmt{sql: sqlText, params: uint16(prep.ClientParams()), readOnly: readOnly,
+		sh: &shardStmt{prep: prep, pureRead: onlyReads([]byte(sqlText))}, sec: sec}
 	return r, nil
+}
+
+// onlyReads reports a statement text that certainly only reads: read-only
+// by the text scan (no locking read, INTO or variable assignment) and a
+// pureSelect.
+func onlyReads(q []byte) bool {
+	return pureSelect(q) && sqlparse.ScanText(q).ReadOnly(q)
 }
 
 // withoutSlots returns defs without the entries at slots (ascending); a
@@ -369,6 +380,7 @@ func (s *session) executeSharded(c *command, p []byte, st *stmt) (result, error)
 	rt := c.rt
 	var r result
 	sh := st.sh
+	c.pureRead = sh.pureRead
 	if sh.longData {
 		sh.longData = false
 		return r, s.refuseShard(mysql.NewError(shard.ErrCodeNotSupported, "42000",

@@ -47,7 +47,10 @@ type shardTx struct {
 	// readOnly: START TRANSACTION READ ONLY in xa mode: each branch is a
 	// read-only XA branch, and COMMIT needs no two-phase commit.
 	readOnly bool
-	cur      *txBranch // the branch whose connection is s.be
+	// wrote: a command of the transaction may have written (anything but
+	// a pureSelect). Without it COMMIT needs no two-phase commit either.
+	wrote bool
+	cur   *txBranch // the branch whose connection is s.be
 	// failed is set when a branch's connection broke or a statement on
 	// several branches failed half-way: the transaction can only roll back.
 	failed error
@@ -424,7 +427,7 @@ func (s *session) txFinish(rt *runtime, commit, reply bool) error {
 		err = s.txCommitEach(tx, conns)
 	case len(conns) == 1:
 		err = s.txCommitOnePhase(rt, tx, conns[0])
-	case tx.readOnly:
+	case tx.readOnly || !tx.wrote:
 		err = s.txCommitReadOnly(rt, tx, conns)
 	default:
 		err = s.txCommitTwoPhase(rt, tx, conns)
@@ -496,9 +499,10 @@ func (s *session) txCommitOnePhase(rt *runtime, tx *shardTx, c *backend.Conn) er
 	return nil
 }
 
-// txCommitReadOnly ends a read-only transaction with several XA branches:
-// nothing to make atomic (no branch could write), so each commits in one
-// phase, at once, without the decision log.
+// txCommitReadOnly ends a read-only transaction with several XA branches
+// (START TRANSACTION READ ONLY, or every command a pureSelect): nothing to
+// make atomic (no branch wrote), so each commits in one phase, at once,
+// without the decision log.
 func (s *session) txCommitReadOnly(rt *runtime, tx *shardTx, conns []*backend.Conn) error {
 	errs := execBranches(conns, func(i int) []string {
 		xid := xalog.XID(tx.gtrid, tx.branches[i].bqual)

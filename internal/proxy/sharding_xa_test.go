@@ -493,3 +493,77 @@ func TestShardingXAReadOnlyTransaction(t *testing.T) {
 		t.Fatalf("WITH CONSISTENT SNAPSHOT: want 1235 with the reason, got %v", err)
 	}
 }
+
+// An XA transaction whose statements all only read (pure SELECTs, text and prepared) commits
+// every branch in one phase, without the decision log; one with a function call in a SELECT (a
+// stored function could write) or a write takes the two-phase commit.
+func TestShardingXAReadsCommitInOnePhase(t *testing.T) {
+	var xaLog string
+	sc := startShardedWith(t, func(cfg *proxyconfig.Config) { xaLog = cfg.Proxy.XA.LogFile })
+	sc.exec(t, "CREATE TABLE t_order (id BIGINT PRIMARY KEY, note VARCHAR(20))")
+	sc.exec(t, "INSERT INTO t_order (id, note) VALUES (1, 'a'), (2, 'b'), (3, 'c')")
+	logSize := func() int64 {
+		fi, err := os.Stat(xaLog)
+		if err != nil {
+			return 0
+		}
+		return fi.Size()
+	}
+	ctx := context.Background()
+	tx, err := sc.db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := rowsOf(t, tx, "SELECT COUNT(*) FROM t_order"); got[0] != "3" { // both datanodes
+		t.Fatalf("count: %v", got)
+	}
+	var note string
+	if err := tx.QueryRow("SELECT note FROM t_order WHERE id = ?", 2).Scan(&note); err != nil || note != "b" {
+		t.Fatalf("prepared point select: %q %v", note, err)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if n := logSize(); n != 0 {
+		t.Fatalf("a transaction of reads wrote %d bytes of decision log", n)
+	}
+
+	// A function call: two phases (the decision is logged).
+	tx, err = sc.db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := rowsOf(t, tx, "SELECT UPPER(note) FROM t_order ORDER BY id"); strings.Join(got, ",") != "A,B,C" {
+		t.Fatalf("rows: %v", got)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	after := logSize()
+	if after == 0 {
+		t.Fatal("a transaction calling a function on two datanodes committed without the decision log")
+	}
+	// Reads then writes on both datanodes: two phases.
+	tx, err = sc.db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = rowsOf(t, tx, "SELECT COUNT(*) FROM t_order")
+	if _, err := tx.Exec("UPDATE t_order SET note = 'w' WHERE id IN (1, 2)"); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if logSize() <= after {
+		t.Fatal("a transaction writing on two datanodes committed without the decision log")
+	}
+	for _, m := range []*testutil.MariaDB{sc.m1, sc.m2} {
+		if got := xaRecover(t, m); len(got) != 0 {
+			t.Fatalf("prepared branches on %s: %v", m.Addr, got)
+		}
+	}
+	if got := countWhere(t, sc.db, "SELECT COUNT(*) FROM t_order WHERE note = 'w'"); got != "2" {
+		t.Fatalf("written rows: %s", got)
+	}
+}

@@ -124,3 +124,55 @@ func setNamesCollation(q []byte) string {
 	name := strings.Trim(string(rest[j:k]), "'\"`")
 	return strings.ToLower(name)
 }
+
+// pureSelect reports a text that certainly only reads, for an XA
+// transaction's commit (a transaction of such statements needs no two-phase
+// commit): one SELECT (nothing after a semicolon) in which every "(" follows
+// nothing, punctuation or a word of pureWords: no function call, which could
+// be a stored function that writes. The caller checks that it is read-only
+// (no INTO, locking read or user-variable assignment). A false answer only
+// costs a two-phase commit.
+func pureSelect(q []byte) bool {
+	i := skipSpaceAndComments(q)
+	if !hasKeyword(q[i:], "SELECT") {
+		return false
+	}
+	for j := i; j < len(q); j++ {
+		switch q[j] {
+		case ';':
+			for _, c := range q[j+1:] {
+				if !isSpace(c) && c != ';' {
+					return false
+				}
+			}
+			return true
+		case '`', '"', '@':
+			return false // a quoted name (a function?), or a variable
+		case '(':
+			k := j
+			for k > i && isSpace(q[k-1]) {
+				k--
+			}
+			w := k
+			for w > i && isWordChar(q[w-1]) {
+				w--
+			}
+			if w < k && !pureWords[strings.ToUpper(string(q[w:k]))] {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// pureWords may precede "(" in a pureSelect: keywords, and the aggregates
+// that only read.
+var pureWords = map[string]bool{
+	"SELECT": true, "FROM": true, "WHERE": true, "AND": true, "OR": true, "NOT": true, "IN": true,
+	"ON": true, "HAVING": true, "BY": true, "AS": true, "JOIN": true, "DISTINCT": true,
+	"COUNT": true, "SUM": true, "MIN": true, "MAX": true, "AVG": true,
+}
+
+func isWordChar(c byte) bool {
+	return c == '_' || c == '$' || '0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || c >= 0x80
+}

@@ -145,3 +145,31 @@ func TestScanText(t *testing.T) {
 		checkScanText(t, []byte(q))
 	}
 }
+
+// pureSelect: true only for one SELECT whose parentheses follow keywords or read-only
+// aggregates; anything that could call a function (a stored one may write) is false.
+func TestPureSelect(t *testing.T) {
+	for q, want := range map[string]bool{
+		"SELECT c FROM sbtest1 WHERE id=5":                                true,
+		"  /* c */ select SUM(k) from sbtest1 where id between 1 and 100": true,
+		"SELECT DISTINCT c FROM t WHERE id IN (1, 2) ORDER BY c;":         true,
+		"SELECT COUNT(*) FROM t WHERE (a = 1 OR b = 2) AND NOT (c = 3)":   true,
+		"SELECT a FROM (SELECT a FROM t) AS x":                            true,
+		"SELECT my_func(a) FROM t":                                        false,
+		"SELECT my_func (a) FROM t":                                       false,
+		"SELECT UPPER(c) FROM t":                                          false,
+		"SELECT `f`(a) FROM t":                                            false,
+		"SELECT db.f(a) FROM t":                                           false,
+		"SELECT a FROM t; DELETE FROM t":                                  false,
+		"SELECT @x := a FROM t":                                           false,
+		"SELECT a FROM t WHERE b IN (SELECT g(b) FROM u)":                 false,
+		"UPDATE t SET a = 1":                                              false,
+		"WITH x AS (SELECT 1) SELECT * FROM x":                            false,
+		"SELECT /*! f(1) */ a FROM t":                                     false,
+		"":                                                                false,
+	} {
+		if got := pureSelect([]byte(q)); got != want {
+			t.Errorf("pureSelect(%q) = %v, want %v", q, got, want)
+		}
+	}
+}
