@@ -655,6 +655,12 @@ func (e *env) upgrade(ctx context.Context, t *testing.T, a *app) {
 	for _, l := range errorsIn(oldAfter) {
 		t.Errorf("old pod %s, during the upgrade or the drain: %s", oldPod, l.text)
 	}
+	for _, l := range strings.Split(oldLog, "\n") {
+		if strings.HasPrefix(l, "slow ") {
+			// Not an error (the app waited), but worth a look: a stall during the upgrade.
+			t.Logf("old pod %s: %s", oldPod, l)
+		}
+	}
 	if ok, _ := count(drained); ok == 0 {
 		t.Errorf("the old pod's app had no statement answered while it drained")
 	}

@@ -16,6 +16,9 @@
 //	                    else the rows it affected.
 //	SQLCLIENT_INTERVAL  between rounds, default 500ms
 //	SQLCLIENT_DRAIN     after SIGTERM keep going this long (default 0): a pod that drains
+//	SQLCLIENT_TIMEOUT   how long one statement may take before it counts as an error
+//	                    (default 20s, as an application's would); a statement slower than 1 s
+//	                    also prints "slow seq=… q=… took=…"
 //
 // Other modes, for the bandwidth checks (run with kubectl exec, or on the host):
 //
@@ -116,6 +119,10 @@ func loop() {
 	if err != nil {
 		fail("SQLCLIENT_DRAIN: %v", err)
 	}
+	timeout, err := time.ParseDuration(env("SQLCLIENT_TIMEOUT", "20s"))
+	if err != nil || timeout <= 0 {
+		fail("SQLCLIENT_TIMEOUT: %q is not a positive duration", env("SQLCLIENT_TIMEOUT", "20s"))
+	}
 	host, _ := os.Hostname()
 	db, err := sql.Open("mysql", dsn)
 	if err != nil {
@@ -131,7 +138,11 @@ func loop() {
 	for seq := 1; ; seq++ {
 		for i, q := range queries {
 			q = strings.NewReplacer("{pod}", host, "{seq}", strconv.Itoa(seq)).Replace(q)
-			v, err := run(db, q)
+			start := time.Now()
+			v, err := run(db, q, timeout)
+			if took := time.Since(start); took > time.Second {
+				fmt.Printf("slow seq=%d q=%d took=%s\n", seq, i, took.Round(time.Millisecond))
+			}
 			if err != nil {
 				fmt.Printf("error seq=%d q=%d err=%v\n", seq, i, err)
 			} else {
@@ -154,8 +165,8 @@ func loop() {
 	}
 }
 
-func run(db *sql.DB, q string) (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+func run(db *sql.DB, q string, timeout time.Duration) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	verb := strings.ToUpper(strings.SplitN(q, " ", 2)[0])
 	if verb == "SELECT" || verb == "SHOW" {
