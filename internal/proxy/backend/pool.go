@@ -550,7 +550,7 @@ func (p *Pool) markUnhealthy(err error) {
 	}
 	p.mu.Unlock()
 	if was {
-		p.log.Info("backend endpoint unhealthy", "err", err)
+		p.log.Warn("backend endpoint unhealthy: statements get ERR 2002 until a probe connects", "endpoint", p.ep.Name, "addr", p.ep.Addr, "err", err)
 	}
 }
 
