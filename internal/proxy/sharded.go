@@ -118,7 +118,11 @@ var errShardTx = mysql.NewError(shard.ErrCodeNotSupported, "42000",
 // when the text names no sharded table: the caller routes it as usual.
 func (s *session) shardQuery(c *command, q []byte, readOnly bool) (handled bool, r result, err error) {
 	rt, facts, maxRows := c.rt, c.facts, c.maxRows
-	c.pureRead = readOnly && pureSelect(q)
+	if readOnly && rt.txMode == txXA && s.txActive(rt) {
+		// Only an XA transaction's commit asks (dispatch): the scan stays
+		// off the path of statements outside one.
+		c.pureRead = pureSelect(q)
+	}
 	if rt.txMode != txSingle {
 		// Transactions with branches on several nodes (sharded_tx.go).
 		if handled, err := s.txControl(c, q); handled {

@@ -45,7 +45,8 @@ type shardTx struct {
 	begin    string   // the client's BEGIN (best_effort)
 	branches []*txBranch
 	// readOnly: START TRANSACTION READ ONLY in xa mode: each branch is a
-	// read-only XA branch, and COMMIT needs no two-phase commit.
+	// read-only XA branch, and COMMIT needs no two-phase commit
+	// (txCommitOnePhase).
 	readOnly bool
 	// wrote: a command of the transaction may have written (anything but
 	// a pureSelect). Without it COMMIT needs no two-phase commit either.
@@ -425,10 +426,8 @@ func (s *session) txFinish(rt *runtime, commit, reply bool) error {
 	switch {
 	case tx.mode == txBestEffort:
 		err = s.txCommitEach(tx, conns)
-	case len(conns) == 1:
-		err = s.txCommitOnePhase(rt, tx, conns[0])
-	case tx.readOnly || !tx.wrote:
-		err = s.txCommitReadOnly(rt, tx, conns)
+	case len(conns) == 1 || tx.readOnly || !tx.wrote:
+		err = s.txCommitOnePhase(rt, tx, conns)
 	default:
 		err = s.txCommitTwoPhase(rt, tx, conns)
 	}
@@ -477,56 +476,37 @@ func markIfBroken(c *backend.Conn, err error) {
 	}
 }
 
-// txCommitOnePhase commits a transaction that has one XA branch.
-func (s *session) txCommitOnePhase(rt *runtime, tx *shardTx, c *backend.Conn) error {
-	xid := xalog.XID(tx.gtrid, tx.branches[0].bqual)
-	// One round trip: XA COMMIT … ONE PHASE after a failed XA END fails
-	// too (XAER_RMFAIL), and the first error is the one reported.
-	if err := c.ExecPipelined("XA END "+xid, "XA COMMIT "+xid+" ONE PHASE"); err != nil {
-		markIfBroken(c, err)
-		if !c.Broken() {
-			_, _ = c.Exec("XA ROLLBACK " + xid)
-		}
-		s.l.metrics.XATransaction(rt.name, "failed")
-		var me *mysql.Error
-		if errors.As(err, &me) {
-			return me
-		}
-		c.MarkBroken()
-		return errXARollback("the connection to datanode %s failed during COMMIT: %v", tx.branches[0].node(), err)
-	}
-	s.l.metrics.XATransaction(rt.name, "committed_one_phase")
-	return nil
-}
-
-// txCommitReadOnly ends a read-only transaction with several XA branches
-// (START TRANSACTION READ ONLY, or every command a pureSelect): nothing to
-// make atomic (no branch wrote), so each commits in one phase, at once,
-// without the decision log.
-func (s *session) txCommitReadOnly(rt *runtime, tx *shardTx, conns []*backend.Conn) error {
+// txCommitOnePhase commits, without prepare or decision log, an XA
+// transaction that has one branch, or several none of which wrote (START
+// TRANSACTION READ ONLY, or every command a pureSelect: nothing to make
+// atomic): XA END + XA COMMIT … ONE PHASE on every branch, at once. A
+// COMMIT after a failed XA END fails too (XAER_RMFAIL); the first error
+// is the one reported.
+func (s *session) txCommitOnePhase(rt *runtime, tx *shardTx, conns []*backend.Conn) error {
 	errs := execBranches(conns, func(i int) []string {
 		xid := xalog.XID(tx.gtrid, tx.branches[i].bqual)
 		return []string{"XA END " + xid, "XA COMMIT " + xid + " ONE PHASE"}
 	}, nil)
-	var first error
+	failed := -1
 	for i, err := range errs {
-		if err != nil {
-			markIfBroken(conns[i], err)
-			if !conns[i].Broken() {
-				_, _ = conns[i].Exec("XA ROLLBACK " + xalog.XID(tx.gtrid, tx.branches[i].bqual))
-			}
-			if first == nil {
-				first = err
-			}
+		if err == nil {
+			continue
+		}
+		markIfBroken(conns[i], err)
+		if !conns[i].Broken() {
+			_, _ = conns[i].Exec("XA ROLLBACK " + xalog.XID(tx.gtrid, tx.branches[i].bqual))
+		}
+		if failed < 0 {
+			failed = i
 		}
 	}
-	if first != nil {
+	if failed >= 0 {
 		s.l.metrics.XATransaction(rt.name, "failed")
 		var me *mysql.Error
-		if errors.As(first, &me) {
+		if errors.As(errs[failed], &me) {
 			return me
 		}
-		return errXARollback("a read-only transaction's branch failed during COMMIT: %v", first)
+		return errXARollback("the connection to datanode %s failed during COMMIT: %v", tx.branches[failed].node(), errs[failed])
 	}
 	s.l.metrics.XATransaction(rt.name, "committed_one_phase")
 	return nil
