@@ -170,7 +170,7 @@ func newApp(adminAddr string, g *globalFlags, level string) (*app, error) {
 	a.p = proxy.New(a.logger, m)
 	a.p.EnableGovernanceMetrics(reg)
 	a.p.EnableSecurityMetrics(reg)
-	reg.MustRegister(metrics.NewPoolCollector(a.p.PoolStats), a.p.ParserCollector())
+	reg.MustRegister(metrics.NewPoolCollector(a.p.PoolStats), a.p.ParserCollector(), a.p.StmtMetaCollector())
 	reg.MustRegister(metrics.NewPacketMemoryCollector(
 		func() int64 { u, _ := a.p.PacketMemory(); return u },
 		func() int64 { _, l := a.p.PacketMemory(); return l })...)

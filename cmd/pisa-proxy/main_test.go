@@ -328,6 +328,8 @@ func TestDaemonServes(t *testing.T) {
 		`pisa_proxy_sql_processed_total{`,
 		`pisa_proxy_backend_pool_open_connections{`,
 		`domain="main"`,
+		`pisa_proxy_sqlparse_cache_entries `,
+		`pisa_proxy_stmt_metadata_cache_entries{domain="main"}`,
 	} {
 		if !strings.Contains(metrics, want) {
 			t.Fatalf("/metrics lacks %s", want)

@@ -14,34 +14,18 @@ type parserCollector struct {
 	entries, bytes                      *prometheus.Desc
 }
 
-// ParserCollector returns a collector for the proxy's caches keyed by SQL
-// text: the SQL parser cache,
+// ParserCollector returns a collector for the SQL parser cache:
 // pisa_proxy_sqlparse_cache_{hits,misses,evictions}_total,
 // pisa_proxy_sqlparse_errors_total (statements the parser rejected; they are
 // still forwarded, routed as writes), pisa_proxy_sqlparse_rewrites_total,
-// pisa_proxy_sqlparse_cache_entries and _bytes; and the listeners' prepare
-// metadata caches, pisa_proxy_stmt_metadata_cache_* (stmtmeta.go), which
-// come with it so that every program registering it exports them.
-func (p *Proxy) ParserCollector() prometheus.Collector {
-	return textCaches{p.parserOnlyCollector(), newStmtMetaCollector(p)}
-}
+// pisa_proxy_sqlparse_cache_entries and _bytes.
+func (p *Proxy) ParserCollector() prometheus.Collector { return p.parserCollector() }
 
-// textCaches is several collectors registered as one.
-type textCaches []prometheus.Collector
+// StmtMetaCollector returns a collector for the listeners' prepare metadata
+// caches, pisa_proxy_stmt_metadata_cache_* (stmtmeta.go).
+func (p *Proxy) StmtMetaCollector() prometheus.Collector { return newStmtMetaCollector(p) }
 
-func (cs textCaches) Describe(ch chan<- *prometheus.Desc) {
-	for _, c := range cs {
-		c.Describe(ch)
-	}
-}
-
-func (cs textCaches) Collect(ch chan<- prometheus.Metric) {
-	for _, c := range cs {
-		c.Collect(ch)
-	}
-}
-
-func (p *Proxy) parserOnlyCollector() *parserCollector {
+func (p *Proxy) parserCollector() *parserCollector {
 	d := func(name, help string) *prometheus.Desc {
 		return prometheus.NewDesc(metrics.Namespace+"_sqlparse_"+name, help, nil, nil)
 	}

@@ -140,7 +140,7 @@ func metaProxy(t *testing.T, maxOpen int, edit func(*proxyconfig.Listener)) (*te
 		edit(&cfg.Proxy.Config[0])
 	}
 	tp, reg, _ := startProxyMetrics(t, cfg)
-	reg.MustRegister(tp.p.ParserCollector())
+	reg.MustRegister(tp.p.StmtMetaCollector())
 	direct := srv.Open(t, "test")
 	direct.SetMaxOpenConns(1)
 	return tp, reg, srv, direct
