@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"container/list"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -38,7 +39,7 @@ import (
 
 // stmtMeta is one cached prepare response. Its response fields are never
 // changed once it is in the cache, so sessions write it out without holding
-// the lock (prev and next are the cache's list, changed under its lock).
+// the lock (elem is the cache's, changed under its lock).
 type stmtMeta struct {
 	key string
 	// ok is the backend's prepare OK packet (the statement id in it is
@@ -53,7 +54,7 @@ type stmtMeta struct {
 	ext          bool
 	born         time.Time
 	size         int
-	prev, next   *stmtMeta
+	elem         *list.Element // in the cache's LRU list
 }
 
 // stmtMetaOverhead approximates the memory of an entry besides its bytes
@@ -69,10 +70,10 @@ type stmtMetaCache struct {
 	maxAge     time.Duration
 	now        func() time.Time // time.Now; tests move it
 
-	mu         sync.Mutex
-	m          map[string]*stmtMeta
-	head, tail *stmtMeta // most recently used first
-	bytes      int
+	mu    sync.Mutex
+	m     map[string]*stmtMeta
+	lru   list.List // of *stmtMeta, most recently used first
+	bytes int
 	// gen changes with each invalidation: a prepare whose backend answer
 	// was read while a DDL ran (started before its end) is not cached.
 	gen uint64
@@ -94,33 +95,8 @@ type stmtMetaStats struct {
 	hits, misses, evictions, invalidations atomic.Uint64
 }
 
-func (mc *stmtMetaCache) unlink(e *stmtMeta) {
-	if e.prev != nil {
-		e.prev.next = e.next
-	} else {
-		mc.head = e.next
-	}
-	if e.next != nil {
-		e.next.prev = e.prev
-	} else {
-		mc.tail = e.prev
-	}
-	e.prev, e.next = nil, nil
-}
-
-func (mc *stmtMetaCache) pushFront(e *stmtMeta) {
-	e.next = mc.head
-	if mc.head != nil {
-		mc.head.prev = e
-	}
-	mc.head = e
-	if mc.tail == nil {
-		mc.tail = e
-	}
-}
-
 func (mc *stmtMetaCache) removeLocked(e *stmtMeta) {
-	mc.unlink(e)
+	mc.lru.Remove(e.elem)
 	delete(mc.m, e.key)
 	mc.bytes -= e.size
 }
@@ -138,10 +114,7 @@ func (mc *stmtMetaCache) get(key []byte) (e *stmtMeta, expired bool) {
 		mc.removeLocked(e)
 		return nil, true
 	}
-	if mc.head != e {
-		mc.unlink(e)
-		mc.pushFront(e)
-	}
+	mc.lru.MoveToFront(e.elem)
 	return e, false
 }
 
@@ -174,10 +147,10 @@ func (mc *stmtMetaCache) put(e *stmtMeta, gen uint64) (evicted int) {
 		mc.removeLocked(old) // another session's answer of the same key, just read
 	}
 	mc.m[e.key] = e
-	mc.pushFront(e)
+	e.elem = mc.lru.PushFront(e)
 	mc.bytes += e.size
 	for len(mc.m) > mc.maxEntries || mc.bytes > mc.maxBytes {
-		mc.removeLocked(mc.tail)
+		mc.removeLocked(mc.lru.Back().Value.(*stmtMeta))
 		evicted++
 	}
 	return evicted
@@ -200,7 +173,8 @@ func (mc *stmtMetaCache) invalidate() int {
 	mc.gen++
 	n := len(mc.m)
 	clear(mc.m)
-	mc.head, mc.tail, mc.bytes = nil, nil, 0
+	mc.lru.Init()
+	mc.bytes = 0
 	return n
 }
 
