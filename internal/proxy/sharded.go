@@ -67,51 +67,21 @@ func (s *session) beginOn(c *backend.Conn) error {
 }
 
 // refuseShard answers a statement the sharding layer cannot run exactly.
+// A 1235 counts as a refusal for the reason it carries (shard.Refusal;
+// "other" without one).
 func (s *session) refuseShard(err error) error {
 	var me *mysql.Error
 	if errors.As(err, &me) && me.Code == shard.ErrCodeNotSupported {
-		s.l.metrics.ShardRefused(s.rt.name, refusalReason(me.Message))
+		s.l.metrics.ShardRefused(s.rt.name, shard.ReasonOf(err).String())
 	}
 	return s.sendError(err)
-}
-
-// refusalReasons classify ERR 1235 messages into a small label set.
-var refusalReasons = []struct{ word, reason string }{
-	{"transaction", "transaction"},
-	{"join", "join"},
-	{"sharded tables", "join"},
-	{"subquer", "subquery"},
-	{"union", "union"},
-	{"sharding key", "sharding_key"},
-	{"sharding column", "sharding_key"},
-	{"having", "having"},
-	{"group by", "group_by"},
-	{"distinct", "distinct"},
-	{"order by", "order_by"},
-	{"limit", "limit"},
-	{"count(", "aggregate"},
-	{"sum(", "aggregate"},
-	{"aggregate", "aggregate"},
-	{"collation", "collation"},
-	{"insert", "insert"},
-	{"prepared", "prepared_statement"},
-}
-
-func refusalReason(msg string) string {
-	m := strings.ToLower(msg)
-	for _, r := range refusalReasons {
-		if strings.Contains(m, r.word) {
-			return r.reason
-		}
-	}
-	return "other"
 }
 
 // shardsServer is the "server" label of statements that ran on several
 // shards (pisa_proxy_sql_processed_total and its histogram).
 const shardsServer = "shards"
 
-var errShardTx = mysql.NewError(shard.ErrCodeNotSupported, "42000",
+var errShardTx = shard.Refuse(shard.ReasonTransaction,
 	"a statement on several shards inside a transaction is not supported (distributed transactions are not); run it outside the transaction")
 
 // shardQuery runs a COM_QUERY text on a sharding listener. handled is false
@@ -158,7 +128,7 @@ func (s *session) shardQuery(c *command, q []byte, readOnly bool) (handled bool,
 		// The key the last INSERT generated (keygen.go), not the backend
 		// connection's.
 		if !lastInsertIDQuery.Match(q) {
-			return true, r, s.refuseShard(mysql.NewError(shard.ErrCodeNotSupported, "42000",
+			return true, r, s.refuseShard(shard.Refuse(shard.ReasonStatement,
 				"after an INSERT with a generated key, LAST_INSERT_ID() is supported only as SELECT LAST_INSERT_ID()"))
 		}
 		if err := s.txUnsharded(c, q); err != nil {
@@ -276,7 +246,7 @@ func (s *session) shardSingle(c *command, t shard.Target, prefix string, readOnl
 			return result{}, s.refuseShard(err)
 		}
 	} else if s.be != nil && s.be.Pool != pl {
-		return result{}, s.refuseShard(mysql.NewError(shard.ErrCodeNotSupported, "42000",
+		return result{}, s.refuseShard(shard.Refuse(shard.ReasonTransaction,
 			"this statement goes to datanode %s but the session's transaction (or pinned session) is on %s: cross-shard transactions are not supported",
 			t.Node, s.be.Pool.Endpoint().Name))
 	}

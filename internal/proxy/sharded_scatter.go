@@ -105,7 +105,7 @@ func (s *session) scatter(rt *runtime, plan *shard.Plan, binary, read bool, maxR
 	spec := plan.Merge.Resolve(ncols)
 	if spec == nil {
 		finish()
-		return r, s.refuseShard(mysql.NewError(shard.ErrCodeNotSupported, "42000", "the shards returned %d columns, fewer than the merge needs", ncols))
+		return r, s.refuseShard(shard.Refuse(shard.ReasonInternal, "the shards returned %d columns, fewer than the merge needs", ncols))
 	}
 	msrcs := make([]merge.Source, len(srcs))
 	for i, src := range srcs {
@@ -114,7 +114,7 @@ func (s *session) scatter(rt *runtime, plan *shard.Plan, binary, read bool, maxR
 	for i, msg := range why {
 		if compared(spec, i) {
 			finish()
-			return r, s.refuseShard(mysql.NewError(shard.ErrCodeNotSupported, "42000", "%s", msg))
+			return r, s.refuseShard(shard.Refuse(shard.ReasonCollation, "%s", msg))
 		}
 	}
 	m, err := merge.New(spec, cols, binary, msrcs)
@@ -320,7 +320,7 @@ func (src *shardSource) readHead(keep bool, defs *[][]byte, cols *[]merge.Column
 		return 0, mysql.ParseErr(p)
 	case mysql.OKHeader:
 		src.done = true
-		return 0, mysql.NewError(shard.ErrCodeNotSupported, "42000", "a shard answered without a result set")
+		return 0, shard.Refuse(shard.ReasonInternal, "a shard answered without a result set")
 	}
 	n, _, _, err := mysql.ReadLenEncInt(p)
 	if err != nil {

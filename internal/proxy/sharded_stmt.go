@@ -383,11 +383,11 @@ func (s *session) executeSharded(c *command, p []byte, st *stmt) (result, error)
 	c.pureRead = sh.pureRead
 	if sh.longData {
 		sh.longData = false
-		return r, s.refuseShard(mysql.NewError(shard.ErrCodeNotSupported, "42000",
+		return r, s.refuseShard(shard.Refuse(shard.ReasonPreparedStatement,
 			"COM_STMT_SEND_LONG_DATA for a statement on a sharded table is not supported; bind the value"))
 	}
 	if p[0] != mysql.ComStmtExecute {
-		return r, s.refuseShard(mysql.NewError(shard.ErrCodeNotSupported, "42000",
+		return r, s.refuseShard(shard.Refuse(shard.ReasonPreparedStatement,
 			"%s of a statement on a sharded table is not supported", mysql.CommandName(p[0])))
 	}
 	if st.sec != nil {
@@ -404,7 +404,7 @@ func (s *session) executeSharded(c *command, p []byte, st *stmt) (result, error)
 	}
 	sh.types = types
 	if flags&0x0f != 0 {
-		return r, s.refuseShard(mysql.NewError(shard.ErrCodeNotSupported, "42000",
+		return r, s.refuseShard(shard.Refuse(shard.ReasonPreparedStatement,
 			"cursors on statements on sharded tables are not supported"))
 	}
 	sh.params = params
@@ -457,7 +457,7 @@ func (s *session) executeSharded(c *command, p []byte, st *stmt) (result, error)
 				return r, s.refuseShard(err)
 			}
 		} else if s.be != nil && s.be.Pool != pl {
-			return r, s.refuseShard(mysql.NewError(shard.ErrCodeNotSupported, "42000",
+			return r, s.refuseShard(shard.Refuse(shard.ReasonTransaction,
 				"this statement goes to datanode %s but the session's transaction (or pinned session) is on %s: cross-shard transactions are not supported",
 				t.Node, s.be.Pool.Endpoint().Name))
 		}

@@ -123,13 +123,13 @@ func (s *session) txBranchFor(rt *runtime, pl *backend.Pool) (*txBranch, error) 
 		// variables, temporary tables...): that connection is the first
 		// branch, and the transaction cannot reach another node.
 		if s.be.Pool != pl {
-			return nil, mysql.NewError(shard.ErrCodeNotSupported, "42000",
+			return nil, shard.Refuse(shard.ReasonTransaction,
 				"this transaction reaches datanode %s but the session is pinned to %s (user variables, temporary tables or locks): not supported",
 				pl.Endpoint().Name, s.be.Pool.Endpoint().Name)
 		}
 		c = s.be
 	case s.be != nil && tx.cur == nil:
-		return nil, mysql.NewError(shard.ErrCodeNotSupported, "42000",
+		return nil, shard.Refuse(shard.ReasonTransaction,
 			"the session is pinned to %s outside its transaction: a transaction on several nodes is not supported then", s.be.Pool.Endpoint().Name)
 	default:
 		conns, err := s.shardConnsOf(rt, []*backend.Pool{pl})
@@ -201,7 +201,7 @@ func (s *session) txUse(rt *runtime, pl *backend.Pool) error {
 		tx.cur = nil
 		s.be = nil
 	case s.be != nil:
-		return mysql.NewError(shard.ErrCodeNotSupported, "42000",
+		return shard.Refuse(shard.ReasonTransaction,
 			"the session is pinned to %s outside its transaction: a transaction on several nodes is not supported then", s.be.Pool.Endpoint().Name)
 	}
 	if err := b.conn.Sync(s.state); err != nil {
@@ -226,7 +226,7 @@ func (s *session) txConns(rt *runtime, pools []*backend.Pool) ([]*backend.Conn, 
 	for i, pl := range pools {
 		for j := 0; j < i; j++ {
 			if pools[j] == pl {
-				return nil, mysql.NewError(shard.ErrCodeNotSupported, "42000",
+				return nil, shard.Refuse(shard.ReasonTransaction,
 					"inside a transaction a SELECT that reads several physical tables on one datanode (%s) at once is not supported", pl.Endpoint().Name)
 			}
 		}
@@ -321,7 +321,7 @@ func (s *session) txControl(c *command, q []byte) (handled bool, err error) {
 			}
 		}
 		if rt.txMode == txXA && txControl(q) == sqlparse.KindBegin && !xaBegin.Match(q) {
-			return true, s.refuseShard(mysql.NewError(shard.ErrCodeNotSupported, "42000",
+			return true, s.refuseShard(shard.Refuse(shard.ReasonTransaction,
 				"%s is not supported with transaction_mode = \"xa\" (XA branches start with XA START when a statement first reaches their node, so no snapshot spans the nodes); use BEGIN, or START TRANSACTION READ ONLY",
 				strings.TrimSpace(string(q))))
 		}
@@ -731,7 +731,7 @@ func (s *session) onBranch() bool {
 func (s *session) broadcastWrite(rt *runtime, plan *shard.Plan, run func(*backend.Conn, shard.Target) (mysql.OK, error)) (result, error) {
 	var r result
 	if rt.txMode == txSingle {
-		return r, s.refuseShard(mysql.NewError(shard.ErrCodeNotSupported, "42000",
+		return r, s.refuseShard(shard.Refuse(shard.ReasonTransaction,
 			"a write to broadcast table %s needs its datanodes on several nodes", plan.Tables[0]))
 	}
 	implicit := !s.txActive(rt)

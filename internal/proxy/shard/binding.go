@@ -93,7 +93,7 @@ func (pc *prepCtx) bindJoin(st ast.StmtNode, sc *scan, matched []*ast.TableName,
 			}
 		}
 		if covered != r.fullRole() {
-			pc.bindErr = refuse("a JOIN of sharded tables %s and %s must equate their sharding columns (%s)", r.table, rules[i].table,
+			pc.bindErr = Refuse(ReasonJoin, "a JOIN of sharded tables %s and %s must equate their sharding columns (%s)", r.table, rules[i].table,
 				strings.Join(r.columns(), ", "))
 			return true
 		}

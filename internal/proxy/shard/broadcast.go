@@ -61,50 +61,50 @@ func (pc *prepCtx) matchBroadcast(tn *ast.TableName) *bcast {
 func (pc *prepCtx) prepareBroadcast(stmts []ast.StmtNode, sc *scan, refs []*ast.TableName, b *bcast) *Prepared {
 	switch {
 	case len(stmts) > 1:
-		return fail("several statements in one query with broadcast table %s are not supported", b.name)
+		return fail(ReasonMultiStatement, "several statements in one query with broadcast table %s are not supported", b.name)
 	case len(refs) < len(sc.tables):
 		for _, tn := range sc.tables {
 			if pc.matchBroadcast(tn) == nil {
-				return fail("a statement on broadcast table %s and table %s is not supported", b.name, tn.Name.O)
+				return fail(joinReason(stmts[0]), "a statement on broadcast table %s and table %s is not supported", b.name, tn.Name.O)
 			}
 		}
 	}
 	for _, tn := range refs {
 		if other := pc.matchBroadcast(tn); other != b && !sameNodes(other, b) {
-			return fail("a statement on broadcast tables %s and %s, which are on different datanodes, is not supported", b.name, other.name)
+			return fail(ReasonJoin, "a statement on broadcast tables %s and %s, which are on different datanodes, is not supported", b.name, other.name)
 		}
 	}
 	write, ddl := false, false
 	switch st := stmts[0].(type) {
 	case *ast.SelectStmt:
 		if st.SelectIntoOpt != nil {
-			return fail("SELECT … INTO on broadcast table %s is not supported", b.name)
+			return fail(ReasonStatement, "SELECT … INTO on broadcast table %s is not supported", b.name)
 		}
 	case *ast.SetOprStmt:
 	case *ast.InsertStmt, *ast.UpdateStmt, *ast.DeleteStmt:
 		write = true
 	case *ast.CreateTableStmt:
 		if st.Select != nil || st.ReferTable != nil {
-			return fail("CREATE TABLE … SELECT/LIKE on broadcast table %s is not supported", b.name)
+			return fail(ReasonStatement, "CREATE TABLE … SELECT/LIKE on broadcast table %s is not supported", b.name)
 		}
 		ddl = true
 	case *ast.AlterTableStmt:
 		for _, spec := range st.Specs {
 			if spec.Tp == ast.AlterTableRenameTable {
-				return fail("renaming broadcast table %s is not supported", b.name)
+				return fail(ReasonStatement, "renaming broadcast table %s is not supported", b.name)
 			}
 		}
 		ddl = true
 	case *ast.DropTableStmt:
 		if st.IsView {
-			return fail("DROP VIEW of broadcast table %s is not supported", b.name)
+			return fail(ReasonStatement, "DROP VIEW of broadcast table %s is not supported", b.name)
 		}
 		ddl = true
 	case *ast.TruncateTableStmt, *ast.CreateIndexStmt, *ast.DropIndexStmt:
 		ddl = true
 	case *ast.ShowStmt, *ast.ExplainStmt:
 	default:
-		return fail("%s on broadcast table %s is not supported", stmtName(stmts[0]), b.name)
+		return fail(ReasonStatement, "%s on broadcast table %s is not supported", stmtName(stmts[0]), b.name)
 	}
 	pc.res = newRestorer(pc.sql, pc.mode)
 	root := stmts[0]
@@ -116,7 +116,7 @@ func (pc *prepCtx) prepareBroadcast(stmts []ast.StmtNode, sc *scan, refs []*ast.
 	root.Accept(&bcastRenamer{r: pc.res, tables: tables, names: b})
 	t, err := pc.res.restore(root)
 	if err != nil {
-		return fail("statement on broadcast table %s cannot be rewritten: %v", b.name, err)
+		return fail(ReasonInternal, "statement on broadcast table %s cannot be rewritten: %v", b.name, err)
 	}
 	targets := make([]Target, len(b.nodes))
 	for i, n := range b.nodes {

@@ -31,11 +31,13 @@ type ExplainTarget struct {
 	Params []int  `json:"params,omitempty"`
 }
 
-// ExplainError is a MySQL error.
+// ExplainError is a MySQL error; Reason is a refusal's (the label of
+// pisa_proxy_sharding_refusals_total), empty for other errors.
 type ExplainError struct {
 	Code     uint16 `json:"code"`
 	SQLState string `json:"sqlstate"`
 	Message  string `json:"message"`
+	Reason   string `json:"reason,omitempty"`
 }
 
 // Explain plans sql in session database db and describes the result. A
@@ -51,6 +53,9 @@ func (rt *Router) Explain(sql, db string) *Explanation {
 			e.Error = &ExplainError{Code: me.Code, SQLState: me.SQLState, Message: me.Message}
 		} else {
 			e.Error = &ExplainError{Code: ErrCodeNotSupported, SQLState: "42000", Message: err.Error()}
+		}
+		if e.Error.Code == ErrCodeNotSupported {
+			e.Error.Reason = ReasonOf(err).String()
 		}
 		return e
 	}

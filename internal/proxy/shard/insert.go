@@ -29,14 +29,14 @@ import (
 func (pc *prepCtx) prepareInsert(st *ast.InsertStmt) *Prepared {
 	r := pc.rule
 	if st.Select != nil {
-		return fail("INSERT ... SELECT on sharded table %s is not supported", r.table)
+		return fail(ReasonStatement, "INSERT ... SELECT on sharded table %s is not supported", r.table)
 	}
 	if len(st.Columns) == 0 {
-		return fail("INSERT into sharded table %s must list its columns, including the sharding column", r.table)
+		return fail(ReasonInsert, "INSERT into sharded table %s must list its columns, including the sharding column", r.table)
 	}
 	for _, a := range st.OnDuplicate {
 		if a.Column != nil && r.role(a.Column.Name.O) != 0 {
-			return fail("changing the sharding key of %s is not supported", r.table)
+			return fail(ReasonShardingKey, "changing the sharding key of %s is not supported", r.table)
 		}
 	}
 	dbIdx, tblIdx := -1, -1
@@ -54,10 +54,10 @@ func (pc *prepCtx) prepareInsert(st *ast.InsertStmt) *Prepared {
 		if (role&roleDB != 0 && dbIdx < 0) || (role&roleTable != 0 && tblIdx < 0) {
 			if r.gen != nil && strings.EqualFold(col, r.genCol) {
 				// FillKeys adds generated keys to a text INSERT.
-				return fail("INSERT into sharded table %s without its key column %s: keys are generated only for INSERT … VALUES with a column list; give %s",
+				return fail(ReasonInsert, "INSERT into sharded table %s without its key column %s: keys are generated only for INSERT … VALUES with a column list; give %s",
 					r.table, col, col)
 			}
-			return fail("INSERT into sharded table %s must set its sharding column %s", r.table, col)
+			return fail(ReasonInsert, "INSERT into sharded table %s must set its sharding column %s", r.table, col)
 		}
 	}
 	rows := make([][2]operand, len(st.Lists))
@@ -73,7 +73,7 @@ func (pc *prepCtx) prepareInsert(st *ast.InsertStmt) *Prepared {
 			}
 			o, ok := literalOperand(list[idx])
 			if !ok {
-				return fail("the sharding value of row %d of an INSERT into %s must be a literal or a parameter", i+1, r.table)
+				return fail(ReasonShardingKey, "the sharding value of row %d of an INSERT into %s must be a literal or a parameter", i+1, r.table)
 			}
 			if o.param >= 0 {
 				hasParamKey = true
@@ -173,12 +173,12 @@ func insertKeyError(r *rule, i int, row [2]operand, args []any) error {
 		}
 		switch row[part].eval(args).kind {
 		case keyNull:
-			return refuse("NULL sharding key %s in row %d of an INSERT into %s is not supported", col, i+1, r.table)
+			return Refuse(ReasonShardingKey, "NULL sharding key %s in row %d of an INSERT into %s is not supported", col, i+1, r.table)
 		case keyInvalid:
-			return refuse("sharding key %s in row %d of an INSERT into %s must be an integer", col, i+1, r.table)
+			return Refuse(ReasonShardingKey, "sharding key %s in row %d of an INSERT into %s must be an integer", col, i+1, r.table)
 		}
 	}
-	return refuse("sharding key of row %d of an INSERT into %s is not usable", i+1, r.table)
+	return Refuse(ReasonShardingKey, "sharding key of row %d of an INSERT into %s is not usable", i+1, r.table)
 }
 
 // insertSplit holds a multi-row INSERT in pieces, to build per-shard

@@ -215,7 +215,7 @@ func (rt *Router) prepareGen(sql, db string) *Prepared {
 		}
 		if len(g.slots) == 0 || !slices.IsSorted(g.slots) || g.slots[0] < 0 {
 			// Not the plan of a key per row: never expected.
-			p = fail("INSERT into sharded table %s without its key column %s could not be planned with generated keys; give %s",
+			p = fail(ReasonInsert, "INSERT into sharded table %s without its key column %s could not be planned with generated keys; give %s",
 				r.table, r.genCol, r.genCol)
 		} else {
 			p.gen = g

@@ -33,12 +33,8 @@ import (
 
 // ErrCodeNotSupported is the code of every refusal: ER_NOT_SUPPORTED_YET
 // ("This version of MySQL doesn't yet support '%s'"), SQLSTATE 42000.
+// Refusals are made by Refuse (refusal.go), which names their Reason.
 const ErrCodeNotSupported = 1235
-
-// refuse returns the planner's ERR 1235 with a reason.
-func refuse(format string, args ...any) *mysql.Error {
-	return mysql.NewError(ErrCodeNotSupported, "42000", format, args...)
-}
 
 // Prepared is a statement planned once for any parameter values: Bind
 // evaluates the sharding key and picks precomputed targets. It is
@@ -86,9 +82,9 @@ type Prepared struct {
 }
 
 // Prepare plans sql (a COM_STMT_PREPARE text) in session database db.
-// Errors are *mysql.Error (1235, or 1136 for an INSERT row of the wrong
-// length) for statements on sharded tables the planner can never run
-// exactly; refusals that depend on the parameters (several shards) come
+// Errors unwrap to *mysql.Error (1235 as a *Refusal, or 1136 for an
+// INSERT row of the wrong length) for statements on sharded tables the
+// planner can never run exactly; refusals that depend on the parameters (several shards) come
 // from Bind. Prepared statements are cached by (db, text).
 func (rt *Router) Prepare(sql, db string) (*Prepared, error) {
 	var p *Prepared
@@ -118,8 +114,9 @@ func (rt *Router) cached(sql, db string) *Prepared {
 
 // Plan plans a COM_QUERY text in session database db (db may be empty:
 // then only schema-qualified tables can match a rule). Statements naming
-// no sharded table give RouteUnsharded. Errors are *mysql.Error. The
-// returned Plan may be shared with other callers: do not modify it.
+// no sharded table give RouteUnsharded. Errors unwrap to *mysql.Error
+// (refusals are *Refusal). The returned Plan may be shared with other
+// callers: do not modify it.
 func (rt *Router) Plan(sql, db string) (*Plan, error) {
 	return rt.cached(sql, db).Bind(nil)
 }
@@ -233,7 +230,7 @@ type prepCtx struct {
 	bindRefs    []*ast.TableName
 	bindMarkers []string
 	bindAliases []string
-	bindErr     *mysql.Error
+	bindErr     error
 }
 
 func (rt *Router) prepare(sql, db string) (p *Prepared) {
@@ -242,14 +239,14 @@ func (rt *Router) prepare(sql, db string) (p *Prepared) {
 		pc := &prepCtx{rt: rt, db: db, sql: sql, mode: mode}
 		defer func() {
 			if r := recover(); r != nil {
-				p = fail("internal error planning a statement on a sharded table: %v", r)
+				p = fail(ReasonInternal, "internal error planning a statement on a sharded table: %v", r)
 			}
 		}()
 		p = pc.prepare(stmts)
 	})
 	if err != nil {
 		if t := rt.mentioned(sql); t != "" {
-			return &Prepared{err: refuse("statement on sharded table %s cannot be parsed: %v", t, err)}
+			return &Prepared{err: Refuse(ReasonUnparsed, "statement on sharded table %s cannot be parsed: %v", t, err)}
 		}
 		return &Prepared{fixed: unshardedPlan}
 	}
@@ -324,6 +321,37 @@ func (s *scan) Enter(n ast.Node) (ast.Node, bool) {
 
 func (s *scan) Leave(n ast.Node) (ast.Node, bool) { return n, true }
 
+// otherTablesReason is the refusal reason of a statement that names other
+// tables besides the sharded one, or the sharded one twice, or has a
+// subquery, whichever of these its message names: WITH, UNION or a
+// subquery when it has one, else joinReason.
+func (s *scan) otherTablesReason(st ast.StmtNode) Reason {
+	switch {
+	case s.with:
+		return ReasonCTE
+	case s.union:
+		return ReasonUnion
+	case s.subquery || s.derived:
+		return ReasonSubquery
+	}
+	return joinReason(st)
+}
+
+// joinReason is ReasonJoin for a query, UPDATE or DELETE naming several
+// tables (EXPLAIN of one too); other statements naming several tables
+// (INSERT ... SELECT, RENAME, CREATE TABLE ... LIKE, views, LOCK
+// TABLES...) are ReasonStatement.
+func joinReason(st ast.StmtNode) Reason {
+	if ex, ok := st.(*ast.ExplainStmt); ok {
+		st = ex.Stmt
+	}
+	switch st.(type) {
+	case *ast.SelectStmt, *ast.SetOprStmt, *ast.UpdateStmt, *ast.DeleteStmt:
+		return ReasonJoin
+	}
+	return ReasonStatement
+}
+
 // match returns the rule of a table reference, or nil. A reference is to
 // the sharded table when its name equals the rule's table_name (exactly,
 // as MySQL compares table names on Linux) and its database, the qualifier
@@ -387,10 +415,10 @@ func (pc *prepCtx) prepare(stmts []ast.StmtNode) *Prepared {
 	if len(matched) == 0 {
 		if ps, ok := stmts[0].(*ast.PrepareStmt); ok {
 			if t := pc.rt.mentioned(ps.SQLText); t != "" {
-				return fail("SQL PREPARE of a statement on sharded table %s is not supported; use the binary protocol", t)
+				return fail(ReasonPreparedStatement, "SQL PREPARE of a statement on sharded table %s is not supported; use the binary protocol", t)
 			}
 			if ps.SQLVar != nil {
-				return fail("PREPARE ... FROM @variable is not supported on a listener with sharding rules: the statement could name a sharded table")
+				return fail(ReasonPreparedStatement, "PREPARE ... FROM @variable is not supported on a listener with sharding rules: the statement could name a sharded table")
 			}
 		}
 		if sh, ok := stmts[0].(*ast.ShowStmt); ok && len(stmts) == 1 && (sh.Tp == ast.ShowTables || sh.Tp == ast.ShowTableStatus) {
@@ -417,28 +445,28 @@ func (pc *prepCtx) prepare(stmts []ast.StmtNode) *Prepared {
 	}
 	switch {
 	case len(stmts) > 1:
-		return fail("several statements in one query with sharded table %s are not supported", r.table)
+		return fail(ReasonMultiStatement, "several statements in one query with sharded table %s are not supported", r.table)
 	case len(matched) > 1 && matched[1].Name.O != r.table && !joined:
-		return fail("a statement on sharded tables %s and %s is not supported", r.table, matched[1].Name.O)
+		return fail(sc.otherTablesReason(stmts[0]), "a statement on sharded tables %s and %s is not supported", r.table, matched[1].Name.O)
 	case len(matched) > 1 && !joined:
-		return fail("a statement naming sharded table %s twice (self-join, subquery) is not supported", r.table)
+		return fail(sc.otherTablesReason(stmts[0]), "a statement naming sharded table %s twice (self-join, subquery) is not supported", r.table)
 	case len(sc.tables) > 1 && !joined:
 		other := sc.tables[0]
 		if other == matched[0] {
 			other = sc.tables[1]
 		}
 		if sc.join {
-			return fail("cross-shard JOIN of %s and %s is not supported", r.table, other.Name.O)
+			return fail(ReasonJoin, "cross-shard JOIN of %s and %s is not supported", r.table, other.Name.O)
 		}
-		return fail("a statement on sharded table %s and table %s is not supported", r.table, other.Name.O)
+		return fail(sc.otherTablesReason(stmts[0]), "a statement on sharded table %s and table %s is not supported", r.table, other.Name.O)
 	case sc.subquery || sc.derived:
-		return fail("subqueries on sharded table %s are not supported", r.table)
+		return fail(sc.otherTablesReason(stmts[0]), "subqueries on sharded table %s are not supported", r.table)
 	case sc.union:
-		return fail("UNION on sharded table %s is not supported", r.table)
+		return fail(ReasonUnion, "UNION on sharded table %s is not supported", r.table)
 	case sc.with:
-		return fail("WITH on sharded table %s is not supported", r.table)
+		return fail(ReasonCTE, "WITH on sharded table %s is not supported", r.table)
 	case sc.window:
-		return fail("window functions on sharded table %s are not supported", r.table)
+		return fail(ReasonWindow, "window functions on sharded table %s are not supported", r.table)
 	}
 	pc.res = newRestorer(pc.sql, pc.mode)
 	switch st := stmts[0].(type) {
@@ -456,30 +484,30 @@ func (pc *prepCtx) prepare(stmts []ast.StmtNode) *Prepared {
 		return pc.prepareShow(st, st)
 	case *ast.CreateTableStmt:
 		if st.Select != nil {
-			return fail("CREATE TABLE ... SELECT on sharded table %s is not supported", r.table)
+			return fail(ReasonStatement, "CREATE TABLE ... SELECT on sharded table %s is not supported", r.table)
 		}
 		if st.ReferTable != nil {
-			return fail("CREATE TABLE ... LIKE on sharded table %s is not supported", r.table)
+			return fail(ReasonStatement, "CREATE TABLE ... LIKE on sharded table %s is not supported", r.table)
 		}
 		return pc.prepareDDL(st)
 	case *ast.AlterTableStmt:
 		for _, spec := range st.Specs {
 			if spec.Tp == ast.AlterTableRenameTable {
-				return fail("renaming sharded table %s is not supported", r.table)
+				return fail(ReasonStatement, "renaming sharded table %s is not supported", r.table)
 			}
 		}
 		return pc.prepareDDL(st)
 	case *ast.DropTableStmt:
 		if st.IsView {
-			return fail("DROP VIEW of sharded table %s is not supported", r.table)
+			return fail(ReasonStatement, "DROP VIEW of sharded table %s is not supported", r.table)
 		}
 		return pc.prepareDDL(st)
 	case *ast.TruncateTableStmt, *ast.CreateIndexStmt, *ast.DropIndexStmt:
 		return pc.prepareDDL(st)
 	case *ast.RenameTableStmt:
-		return fail("renaming sharded table %s is not supported", r.table)
+		return fail(ReasonStatement, "renaming sharded table %s is not supported", r.table)
 	}
-	return fail("%s on sharded table %s is not supported", stmtName(stmts[0]), r.table)
+	return fail(ReasonStatement, "%s on sharded table %s is not supported", stmtName(stmts[0]), r.table)
 }
 
 func stmtName(st ast.StmtNode) string {
@@ -489,8 +517,9 @@ func stmtName(st ast.StmtNode) string {
 	return "statement " + s
 }
 
-func fail(format string, args ...any) *Prepared {
-	return &Prepared{err: refuse(format, args...)}
+// fail is a Prepared every Bind of which is refused for reason r.
+func fail(r Reason, format string, args ...any) *Prepared {
+	return &Prepared{err: Refuse(r, format, args...)}
 }
 
 // templ restores root into a template.
@@ -660,7 +689,7 @@ func (pc *prepCtx) allPlan(t *template, m *Merge) *Plan {
 }
 
 func (pc *prepCtx) restoreErr(err error) *Prepared {
-	return fail("statement on sharded table %s cannot be rewritten: %v", pc.rule.table, err)
+	return fail(ReasonInternal, "statement on sharded table %s cannot be rewritten: %v", pc.rule.table, err)
 }
 
 // tableAlias records the alias of the sharded table in a FROM clause.
@@ -682,14 +711,14 @@ func (pc *prepCtx) prepareUpdate(st *ast.UpdateStmt, root ast.StmtNode) *Prepare
 	r := pc.rule
 	for _, a := range st.List {
 		if a.Column != nil && r.role(a.Column.Name.O) != 0 {
-			return fail("changing the sharding key of %s is not supported", r.table)
+			return fail(ReasonShardingKey, "changing the sharding key of %s is not supported", r.table)
 		}
 	}
 	pc.tableAlias(st.TableRefs)
 	c := compileCond(st.Where, r)
 	var multiErr error
 	if st.Order != nil || st.Limit != nil {
-		multiErr = refuse("UPDATE with ORDER BY or LIMIT on several shards of %s is not supported", r.table)
+		multiErr = Refuse(ReasonLimit, "UPDATE with ORDER BY or LIMIT on several shards of %s is not supported", r.table)
 	}
 	return pc.keyed(root, c, multiErr)
 }
@@ -698,13 +727,13 @@ func (pc *prepCtx) prepareUpdate(st *ast.UpdateStmt, root ast.StmtNode) *Prepare
 func (pc *prepCtx) prepareDelete(st *ast.DeleteStmt, root ast.StmtNode) *Prepared {
 	r := pc.rule
 	if st.IsMultiTable {
-		return fail("multi-table DELETE on sharded table %s is not supported", r.table)
+		return fail(ReasonJoin, "multi-table DELETE on sharded table %s is not supported", r.table)
 	}
 	pc.tableAlias(st.TableRefs)
 	c := compileCond(st.Where, r)
 	var multiErr error
 	if st.Order != nil || st.Limit != nil {
-		multiErr = refuse("DELETE with ORDER BY or LIMIT on several shards of %s is not supported", r.table)
+		multiErr = Refuse(ReasonLimit, "DELETE with ORDER BY or LIMIT on several shards of %s is not supported", r.table)
 	}
 	return pc.keyed(root, c, multiErr)
 }
@@ -739,9 +768,9 @@ func (pc *prepCtx) finish(p *Prepared) *Prepared {
 // EXPLAIN of a statement runs on its shard when the key gives one.
 func (pc *prepCtx) prepareExplain(st *ast.ExplainStmt) *Prepared {
 	if st.Analyze || st.Explore || (st.Format != "" && !strings.EqualFold(st.Format, "row") && !strings.EqualFold(st.Format, "json")) {
-		return fail("this EXPLAIN on sharded table %s is not supported", pc.rule.table)
+		return fail(ReasonExplain, "this EXPLAIN on sharded table %s is not supported", pc.rule.table)
 	}
-	multi := refuse("EXPLAIN of a statement on several shards of %s is not supported", pc.rule.table)
+	multi := Refuse(ReasonExplain, "EXPLAIN of a statement on several shards of %s is not supported", pc.rule.table)
 	var p *Prepared
 	switch x := st.Stmt.(type) {
 	case *ast.ShowStmt:
@@ -756,7 +785,7 @@ func (pc *prepCtx) prepareExplain(st *ast.ExplainStmt) *Prepared {
 		pc.tableAlias(x.TableRefs)
 		p = pc.keyed(st, compileCond(x.Where, pc.rule), multi)
 	default:
-		return fail("EXPLAIN of this statement on sharded table %s is not supported", pc.rule.table)
+		return fail(ReasonExplain, "EXPLAIN of this statement on sharded table %s is not supported", pc.rule.table)
 	}
 	return p
 }
@@ -768,7 +797,7 @@ func (pc *prepCtx) prepareShow(st *ast.ShowStmt, root ast.StmtNode) *Prepared {
 	switch st.Tp {
 	case ast.ShowCreateTable, ast.ShowColumns, ast.ShowIndex:
 	default:
-		return fail("this SHOW statement on sharded table %s is not supported", pc.rule.table)
+		return fail(ReasonStatement, "this SHOW statement on sharded table %s is not supported", pc.rule.table)
 	}
 	dbName := st.DBName
 	st.DBName = ""

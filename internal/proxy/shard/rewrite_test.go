@@ -195,60 +195,91 @@ func TestMergeResolve(t *testing.T) {
 
 func TestRefusals(t *testing.T) {
 	rt := orderRouter(t)
-	cases := []string{
-		"select * from t_order a join t_user b on a.id = b.uid",
-		"select * from t_order a, t_order b",
-		"select * from t_order where id in (select id from t_order)",
-		"select * from t_order where exists (select 1)",
-		"select * from (select * from t_order) x",
-		"select id from t_order union select id from t_order",
-		"with x as (select 1) select * from t_order",
-		"select row_number() over () from t_order",
-		"select * from t_order for update",
-		"select * from t_order lock in share mode",
-		"select sql_calc_found_rows * from t_order limit 1",
-		"select * from t_order into outfile '/tmp/x'",
-		"select v from t_order limit ?, ?",
-		"select count(distinct v) from t_order",
-		"select sum(distinct v) from t_order",
-		"select group_concat(v) from t_order",
-		"select sum(n) + 1 from t_order",
-		"select v, count(*) from t_order group by v with rollup",
-		"select v, count(*) from t_order group by v having count(*) > n",
-		"select v, count(*) from t_order group by v having count(*) > 1 or v = 2",
-		"select distinct count(*) from t_order group by v",
-		"select *, count(*) from t_order group by v",
-		"select distinct v from t_order order by w",
-		"insert into t_order values (1, 'a')",
-		"insert into t_order (v) values ('a')",
-		"insert into t_order (id, v) values (null, 'a')",
-		"insert into t_order (id, v) values ('abc', 'a')",
-		"insert into t_order (id, v) values (1.5, 'a')",
-		"insert into t_order (id, v) values (1 + 1, 'a')",
-		"insert into t_order (id, v) values (default, 'a')",
-		"insert into t_order (id, v) select id, v from x",
-		"insert into t_order (id, v) values (1, 'a') on duplicate key update id = 2",
-		"update t_order set id = 3 where id = 2",
-		"update t_order set v = 1 order by v limit 1",
-		"delete from t_order limit 1",
-		"delete t_order from t_order join x on t_order.id = x.id",
-		"rename table t_order to t_old",
-		"alter table t_order rename to t_old",
-		"create table t_order like t_template",
-		"create table t_order select * from x",
-		"create view v as select * from t_order",
-		"lock tables t_order read",
-		"select * from t_order; select 1",
-		"explain select * from t_order",
-		"load data infile 'x' into table t_order",
-		"prepare s from 'select * from t_order where id = ?'",
+	cases := []struct {
+		sql    string
+		reason Reason
+	}{
+		{"select * from t_order a join t_user b on a.id = b.uid", ReasonJoin},
+		{"select * from t_order a, t_order b", ReasonJoin},
+		{"select * from t_order where id in (select id from t_order)", ReasonSubquery},
+		{"select * from t_order where exists (select 1)", ReasonSubquery},
+		{"select * from (select * from t_order) x", ReasonSubquery},
+		{"select id from t_order union select id from t_order", ReasonUnion},
+		{"with x as (select 1) select * from t_order", ReasonCTE},
+		{"select row_number() over () from t_order", ReasonWindow},
+		{"select * from t_order for update", ReasonLockingRead},
+		{"select * from t_order lock in share mode", ReasonLockingRead},
+		{"select sql_calc_found_rows * from t_order limit 1", ReasonLimit},
+		{"select * from t_order into outfile '/tmp/x'", ReasonStatement},
+		{"select v from t_order limit ?, ?", ReasonLimit},
+		{"select count(distinct v) from t_order", ReasonAggregate},
+		{"select sum(distinct v) from t_order", ReasonAggregate},
+		{"select group_concat(v) from t_order", ReasonAggregate},
+		{"select sum(n) + 1 from t_order", ReasonAggregate},
+		{"select v, count(*) from t_order group by v with rollup", ReasonGroupBy},
+		{"select v, count(*) from t_order group by v having count(*) > n", ReasonHaving},
+		{"select v, count(*) from t_order group by v having count(*) > 1 or v = 2", ReasonHaving},
+		{"select distinct count(*) from t_order group by v", ReasonDistinct},
+		{"select *, count(*) from t_order group by v", ReasonAggregate},
+		{"select distinct v from t_order order by w", ReasonDistinct},
+		{"insert into t_order values (1, 'a')", ReasonInsert},
+		{"insert into t_order (v) values ('a')", ReasonInsert},
+		{"insert into t_order (id, v) values (null, 'a')", ReasonShardingKey},
+		{"insert into t_order (id, v) values ('abc', 'a')", ReasonShardingKey},
+		{"insert into t_order (id, v) values (1.5, 'a')", ReasonShardingKey},
+		{"insert into t_order (id, v) values (1 + 1, 'a')", ReasonShardingKey},
+		{"insert into t_order (id, v) values (default, 'a')", ReasonShardingKey},
+		{"insert into t_order (id, v) select id, v from x", ReasonStatement},
+		{"insert into t_order (id, v) values (1, 'a') on duplicate key update id = 2", ReasonShardingKey},
+		{"update t_order set id = 3 where id = 2", ReasonShardingKey},
+		{"update t_order set v = 1 order by v limit 1", ReasonLimit},
+		{"delete from t_order limit 1", ReasonLimit},
+		{"delete t_order from t_order join x on t_order.id = x.id", ReasonJoin},
+		{"rename table t_order to t_old", ReasonStatement},
+		{"alter table t_order rename to t_old", ReasonStatement},
+		{"create table t_order like t_template", ReasonStatement},
+		{"create table t_order select * from x", ReasonStatement},
+		{"create view v as select * from t_order", ReasonStatement},
+		{"lock tables t_order read", ReasonStatement},
+		{"select * from t_order; select 1", ReasonMultiStatement},
+		{"explain select * from t_order", ReasonExplain},
+		{"load data infile 'x' into table t_order", ReasonStatement},
+		{"prepare s from 'select * from t_order where id = ?'", ReasonPreparedStatement},
+		{"select * from t_order where v in (select v from x)", ReasonSubquery},
+		{"select * from t_order, x", ReasonJoin},
+		{"insert into t_order (id, v) select id, v from t_order", ReasonStatement},
+		{"explain analyze select * from t_order where id = 1", ReasonExplain},
+		{"show create view t_order", ReasonStatement},
+		{"select v, count(*) from t_order group by 5", ReasonGroupBy},
+		{"select v, count(*) c from t_order group by v order by count(*)+1", ReasonOrderBy},
+		{"select distinct * from t_order", ReasonDistinct},
+		{"prepare s from @q", ReasonPreparedStatement},
+		{"SELEC * FROM t_order", ReasonUnparsed},
 	}
-	for _, sql := range cases {
-		_, err := rt.Plan(sql, "db0")
+	seen := map[Reason]bool{}
+	for _, c := range cases {
+		_, err := rt.Plan(c.sql, "db0")
 		if !isRefusal(err) {
-			t.Errorf("%s: got %v, want 1235", sql, err)
-		} else if strings.Contains(sql, "t_order") && !strings.Contains(err.Error(), "t_order") {
-			t.Errorf("%s: reason does not name the table: %v", sql, err)
+			t.Errorf("%s: got %v, want 1235", c.sql, err)
+			continue
+		} else if strings.Contains(c.sql, "t_order") && !strings.Contains(err.Error(), "t_order") {
+			t.Errorf("%s: reason does not name the table: %v", c.sql, err)
+		}
+		if got := ReasonOf(err); got != c.reason {
+			t.Errorf("%s: reason %s, want %s (%v)", c.sql, got, c.reason, err)
+		}
+		seen[c.reason] = true
+	}
+	// Every reason the planner gives on one table is walked above (the
+	// others come from the executor, the merger or other rules: see
+	// TestRefusalReasons).
+	for _, r := range Reasons() {
+		switch r {
+		case ReasonOther, ReasonTransaction, ReasonCollation, ReasonInternal:
+			continue
+		}
+		if !seen[r] {
+			t.Errorf("no refusal case for reason %s", r)
 		}
 	}
 	// Refused across shards only: on one shard they run.

@@ -217,19 +217,19 @@ func aggKind(f string) (AggKind, bool) {
 func (a *selAnalysis) analyze() (func(*selAnalysis), *Merge, error) {
 	st, r := a.st, a.pc.rule
 	if st.LockInfo != nil && st.LockInfo.LockType != ast.SelectLockNone {
-		return nil, nil, refuse("locking SELECT (FOR UPDATE, LOCK IN SHARE MODE) on several shards of %s is not supported", r.table)
+		return nil, nil, Refuse(ReasonLockingRead, "locking SELECT (FOR UPDATE, LOCK IN SHARE MODE) on several shards of %s is not supported", r.table)
 	}
 	if st.SelectStmtOpts != nil && st.SelectStmtOpts.CalcFoundRows {
-		return nil, nil, refuse("SQL_CALC_FOUND_ROWS on several shards of %s is not supported", r.table)
+		return nil, nil, Refuse(ReasonLimit, "SQL_CALC_FOUND_ROWS on several shards of %s is not supported", r.table)
 	}
 	if st.SelectIntoOpt != nil {
-		return nil, nil, refuse("SELECT ... INTO on several shards of %s is not supported", r.table)
+		return nil, nil, Refuse(ReasonStatement, "SELECT ... INTO on several shards of %s is not supported", r.table)
 	}
 	if st.Fields == nil {
-		return nil, nil, refuse("this SELECT on several shards of %s is not supported", r.table)
+		return nil, nil, Refuse(ReasonStatement, "this SELECT on several shards of %s is not supported", r.table)
 	}
 	if st.GroupBy != nil && st.GroupBy.Rollup {
-		return nil, nil, refuse("GROUP BY ... WITH ROLLUP on several shards of %s is not supported", r.table)
+		return nil, nil, Refuse(ReasonGroupBy, "GROUP BY ... WITH ROLLUP on several shards of %s is not supported", r.table)
 	}
 	a.fields = st.Fields.Fields
 	a.firstWild, a.lastWild = -1, -1
@@ -256,11 +256,11 @@ func (a *selAnalysis) analyze() (func(*selAnalysis), *Merge, error) {
 	} else if hasLimit {
 		var ok bool
 		if count, ok = limitValue(st.Limit.Count); !ok {
-			return nil, nil, refuse("LIMIT with parameters on several shards of %s is not supported", r.table)
+			return nil, nil, Refuse(ReasonLimit, "LIMIT with parameters on several shards of %s is not supported", r.table)
 		}
 		if st.Limit.Offset != nil {
 			if offset, ok = limitValue(st.Limit.Offset); !ok {
-				return nil, nil, refuse("LIMIT with parameters on several shards of %s is not supported", r.table)
+				return nil, nil, Refuse(ReasonLimit, "LIMIT with parameters on several shards of %s is not supported", r.table)
 			}
 		}
 	}
@@ -388,7 +388,7 @@ func (a *selAnalysis) orderRef(it *ast.ByItem) (colRef, error) {
 	e := unparen(it.Expr)
 	if p, ok := e.(*ast.PositionExpr); ok {
 		if p.P != nil || p.N < 1 {
-			return colRef{}, refuse("ORDER BY with a parameter position on several shards of %s is not supported", a.pc.rule.table)
+			return colRef{}, Refuse(ReasonOrderBy, "ORDER BY with a parameter position on several shards of %s is not supported", a.pc.rule.table)
 		}
 		if a.wild == 0 && p.N > len(a.fields) {
 			return colRef{}, mysql.NewError(1054, "42S22", "Unknown column '%d' in 'order clause'", p.N)
@@ -400,7 +400,7 @@ func (a *selAnalysis) orderRef(it *ast.ByItem) (colRef, error) {
 		for i, f := range a.fields {
 			if f.WildCard == nil && f.AsName.O != "" && strings.EqualFold(f.AsName.O, c.Name.Name.O) {
 				if found >= 0 {
-					return colRef{}, refuse("ambiguous ORDER BY %s on several shards of %s", c.Name.Name.O, a.pc.rule.table)
+					return colRef{}, Refuse(ReasonOrderBy, "ambiguous ORDER BY %s on several shards of %s", c.Name.Name.O, a.pc.rule.table)
 				}
 				found = i
 			}
@@ -468,10 +468,10 @@ func (a *selAnalysis) rowsShape(grouped bool) ([]*ast.ByItem, error) {
 	}
 	if st.Distinct {
 		if a.wild > 0 {
-			return nil, refuse("SELECT DISTINCT * on several shards of %s is not supported", a.pc.rule.table)
+			return nil, Refuse(ReasonDistinct, "SELECT DISTINCT * on several shards of %s is not supported", a.pc.rule.table)
 		}
 		if len(a.derived) > 0 {
-			return nil, refuse("SELECT DISTINCT ordered by a column it does not select, on several shards of %s, is not supported", a.pc.rule.table)
+			return nil, Refuse(ReasonDistinct, "SELECT DISTINCT ordered by a column it does not select, on several shards of %s, is not supported", a.pc.rule.table)
 		}
 		m.Distinct = true
 		covered := make(map[int]bool)
@@ -501,7 +501,7 @@ func isOrderByNull(o *ast.OrderByClause) bool {
 func (a *selAnalysis) aggregateShape(grouped bool) ([]*ast.ByItem, error) {
 	st, m, r := a.st, a.merge, a.pc.rule
 	if a.wild > 0 {
-		return nil, refuse("SELECT * with aggregates or GROUP BY on several shards of %s is not supported", r.table)
+		return nil, Refuse(ReasonAggregate, "SELECT * with aggregates or GROUP BY on several shards of %s is not supported", r.table)
 	}
 	// Aggregates of the visible fields.
 	for i, f := range a.fields {
@@ -513,7 +513,7 @@ func (a *selAnalysis) aggregateShape(grouped bool) ([]*ast.ByItem, error) {
 			continue
 		}
 		if hasAgg(e) {
-			return nil, refuse("aggregate inside an expression on several shards of %s is not supported", r.table)
+			return nil, Refuse(ReasonAggregate, "aggregate inside an expression on several shards of %s is not supported", r.table)
 		}
 	}
 	// GROUP BY columns.
@@ -532,7 +532,7 @@ func (a *selAnalysis) aggregateShape(grouped bool) ([]*ast.ByItem, error) {
 		// groups are not adjacent.
 		for _, g := range m.GroupBy {
 			if st.Distinct && (g < 0 || g >= len(a.fields)) {
-				return nil, refuse("SELECT DISTINCT with GROUP BY on columns it does not select, on several shards of %s, is not supported", r.table)
+				return nil, Refuse(ReasonDistinct, "SELECT DISTINCT with GROUP BY on columns it does not select, on several shards of %s, is not supported", r.table)
 			}
 		}
 	}
@@ -582,7 +582,7 @@ func (a *selAnalysis) addAgg(c colRef, ag *ast.AggregateFuncExpr) error {
 	r := a.pc.rule
 	kind, ok := aggKind(ag.F)
 	if !ok {
-		return refuse("aggregate %s on several shards of %s is not supported", strings.ToUpper(ag.F), r.table)
+		return Refuse(ReasonAggregate, "aggregate %s on several shards of %s is not supported", strings.ToUpper(ag.F), r.table)
 	}
 	if ag.Distinct && kind != AggMin && kind != AggMax {
 		disjoint := false
@@ -592,7 +592,7 @@ func (a *selAnalysis) addAgg(c colRef, ag *ast.AggregateFuncExpr) error {
 			}
 		}
 		if !disjoint {
-			return refuse("%s(DISTINCT ...) of a column other than the sharding key on several shards of %s is not supported", strings.ToUpper(ag.F), r.table)
+			return Refuse(ReasonAggregate, "%s(DISTINCT ...) of a column other than the sharding key on several shards of %s is not supported", strings.ToUpper(ag.F), r.table)
 		}
 	}
 	ref := aggRef{col: c, kind: kind}
@@ -613,7 +613,7 @@ func (a *selAnalysis) groupRef(it *ast.ByItem) (colRef, error) {
 	e := unparen(it.Expr)
 	if p, ok := e.(*ast.PositionExpr); ok {
 		if p.P != nil || p.N < 1 || p.N > len(a.fields) {
-			return colRef{}, refuse("GROUP BY position on several shards of %s is not supported", a.pc.rule.table)
+			return colRef{}, Refuse(ReasonGroupBy, "GROUP BY position on several shards of %s is not supported", a.pc.rule.table)
 		}
 		return fieldRef(p.N - 1), nil
 	}
@@ -627,7 +627,7 @@ func (a *selAnalysis) groupRef(it *ast.ByItem) (colRef, error) {
 		for i, f := range a.fields {
 			if f.AsName.O != "" && strings.EqualFold(f.AsName.O, c.Name.Name.O) {
 				if hasAgg(f.Expr) {
-					return colRef{}, refuse("GROUP BY an aggregate on several shards of %s is not supported", a.pc.rule.table)
+					return colRef{}, Refuse(ReasonGroupBy, "GROUP BY an aggregate on several shards of %s is not supported", a.pc.rule.table)
 				}
 				return fieldRef(i), nil
 			}
@@ -647,7 +647,7 @@ func (a *selAnalysis) aggOrderRef(it *ast.ByItem) (colRef, error) {
 		return a.aggColumn(ag)
 	}
 	if hasAgg(e) {
-		return colRef{}, refuse("ORDER BY an expression of aggregates on several shards of %s is not supported", a.pc.rule.table)
+		return colRef{}, Refuse(ReasonOrderBy, "ORDER BY an expression of aggregates on several shards of %s is not supported", a.pc.rule.table)
 	}
 	return a.orderRef(it)
 }
@@ -674,7 +674,7 @@ func (a *selAnalysis) aggColumn(ag *ast.AggregateFuncExpr) (colRef, error) {
 // having translates a HAVING clause into Merge.Having.
 func (a *selAnalysis) having(e ast.ExprNode) error {
 	r := a.pc.rule
-	bad := refuse("HAVING other than ANDed `aggregate op literal` conditions on several shards of %s is not supported", r.table)
+	bad := Refuse(ReasonHaving, "HAVING other than ANDed `aggregate op literal` conditions on several shards of %s is not supported", r.table)
 	for _, c := range flatten(e, opcode.LogicAnd, nil) {
 		b, ok := unparen(c).(*ast.BinaryOperationExpr)
 		if !ok {

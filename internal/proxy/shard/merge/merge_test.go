@@ -270,24 +270,29 @@ func TestRefused(t *testing.T) {
 	enum := col(t, "e", TypeString, FlagEnum, 45, 0)
 	uca := strCol(t, "s", 2308) // uca1400 (MariaDB 11)
 	for _, tc := range []struct {
-		name string
-		cols []Column
-		spec *shard.Merge
+		name   string
+		cols   []Column
+		spec   *shard.Merge
+		reason shard.Reason
 	}{
-		{"uca1400", []Column{uca}, &shard.Merge{Columns: 1, OrderBy: []shard.SortKey{{Column: 0}}}},
-		{"enum", []Column{enum}, &shard.Merge{Columns: 1, OrderBy: []shard.SortKey{{Column: 0}}}},
-		{"distinct uca1400", []Column{uca}, &shard.Merge{Columns: 1, Distinct: true}},
-		{"min uca1400", []Column{uca}, &shard.Merge{Columns: 1, Aggregates: []shard.Aggregate{{Column: 0, Kind: shard.AggMin}}}},
-		{"sum string", []Column{strCol(t, "s", 45)}, &shard.Merge{Columns: 1, Aggregates: []shard.Aggregate{{Column: 0, Kind: shard.AggSum}}}},
-		{"column range", []Column{intCol(t, "i")}, &shard.Merge{Columns: 1, OrderBy: []shard.SortKey{{Column: 1}}}},
-		{"columns", []Column{intCol(t, "i")}, &shard.Merge{Columns: 2}},
-		{"group not sorted", []Column{intCol(t, "i"), intCol(t, "j")}, &shard.Merge{Columns: 1, GroupBy: []int{0}, OrderBy: []shard.SortKey{{Column: 1}}}},
-		{"having literal", []Column{intCol(t, "i")}, &shard.Merge{Columns: 1, Having: []shard.Cond{{Column: 0, Op: shard.OpGT, Value: "abc"}}}},
+		{"uca1400", []Column{uca}, &shard.Merge{Columns: 1, OrderBy: []shard.SortKey{{Column: 0}}}, shard.ReasonCollation},
+		{"enum", []Column{enum}, &shard.Merge{Columns: 1, OrderBy: []shard.SortKey{{Column: 0}}}, shard.ReasonCollation},
+		{"distinct uca1400", []Column{uca}, &shard.Merge{Columns: 1, Distinct: true}, shard.ReasonCollation},
+		{"min uca1400", []Column{uca}, &shard.Merge{Columns: 1, Aggregates: []shard.Aggregate{{Column: 0, Kind: shard.AggMin}}}, shard.ReasonCollation},
+		{"sum string", []Column{strCol(t, "s", 45)}, &shard.Merge{Columns: 1, Aggregates: []shard.Aggregate{{Column: 0, Kind: shard.AggSum}}}, shard.ReasonAggregate},
+		{"column range", []Column{intCol(t, "i")}, &shard.Merge{Columns: 1, OrderBy: []shard.SortKey{{Column: 1}}}, shard.ReasonInternal},
+		{"columns", []Column{intCol(t, "i")}, &shard.Merge{Columns: 2}, shard.ReasonInternal},
+		{"group not sorted", []Column{intCol(t, "i"), intCol(t, "j")}, &shard.Merge{Columns: 1, GroupBy: []int{0}, OrderBy: []shard.SortKey{{Column: 1}}}, shard.ReasonInternal},
+		{"no plan", []Column{intCol(t, "i")}, nil, shard.ReasonInternal},
+		{"count string", []Column{strCol(t, "s", 45)}, &shard.Merge{Columns: 1, Aggregates: []shard.Aggregate{{Column: 0, Kind: shard.AggCount}}}, shard.ReasonAggregate},
+		{"having literal", []Column{intCol(t, "i")}, &shard.Merge{Columns: 1, Having: []shard.Cond{{Column: 0, Op: shard.OpGT, Value: "abc"}}}, shard.ReasonHaving},
 	} {
 		_, err := New(tc.spec, tc.cols, false, nil)
 		var me *mysql.Error
 		if !errors.As(err, &me) || me.Code != 1235 || me.SQLState != "42000" {
 			t.Errorf("%s: got %v", tc.name, err)
+		} else if r := shard.ReasonOf(err); r != tc.reason {
+			t.Errorf("%s: reason %s, want %s (%v)", tc.name, r, tc.reason, err)
 		}
 	}
 }

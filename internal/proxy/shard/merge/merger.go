@@ -26,9 +26,9 @@ const DefaultMemoryLimit = 64 << 20
 // more than the memory limit.
 const ErrCodeOutOfSortMemory = 1038
 
-// ErrCodeNotSupported is returned (SQLSTATE 42000) for what the merger
-// cannot answer exactly.
-const ErrCodeNotSupported = 1235
+// ErrCodeNotSupported is returned (SQLSTATE 42000, as a *shard.Refusal)
+// for what the merger cannot answer exactly.
+const ErrCodeNotSupported = shard.ErrCodeNotSupported
 
 var (
 	errShortRow = errors.New("merge: row payload too short")
@@ -36,9 +36,9 @@ var (
 	errBadValue = errors.New("merge: malformed value")
 )
 
-func notSupported(format string, args ...any) *mysql.Error {
-	return mysql.NewError(ErrCodeNotSupported, "42000",
-		"This version of MariaDB doesn't yet support '%s' (merging sharded results)", fmt.Sprintf(format, args...))
+// notSupported is the merger's 1235, refused for reason r.
+func notSupported(r shard.Reason, format string, args ...any) error {
+	return shard.Refuse(r, "This version of MariaDB doesn't yet support '%s' (merging sharded results)", fmt.Sprintf(format, args...))
 }
 
 // cursor is a source with its current row decoded.
@@ -127,20 +127,20 @@ type havingCond struct {
 
 // New builds a Merger for spec over the sources (in shard order), whose
 // rows have the columns cols (from the shards' column definitions) and
-// are binary protocol rows when binary is set. It returns a *mysql.Error
-// 1235 when the result cannot be merged exactly.
+// are binary protocol rows when binary is set. It returns a *shard.Refusal
+// (ERR 1235) when the result cannot be merged exactly.
 func New(spec *shard.Merge, cols []Column, binary bool, srcs []Source) (*Merger, error) {
 	if spec == nil {
-		return nil, notSupported("a merge without a plan")
+		return nil, notSupported(shard.ReasonInternal, "a merge without a plan")
 	}
 	// A wildcard select list leaves the column count and indexes relative
 	// to the end of the row: make them absolute.
 	if spec = spec.Resolve(len(cols)); spec == nil {
-		return nil, notSupported("%d columns for the derived ones", len(cols))
+		return nil, notSupported(shard.ReasonInternal, "%d columns for the derived ones", len(cols))
 	}
 	m := &Merger{spec: spec, bin: binary, ncols: len(cols), visible: spec.Columns}
 	if m.visible <= 0 || m.visible > len(cols) {
-		return nil, notSupported("%d visible columns of %d", spec.Columns, len(cols))
+		return nil, notSupported(shard.ReasonInternal, "%d visible columns of %d", spec.Columns, len(cols))
 	}
 	m.cols = make([]colInfo, len(cols))
 	for i, c := range cols {
@@ -149,10 +149,10 @@ func New(spec *shard.Merge, cols []Column, binary bool, srcs []Source) (*Merger,
 	inRange := func(c int) bool { return c >= 0 && c < len(cols) }
 	comparable := func(c int, what string) error {
 		if !inRange(c) {
-			return notSupported("%s on column %d of %d", what, c, len(cols))
+			return notSupported(shard.ReasonInternal, "%s on column %d of %d", what, c, len(cols))
 		}
 		if ci := &m.cols[c]; ci.kind == kindNone {
-			return notSupported("%s on column `%s`: %s", what, ci.Name, ci.why)
+			return notSupported(shard.ReasonCollation, "%s on column `%s`: %s", what, ci.Name, ci.why)
 		}
 		return nil
 	}
@@ -175,7 +175,7 @@ func New(spec *shard.Merge, cols []Column, binary bool, srcs []Source) (*Merger,
 			found = found || k.Column == g
 		}
 		if !found {
-			return nil, notSupported("GROUP BY column %d (#%d) not among the leading sort keys", g, i)
+			return nil, notSupported(shard.ReasonInternal, "GROUP BY column %d (#%d) not among the leading sort keys", g, i)
 		}
 	}
 	if spec.Distinct {
@@ -209,10 +209,10 @@ func New(spec *shard.Merge, cols []Column, binary bool, srcs []Source) (*Merger,
 	m.accs = make([]accum, len(aggs))
 	for i, a := range aggs {
 		if !inRange(a.Column) {
-			return nil, notSupported("aggregate on column %d of %d", a.Column, len(cols))
+			return nil, notSupported(shard.ReasonInternal, "aggregate on column %d of %d", a.Column, len(cols))
 		}
 		if m.aggByCol[a.Column] >= 0 {
-			return nil, notSupported("two aggregates on column %d", a.Column)
+			return nil, notSupported(shard.ReasonInternal, "two aggregates on column %d", a.Column)
 		}
 		m.aggByCol[a.Column] = i
 		acc := &m.accs[i]
@@ -220,11 +220,11 @@ func New(spec *shard.Merge, cols []Column, binary bool, srcs []Source) (*Merger,
 		switch a.Kind {
 		case shard.AggCount:
 			if k := acc.col.kind; k != kindInt && k != kindUint && k != kindDecimal {
-				return nil, notSupported("COUNT in a %s column", typeName(acc.col))
+				return nil, notSupported(shard.ReasonAggregate, "COUNT in a %s column", typeName(acc.col))
 			}
 		case shard.AggSum:
 			if !numeric(acc.col.kind) {
-				return nil, notSupported("SUM in a %s column", typeName(acc.col))
+				return nil, notSupported(shard.ReasonAggregate, "SUM in a %s column", typeName(acc.col))
 			}
 		case shard.AggMin, shard.AggMax:
 			if err := comparable(a.Column, "MIN/MAX"); err != nil {
@@ -232,23 +232,23 @@ func New(spec *shard.Merge, cols []Column, binary bool, srcs []Source) (*Merger,
 			}
 		case shard.AggAvg:
 			if !inRange(a.SumColumn) || !inRange(a.CountColumn) {
-				return nil, notSupported("AVG with derived columns %d, %d of %d", a.SumColumn, a.CountColumn, len(cols))
+				return nil, notSupported(shard.ReasonInternal, "AVG with derived columns %d, %d of %d", a.SumColumn, a.CountColumn, len(cols))
 			}
 			acc.sumCol, acc.cntCol = &m.cols[a.SumColumn], &m.cols[a.CountColumn]
 			if k := acc.col.kind; k != kindDecimal && k != kindFloat {
-				return nil, notSupported("AVG in a %s column", typeName(acc.col))
+				return nil, notSupported(shard.ReasonAggregate, "AVG in a %s column", typeName(acc.col))
 			}
 			if !numeric(acc.sumCol.kind) {
-				return nil, notSupported("AVG over a %s sum", typeName(acc.sumCol))
+				return nil, notSupported(shard.ReasonAggregate, "AVG over a %s sum", typeName(acc.sumCol))
 			}
 			if k := acc.cntCol.kind; k != kindInt && k != kindUint && k != kindDecimal {
-				return nil, notSupported("AVG over a %s count", typeName(acc.cntCol))
+				return nil, notSupported(shard.ReasonAggregate, "AVG over a %s count", typeName(acc.cntCol))
 			}
 			if acc.col.kind == kindDecimal && acc.sumCol.kind == kindFloat {
-				return nil, notSupported("DECIMAL AVG over a floating-point sum")
+				return nil, notSupported(shard.ReasonAggregate, "DECIMAL AVG over a floating-point sum")
 			}
 		default:
-			return nil, notSupported("aggregate kind %d", a.Kind)
+			return nil, notSupported(shard.ReasonInternal, "aggregate kind %d", a.Kind)
 		}
 	}
 	for _, c := range spec.Having {
@@ -256,17 +256,17 @@ func New(spec *shard.Merge, cols []Column, binary bool, srcs []Source) (*Merger,
 			return nil, err
 		}
 		if c.Op < shard.OpEQ || c.Op > shard.OpGE {
-			return nil, notSupported("HAVING operator %d", c.Op)
+			return nil, notSupported(shard.ReasonInternal, "HAVING operator %d", c.Op)
 		}
 		h := havingCond{Cond: c}
 		if err := decodeTextKey([]byte(c.Value), &m.cols[c.Column], &h.lit); err != nil {
 			if k := m.cols[c.Column].kind; k == kindInt || k == kindUint || k == kindDecimal {
 				if !validDecimal([]byte(c.Value)) {
-					return nil, notSupported("HAVING literal %q for a %s column", c.Value, typeName(&m.cols[c.Column]))
+					return nil, notSupported(shard.ReasonHaving, "HAVING literal %q for a %s column", c.Value, typeName(&m.cols[c.Column]))
 				}
 				h.lit = key{b: []byte(c.Value)}
 			} else {
-				return nil, notSupported("HAVING literal %q for a %s column", c.Value, typeName(&m.cols[c.Column]))
+				return nil, notSupported(shard.ReasonHaving, "HAVING literal %q for a %s column", c.Value, typeName(&m.cols[c.Column]))
 			}
 		}
 		m.having = append(m.having, h)
