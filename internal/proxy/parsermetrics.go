@@ -9,13 +9,13 @@ import (
 // parserCollector exports the statement classifier's cache and error
 // counters at scrape time (nothing is counted per statement).
 type parserCollector struct {
-	p                                   *Proxy
-	hits, misses, evictions, errs, rewr *prometheus.Desc
-	entries, bytes                      *prometheus.Desc
+	p                                 *Proxy
+	hits, normHits, misses, evictions *prometheus.Desc
+	errs, rewr, entries, bytes        *prometheus.Desc
 }
 
 // ParserCollector returns a collector for the SQL parser cache:
-// pisa_proxy_sqlparse_cache_{hits,misses,evictions}_total,
+// pisa_proxy_sqlparse_cache_{hits,normalized_hits,misses,evictions}_total,
 // pisa_proxy_sqlparse_errors_total (statements the parser rejected; they are
 // still forwarded, routed as writes), pisa_proxy_sqlparse_rewrites_total,
 // pisa_proxy_sqlparse_cache_entries and _bytes.
@@ -30,7 +30,8 @@ func (p *Proxy) parserCollector() *parserCollector {
 		return prometheus.NewDesc(metrics.Namespace+"_sqlparse_"+name, help, nil, nil)
 	}
 	return &parserCollector{p: p,
-		hits:      d("cache_hits_total", "SQL texts classified from the cache."),
+		hits:      d("cache_hits_total", "SQL texts classified from the cache (normalized hits included)."),
+		normHits:  d("cache_normalized_hits_total", "SQL texts classified from the cache entry of a text that differs from them only in literal values."),
 		misses:    d("cache_misses_total", "SQL texts parsed (not in the cache)."),
 		evictions: d("cache_evictions_total", "Entries evicted from the parser cache."),
 		errs:      d("errors_total", "Statements the SQL parser rejected (forwarded anyway and routed as writes)."),
@@ -41,7 +42,7 @@ func (p *Proxy) parserCollector() *parserCollector {
 }
 
 func (c *parserCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.hits, c.misses, c.evictions, c.errs, c.rewr, c.entries, c.bytes} {
+	for _, d := range []*prometheus.Desc{c.hits, c.normHits, c.misses, c.evictions, c.errs, c.rewr, c.entries, c.bytes} {
 		ch <- d
 	}
 }
@@ -49,6 +50,7 @@ func (c *parserCollector) Describe(ch chan<- *prometheus.Desc) {
 func (c *parserCollector) Collect(ch chan<- prometheus.Metric) {
 	st := c.p.parser.Stats()
 	ch <- prometheus.MustNewConstMetric(c.hits, prometheus.CounterValue, float64(st.Hits))
+	ch <- prometheus.MustNewConstMetric(c.normHits, prometheus.CounterValue, float64(st.NormalizedHits))
 	ch <- prometheus.MustNewConstMetric(c.misses, prometheus.CounterValue, float64(st.Misses))
 	ch <- prometheus.MustNewConstMetric(c.evictions, prometheus.CounterValue, float64(st.Evictions))
 	ch <- prometheus.MustNewConstMetric(c.errs, prometheus.CounterValue, float64(st.Errors))

@@ -6,10 +6,12 @@ import (
 	"unsafe"
 )
 
-// cache is an LRU of Facts keyed by the exact SQL text, bounded both by
-// entry count and by an estimate of the bytes it holds. It is split into
-// shards, each with its own mutex, map and intrusive list, so concurrent
-// sessions rarely contend; a hit takes one lock and allocates nothing.
+// cache is an LRU of Facts keyed by the exact SQL text or by a
+// literal-normalised key (normalize.go; those start with a NUL byte, which no
+// text cached by its exact text does), bounded both by entry count and by an
+// estimate of the bytes it holds. It is split into shards, each with its own
+// mutex, map and intrusive list, so concurrent sessions rarely contend; a
+// hit takes one lock and allocates nothing.
 type cache struct {
 	seed   maphash.Seed
 	mask   uint64
@@ -24,8 +26,10 @@ type cacheShard struct {
 	maxBytes   int64
 	bytes      int64
 
-	// counters, guarded by mu
-	hits, misses, evictions, errors int64
+	// counters, guarded by mu; normHits counts the hits (also in hits) of
+	// normalised keys. Misses are counted by the Parser (a miss of the exact
+	// text may still hit its normalised key).
+	hits, normHits, evictions, errors int64
 
 	_ [32]byte // keep neighbouring shards' locks off one cache line
 }
@@ -66,18 +70,21 @@ func (c *cache) shard(key string) *cacheShard {
 	return &c.shards[maphash.String(c.seed, key)&c.mask]
 }
 
-// get returns the cached facts for key and counts a hit, or nil and counts a
-// miss.
-func (c *cache) get(key string) *Facts {
+// get returns the cached facts for key and counts a hit (normalized: key is
+// a normalised key), or nil. It does not retain key, which may alias a
+// reused buffer.
+func (c *cache) get(key string, normalized bool) *Facts {
 	s := c.shard(key)
 	s.mu.Lock()
 	e := s.items[key]
 	if e == nil {
-		s.misses++
 		s.mu.Unlock()
 		return nil
 	}
 	s.hits++
+	if normalized {
+		s.normHits++
+	}
 	if e.facts.ParseErr != nil {
 		s.errors++
 	}
@@ -138,7 +145,7 @@ func (c *cache) stats(st *Stats) {
 		s := &c.shards[i]
 		s.mu.Lock()
 		st.Hits += s.hits
-		st.Misses += s.misses
+		st.NormalizedHits += s.normHits
 		st.Evictions += s.evictions
 		st.Errors += s.errors
 		st.Entries += len(s.items)

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 
 	"github.com/pingcap/tidb/pkg/parser"
 	"github.com/pingcap/tidb/pkg/parser/ast"
@@ -38,8 +39,13 @@ type Options struct {
 
 // Stats are the parser's counters since New.
 type Stats struct {
-	Hits, Misses int64
-	Evictions    int64
+	// Hits counts Parse calls answered from the cache, by exact text or by
+	// literal-normalised text; NormalizedHits those of the latter (texts
+	// that differ from a cached one only in literal values). Misses counts
+	// full parses.
+	Hits, Misses   int64
+	NormalizedHits int64
+	Evictions      int64
 	// Errors counts Parse calls whose text the parser rejected (cache hits
 	// included): they are classified by the fallback.
 	Errors int64
@@ -52,11 +58,12 @@ type Stats struct {
 // Parser classifies SQL texts and caches the results. It is safe for
 // concurrent use.
 type Parser struct {
-	cache  *cache
-	maxSQL int
-	pool   sync.Pool // of *parser.Parser, which is not goroutine safe
+	cache   *cache
+	maxSQL  int
+	pool    sync.Pool // of *parser.Parser, which is not goroutine safe
+	keyPool sync.Pool // of *[]byte: normalised keys of texts too long for the stack
 
-	misses   atomic.Int64 // misses of texts too long to cache (or cache off)
+	misses   atomic.Int64 // full parses (microseconds each: one shared counter is fine)
 	errors   atomic.Int64 // errors on misses (hits count theirs per shard)
 	rewrites atomic.Int64
 }
@@ -95,21 +102,60 @@ func (p *Parser) Parse(sql string) *Facts { return p.parse(sql, false) }
 // changed (not one aliasing a buffer): what it keeps is not copied.
 func (p *Parser) ParseOwned(sql string) *Facts { return p.parse(sql, true) }
 
+// normKeyStack: normalised keys of texts up to this long are built in a
+// stack buffer (sysbench's statements are 30 to 230 bytes), longer ones in
+// a pooled buffer.
+const normKeyStack = 320
+
+// parse looks the text up by its exact text, then by its literal-normalised
+// key (normalize.go), and parses it on a miss of both. Facts that texts
+// differing only in literal values may share (shareable) are stored under
+// the normalised key only, so that texts seen once do not flood the cache;
+// others under the exact text, as are texts that do not normalise.
 func (p *Parser) parse(sql string, owned bool) *Facts {
-	if p.cache != nil && len(sql) <= p.maxSQL {
-		if f := p.cache.get(sql); f != nil {
+	if p.cache == nil || len(sql) > p.maxSQL || (len(sql) > 0 && sql[0] == normPrefix) {
+		// A text starting with NUL could equal a normalised key: it is
+		// nonsense anyway, and is never cached.
+		return p.parseUncached(sql, owned)
+	}
+	if f := p.cache.get(sql, false); f != nil {
+		return f
+	}
+	var stack [normKeyStack]byte
+	var pooled *[]byte
+	buf := stack[:0]
+	if len(sql)+1 > len(stack) {
+		pooled = p.getKeyBuf(len(sql) + 1)
+		buf = (*pooled)[:0]
+	}
+	key, normOK := normalizeLiterals(sql, buf)
+	if normOK {
+		// The key is looked up in place; get does not retain it.
+		if f := p.cache.get(unsafe.String(unsafe.SliceData(key), len(key)), true); f != nil {
+			p.putKeyBuf(pooled)
 			return f
 		}
-		key := sql
-		if !owned {
-			key = strings.Clone(sql)
-		}
-		f := p.analyze(key)
-		if f.ParseErr != nil {
-			p.errors.Add(1)
-		}
-		return p.cache.add(key, f)
 	}
+	p.misses.Add(1)
+	text := sql
+	if !owned {
+		text = strings.Clone(sql)
+	}
+	f := p.analyze(text)
+	if f.ParseErr != nil {
+		p.errors.Add(1)
+	}
+	if normOK && shareable(f) {
+		detachText(f)
+		f = p.cache.add(string(key), f)
+	} else {
+		f = p.cache.add(text, f)
+	}
+	p.putKeyBuf(pooled)
+	return f
+}
+
+func (p *Parser) parseUncached(sql string, owned bool) *Facts {
 	p.misses.Add(1)
 	if !owned {
 		sql = strings.Clone(sql)
@@ -119,6 +165,26 @@ func (p *Parser) parse(sql string, owned bool) *Facts {
 		p.errors.Add(1)
 	}
 	return f
+}
+
+// getKeyBuf returns a pooled buffer of at least n bytes (a key is at most
+// one byte longer than its text, which is at most maxSQL long).
+func (p *Parser) getKeyBuf(n int) *[]byte {
+	b, _ := p.keyPool.Get().(*[]byte)
+	if b == nil {
+		b = new([]byte)
+	}
+	if cap(*b) < n {
+		*b = make([]byte, 0, n)
+	}
+	return b
+}
+
+// putKeyBuf returns a pooled key buffer (nil: the stack one was used).
+func (p *Parser) putKeyBuf(b *[]byte) {
+	if b != nil {
+		p.keyPool.Put(b)
+	}
 }
 
 // Stats returns the counters and the cache's current size.
