@@ -61,6 +61,8 @@
 #   BENCH_PROXY_ENV          extra environment for pisa-proxy, e.g. "GOMAXPROCS=1"
 #   BENCH_BASE_BIN           a second pisa-proxy binary (e.g. built from an older commit):
 #                            adds the target "base", run in the same rounds, for A/B runs
+#   BENCH_BASE_CONF=proxy    the configuration "base" runs: proxy's listener, or govern's
+#                            (A/B of governance and read/write splitting)
 #   BENCH_BASE_ENV           extra environment for "base" (BENCH_BASE_BIN defaults to the
 #                            proxy's binary when only this is set: A/B of settings)
 #   BENCH_PORT=13306         first port tried for HAProxy and the proxies (admin ports from +50)
@@ -502,6 +504,16 @@ start_proxy() {
 			s/bench-shard"/bench-shardbe"/; s/xa-shard\.log/xa-shardbe.log/' >"$WORK/$target.toml"
 		;;
 	govern) govern_conf "$port" "$admin" >"$WORK/$target.toml" ;;
+	base)
+		case ${BENCH_BASE_CONF:-proxy} in
+		proxy) proxy_conf "$port" "$admin" >"$WORK/$target.toml" ;;
+		govern) govern_conf "$port" "$admin" | sed 's/^name = "govern"$/name = "base"/' >"$WORK/$target.toml" ;;
+		*)
+			echo "BENCH_BASE_CONF=$BENCH_BASE_CONF: want proxy or govern"
+			return 1
+			;;
+		esac
+		;;
 	mux)
 		# pool_size is Pisanix's idle capacity (max_idle), not a cap: max_open
 		# would stay 64 and the connections above pool_size idle be closed and
@@ -543,7 +555,9 @@ start_proxy() {
 	PORT[$target]=$port
 	PID[$target]=$pid
 	DB[$target]=$db
-	[ "$target" != govern ] || DBUSER[$target]=bench:bench-secret
+	if [ "$target" = govern ] || { [ "$target" = base ] && [ "${BENCH_BASE_CONF:-proxy}" = govern ]; }; then
+		DBUSER[$target]=bench:bench-secret
+	fi
 	log "pisa-proxy ($target): 127.0.0.1:$port (admin $admin) pid $pid, $bin${env:+, env $env}"
 }
 
@@ -573,7 +587,8 @@ need=50
 for t in $BENCH_THREADS; do [ "$t" -le "$need" ] || need=$t; done
 for t in $BENCH_TARGETS; do
 	case $t in
-	proxy | base) need=$((need + 64)) ;;
+	proxy) need=$((need + 64)) ;;
+	base) if [ "${BENCH_BASE_CONF:-proxy}" = govern ]; then need=$((need + 128)); else need=$((need + 64)); fi ;;
 	govern | shard | shardbe) need=$((need + 128)) ;;
 	esac
 done
