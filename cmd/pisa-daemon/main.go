@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -25,6 +26,7 @@ import (
 	"github.com/database-mesh/pisanix-go/internal/cmdutil"
 	"github.com/database-mesh/pisanix-go/internal/daemon"
 	"github.com/database-mesh/pisanix-go/internal/daemon/dataplane"
+	"github.com/database-mesh/pisanix-go/internal/daemon/handover"
 	"github.com/database-mesh/pisanix-go/internal/daemonconfig"
 	"github.com/database-mesh/pisanix-go/internal/version"
 )
@@ -46,11 +48,13 @@ type options struct {
 	nodeName            string
 	configPath          string
 	adminAddr           string
-	cleanupOnExit       bool
-	log                 cmdutil.Log
-	bpffs               string
-	attach              string
-	resync              time.Duration
+	cleanupOnExit       cleanupMode
+	// The daemon's own pod (downward API), for --cleanup-on-exit=auto.
+	podName, podNamespace string
+	log                   cmdutil.Log
+	bpffs                 string
+	attach                string
+	resync                time.Duration
 
 	// Set when the device came from a flag or the environment; otherwise
 	// a standalone file's [global] may set it.
@@ -130,8 +134,14 @@ func addFlags(fs *pflag.FlagSet, o *options, env *cmdutil.Env) {
 		"standalone TOML configuration file; when set the controller is not used (env PISA_DAEMON_CONFIG)")
 	fs.StringVar(&o.adminAddr, "admin-addr", env.String("PISA_DAEMON_ADMIN_ADDR", ":5592"),
 		"admin HTTP address: /healthz /readyz /version /metrics /config (env PISA_DAEMON_ADMIN_ADDR)")
-	fs.BoolVar(&o.cleanupOnExit, "cleanup-on-exit", env.Bool("PISA_DAEMON_CLEANUP_ON_EXIT", true),
-		"remove all classes, classifiers and pinned objects on exit; false keeps them for the next start to adopt (env PISA_DAEMON_CLEANUP_ON_EXIT)")
+	o.cleanupOnExit = cleanupAuto
+	env.Value("PISA_DAEMON_CLEANUP_ON_EXIT", &o.cleanupOnExit)
+	fs.Var(&o.cleanupOnExit, "cleanup-on-exit",
+		"on exit: true removes all classes, classifiers and pinned objects; false keeps them pinned for the next start to adopt; "+
+			"auto keeps them when the pod's DaemonSet still exists (a rolling update), else removes them (env PISA_DAEMON_CLEANUP_ON_EXIT)")
+	fs.Lookup("cleanup-on-exit").NoOptDefVal = "true" // --cleanup-on-exit alone, as when it was a bool flag
+	o.podName = env.String("POD_NAME", "")
+	o.podNamespace = env.String("POD_NAMESPACE", "")
 	o.log.AddFlags(fs, env, cmdutil.LogFlags{LevelEnv: "PISA_DAEMON_LOG_LEVEL", FormatEnv: "PISA_DAEMON_LOG_FORMAT",
 		DefaultLevel: "info", LevelShorthand: "l"})
 	fs.StringVar(&o.bpffs, "bpffs", env.String("PISA_DAEMON_BPFFS", "/sys/fs/bpf"),
@@ -140,6 +150,95 @@ func addFlags(fs *pflag.FlagSet, o *options, env *cmdutil.Env) {
 		"classifier attachment: auto (TCX if the kernel has it, else tc), tcx or tc (env PISA_DAEMON_ATTACH)")
 	fs.DurationVar(&o.resync, "resync-interval", env.Duration("PISA_DAEMON_RESYNC_INTERVAL", 30*time.Second),
 		"reconcile again this often: re-resolve host names, repair drift (env PISA_DAEMON_RESYNC_INTERVAL)")
+}
+
+// cleanupMode is --cleanup-on-exit: true, false or auto.
+type cleanupMode string
+
+const (
+	cleanupAlways cleanupMode = "true"
+	cleanupNever  cleanupMode = "false"
+	cleanupAuto   cleanupMode = "auto"
+)
+
+func (m *cleanupMode) String() string { return string(*m) }
+func (m *cleanupMode) Type() string   { return "mode" }
+
+// Set accepts auto and the booleans strconv.ParseBool reads (1, t, true, 0, f, false in any
+// case), as the flag did when it was a bool.
+func (m *cleanupMode) Set(s string) error {
+	if strings.EqualFold(strings.TrimSpace(s), "auto") {
+		*m = cleanupAuto
+		return nil
+	}
+	b, err := strconv.ParseBool(strings.TrimSpace(s))
+	if err != nil {
+		return errors.New("want true, false or auto")
+	}
+	*m = cleanupNever
+	if b {
+		*m = cleanupAlways
+	}
+	return nil
+}
+
+// handoverTimeout bounds the API calls of --cleanup-on-exit=auto, so that stopping stays quick.
+const handoverTimeout = 3 * time.Second
+
+// checkSuccessor asks the Kubernetes API whether a new daemon will take over (tests replace it).
+var checkSuccessor = func(ctx context.Context, namespace, pod string) (handover.Result, error) {
+	c, err := handover.InCluster(handoverTimeout, "pisa-daemon/"+version.Version)
+	if err != nil {
+		return handover.Result{}, err
+	}
+	return handover.Check(ctx, c, namespace, pod)
+}
+
+// checkOwner is the start-time half of checkSuccessor: the DaemonSet that owns the pod, read
+// once so that a missing permission or downward API variable shows in the log at start rather
+// than only at exit (tests replace it).
+var checkOwner = func(ctx context.Context, namespace, pod string) (string, error) {
+	c, err := handover.InCluster(handoverTimeout, "pisa-daemon/"+version.Version)
+	if err != nil {
+		return "", err
+	}
+	name, _, err := handover.Owner(ctx, c, namespace, pod)
+	if err != nil {
+		return "", err
+	}
+	return namespace + "/" + name, nil
+}
+
+// keepOnExit decides whether the state stays pinned for a next daemon (--cleanup-on-exit=false,
+// or auto with a successor coming) or is removed; it logs why.
+func (o *options) keepOnExit(logger *slog.Logger) bool {
+	switch o.cleanupOnExit {
+	case cleanupNever:
+		logger.Info("leaving classes and classifier in place for the next start (--cleanup-on-exit=false)")
+		return true
+	case cleanupAlways:
+		return false
+	}
+	if o.configPath != "" {
+		logger.Warn("--cleanup-on-exit=auto: standalone (--config), no DaemonSet to hand over to: removing classes")
+		return false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), handoverTimeout)
+	defer cancel()
+	t0 := time.Now()
+	res, err := checkSuccessor(ctx, o.podNamespace, o.podName)
+	took := time.Since(t0).Round(time.Millisecond)
+	if err != nil {
+		args := []any{"err", err, "took", took}
+		if handover.AccessDenied(err) {
+			args = append(args, "hint", "helm uninstall and kubectl delete remove the daemon's Role and ServiceAccount "+
+				"with its DaemonSet; then removing the classes is right")
+		}
+		logger.Warn("--cleanup-on-exit=auto: cannot tell whether a new daemon takes over: removing classes", args...)
+		return false
+	}
+	logger.Info("--cleanup-on-exit=auto: "+res.Reason, "daemonset", res.DaemonSet, "took", took)
+	return res.Keep
 }
 
 // controllerHost is the controller's address: the host flag, else
@@ -198,7 +297,21 @@ func run(ctx context.Context, o *options, open openFunc) error {
 		return errors.New("no device to shape: set --global-egress-device")
 	}
 	logger.Info("starting pisa-daemon", "version", version.Version, "commit", version.GitCommit,
-		"devices", devices, "standalone", o.configPath != "", "cleanup_on_exit", o.cleanupOnExit)
+		"devices", devices, "standalone", o.configPath != "", "cleanup_on_exit", string(o.cleanupOnExit))
+	if o.cleanupOnExit == cleanupAuto && o.configPath == "" {
+		checkOwner := checkOwner
+		go func() {
+			ctx, cancel := context.WithTimeout(ctx, handoverTimeout)
+			defer cancel()
+			if ds, err := checkOwner(ctx, o.podNamespace, o.podName); err != nil {
+				logger.Warn("--cleanup-on-exit=auto: cannot read this pod's DaemonSet; on exit the classes will be removed "+
+					"unless the API answers then", "err", err)
+			} else {
+				logger.Info("--cleanup-on-exit=auto: on exit, classes stay for the next daemon while this DaemonSet exists",
+					"daemonset", ds)
+			}
+		}()
+	}
 
 	dp, err := open(devices, o, logger)
 	if err != nil {
@@ -250,14 +363,13 @@ func run(ctx context.Context, o *options, open openFunc) error {
 	if runErr != nil {
 		errs = append(errs, runErr)
 	}
-	if o.cleanupOnExit {
-		if err := dp.Cleanup(); err != nil {
-			errs = append(errs, fmt.Errorf("cleanup: %w", err))
-		}
-	} else {
-		logger.Info("leaving classes and classifier in place for the next start (--cleanup-on-exit=false)")
+	if o.keepOnExit(logger) {
 		if err := dp.Close(); err != nil {
 			errs = append(errs, err)
+		}
+	} else {
+		if err := dp.Cleanup(); err != nil {
+			errs = append(errs, fmt.Errorf("cleanup: %w", err))
 		}
 	}
 	if err := adm.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {

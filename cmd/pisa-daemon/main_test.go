@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/database-mesh/pisanix-go/internal/daemon"
+	"github.com/database-mesh/pisanix-go/internal/daemon/handover"
 	"github.com/database-mesh/pisanix-go/internal/daemonconfig"
 )
 
@@ -81,7 +82,8 @@ func freeAddr(t *testing.T) string {
 func clearEnv(t *testing.T) {
 	for _, k := range []string{"PISA_DAEMON_GLOBAL_EGRESS_DEVICE", "PISA_DAEMON_GLOBAL_BRIDGE_DEVICE", "PISA_CONTROLLER_SERVICE",
 		"PISA_CONTROLLER_NAMESPACE", "PISA_CONTROLLER_HOST", "NODE_NAME", "PISA_DAEMON_CONFIG", "PISA_DAEMON_ADMIN_ADDR",
-		"PISA_DAEMON_CLEANUP_ON_EXIT", "PISA_DAEMON_LOG_LEVEL", "PISA_DAEMON_BPFFS", "PISA_DAEMON_ATTACH", "PISA_DAEMON_RESYNC_INTERVAL"} {
+		"PISA_DAEMON_CLEANUP_ON_EXIT", "PISA_DAEMON_LOG_LEVEL", "PISA_DAEMON_BPFFS", "PISA_DAEMON_ATTACH", "PISA_DAEMON_RESYNC_INTERVAL",
+		"POD_NAME", "POD_NAMESPACE"} {
 		if v, ok := os.LookupEnv(k); ok {
 			os.Unsetenv(k)
 			t.Cleanup(func() { os.Setenv(k, v) })
@@ -140,8 +142,33 @@ func get(t *testing.T, url string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
+// fakeAPI replaces the Kubernetes API calls of --cleanup-on-exit=auto; it records the pod asked
+// about.
+func fakeAPI(t *testing.T, res handover.Result, err error) *[]string {
+	t.Helper()
+	var mu sync.Mutex
+	var asked []string
+	saveS, saveO := checkSuccessor, checkOwner
+	checkSuccessor = func(ctx context.Context, ns, pod string) (handover.Result, error) {
+		if _, ok := ctx.Deadline(); !ok {
+			t.Error("the exit check has no deadline")
+		}
+		mu.Lock()
+		asked = append(asked, ns+"/"+pod)
+		mu.Unlock()
+		return res, err
+	}
+	checkOwner = func(context.Context, string, string) (string, error) { return res.DaemonSet, err }
+	t.Cleanup(func() { checkSuccessor, checkOwner = saveS, saveO })
+	return &asked
+}
+
 func TestControllerMode(t *testing.T) {
 	clearEnv(t)
+	// Default mode auto; the API says the DaemonSet is gone: clean up.
+	t.Setenv("POD_NAME", "pisa-daemon-abcde")
+	t.Setenv("POD_NAMESPACE", "pisa-system")
+	asked := fakeAPI(t, handover.Result{DaemonSet: "pisa-system/pisa-daemon", Reason: "gone"}, nil)
 	var mu sync.Mutex
 	rate, version := "10mbit", 1
 	var gotNode, gotPath string
@@ -206,6 +233,123 @@ func TestControllerMode(t *testing.T) {
 	if !dp.cleaned {
 		t.Error("not cleaned up on exit")
 	}
+	if !slices.Equal(*asked, []string{"pisa-system/pisa-daemon-abcde"}) {
+		t.Errorf("asked the API about %v", *asked)
+	}
+}
+
+// The three modes at exit, in controller mode.
+func TestCleanupOnExit(t *testing.T) {
+	ctl := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, `{"app": []}`)
+	}))
+	defer ctl.Close()
+	keep := handover.Result{Keep: true, DaemonSet: "pisa-system/pisa-daemon", Reason: "DaemonSet pisa-system/pisa-daemon exists: leaving classes for the next daemon"}
+	gone := handover.Result{DaemonSet: "pisa-system/pisa-daemon", Reason: "DaemonSet pisa-system/pisa-daemon is gone (uninstalled): removing classes"}
+	for _, c := range []struct {
+		name    string
+		args    []string
+		env     string
+		res     handover.Result
+		err     error
+		cleaned bool
+		asked   int
+	}{
+		{"auto, DaemonSet exists", nil, "", keep, nil, false, 1},
+		{"auto, DaemonSet gone", []string{"--cleanup-on-exit=auto"}, "", gone, nil, true, 1},
+		{"auto, API error", nil, "auto", handover.Result{}, fmt.Errorf("get pod: forbidden"), true, 1},
+		{"true", []string{"--cleanup-on-exit"}, "false", keep, nil, true, 0},
+		{"false", nil, "false", gone, nil, false, 0},
+		{"false by flag over env", []string{"--cleanup-on-exit=0"}, "auto", gone, nil, false, 0},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			clearEnv(t)
+			t.Setenv("POD_NAME", "p")
+			t.Setenv("POD_NAMESPACE", "ns")
+			if c.env != "" {
+				t.Setenv("PISA_DAEMON_CLEANUP_ON_EXIT", c.env)
+			}
+			asked := fakeAPI(t, c.res, c.err)
+			args := append([]string{"--pisa-controller-host", strings.TrimPrefix(ctl.URL, "http://"),
+				"--admin-addr", freeAddr(t), "--log-level", "error"}, c.args...)
+			dp, stop := startDaemon(t, args...)
+			waitFor(t, "first config", func() bool { dp.mu.Lock(); defer dp.mu.Unlock(); return dp.syncs > 0 })
+			if err := stop(); err != nil {
+				t.Fatal(err)
+			}
+			if dp.cleaned != c.cleaned || (!c.cleaned && !dp.closed) {
+				t.Errorf("cleaned %v closed %v, want cleaned %v (or else closed)", dp.cleaned, dp.closed, c.cleaned)
+			}
+			if len(*asked) != c.asked {
+				t.Errorf("asked the API %d times, want %d", len(*asked), c.asked)
+			}
+		})
+	}
+}
+
+// Standalone (--config) with auto: there is no DaemonSet; the API is not asked and the
+// classes are removed.
+func TestStandaloneAutoCleansUp(t *testing.T) {
+	clearEnv(t)
+	p := filepath.Join(t.TempDir(), "daemon.toml")
+	if err := os.WriteFile(p, []byte("app = []\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	asked := fakeAPI(t, handover.Result{Keep: true}, nil)
+	dp, stop := startDaemon(t, "--config", p, "--admin-addr", freeAddr(t), "--log-level", "error")
+	waitFor(t, "config", func() bool { dp.mu.Lock(); defer dp.mu.Unlock(); return dp.syncs > 0 })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if !dp.cleaned || len(*asked) != 0 {
+		t.Errorf("cleaned %v, asked %v; want cleaned without asking", dp.cleaned, *asked)
+	}
+}
+
+// --cleanup-on-exit and PISA_DAEMON_CLEANUP_ON_EXIT take true, false (the booleans as before)
+// and auto; anything else is a usage error naming the flag or the variable.
+func TestCleanupOnExitValues(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		env  string
+		want cleanupMode
+		err  string
+	}{
+		{nil, "", cleanupAuto, ""},
+		{[]string{"--cleanup-on-exit"}, "", cleanupAlways, ""},
+		{[]string{"--cleanup-on-exit=false"}, "", cleanupNever, ""},
+		{[]string{"--cleanup-on-exit=AUTO"}, "false", cleanupAuto, ""},
+		{[]string{"--cleanup-on-exit=T"}, "", cleanupAlways, ""},
+		{nil, "FALSE", cleanupNever, ""},
+		{nil, "0", cleanupNever, ""},
+		{nil, "auto", cleanupAuto, ""},
+		{[]string{"--cleanup-on-exit=maybe"}, "", "", `invalid argument "maybe" for "--cleanup-on-exit" flag: want true, false or auto`},
+		{nil, "yes", "", `PISA_DAEMON_CLEANUP_ON_EXIT="yes": want true, false or auto`},
+	} {
+		clearEnv(t)
+		if c.env != "" {
+			t.Setenv("PISA_DAEMON_CLEANUP_ON_EXIT", c.env)
+		}
+		var got cleanupMode
+		open := func(_ []string, o *options, _ *slog.Logger) (dataplaneCloser, error) {
+			got = o.cleanupOnExit
+			return nil, fmt.Errorf("stop here")
+		}
+		cmd := newRootCmd(open)
+		cmd.SetArgs(append(c.args, "--log-level", "error", "--admin-addr", freeAddr(t)))
+		cmd.SetOut(io.Discard)
+		cmd.SetErr(io.Discard)
+		err := cmd.Execute()
+		if c.err != "" {
+			if err == nil || !strings.Contains(err.Error(), c.err) {
+				t.Errorf("%v env %q: %v, want %q", c.args, c.env, err, c.err)
+			}
+			continue
+		}
+		if err == nil || !strings.Contains(err.Error(), "stop here") || got != c.want {
+			t.Errorf("%v env %q: mode %q (%v), want %q", c.args, c.env, got, err, c.want)
+		}
+	}
 }
 
 func TestStandaloneMode(t *testing.T) {
@@ -269,7 +413,7 @@ func TestDefaults(t *testing.T) {
 	for name, want := range map[string]string{
 		"global-egress-device": "eth0", "global-bridge-device": "", "pisa-controller-service": "pisa-controller",
 		"pisa-controller-namespace": "pisa-system", "pisa-controller-host": "", "admin-addr": ":5592",
-		"cleanup-on-exit": "true", "bpffs": "/sys/fs/bpf", "attach": "auto", "resync-interval": "30s",
+		"cleanup-on-exit": "auto", "bpffs": "/sys/fs/bpf", "attach": "auto", "resync-interval": "30s",
 	} {
 		if got := fs.Lookup(name).DefValue; got != want {
 			t.Errorf("--%s default %q, want %q", name, got, want)

@@ -45,6 +45,35 @@ func TestEnv(t *testing.T) {
 	}
 }
 
+// choice is a pflag.Value of one of a few words, as a flag with modes would have.
+type choice string
+
+func (c *choice) String() string { return string(*c) }
+func (c *choice) Type() string   { return "mode" }
+func (c *choice) Set(s string) error {
+	if s != "a" && s != "b" {
+		return errors.New("want a or b")
+	}
+	*c = choice(s)
+	return nil
+}
+
+func TestEnvValue(t *testing.T) {
+	e := envOf(map[string]string{"GOOD": "b", "EMPTY": "", "BAD": "c"})
+	good, empty, unset, bad := choice("a"), choice("a"), choice("a"), choice("a")
+	e.Value("GOOD", &good)
+	e.Value("EMPTY", &empty)
+	e.Value("UNSET", &unset)
+	if good != "b" || empty != "a" || unset != "a" || e.Err() != nil {
+		t.Fatalf("good %q empty %q unset %q err %v", good, empty, unset, e.Err())
+	}
+	e.Value("BAD", &bad)
+	err := e.Err()
+	if bad != "a" || Code(err) != ExitUsage || !strings.Contains(err.Error(), `BAD="c": want a or b`) {
+		t.Fatalf("bad value: %q %v (code %d)", bad, err, Code(err))
+	}
+}
+
 func TestCodeAndReport(t *testing.T) {
 	if Code(nil) != 0 || Code(pflag.ErrHelp) != 0 || Code(errors.New("x")) != 1 || Code(Usagef("bad --x")) != 2 {
 		t.Fatal("codes")

@@ -10,6 +10,8 @@ import (
 	"os"
 	"strconv"
 	"time"
+
+	"github.com/spf13/pflag"
 )
 
 // Env reads environment variables as the defaults of flags. One rule for every program:
@@ -89,6 +91,19 @@ func (e *Env) Duration(name string, def time.Duration) time.Duration {
 		return def
 	}
 	return d
+}
+
+// Value sets v, the flag's value, from the variable when it is set: v then holds the flag's
+// default (register the flag with fs.Var after this). A value v refuses is a usage error naming
+// the variable, with v's reason; v keeps its built-in default.
+func (e *Env) Value(name string, v pflag.Value) {
+	s, ok := e.get(name)
+	if !ok {
+		return
+	}
+	if err := v.Set(s); err != nil {
+		e.errs = append(e.errs, fmt.Errorf("environment variable %s=%q: %w", name, s, err))
+	}
 }
 
 // Err returns the bad values met so far, as one usage error (nil if none).

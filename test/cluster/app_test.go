@@ -42,6 +42,30 @@ type app struct {
 	e    *env
 	pod  string
 	mdir string
+	// The first pod's rounds by step: a step began after round seq.
+	marks []mark
+}
+
+type mark struct {
+	seq  int
+	step string
+}
+
+// mark records that a step begins now, after the app's last logged round.
+func (a *app) mark(t *testing.T, step string) {
+	t.Helper()
+	a.marks = append(a.marks, mark{a.lastSeq(t), step})
+}
+
+// step names the step a round of the first pod fell in.
+func (a *app) step(seq int) string {
+	name := "start"
+	for _, m := range a.marks {
+		if seq > m.seq {
+			name = m.step
+		}
+	}
+	return name
 }
 
 // appLine is one line of the sqlclient's log: "ok seq=3 q=1 value=..." or "error seq=3 q=1 err=...".
@@ -525,10 +549,10 @@ func (s *logStream) String() string {
 	return s.buf.String()
 }
 
-func (e *env) follow(t *testing.T, pod string) *logStream {
+func (e *env) follow(t *testing.T, ns, pod, container string) *logStream {
 	t.Helper()
 	s := &logStream{done: make(chan error, 1)}
-	s.cmd = exec.Command(e.kubectl, "--kubeconfig", e.kubeconfig, "-n", appNS, "logs", "-f", pod, "-c", "app")
+	s.cmd = exec.Command(e.kubectl, "--kubeconfig", e.kubeconfig, "-n", ns, "logs", "-f", pod, "-c", container)
 	s.cmd.Stdout, s.cmd.Stderr = s, s
 	if err := s.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -545,6 +569,7 @@ func (e *env) follow(t *testing.T, pod string) *logStream {
 // INSERT the app saw succeed is in the database, and the old pod saw no error, draining included.
 func (e *env) upgrade(ctx context.Context, t *testing.T, a *app) {
 	t.Helper()
+	a.mark(t, "helm upgrade (controller and daemon pods replaced)")
 	from := a.lastSeq(t)
 	oldPod := a.pod
 	op, err := e.cs.CoreV1().Pods(appNS).Get(ctx, oldPod, metav1.GetOptions{})
@@ -553,13 +578,19 @@ func (e *env) upgrade(ctx context.Context, t *testing.T, a *app) {
 	}
 	oldVersion := sidecarVersion(t, op)
 	oldController := e.controllerImageID(ctx, t)
-	old := e.follow(t, oldPod)
+	old := e.follow(t, appNS, oldPod, "app")
+	// The daemon's state before its pod is replaced: the rolling update must leave it alone.
+	oldDaemon := e.daemonPod(ctx, t, "")
+	oldDaemonLog := e.follow(t, namespace, oldDaemon.Name, "pisa-daemon")
+	htbBefore := e.htb(t)
 	t0 := time.Now()
 	if out, err := e.run(t, e.helm, "upgrade", release, e.chart, "-n", namespace, "--reuse-values",
 		"--set", "controller.image.tag="+e.nextTag, "--set", "proxy.image.tag="+e.nextTag, "--set", "daemon.image.tag="+e.nextTag,
 		"--wait", "--timeout", "5m"); err != nil {
 		t.Fatalf("helm upgrade to tag %s: %v\n%s", e.nextTag, err, out)
 	}
+	a.mark(t, "after helm upgrade")
+	upgraded := a.lastSeq(t)
 	dep, err := e.cs.AppsV1().Deployments(namespace).Get(ctx, release, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -573,6 +604,7 @@ func (e *env) upgrade(ctx context.Context, t *testing.T, a *app) {
 		t.Logf("controller image %s -> %s", oldController, id)
 	}
 	t.Logf("helm upgrade to tag %s: %s", e.nextTag, time.Since(t0).Round(time.Second))
+	e.daemonKeptState(ctx, t, oldDaemon.Name, oldDaemonLog, htbBefore)
 	// The old controller pod may still answer the webhook while it terminates (and the API
 	// server's ClientIP affinity may keep it there until its endpoint goes): a pod created now
 	// could still get the old sidecar. Wait until the webhook injects the new image, as a
@@ -600,6 +632,7 @@ func (e *env) upgrade(ctx context.Context, t *testing.T, a *app) {
 	}
 	t.Logf("the webhook injects %s (%s after helm upgrade --wait returned)", injected, time.Since(t2).Round(time.Second))
 
+	a.mark(t, "rollout restart of the app, drain")
 	t1 := time.Now()
 	if out, err := e.run(t, e.kubectl, "-n", appNS, "rollout", "restart", "deployment/catalogue"); err != nil {
 		t.Fatalf("rollout restart: %v\n%s", err, out)
@@ -657,8 +690,12 @@ func (e *env) upgrade(ctx context.Context, t *testing.T, a *app) {
 	}
 	for _, l := range strings.Split(oldLog, "\n") {
 		if strings.HasPrefix(l, "slow ") {
-			// Not an error (the app waited), but worth a look: a stall during the upgrade.
-			t.Logf("old pod %s: %s", oldPod, l)
+			// Not an error (the app waited), but worth a look: a stall. The log covers the pod's
+			// life: the step comes from the round's number (the QoS step's bench, for one,
+			// shares the app's class).
+			var seq int
+			_, _ = fmt.Sscanf(l, "slow seq=%d", &seq)
+			t.Logf("old pod %s: %s (step: %s; helm upgrade rounds %d-%d)", oldPod, l, a.step(seq), from+1, upgraded)
 		}
 	}
 	if ok, _ := count(drained); ok == 0 {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -175,5 +176,115 @@ func TestKustomizeManifestsValidate(t *testing.T) {
 			}
 			applyDryRun(ctx, t, objs)
 		})
+	}
+}
+
+// TestHelmDaemonCleanupOnExit renders the daemon with each daemon.cleanupOnExit: auto (the
+// default) gets a Role that may get pods and its own DaemonSet, bound to its ServiceAccount, the
+// service account token and POD_NAME/POD_NAMESPACE; true and false get neither the Role nor the
+// token. No API server needed.
+func TestHelmDaemonCleanupOnExit(t *testing.T) {
+	helm := tool(t, "helm")
+	for _, tc := range []struct {
+		set  []string
+		want string
+	}{
+		{nil, "auto"},
+		{[]string{"--set", "daemon.cleanupOnExit=auto"}, "auto"},
+		{[]string{"--set", "daemon.cleanupOnExit=true"}, "true"},
+		{[]string{"--set", "daemon.cleanupOnExit=false"}, "false"},
+		{[]string{"--set-string", "daemon.cleanupOnExit=false"}, "false"},
+	} {
+		args := append([]string{helm, "template", "pisanix", repoPath("charts", "pisanix"), "--namespace", "pisa-system",
+			"--kube-version", "1.37.0", "--set", "daemon.enabled=true"}, tc.set...)
+		var role, binding, ds *unstructured.Unstructured
+		for _, u := range decode(t, output(t, args...)) {
+			if u.GetName() != "pisanix-daemon" {
+				continue
+			}
+			switch u.GetKind() {
+			case "Role":
+				role = u
+			case "RoleBinding":
+				binding = u
+			case "DaemonSet":
+				ds = u
+			}
+		}
+		if ds == nil {
+			t.Fatalf("%v: no DaemonSet pisanix-daemon", tc.set)
+		}
+		env := map[string]string{}
+		containers, _, _ := unstructured.NestedSlice(ds.Object, "spec", "template", "spec", "containers")
+		for _, e := range containers[0].(map[string]any)["env"].([]any) {
+			m := e.(map[string]any)
+			v, _ := m["value"].(string)
+			if f, ok, _ := unstructured.NestedString(m, "valueFrom", "fieldRef", "fieldPath"); ok {
+				v = "fieldRef:" + f
+			}
+			env[m["name"].(string)] = v
+		}
+		if env["PISA_DAEMON_CLEANUP_ON_EXIT"] != tc.want || env["POD_NAME"] != "fieldRef:metadata.name" ||
+			env["POD_NAMESPACE"] != "fieldRef:metadata.namespace" {
+			t.Errorf("%v: env %v", tc.set, env)
+		}
+		token, _, _ := unstructured.NestedBool(ds.Object, "spec", "template", "spec", "automountServiceAccountToken")
+		if auto := tc.want == "auto"; token != auto || (role != nil) != auto || (binding != nil) != auto {
+			t.Errorf("%v: token %v, Role %v, RoleBinding %v; want all %v", tc.set, token, role != nil, binding != nil, auto)
+			continue
+		}
+		if role == nil {
+			continue
+		}
+		rules, _, _ := unstructured.NestedSlice(role.Object, "rules")
+		got := fmt.Sprint(rules)
+		if len(rules) != 2 || got != "[map[apiGroups:[] resources:[pods] verbs:[get]] map[apiGroups:[apps] resourceNames:[pisanix-daemon] resources:[daemonsets] verbs:[get]]]" {
+			t.Errorf("daemon Role rules %s", got)
+		}
+		subjects, _, _ := unstructured.NestedSlice(binding.Object, "subjects")
+		if s := fmt.Sprint(subjects); s != "[map[kind:ServiceAccount name:pisanix-daemon namespace:pisa-system]]" {
+			t.Errorf("daemon RoleBinding subjects %s", s)
+		}
+	}
+}
+
+// TestDaemonManifestRBAC: deploy/daemon/daemonset.yaml (and its copy in config/daemon) runs the
+// daemon with --cleanup-on-exit=auto, its token and POD_NAME/POD_NAMESPACE, and its
+// ServiceAccount may get pods and that DaemonSet, by name.
+func TestDaemonManifestRBAC(t *testing.T) {
+	b, err := os.ReadFile(repoPath("deploy", "daemon", "daemonset.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	byKind := map[string]*unstructured.Unstructured{}
+	for _, u := range decode(t, b) {
+		byKind[u.GetKind()] = u
+	}
+	ds, role, binding := byKind["DaemonSet"], byKind["Role"], byKind["RoleBinding"]
+	if ds == nil || role == nil || binding == nil || byKind["ServiceAccount"] == nil {
+		t.Fatalf("kinds %v", byKind)
+	}
+	sa, _, _ := unstructured.NestedString(ds.Object, "spec", "template", "spec", "serviceAccountName")
+	token, _, _ := unstructured.NestedBool(ds.Object, "spec", "template", "spec", "automountServiceAccountToken")
+	if sa != byKind["ServiceAccount"].GetName() || !token {
+		t.Errorf("DaemonSet runs as %q (token %v), ServiceAccount %q", sa, token, byKind["ServiceAccount"].GetName())
+	}
+	containers, _, _ := unstructured.NestedSlice(ds.Object, "spec", "template", "spec", "containers")
+	env := fmt.Sprint(containers[0].(map[string]any)["env"])
+	for _, want := range []string{"name:PISA_DAEMON_CLEANUP_ON_EXIT value:auto", "name:POD_NAME valueFrom:map[fieldRef:map[fieldPath:metadata.name]]",
+		"name:POD_NAMESPACE valueFrom:map[fieldRef:map[fieldPath:metadata.namespace]]"} {
+		if !strings.Contains(env, want) {
+			t.Errorf("env lacks %q: %s", want, env)
+		}
+	}
+	rules, _, _ := unstructured.NestedSlice(role.Object, "rules")
+	want := fmt.Sprintf("[map[apiGroups:[] resources:[pods] verbs:[get]] map[apiGroups:[apps] resourceNames:[%s] resources:[daemonsets] verbs:[get]]]", ds.GetName())
+	if got := fmt.Sprint(rules); got != want {
+		t.Errorf("Role rules %s, want %s", got, want)
+	}
+	subjects, _, _ := unstructured.NestedSlice(binding.Object, "subjects")
+	ref, _, _ := unstructured.NestedString(binding.Object, "roleRef", "name")
+	if s := fmt.Sprint(subjects); ref != role.GetName() || s != fmt.Sprintf("[map[kind:ServiceAccount name:%s namespace:%s]]", sa, ds.GetNamespace()) {
+		t.Errorf("RoleBinding to %q, subjects %s", ref, s)
 	}
 }

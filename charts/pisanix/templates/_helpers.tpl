@@ -113,6 +113,12 @@ Call with (dict "image" .Values.x.image "root" .).
 {{- if or .Values.controller.leaderElect (gt (int .Values.controller.replicaCount) 1) -}}true{{- else -}}false{{- end -}}
 {{- end -}}
 
+{{/* daemon.cleanupOnExit as the daemon reads it: true, false or auto (the schema allows those, as
+     booleans or strings). */}}
+{{- define "pisanix.daemon.cleanupOnExit" -}}
+{{- .Values.daemon.cleanupOnExit | toString | lower -}}
+{{- end -}}
+
 {{/* Port number of the daemon's admin address (":5592", "0.0.0.0:5592" → 5592). */}}
 {{- define "pisanix.daemon.adminPort" -}}
 {{- $port := regexFind "[0-9]+$" (.Values.daemon.adminAddr | toString) -}}

@@ -312,6 +312,92 @@ func TestRestartAdopts(t *testing.T) {
 	checkUnshaped(t, tn, "database flow after cleanup", dbEndpoint, false, 10e6)
 }
 
+// rootBytes is the byte counter of the sender's root qdisc and its handle: a qdisc created
+// again starts from 0.
+func rootBytes(t *testing.T, tn *testNet) (uint64, uint32) {
+	t.Helper()
+	h := tn.handle(t, tn.send)
+	l, err := h.LinkByName(sendDev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	qs, err := h.QdiscList(l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range qs {
+		if a := q.Attrs(); a.Parent == netlink.HANDLE_ROOT && a.Statistics != nil && a.Statistics.Basic != nil {
+			return a.Statistics.Basic.Bytes, a.Handle
+		}
+	}
+	t.Fatal("no root qdisc statistics")
+	return 0, 0
+}
+
+// TestRestartAdoptsChangedConfig is a rolling update with --cleanup-on-exit=false or auto: the
+// old daemon closes without cleanup (the state stays pinned, the qdisc is not touched) and the
+// new one starts with a changed configuration. It adopts the class (same id, root qdisc not
+// recreated: its counter goes on), changes its rate in place, adds a new service's class, and
+// removes the adopted class once its service is gone.
+func TestRestartAdoptsChangedConfig(t *testing.T) {
+	tn := newTestNet(t)
+	bpffs := testBPFFS(t)
+	ctx := context.Background()
+
+	dp1 := openTest(t, tn, bpffs, AttachAuto)
+	if err := daemon.NewReconciler(dp1, daemon.ReconcilerOptions{Logger: testLogger(t)}).Reconcile(ctx,
+		qosConfig("10mbit", dbEndpoint.String())); err != nil {
+		t.Fatal(err)
+	}
+	checkLimited(t, tn, "database flow before the restart", dbEndpoint, false, 10e6)
+	_, before := htbState(t, tn)
+	if len(before) != 1 {
+		t.Fatalf("classes %v, want 1", before)
+	}
+	var minor uint16
+	for m := range before {
+		minor = m
+	}
+	if err := dp1.Close(); err != nil {
+		t.Fatal(err)
+	}
+	sent, handle := rootBytes(t, tn)
+
+	// The new daemon: db at 20mbit, and a new service db2 at 5mbit on the other endpoint.
+	dp2 := openTest(t, tn, bpffs, AttachAuto)
+	defer dp2.Cleanup()
+	rec := daemon.NewReconciler(dp2, daemon.ReconcilerOptions{Logger: testLogger(t)})
+	changed := qosConfig("20mbit", dbEndpoint.String())
+	changed.App[0].Service = append(changed.App[0].Service, daemonconfig.Service{Name: "db2",
+		QoSGroup:  &daemonconfig.QoSGroup{Rate: "5mbit"},
+		Endpoints: []daemonconfig.Endpoint{{IP: otherEndpoint.Addr().String(), Port: int(otherEndpoint.Port())}}})
+	if err := rec.Reconcile(ctx, changed); err != nil {
+		t.Fatal(err)
+	}
+	_, after := htbState(t, tn)
+	if c, ok := after[minor]; !ok || c.Rate != 20e6/8 || len(after) != 2 {
+		t.Fatalf("after the restart: classes %v, want 1:%x at 20mbit and a second class", after, minor)
+	}
+	if sent2, handle2 := rootBytes(t, tn); handle2 != handle || sent2 < sent {
+		t.Errorf("root qdisc %x sent %d bytes before the restart, %x %d after: recreated", handle, sent, handle2, sent2)
+	}
+	checkLimited(t, tn, "database flow after the restart, changed in place to 20mbit", dbEndpoint, false, 20e6)
+	checkLimited(t, tn, "the new service's flow at 5mbit", otherEndpoint, false, 5e6)
+
+	// db goes: the class adopted from the previous daemon is removed, with its endpoint.
+	only2 := &daemonconfig.Config{App: []daemonconfig.App{{Name: "shop", Service: changed.App[0].Service[1:]}}}
+	if err := rec.Reconcile(ctx, only2); err != nil {
+		t.Fatal(err)
+	}
+	if _, after = htbState(t, tn); len(after) != 1 || after[minor] != nil {
+		t.Errorf("after removing db: classes %v, want only db2's", after)
+	}
+	if n := countEntries(t, dp2); n != 1 {
+		t.Errorf("endpoint map has %d entries, want 1", n)
+	}
+	checkUnshaped(t, tn, "database flow once its service is removed", dbEndpoint, false, 5e6)
+}
+
 // TestShapingTCFallback attaches with clsact + cls_bpf instead of TCX.
 func TestShapingTCFallback(t *testing.T) {
 	tn := newTestNet(t)
