@@ -283,9 +283,16 @@ spec:
 // appPod waits for the one Ready pod of the app that is not `not`.
 func (e *env) appPod(ctx context.Context, t *testing.T, not string) corev1.Pod {
 	t.Helper()
+	return e.readyPod(ctx, t, appNS, "app=catalogue", not, "app")
+}
+
+// readyPod waits for a Ready pod in namespace ns matching the label selector sel that is not
+// `not` and not being deleted; what names it in errors.
+func (e *env) readyPod(ctx context.Context, t *testing.T, ns, sel, not, what string) corev1.Pod {
+	t.Helper()
 	var pod corev1.Pod
 	if err := poll(ctx, 3*time.Minute, func() (bool, error) {
-		ps, err := e.cs.CoreV1().Pods(appNS).List(ctx, metav1.ListOptions{LabelSelector: "app=catalogue"})
+		ps, err := e.cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: sel})
 		if err != nil {
 			return false, err
 		}
@@ -295,9 +302,9 @@ func (e *env) appPod(ctx context.Context, t *testing.T, not string) corev1.Pod {
 				return true, nil
 			}
 		}
-		return false, fmt.Errorf("no Ready app pod but %q: %s", not, podSummary(ps.Items))
+		return false, fmt.Errorf("no Ready %s pod but %q: %s", what, not, podSummary(ps.Items))
 	}); err != nil {
-		t.Fatalf("app pod: %v", err)
+		t.Fatalf("%s pod: %v", what, err)
 	}
 	return pod
 }

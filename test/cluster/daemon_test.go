@@ -29,24 +29,7 @@ func (e *env) daemonPod(ctx context.Context, t *testing.T, not string) corev1.Po
 	if err != nil {
 		t.Fatal(err)
 	}
-	sel := metav1.FormatLabelSelector(ds.Spec.Selector)
-	var pod corev1.Pod
-	if err := poll(ctx, 3*time.Minute, func() (bool, error) {
-		ps, err := e.cs.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{LabelSelector: sel})
-		if err != nil {
-			return false, err
-		}
-		for _, p := range ps.Items {
-			if p.Name != not && p.DeletionTimestamp == nil && podReady(&p) {
-				pod = p
-				return true, nil
-			}
-		}
-		return false, fmt.Errorf("no Ready daemon pod but %q: %s", not, podSummary(ps.Items))
-	}); err != nil {
-		t.Fatalf("daemon pod: %v", err)
-	}
-	return pod
+	return e.readyPod(ctx, t, namespace, metav1.FormatLabelSelector(ds.Spec.Selector), not, "daemon")
 }
 
 // htbState is what tc shows on the device the daemon shapes: the root qdisc and the class of the

@@ -167,19 +167,9 @@ func qdiscStats(t *testing.T, tn *testNet) string {
 // device.
 func htbState(t *testing.T, tn *testNet) (root string, classes map[uint16]*netlink.HtbClass) {
 	t.Helper()
-	h := tn.handle(t, tn.send)
-	l, err := h.LinkByName(sendDev)
-	if err != nil {
-		t.Fatal(err)
-	}
-	qs, err := h.QdiscList(l)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, q := range qs {
-		if q.Attrs().Parent == netlink.HANDLE_ROOT {
-			root = q.Type()
-		}
+	h, l, q := rootQdisc(t, tn)
+	if q != nil {
+		root = q.Type()
 	}
 	classes = map[uint16]*netlink.HtbClass{}
 	cs, err := h.ClassList(l, 0)
@@ -192,6 +182,26 @@ func htbState(t *testing.T, tn *testNet) (root string, classes map[uint16]*netli
 		}
 	}
 	return root, classes
+}
+
+// rootQdisc returns the sender's netlink handle, its device and its root qdisc (nil: none).
+func rootQdisc(t *testing.T, tn *testNet) (*netlink.Handle, netlink.Link, netlink.Qdisc) {
+	t.Helper()
+	h := tn.handle(t, tn.send)
+	l, err := h.LinkByName(sendDev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	qs, err := h.QdiscList(l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range qs {
+		if q.Attrs().Parent == netlink.HANDLE_ROOT {
+			return h, l, q
+		}
+	}
+	return h, l, nil
 }
 
 // TestShapingTCX is the main end-to-end test: config → reconcile → a 10
@@ -316,17 +326,8 @@ func TestRestartAdopts(t *testing.T) {
 // again starts from 0.
 func rootBytes(t *testing.T, tn *testNet) (uint64, uint32) {
 	t.Helper()
-	h := tn.handle(t, tn.send)
-	l, err := h.LinkByName(sendDev)
-	if err != nil {
-		t.Fatal(err)
-	}
-	qs, err := h.QdiscList(l)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, q := range qs {
-		if a := q.Attrs(); a.Parent == netlink.HANDLE_ROOT && a.Statistics != nil && a.Statistics.Basic != nil {
+	if _, _, q := rootQdisc(t, tn); q != nil {
+		if a := q.Attrs(); a.Statistics != nil && a.Statistics.Basic != nil {
 			return a.Statistics.Basic.Bytes, a.Handle
 		}
 	}
