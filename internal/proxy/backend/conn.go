@@ -645,6 +645,17 @@ func (c *Conn) reset() error {
 		return c.fail(fmt.Errorf("unexpected answer to SELECT DATABASE(): %q", row))
 	}
 	c.db = row[0]
+	if c.db != "" {
+		// The server kept the database but set character_set_database and
+		// collation_database to the server's: choosing the database again
+		// gives them back its own, as a session on it has them.
+		if err := c.writeCommand(mysql.ComInitDB, c.db); err != nil {
+			return err
+		}
+		if _, err := c.readResult(false); err != nil {
+			return err
+		}
+	}
 	if err := c.SetDeadline(time.Time{}); err != nil {
 		return c.fail(err)
 	}
