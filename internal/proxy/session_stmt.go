@@ -566,6 +566,11 @@ func (s *session) execute(c *command, id uint32, p []byte) (result, error) {
 		if r.err != nil || err != nil {
 			bs.Types = nil // unknown whether the server took them: bind again
 		}
+		if r.err != nil && staleMetaCode(r.err.Code) {
+			// The server re-prepared it and found a table or column gone:
+			// a cached prepare answer for its text is stale too.
+			s.forgetMeta(c.rt, &st)
+		}
 		cursor := err == nil && r.err == nil && r.status&mysql.StatusCursorExists != 0
 		// The execute consumed the long data.
 		s.setStmtHold(id, &st, cursor, false, bs)

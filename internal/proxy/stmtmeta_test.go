@@ -328,6 +328,38 @@ func TestExecuteAfterTableDroppedBehindProxy(t *testing.T) {
 	busy.mustQuery(t, "ROLLBACK")
 }
 
+// The same on a pool of one: the execute runs on the connection that has the
+// statement, the server's re-prepare fails it with 1146, and the cached
+// prepare answer goes too.
+func TestExecuteOnPreparedConnAfterTableDropped(t *testing.T) {
+	tp, reg, _, direct := metaProxy(t, 1, nil)
+	if _, err := direct.Exec("CREATE TABLE t3b (id INT PRIMARY KEY)"); err != nil {
+		t.Fatal(err)
+	}
+	const q = "SELECT * FROM t3b WHERE id = ?"
+	a := pdialProxy(t, tp.addr, 0, 0)
+	a.prepare(t, q) // prepared on the pool's one connection
+	b := pdialProxy(t, tp.addr, 0, 0)
+	sb := b.prepare(t, q)
+	if h := metaMetric(t, reg, "hits_total"); h != 1 {
+		t.Fatalf("%v hits, want 1", h)
+	}
+	if rs := b.execute(t, sb.id, 0, intParam(1)); len(rs) != 1 || rs[0].err != nil {
+		t.Fatalf("execute: %s", shape(rs))
+	}
+	if _, err := direct.Exec("DROP TABLE t3b"); err != nil {
+		t.Fatal(err)
+	}
+	rs := b.execute(t, sb.id, 0, intParam(1))
+	if len(rs) != 1 || rs[0].err == nil || rs[0].err.Code != 1146 {
+		t.Fatalf("execute after DROP TABLE: %s, want ERR 1146", shape(rs))
+	}
+	b.send(t, append([]byte{mysql.ComStmtPrepare}, q...))
+	if _, e := b.readPrepare(t); e == nil || e.Code != 1146 {
+		t.Fatalf("prepare after the failed execute: %v, want ERR 1146 (the entry dropped)", e)
+	}
+}
+
 // Inside a transaction a prepare is answered from the cache without
 // touching the session's connection, which stays pinned: the execute runs
 // in the transaction.
