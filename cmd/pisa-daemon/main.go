@@ -367,10 +367,8 @@ func run(ctx context.Context, o *options, open openFunc) error {
 		if err := dp.Close(); err != nil {
 			errs = append(errs, err)
 		}
-	} else {
-		if err := dp.Cleanup(); err != nil {
-			errs = append(errs, fmt.Errorf("cleanup: %w", err))
-		}
+	} else if err := dp.Cleanup(); err != nil {
+		errs = append(errs, fmt.Errorf("cleanup: %w", err))
 	}
 	if err := adm.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		errs = append(errs, err)

@@ -21,6 +21,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/rest"
+
+	"github.com/database-mesh/pisanix-go/internal/backoff"
 )
 
 var (
@@ -131,18 +133,15 @@ func AccessDenied(err error) bool {
 // 5xx/429 answers are tried again after a short pause: an API server restarting during an
 // upgrade of the control plane should not make a rolling update of the daemon drop the classes.
 func retry(ctx context.Context, f func() error) error {
-	pause := 100 * time.Millisecond
+	b := backoff.New(100*time.Millisecond, time.Second)
 	for {
 		err := f()
 		if err == nil || !transient(err) {
 			return err
 		}
-		select {
-		case <-ctx.Done():
+		if !backoff.Sleep(ctx, b.Next()) {
 			return err
-		case <-time.After(pause):
 		}
-		pause = min(2*pause, time.Second)
 	}
 }
 
