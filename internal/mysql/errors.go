@@ -22,6 +22,9 @@ const (
 	ErrCodeNoDB               = 1046 // 3D000
 	ErrCodeUnknownCom         = 1047 // 08S01
 	ErrCodeBadDB              = 1049 // 42000
+	ErrCodeBadField           = 1054 // 42S22
+	ErrCodeNoSuchTable        = 1146 // 42S02
+	ErrCodeViewInvalid        = 1356 // HY000
 	ErrCodeHandshake          = 1043 // 08S01
 	ErrCodeTooManyConnections = 1040 // 08004
 	ErrCodeNetPacketTooLarge  = 1153 // 08S01

@@ -295,12 +295,11 @@ func (s *session) forgetMeta(rt *runtime, st *stmt) {
 }
 
 // staleMetaCode reports the errors of an execute whose server-side re-prepare
-// found the statement's tables or columns changed (ER_BAD_DB_ERROR,
-// ER_BAD_FIELD_ERROR, ER_NO_SUCH_TABLE, ER_VIEW_INVALID): the prepare answer
-// cached for the text is then stale as well.
+// found the statement's database, tables, columns or views changed: the
+// prepare answer cached for the text is then stale as well.
 func staleMetaCode(code uint16) bool {
 	switch code {
-	case 1049, 1054, 1146, 1356:
+	case mysql.ErrCodeBadDB, mysql.ErrCodeBadField, mysql.ErrCodeNoSuchTable, mysql.ErrCodeViewInvalid:
 		return true
 	}
 	return false

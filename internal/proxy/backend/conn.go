@@ -414,10 +414,7 @@ func (c *Conn) Sync(want *SessionState) error {
 		return errBroken
 	}
 	if want.DB != "" && want.DB != c.db {
-		if err := c.writeCommand(mysql.ComInitDB, want.DB); err != nil {
-			return err
-		}
-		if _, err := c.readResult(false); err != nil {
+		if err := c.initDB(want.DB); err != nil {
 			return err
 		}
 		c.db = want.DB
@@ -432,6 +429,16 @@ func (c *Conn) Sync(want *SessionState) error {
 	}
 	c.syncedTo, c.syncedGen = want, want.Gen
 	return nil
+}
+
+// initDB sends COM_INIT_DB db and reads its answer (an ERR is returned as
+// *mysql.Error, c usable).
+func (c *Conn) initDB(db string) error {
+	if err := c.writeCommand(mysql.ComInitDB, db); err != nil {
+		return err
+	}
+	_, err := c.readResult(false)
+	return err
 }
 
 // syncVars sends one SET for every variable that differs.
@@ -649,10 +656,7 @@ func (c *Conn) reset() error {
 		// The server kept the database but set character_set_database and
 		// collation_database to the server's: choosing the database again
 		// gives them back its own, as a session on it has them.
-		if err := c.writeCommand(mysql.ComInitDB, c.db); err != nil {
-			return err
-		}
-		if _, err := c.readResult(false); err != nil {
+		if err := c.initDB(c.db); err != nil {
 			return err
 		}
 	}
