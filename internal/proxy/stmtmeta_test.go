@@ -290,73 +290,59 @@ func TestMetadataCacheClearedByDDL(t *testing.T) {
 	}
 }
 
-// An execute whose lazy prepare fails (the table was dropped behind the
-// proxy's back after a prepare answered from the cache) gets the server's
-// ERR; the session goes on, and the next prepare asks a backend again.
+// A table dropped behind the proxy's back after a prepare answered from the
+// cache: the execute gets the server's ERR 1146, the session goes on, and
+// the next prepare asks a backend again (the entry is dropped). Both ways the
+// execute can meet the drop: on a connection without the statement (its lazy
+// prepare fails), and on the one that has it (the server's re-prepare fails
+// the execute).
 func TestExecuteAfterTableDroppedBehindProxy(t *testing.T) {
-	tp, reg, _, direct := metaProxy(t, 2, nil)
-	if _, err := direct.Exec("CREATE TABLE t3 (id INT PRIMARY KEY)"); err != nil {
-		t.Fatal(err)
-	}
-	const q = "SELECT * FROM t3 WHERE id = ?"
-	a := pdialProxy(t, tp.addr, 0, 0)
-	a.prepare(t, q) // prepared on the pool's one connection
-	b := pdialProxy(t, tp.addr, 0, 0)
-	sb := b.prepare(t, q)
-	if h := metaMetric(t, reg, "hits_total"); h != 1 {
-		t.Fatalf("%v hits, want 1", h)
-	}
-	// Keep the connection that has the statement busy: b's execute gets
-	// another one and prepares there.
-	busy := pdialProxy(t, tp.addr, 0, 0)
-	busy.mustQuery(t, "BEGIN")
-	busy.mustQuery(t, "SELECT 1")
-	if _, err := direct.Exec("DROP TABLE t3"); err != nil {
-		t.Fatal(err)
-	}
-	rs := b.execute(t, sb.id, 0, intParam(1))
-	if len(rs) != 1 || rs[0].err == nil || rs[0].err.Code != 1146 {
-		t.Fatalf("execute after DROP TABLE: %s, want ERR 1146", shape(rs))
-	}
-	if got := b.mustQuery(t, "SELECT 7"); len(got.rows) != 1 {
-		t.Fatalf("session after the ERR: %s", got)
-	}
-	b.send(t, append([]byte{mysql.ComStmtPrepare}, q...))
-	if _, e := b.readPrepare(t); e == nil || e.Code != 1146 {
-		t.Fatalf("prepare after the failed execute: %v, want ERR 1146 (the entry dropped)", e)
-	}
-	busy.mustQuery(t, "ROLLBACK")
-}
-
-// The same on a pool of one: the execute runs on the connection that has the
-// statement, the server's re-prepare fails it with 1146, and the cached
-// prepare answer goes too.
-func TestExecuteOnPreparedConnAfterTableDropped(t *testing.T) {
-	tp, reg, _, direct := metaProxy(t, 1, nil)
-	if _, err := direct.Exec("CREATE TABLE t3b (id INT PRIMARY KEY)"); err != nil {
-		t.Fatal(err)
-	}
-	const q = "SELECT * FROM t3b WHERE id = ?"
-	a := pdialProxy(t, tp.addr, 0, 0)
-	a.prepare(t, q) // prepared on the pool's one connection
-	b := pdialProxy(t, tp.addr, 0, 0)
-	sb := b.prepare(t, q)
-	if h := metaMetric(t, reg, "hits_total"); h != 1 {
-		t.Fatalf("%v hits, want 1", h)
-	}
-	if rs := b.execute(t, sb.id, 0, intParam(1)); len(rs) != 1 || rs[0].err != nil {
-		t.Fatalf("execute: %s", shape(rs))
-	}
-	if _, err := direct.Exec("DROP TABLE t3b"); err != nil {
-		t.Fatal(err)
-	}
-	rs := b.execute(t, sb.id, 0, intParam(1))
-	if len(rs) != 1 || rs[0].err == nil || rs[0].err.Code != 1146 {
-		t.Fatalf("execute after DROP TABLE: %s, want ERR 1146", shape(rs))
-	}
-	b.send(t, append([]byte{mysql.ComStmtPrepare}, q...))
-	if _, e := b.readPrepare(t); e == nil || e.Code != 1146 {
-		t.Fatalf("prepare after the failed execute: %v, want ERR 1146 (the entry dropped)", e)
+	for _, tc := range []struct {
+		name       string
+		pool       int
+		holdsOther bool // the session that prepared keeps its connection in a transaction
+	}{
+		{"lazy prepare fails", 2, true},
+		{"execute fails", 1, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tp, reg, _, direct := metaProxy(t, tc.pool, nil)
+			if _, err := direct.Exec("CREATE TABLE t3 (id INT PRIMARY KEY)"); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _, _ = direct.Exec("DROP TABLE IF EXISTS t3") })
+			const q = "SELECT * FROM t3 WHERE id = ?"
+			a := pdialProxy(t, tp.addr, 0, 0)
+			if tc.holdsOther {
+				// a's transaction holds the connection the statement is
+				// prepared on: b's execute gets the other one.
+				a.mustQuery(t, "BEGIN")
+				a.mustQuery(t, "SELECT 1")
+			}
+			a.prepare(t, q)
+			b := pdialProxy(t, tp.addr, 0, 0)
+			sb := b.prepare(t, q)
+			if h := metaMetric(t, reg, "hits_total"); h != 1 {
+				t.Fatalf("%v hits, want 1", h)
+			}
+			if _, err := direct.Exec("DROP TABLE t3"); err != nil {
+				t.Fatal(err)
+			}
+			rs := b.execute(t, sb.id, 0, intParam(1))
+			if len(rs) != 1 || rs[0].err == nil || rs[0].err.Code != 1146 {
+				t.Fatalf("execute after DROP TABLE: %s, want ERR 1146", shape(rs))
+			}
+			if got := b.mustQuery(t, "SELECT 7"); len(got.rows) != 1 {
+				t.Fatalf("session after the ERR: %s", got)
+			}
+			b.send(t, append([]byte{mysql.ComStmtPrepare}, q...))
+			if _, e := b.readPrepare(t); e == nil || e.Code != 1146 {
+				t.Fatalf("prepare after the failed execute: %v, want ERR 1146 (the entry dropped)", e)
+			}
+			if tc.holdsOther {
+				a.mustQuery(t, "ROLLBACK")
+			}
+		})
 	}
 }
 
